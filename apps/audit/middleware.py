@@ -1,0 +1,52 @@
+"""Request context for the audit trail: request id, client address, source and principal."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from . import context
+
+
+def client_address(request) -> str:
+    """The client's address; X-Forwarded-For is trusted only when a proxy is configured."""
+    if getattr(settings, "ASSAY_TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return (request.META.get("REMOTE_ADDR") or "")[:64]
+
+
+class RequestContextMiddleware:
+    """Give every request an id (kept from X-Request-ID when sane) and return it as X-Request-ID."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = context.clean_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        source = "api" if request.path.startswith("/api/") else "web"
+        token = context.set_context(
+            context.AuditContext(source=source, request_id=request_id, client_ip=client_address(request))
+        )
+        try:
+            response = self.get_response(request)
+        finally:
+            context._current.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class PrincipalContextMiddleware:
+    """Put the session user into the audit context (API token users are set by their authenticator)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            from apps.accounts.principals import principal_for_user
+
+            context.update(principal=principal_for_user(user))
+        return self.get_response(request)

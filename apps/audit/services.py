@@ -1,0 +1,155 @@
+"""The one writer of audit events.
+
+``record`` is called by every service inside the service's transaction, so
+the event commits or rolls back with the change it describes. Denials are
+recorded by the error handlers (``apps.core.errors``, the dashboard
+middleware) through ``record_denial`` in a transaction of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.principals import Principal
+
+from . import context
+from .chain import seal_after_commit
+from .choices import Outcome
+from .models import AuditEvent
+
+logger = logging.getLogger(__name__)
+
+_SECRET_KEY_RE = re.compile(r"(secret|token|password|passwd|key_hash|salt|private|credential|authorization)", re.I)
+REDACTED = "[redacted]"
+
+
+def redact(value: Any) -> Any:
+    """Replace the values of secret-looking keys, recursively; JSON-normalise the rest."""
+    if isinstance(value, dict):
+        return {str(k): (REDACTED if _SECRET_KEY_RE.search(str(k)) else redact(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _normalise(value: Any) -> Any:
+    if value is None:
+        return None
+    # Round-trip through JSON so the stored value is exactly what the sealer will hash.
+    return json.loads(json.dumps(redact(value), default=str))
+
+
+def describe(obj: Any) -> tuple[str, str, str]:
+    """(type, id, name) of an audited object: models expose ``audit_ref()``."""
+    if obj is None:
+        return ("", "", "")
+    if isinstance(obj, tuple):
+        t, i, n = (list(obj) + ["", "", ""])[:3]
+        return (str(t), str(i), str(n))
+    ref = getattr(obj, "audit_ref", None)
+    if callable(ref):
+        return ref()
+    return (obj._meta.label_lower.split(".")[-1], str(obj.pk), str(obj)[:255])
+
+
+def record(
+    *,
+    action: str,
+    target: Any = None,
+    outcome: str = Outcome.SUCCESS,
+    actor: Principal | None = None,
+    before: Any = None,
+    after: Any = None,
+    reason: str = "",
+    related: Any = None,
+    artifact_sha256: str = "",
+) -> AuditEvent:
+    """Append one event to the trail in the caller's transaction; it is sealed after commit."""
+    ctx = context.current()
+    actor = actor or ctx.principal or Principal.system()
+    target_type, target_id, target_name = describe(target)
+    related_type, related_id, _ = describe(related)
+    event = AuditEvent.objects.create(
+        occurred_at=timezone.now(),
+        actor_type=actor.kind,
+        actor_id="" if actor.id is None else str(actor.id),
+        actor_name=actor.name[:255],
+        token_id=actor.token_id or "",
+        source=ctx.source,
+        client_ip=ctx.client_ip or "",
+        request_id=ctx.request_id,
+        action=action,
+        outcome=outcome,
+        target_type=target_type,
+        target_id=target_id,
+        target_name=target_name[:255],
+        related_type=related_type,
+        related_id=related_id,
+        before=_normalise(before),
+        after=_normalise(after),
+        reason=reason,
+        artifact_sha256=artifact_sha256 or "",
+    )
+    seal_after_commit()
+    return event
+
+
+def record_denial(exc: Any, *, request: Any = None) -> None:
+    """Write a denied attempt in its own transaction (the refused change has rolled back)."""
+    principal = context.current().principal
+    try:
+        with transaction.atomic():
+            record(
+                action=getattr(exc, "audit_action", "") or getattr(exc, "action", "") or "request.denied",
+                outcome=Outcome.DENIED,
+                actor=principal,
+                target=getattr(exc, "target", None) or getattr(exc, "target_ref", None),
+                reason=(
+                    f"{getattr(exc, 'detail', exc)}"
+                    + (f" (permission {exc.action})" if getattr(exc, "action", "") else "")
+                    + (f" [{request.method} {request.path}]" if request is not None else "")
+                ),
+            )
+    except Exception:
+        logger.exception("could not record a denied attempt")
+        raise
+
+
+def record_unauthenticated(*, request: Any = None, reason: str = "") -> None:
+    """Record an unauthenticated attempt, at most once per client address per window.
+
+    Further attempts in the same window are only counted; the next recorded event
+    from that address says how many went unrecorded, so the trail cannot be flooded.
+    """
+    ctx = context.current()
+    window = max(1, settings.ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS)
+    bucket = int(timezone.now().timestamp()) // window
+    address = ctx.client_ip or "unknown"
+    key = f"assay:unauth:{address}:{bucket}"
+    cache.add(key, 0, timeout=window * 3)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        count = 1
+    if count != 1:
+        return
+    previous = cache.get(f"assay:unauth:{address}:{bucket - 1}") or 0
+    summary = f"; {previous - 1} more attempt(s) from this address in the previous window" if previous > 1 else ""
+    path = f"{request.method} {request.path}" if request is not None else ""
+    with transaction.atomic():
+        record(
+            action="auth.rejected",
+            outcome=Outcome.DENIED,
+            actor=Principal.anonymous(),
+            reason=f"{reason or 'authentication required'} [{path}]{summary}",
+        )

@@ -1,0 +1,184 @@
+"""Domain errors and the one place that turns them into HTTP responses.
+
+Services raise these; ``api_exception_handler`` renders them for the API as
+``application/problem+json`` (RFC 9457) and the dashboard's middleware renders
+them as pages. Both write the audit event for a denied attempt, in a
+transaction of its own, so a refused change rolls back but its refusal stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_default_handler
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A request the domain refuses, with an HTTP status and a stable code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+    title = "Invalid request"
+
+    def __init__(self, detail: str = "", *, errors: dict | None = None, extra: dict | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors or {}
+        self.extra = extra or {}
+
+
+class ValidationFailed(DomainError):
+    code = "validation_failed"
+    title = "Validation failed"
+
+
+class UnsupportedContent(DomainError):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_content"
+    title = "Unsupported content"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class Conflict(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+    title = "Conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+    title = "Invalid state transition"
+
+
+class NotFound(DomainError):
+    """Nothing there, or something the actor may not see: both read as 404."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class Denied(DomainError):
+    """A principal tried something rbac refuses.
+
+    ``visible`` says whether the actor may see the target: if not, the denial
+    renders as 404 so that existence is not revealed. Either way it is audited.
+    """
+
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "permission_denied"
+    title = "Permission denied"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        action: str = "",
+        audit_action: str = "",
+        target: Any = None,
+        target_ref: tuple[str, str, str] | None = None,
+        visible: bool = True,
+    ) -> None:
+        super().__init__(detail or "You do not have permission to perform this action.")
+        self.action = action
+        self.audit_action = audit_action
+        self.target = target
+        self.target_ref = target_ref
+        self.visible = visible
+        if not visible:
+            self.status_code = status.HTTP_404_NOT_FOUND
+            self.code = "not_found"
+            self.title = "Not found"
+            self.detail = "Not found."
+
+
+def problem(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://assay.dev/problems/{code}",
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.path
+        rid = getattr(request, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+    body.update({k: v for k, v in extra.items() if v not in (None, {}, [])})
+    response = Response(body, status=status_code, content_type=PROBLEM_JSON)
+    return response
+
+
+def _flatten_drf_detail(detail: Any) -> tuple[str, dict]:
+    if isinstance(detail, dict):
+        errors = {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
+        first = next(iter(errors.items()))
+        return f"{first[0]}: {first[1][0]}" if first[1] else "Invalid input.", errors
+    if isinstance(detail, list):
+        return "; ".join(str(x) for x in detail), {"non_field_errors": [str(x) for x in detail]}
+    return str(detail), {}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """Render every API error as problem+json, auditing denials on the way."""
+    from apps.audit import services as audit_services
+
+    request = context.get("request")
+    if isinstance(exc, Denied):
+        audit_services.record_denial(exc, request=request)
+        return problem(exc.status_code, exc.title, exc.detail, code=exc.code, request=request)
+    if isinstance(exc, DomainError):
+        return problem(
+            exc.status_code, exc.title, exc.detail, code=exc.code, request=request, errors=exc.errors, **exc.extra
+        )
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+        audit_services.record_unauthenticated(request=request, reason=str(exc.detail))
+        response = problem(401, "Authentication required", str(exc.detail), code="not_authenticated", request=request)
+        response["WWW-Authenticate"] = 'Bearer realm="assay"'
+        return response
+    if isinstance(exc, drf_exceptions.PermissionDenied):
+        audit_services.record_denial(
+            Denied(str(exc.detail), audit_action="request.denied"), request=request
+        )
+    response = drf_default_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.APIException):
+        detail, errors = _flatten_drf_detail(exc.detail)
+        title = {
+            400: "Validation failed",
+            403: "Permission denied",
+            404: "Not found",
+            405: "Method not allowed",
+            406: "Not acceptable",
+            413: "Payload too large",
+            415: "Unsupported media type",
+            429: "Too many requests",
+        }.get(response.status_code, "Error")
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "validation_failed"
+        new = problem(response.status_code, title, detail, code=code, request=request, errors=errors)
+        for header in ("Retry-After", "Allow"):
+            if header in response:
+                new[header] = response[header]
+        return new
+    return response

@@ -1,0 +1,66 @@
+"""Background jobs: the database remembers unfinished work, Celery only carries it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(models.Model):
+    """One unit of background work with status, progress and a lease.
+
+    A worker claims a job by setting ``status=running`` with a fresh ``lease_token``
+    and ``lease_expires_at``; it renews the lease each time it reports progress.
+    The sweeper re-queues a running job only after its lease has expired, so a
+    killed worker delays the job but never loses it, and a slow live job is never
+    run twice. A finish from a worker whose lease was taken over is ignored.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    lease_token = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    worker = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    principal = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="job_target_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("job", str(self.pk), self.kind)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED

@@ -1,0 +1,82 @@
+"""Role bindings: subject -> role -> scope."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.models import ServiceAccount, Team, User
+
+from .roles import Role
+
+
+class SubjectType(models.TextChoices):
+    USER = "user", "User"
+    TEAM = "team", "Team"
+    SERVICE_ACCOUNT = "service_account", "Service account"
+
+
+class ScopeType(models.TextChoices):
+    GLOBAL = "global", "Global"
+    TEAM = "team", "Team"
+    MODEL = "model", "Model"
+
+
+class RoleBinding(models.Model):
+    """Grants ``role`` to a user, a team's members or a service account, globally or on one team or model."""
+
+    subject_type = models.CharField(max_length=16, choices=SubjectType.choices)
+    user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="role_bindings")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="role_bindings")
+    service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.CASCADE, related_name="role_bindings"
+    )
+    role = models.CharField(max_length=32, choices=Role.choices)
+    scope_type = models.CharField(max_length=16, choices=ScopeType.choices, default=ScopeType.GLOBAL)
+    scope_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    scope_model = models.ForeignKey(
+        "registry.RegisteredModel", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    granted_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(subject_type="user", user__isnull=False, team__isnull=True, service_account__isnull=True))
+                | (Q(subject_type="team", user__isnull=True, team__isnull=False, service_account__isnull=True))
+                | (
+                    Q(
+                        subject_type="service_account",
+                        user__isnull=True,
+                        team__isnull=True,
+                        service_account__isnull=False,
+                    )
+                ),
+                name="binding_subject_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=(Q(scope_type="global", scope_team__isnull=True, scope_model__isnull=True))
+                | Q(scope_type="team", scope_team__isnull=False, scope_model__isnull=True)
+                | Q(scope_type="model", scope_team__isnull=True, scope_model__isnull=False),
+                name="binding_scope_matches_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject_label} is {self.role} on {self.scope_label}"
+
+    @property
+    def subject_label(self) -> str:
+        return f"{self.subject_type} {self.user or self.team or self.service_account}"
+
+    @property
+    def scope_label(self) -> str:
+        if self.scope_type == ScopeType.TEAM:
+            return f"team {self.scope_team}"
+        if self.scope_type == ScopeType.MODEL:
+            return f"model {self.scope_model}"
+        return "everything"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("role_binding", str(self.pk), str(self))

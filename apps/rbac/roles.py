@@ -1,0 +1,97 @@
+"""Roles, the permissions they grant, and the token scope each permission needs.
+
+This table is the whole access policy: ``apps.rbac.services`` is the only code
+that reads it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    CONTRIBUTOR = "contributor", "Contributor (ML engineer)"
+    REVIEWER = "reviewer", "Reviewer"
+    COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
+    RELEASE_MANAGER = "release_manager", "Release manager"
+    AUDITOR = "auditor", "Auditor"
+    ADMIN = "admin", "Admin"
+
+
+class Scope(models.TextChoices):
+    """What a token may be used for; a token's scopes narrow its owner's roles, never widen them."""
+
+    READ = "read", "Read models, versions, datasets, evidence and releases"
+    REGISTRY_WRITE = "registry:write", "Register models, versions and datasets"
+    EVIDENCE_WRITE = "evidence:write", "Request and review evidence"
+    RELEASES_WRITE = "releases:write", "Request, approve and deploy releases"
+    POLICIES_WRITE = "policies:write", "Manage policies"
+    AUDIT_READ = "audit:read", "Read and export the audit trail"
+    ADMIN = "admin", "Manage users, teams, roles and service accounts"
+
+
+# permission -> token scope it needs
+PERMISSIONS: dict[str, str] = {
+    "registry.view": Scope.READ,
+    "registry.model_create": Scope.REGISTRY_WRITE,
+    "registry.model_edit": Scope.REGISTRY_WRITE,
+    "registry.version_create": Scope.REGISTRY_WRITE,
+    "registry.version_retire": Scope.REGISTRY_WRITE,
+    "registry.dataset_create": Scope.REGISTRY_WRITE,
+    "evidence.view": Scope.READ,
+    "evidence.request": Scope.EVIDENCE_WRITE,
+    "evidence.review": Scope.EVIDENCE_WRITE,
+    "releases.view": Scope.READ,
+    "releases.request": Scope.RELEASES_WRITE,
+    "releases.approve": Scope.RELEASES_WRITE,
+    "releases.deploy": Scope.RELEASES_WRITE,
+    "releases.emergency": Scope.RELEASES_WRITE,
+    "policies.view": Scope.READ,
+    "policies.manage": Scope.POLICIES_WRITE,
+    "audit.view": Scope.AUDIT_READ,
+    "audit.export": Scope.AUDIT_READ,
+    "accounts.manage": Scope.ADMIN,
+}
+
+_VIEW = {"registry.view", "evidence.view", "releases.view", "policies.view"}
+_CONTRIBUTE = {
+    "registry.model_create",
+    "registry.model_edit",
+    "registry.version_create",
+    "registry.version_retire",
+    "registry.dataset_create",
+    "evidence.request",
+    "releases.request",
+}
+_REVIEW = {"releases.approve", "evidence.review"}
+_AUDIT = {"audit.view", "audit.export"}
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.VIEWER: frozenset(_VIEW),
+    Role.CONTRIBUTOR: frozenset(_VIEW | _CONTRIBUTE),
+    Role.REVIEWER: frozenset(_VIEW | _REVIEW),
+    Role.COMPLIANCE_OFFICER: frozenset(_VIEW | _REVIEW | _AUDIT | {"policies.manage"}),
+    Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
+    Role.AUDITOR: frozenset(_VIEW | _AUDIT),
+    Role.ADMIN: frozenset(PERMISSIONS),
+}
+
+# Roles that may never approve anything, whatever else they hold at the same time.
+NEVER_APPROVES = frozenset({Role.AUDITOR})
+
+# Permissions that only a global binding grants (the audit trail spans every team).
+GLOBAL_ONLY = frozenset({"audit.view", "audit.export", "accounts.manage", "policies.manage"})
+
+VIEW_PERMISSION_FOR = {
+    "registry": "registry.view",
+    "evidence": "evidence.view",
+    "releases": "releases.view",
+    "policies": "policies.view",
+    "audit": "audit.view",
+    "accounts": "accounts.manage",
+}
+
+
+def view_permission(permission: str) -> str:
+    return VIEW_PERMISSION_FOR.get(permission.split(".")[0], "registry.view")

@@ -1,0 +1,250 @@
+"""The only place that decides who may do what.
+
+``require`` checks a write (or any single action) and raises ``Denied``:
+rendered as 403 when the actor may see the target, as 404 when it may not.
+``restrict`` filters a queryset to what the actor may see, so a list shows
+only what is in scope and an object outside it is a 404. ``grant`` and
+``revoke`` are the only writers of role bindings.
+
+A principal's permissions on an object are the union of its bindings whose
+scope covers the object (global, the object's owning team, or the object's
+model), intersected with its token's scopes when it authenticated by token.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Model, Q, QuerySet
+
+from apps.audit import context as audit_context
+from apps.audit import services as audit
+from apps.core.errors import Denied, NotFound, ValidationFailed
+from apps.core.principals import Principal, PrincipalKind
+
+from .models import RoleBinding, ScopeType, SubjectType
+from .roles import GLOBAL_ONLY, NEVER_APPROVES, PERMISSIONS, ROLE_PERMISSIONS, Role, view_permission
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    scope_type: str
+    team_id: int | None
+    model_id: int | None
+
+    def covers(self, team_id: int | None, model_id: int | None) -> bool:
+        if self.scope_type == ScopeType.GLOBAL:
+            return True
+        if self.scope_type == ScopeType.TEAM:
+            return team_id is not None and self.team_id == team_id
+        return model_id is not None and self.model_id == model_id
+
+
+# Grants are read once per request or task: the cache is keyed by the audit context's request id.
+_cache: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.ContextVar("assay_rbac_cache", default=None)
+
+
+def _load_grants(principal: Principal) -> tuple[Grant, ...]:
+    if principal.kind == PrincipalKind.USER:
+        subject = Q(subject_type=SubjectType.USER, user_id=principal.id) | Q(
+            subject_type=SubjectType.TEAM, team__teammembership__user_id=principal.id
+        )
+    elif principal.kind == PrincipalKind.SERVICE_ACCOUNT:
+        subject = Q(subject_type=SubjectType.SERVICE_ACCOUNT, service_account_id=principal.id)
+    else:
+        return ()
+    rows = RoleBinding.objects.filter(subject).values_list("role", "scope_type", "scope_team_id", "scope_model_id")
+    return tuple({Grant(*row) for row in rows})
+
+
+def grants_for(principal: Principal | None) -> tuple[Grant, ...]:
+    if principal is None or not principal.is_authenticated:
+        return ()
+    request_id = audit_context.current().request_id
+    cached = _cache.get()
+    if cached is None or cached[0] != request_id:
+        cached = (request_id, {})
+        _cache.set(cached)
+    key = principal.key
+    if key not in cached[1]:
+        cached[1][key] = _load_grants(principal)
+    return cached[1][key]
+
+
+def forget_cached_grants() -> None:
+    _cache.set(None)
+
+
+def _token_allows(principal: Principal, permission: str) -> bool:
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")
+    return principal.token_scopes is None or PERMISSIONS[permission] in principal.token_scopes
+
+
+def _granting(principal: Principal | None, permission: str) -> list[Grant]:
+    if principal is None or not _token_allows(principal, permission):
+        return []
+    grants = [g for g in grants_for(principal) if permission in ROLE_PERMISSIONS[g.role]]
+    if permission in GLOBAL_ONLY:
+        grants = [g for g in grants if g.scope_type == ScopeType.GLOBAL]
+    return grants
+
+
+def scope_of(obj: Any) -> tuple[int | None, int | None]:
+    """(team id, model id) that an object's access is decided by."""
+    if obj is None:
+        return (None, None)
+    return obj.rbac_scope()
+
+
+def allows(principal: Principal | None, permission: str, obj: Any = None) -> bool:
+    """May ``principal`` perform ``permission`` on ``obj`` (or, without an object, anywhere it has it globally)."""
+    if obj is None:
+        return any(g.scope_type == ScopeType.GLOBAL for g in _granting(principal, permission))
+    team_id, model_id = scope_of(obj)
+    return any(g.covers(team_id, model_id) for g in _granting(principal, permission))
+
+
+def has_global(principal: Principal | None, permission: str) -> bool:
+    return allows(principal, permission, None)
+
+
+def has_anywhere(principal: Principal | None, permission: str) -> bool:
+    """True when some binding grants ``permission`` at any scope (used to show or hide buttons)."""
+    return bool(_granting(principal, permission))
+
+
+def teams_with(principal: Principal | None, permission: str) -> set[int] | None:
+    """Team ids on which ``permission`` is granted; None means every team (a global grant)."""
+    grants = _granting(principal, permission)
+    if any(g.scope_type == ScopeType.GLOBAL for g in grants):
+        return None
+    return {g.team_id for g in grants if g.scope_type == ScopeType.TEAM}
+
+
+def require(
+    principal: Principal | None,
+    permission: str,
+    obj: Any = None,
+    *,
+    audit_action: str = "",
+    target: Any = None,
+) -> None:
+    """Raise ``Denied`` unless the principal may perform ``permission`` on ``obj``.
+
+    The denial is rendered as 404 when the principal may not even see ``obj``.
+    The error handlers audit it (``audit_action`` names the event the change would have written).
+    """
+    if allows(principal, permission, obj):
+        return
+    visible = obj is None or allows(principal, view_permission(permission), obj)
+    token_note = ""
+    if principal is not None and not _token_allows(principal, permission):
+        token_note = f" The token lacks the '{PERMISSIONS[permission]}' scope."
+    raise Denied(
+        f"You do not have the '{permission}' permission here.{token_note}",
+        action=permission,
+        audit_action=audit_action or f"{permission.split('.')[0]}.denied",
+        target=target if target is not None else obj,
+        visible=visible,
+    )
+
+
+def restrict(principal: Principal | None, queryset: QuerySet, permission: str) -> QuerySet:
+    """Filter ``queryset`` to the objects on which the principal holds ``permission``.
+
+    The model declares how it maps to a scope with ``RBAC_PATHS = {"team": ..., "model": ...}``.
+    """
+    grants = _granting(principal, permission)
+    if any(g.scope_type == ScopeType.GLOBAL for g in grants):
+        return queryset
+    paths = queryset.model.RBAC_PATHS
+    condition = Q(pk__in=[])
+    teams = {g.team_id for g in grants if g.scope_type == ScopeType.TEAM}
+    models = {g.model_id for g in grants if g.scope_type == ScopeType.MODEL}
+    if teams and paths.get("team"):
+        condition |= Q(**{f"{paths['team']}__in": teams})
+    if models and paths.get("model"):
+        condition |= Q(**{f"{paths['model']}__in": models})
+    return queryset.filter(condition)
+
+
+def get_visible(principal: Principal | None, queryset: QuerySet, permission: str, **lookup: Any) -> Model:
+    """Fetch one object the principal may see; 404 (audited as denied) when it exists out of scope."""
+    obj = restrict(principal, queryset, permission).filter(**lookup).first()
+    if obj is not None:
+        return obj
+    hidden = queryset.filter(**lookup).first()
+    if hidden is None:
+        raise NotFound(f"No {queryset.model._meta.verbose_name} matches the given query.")
+    raise Denied(action=permission, audit_action=f"{permission.split('.')[0]}.denied", target=hidden, visible=False)
+
+
+def can_approve(principal: Principal | None, obj: Any) -> bool:
+    """Approval needs the permission, and no auditor binding anywhere: an auditor never approves."""
+    if any(g.role in NEVER_APPROVES for g in grants_for(principal)):
+        return False
+    return allows(principal, "releases.approve", obj)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes: only admins (and operator commands, acting as the system) grant and revoke roles.
+
+
+def _subject_kwargs(subject: Any) -> dict:
+    from apps.accounts.models import ServiceAccount, Team, User
+
+    if isinstance(subject, User):
+        return {"subject_type": SubjectType.USER, "user": subject}
+    if isinstance(subject, Team):
+        return {"subject_type": SubjectType.TEAM, "team": subject}
+    if isinstance(subject, ServiceAccount):
+        return {"subject_type": SubjectType.SERVICE_ACCOUNT, "service_account": subject}
+    raise ValidationFailed("A role is granted to a user, a team or a service account.")
+
+
+@transaction.atomic
+def role_grant(*, actor: Principal, subject: Any, role: str, team: Any = None, model: Any = None) -> RoleBinding:
+    """Bind ``role`` to ``subject`` globally, on a team, or on one model. Idempotent. Audited."""
+    if actor.kind != PrincipalKind.SYSTEM:
+        require(actor, "accounts.manage", audit_action="role_binding.created")
+    if role not in Role.values:
+        raise ValidationFailed(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    if team is not None and model is not None:
+        raise ValidationFailed("A binding is scoped to a team or to a model, not both.")
+    scope = {"scope_type": ScopeType.GLOBAL, "scope_team": None, "scope_model": None}
+    if team is not None:
+        scope.update(scope_type=ScopeType.TEAM, scope_team=team)
+    if model is not None:
+        scope.update(scope_type=ScopeType.MODEL, scope_model=model)
+    binding, created = RoleBinding.objects.get_or_create(
+        **_subject_kwargs(subject), role=role, **scope, defaults={"granted_by": actor.name}
+    )
+    if created:
+        audit.record(
+            action="role_binding.created",
+            actor=actor,
+            target=binding,
+            related=subject,
+            after={"subject": binding.subject_label, "role": role, "scope": binding.scope_label},
+        )
+    forget_cached_grants()
+    return binding
+
+
+@transaction.atomic
+def role_revoke(*, actor: Principal, binding_id: int) -> None:
+    """Remove a role binding. Audited."""
+    if actor.kind != PrincipalKind.SYSTEM:
+        require(actor, "accounts.manage", audit_action="role_binding.deleted")
+    binding = RoleBinding.objects.select_for_update().filter(pk=binding_id).first()
+    if binding is None:
+        raise NotFound("No such role binding.")
+    before = {"subject": binding.subject_label, "role": binding.role, "scope": binding.scope_label}
+    audit.record(action="role_binding.deleted", actor=actor, target=binding, before=before)
+    binding.delete()
+    forget_cached_grants()

@@ -1,0 +1,130 @@
+"""Registered models, their versions, and datasets."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.models import TimestampedModel
+
+from .choices import ArtifactFormat, DatasetFormat, DatasetStatus, RiskTier, VersionStatus
+
+
+class RegisteredModel(TimestampedModel):
+    """A model under governance. Its name is its key in URLs and never changes."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="models")
+    description = models.TextField(blank=True)
+    intended_use = models.TextField(blank=True)
+    limitations = models.TextField(blank=True)
+    risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, default=RiskTier.LIMITED)
+    data_categories = models.JSONField(default=list, blank=True)
+    jurisdictions = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    RBAC_PATHS = {"team": "owner_team_id", "model": "id"}
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("model", str(self.pk), self.name)
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        return (self.owner_team_id, self.pk)
+
+
+class Dataset(TimestampedModel):
+    """A tabular dataset (CSV, Parquet, JSON Lines) with its digest and a role per column."""
+
+    name = models.CharField(max_length=200)
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="datasets")
+    description = models.TextField(blank=True)
+    uri = models.CharField(max_length=1024, help_text="Storage key (uploads) or s3:// URI (references)")
+    is_reference = models.BooleanField(default=False)
+    format = models.CharField(max_length=16, choices=DatasetFormat.choices)
+    status = models.CharField(
+        max_length=32, choices=DatasetStatus.choices, default=DatasetStatus.PENDING_VERIFICATION
+    )
+    status_reason = models.TextField(blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    schema = models.JSONField(default=list, blank=True, help_text='[{"name", "type", "role"}]')
+    source = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived")
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    RBAC_PATHS = {"team": "owner_team_id", "model": None}
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("dataset", str(self.pk), self.name)
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        return (self.owner_team_id, None)
+
+
+class ModelVersion(TimestampedModel):
+    """One artifact of a model, numbered per model; its SHA-256 binds evidence and approvals."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=32, choices=VersionStatus.choices, default=VersionStatus.PENDING_VERIFICATION
+    )
+    status_reason = models.TextField(blank=True)
+    format = models.CharField(max_length=32, choices=ArtifactFormat.choices)
+    artifact_uri = models.CharField(max_length=1024, blank=True)
+    artifact_is_reference = models.BooleanField(default=False)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    # lineage
+    source_repository = models.CharField(max_length=500, blank=True)
+    source_commit = models.CharField(max_length=64, blank=True)
+    ci_run_url = models.CharField(max_length=500, blank=True)
+    training_datasets = models.ManyToManyField(Dataset, blank=True, related_name="trained_versions")
+    evaluation_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="evaluated_versions"
+    )
+    # model card
+    model_card = models.JSONField(default=dict, blank=True)
+    # the author: the person accountable (a service account's owner) and the service account, if any
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    RBAC_PATHS = {"team": "model__owner_team_id", "model": "model_id"}
+
+    class Meta:
+        ordering = ["model_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "number"], name="uniq_version_number"),
+            models.UniqueConstraint(
+                fields=["model", "sha256"], condition=~Q(sha256=""), name="uniq_version_artifact_digest"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} v{self.number}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("model_version", str(self.pk), f"{self.model.name} v{self.number}")
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        return (self.model.owner_team_id, self.model_id)

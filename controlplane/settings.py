@@ -1,0 +1,293 @@
+"""Assay settings: every value comes from the environment (12-factor).
+
+The defaults give the embedded setup a laptop needs (SQLite, the Celery
+``filesystem://`` broker, artifacts on the local disk, all under ``var/``).
+Production sets ``DATABASE_URL``, ``CELERY_BROKER_URL``, ``ASSAY_STORAGE_URL``
+and friends; see the README's configuration table for the full list.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = env(name)
+    return int(value) if value is not None else default
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
+
+
+def database_from_url(url: str) -> dict:
+    """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        # As in SQLAlchemy: sqlite:///relative/to/project.db, sqlite:////absolute/path.db
+        name = Path(unquote(parsed.path)[1:])
+        if not name.is_absolute():
+            name = BASE_DIR / name
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(name),
+            # WAL lets the web process read while a worker writes; IMMEDIATE makes
+            # writers queue on the busy timeout instead of failing on lock upgrade.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            # A file, never :memory:, so worker processes in tests see the same data.
+            "TEST": {"NAME": str(name.with_name(name.stem + "_test.sqlite3"))},
+        }
+    if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
+        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parsed.path.lstrip("/")),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": options,
+        }
+    raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+VAR_DIR = Path(env("ASSAY_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set (or DJANGO_DEBUG=1 for a local run)")
+    SECRET_KEY = "insecure-local-development-key-never-use-in-production"
+
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.core",
+    "apps.audit",
+    "apps.accounts",
+    "apps.rbac",
+    "apps.jobs",
+    "apps.registry",
+]
+
+MIDDLEWARE = [
+    "apps.audit.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.middleware.PrincipalContextMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "controlplane.urls"
+WSGI_APPLICATION = "controlplane.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.assay",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'assay.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+PASSWORD_HASHERS = env_list("ASSAY_PASSWORD_HASHERS") or [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# Sessions expire: a working day at most, and on browser close.
+SESSION_COOKIE_AGE = env_int("ASSAY_SESSION_SECONDS", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("ASSAY_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SAMESITE = "Lax"
+ASSAY_LOGIN_MAX_FAILURES = env_int("ASSAY_LOGIN_MAX_FAILURES", 5)
+ASSAY_LOGIN_LOCKOUT_SECONDS = env_int("ASSAY_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env("DJANGO_SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+
+# Uploads: small bodies stay in memory, files spool to a temporary file while the
+# registry's upload handler hashes them; anything over the limit is cut off.
+ASSAY_MAX_UPLOAD_BYTES = env_int("ASSAY_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ASSAY_MAX_FORM_BYTES", 2 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_TEMP_DIR = env("ASSAY_UPLOAD_TEMP_DIR")
+FILE_UPLOAD_HANDLERS = ["apps.registry.uploads.HashingUploadHandler"]
+
+# Artifact storage: file:///abs/folder or s3://bucket/prefix (AWS_ENDPOINT_URL for S3-compatible servers).
+ASSAY_STORAGE_URL = env("ASSAY_STORAGE_URL", (VAR_DIR / "artifacts").as_uri())
+AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL")
+AWS_REGION = env("AWS_DEFAULT_REGION", "us-east-1")
+# s3:// references are accepted only inside these buckets (the storage bucket is always allowed).
+ASSAY_ALLOWED_S3_BUCKETS = env_list("ASSAY_ALLOWED_S3_BUCKETS")
+
+# Audit trail: checkpoint signing key (Ed25519, PEM or raw base64) and where checkpoints go.
+ASSAY_AUDIT_SIGNING_KEY_FILE = env("ASSAY_AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "audit-ed25519.pem"))
+ASSAY_AUDIT_SIGNING_KEY = env("ASSAY_AUDIT_SIGNING_KEY")  # base64 raw 32-byte seed; wins over the file
+ASSAY_AUDIT_TRUSTED_KEYS_DIR = env("ASSAY_AUDIT_TRUSTED_KEYS_DIR", str(VAR_DIR / "keys" / "trusted"))
+ASSAY_CHECKPOINT_URL = env("ASSAY_CHECKPOINT_URL", (VAR_DIR / "checkpoints").as_uri())
+ASSAY_CHECKPOINT_INTERVAL_SECONDS = env_int("ASSAY_CHECKPOINT_INTERVAL_SECONDS", 300)
+ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS = env_int("ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS", 60)
+
+# Jobs: a running job renews its lease as it reports progress; the sweeper
+# re-queues a job only once its lease has expired.
+ASSAY_JOB_LEASE_SECONDS = env_int("ASSAY_JOB_LEASE_SECONDS", 120)
+ASSAY_JOB_MAX_ATTEMPTS = env_int("ASSAY_JOB_MAX_ATTEMPTS", 5)
+ASSAY_JOB_QUEUED_GRACE_SECONDS = env_int("ASSAY_JOB_QUEUED_GRACE_SECONDS", 60)
+ASSAY_SWEEP_INTERVAL_SECONDS = env_int("ASSAY_SWEEP_INTERVAL_SECONDS", 30)
+ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
+
+# Caches hold throttling counters, so they must be shared by every process.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("ASSAY_CACHE_URL")}
+        if (env("ASSAY_CACHE_URL") or "").startswith("redis")
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "assay_cache"}
+    )
+}
+
+# Celery: the broker is a courier; job state lives in our tables.
+_filesystem_broker = VAR_DIR / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(_filesystem_broker / "queue"),
+        "data_folder_out": str(_filesystem_broker / "queue"),
+        "control_folder": str(_filesystem_broker / "control"),
+        "processed_folder": str(_filesystem_broker / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": 3600}
+)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ALWAYS_EAGER = env_bool("ASSAY_CELERY_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.BearerTokenAuthentication",
+        "apps.accounts.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"anon": env("ASSAY_ANON_RATE", "120/minute")},
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Assay API",
+    "DESCRIPTION": "ML governance control plane: registry, evidence, policies, releases and the audit trail.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOG_LEVEL = env("ASSAY_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

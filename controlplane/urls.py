@@ -1,0 +1,25 @@
+"""Root URLs: the dashboard at /, the REST API at /api/v1/."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.api.views import HealthView
+
+api_v1 = [
+    path("health/", HealthView.as_view(), name="health"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.registry.api.urls")),
+    path("", include("apps.audit.api.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include((api_v1, "api"))),
+    path("", include("apps.accounts.urls")),
+    path("", include("apps.registry.urls")),
+    path("", include("apps.audit.urls")),
+]
+
+handler403 = "apps.core.views.forbidden"
+handler404 = "apps.core.views.not_found"

@@ -1,0 +1,21 @@
+# Sourced by scripts/run and scripts/test: make sure the virtual environment exists and is current.
+# ASSAY_VENV picks its location (default .venv in the project); it is rebuilt when the requirements change.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ASSAY_VENV:-$ROOT/.venv}"
+REQS="$1"
+PY_BIN="${ASSAY_PYTHON:-$(command -v python3.11 || command -v python3)}"
+stamp="$(cat "$ROOT/requirements.txt" "$ROOT/$REQS" | sha256sum | cut -c1-16)"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating virtual environment in $VENV"
+  "$PY_BIN" -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+fi
+if [ ! -f "$VENV/.assay-$stamp" ]; then
+  echo "==> installing $REQS"
+  "$VENV/bin/pip" install --quiet -r "$ROOT/$REQS"
+  rm -f "$VENV"/.assay-*
+  touch "$VENV/.assay-$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+PY="$VENV/bin/python"

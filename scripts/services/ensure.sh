@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Make sure the servers the suite needs are up: PostgreSQL, Redis and RabbitMQ (started before CI on
+# these machines; restarted here if stopped) and Chromium for the browser tests (installed from Debian).
+set -euo pipefail
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+fi
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  rabbitmq-server -detached
+  for _ in $(seq 60); do rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1 && break; sleep 1; done
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Chromium for the browser tests"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi

@@ -1,0 +1,136 @@
+"""Shared fixtures: principals and API clients per role, factories, audit helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.accounts import services as accounts
+from apps.accounts.principals import principal_for_user
+from apps.audit.models import AuditEvent
+from apps.core.principals import Principal
+from apps.rbac import services as rbac
+from tests.factories.accounts import TeamFactory, UserFactory
+from tests.support.db import patch_test_flush
+
+patch_test_flush()
+
+REQUIRE_SERVICES = os.environ.get("ASSAY_REQUIRE_SERVICES") == "1"
+
+
+_skipped_services: list[str] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and item.get_closest_marker("service") is not None:
+        _skipped_services.append(f"{item.nodeid}: {report.longrepr[-1] if report.longrepr else ''}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With ASSAY_REQUIRE_SERVICES=1 (set by .ci/run) a skipped ``service`` test fails the run."""
+    if not REQUIRE_SERVICES or not _skipped_services:
+        return
+    session.exitstatus = 1
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter:
+        reporter.write_line(
+            f"FAILED: {len(_skipped_services)} test(s) needing a real server were skipped "
+            "while ASSAY_REQUIRE_SERVICES=1:",
+            red=True,
+        )
+        for line in _skipped_services:
+            reporter.write_line(f"  {line}", red=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path):
+    """Each test gets its own artifact and checkpoint folders."""
+    settings.ASSAY_STORAGE_URL = (tmp_path / "artifacts").as_uri()
+    settings.ASSAY_CHECKPOINT_URL = (tmp_path / "checkpoints").as_uri()
+    settings.ASSAY_AUDIT_SIGNING_KEY_FILE = str(tmp_path / "keys" / "audit.pem")
+    settings.ASSAY_AUDIT_TRUSTED_KEYS_DIR = str(tmp_path / "keys" / "trusted")
+    yield
+    shutil.rmtree(tmp_path / "artifacts", ignore_errors=True)
+
+
+@pytest.fixture
+def system() -> Principal:
+    return Principal.system("tests")
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(name="credit")
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(name="marketing")
+
+
+@pytest.fixture
+def make_user(db, system) -> Callable:
+    """make_user("reviewer", team=t) -> a user holding that role (globally, on a team or on a model)."""
+
+    def make(role: str | None = None, *, username: str | None = None, team=None, model=None, member_of=()):
+        user = UserFactory(username=username) if username else UserFactory()
+        for t in member_of:
+            accounts.team_member_add(actor=system, team=t, user=user)
+        if role:
+            rbac.role_grant(actor=system, subject=user, role=role, team=team, model=model)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def api_client_for(system) -> Callable:
+    """api_client_for(user, scopes=[...]) -> an APIClient sending a real bearer token."""
+
+    def make(subject, scopes=None):
+        from apps.accounts.models import ServiceAccount
+
+        kwargs = {"service_account": subject} if isinstance(subject, ServiceAccount) else {"user": subject}
+        all_scopes = ["read", "registry:write", "evidence:write", "releases:write", "policies:write", "audit:read", "admin"]
+        _, raw = accounts.token_create(actor=system, name="test", scopes=scopes or all_scopes, **kwargs)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.token = raw
+        return client
+
+    return make
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def principal_of() -> Callable:
+    return principal_for_user
+
+
+@pytest.fixture
+def audit_mark(db) -> Callable:
+    """mark = audit_mark(); ...; mark.new() -> events written since, oldest first."""
+
+    class Mark:
+        def __init__(self) -> None:
+            last = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first()
+            self.last = last or 0
+
+        def new(self, **filters):
+            return list(AuditEvent.objects.filter(id__gt=self.last, **filters).order_by("id"))
+
+        def actions(self, **filters) -> list[str]:
+            return [e.action for e in self.new(**filters)]
+
+    return Mark

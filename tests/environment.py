@@ -1,0 +1,16 @@
+"""Test-run environment defaults, loaded as a pytest plugin (-p) before Django reads its settings.
+
+Settings come only from the environment; these defaults give the embedded
+setup (SQLite file database, filesystem broker, local storage) under a
+throwaway folder, unless the caller (``.ci/run``) points at real servers.
+"""
+
+import os
+import tempfile
+
+_run_dir = os.environ.setdefault("ASSAY_VAR_DIR", tempfile.mkdtemp(prefix="assay-test-"))
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("ASSAY_SECURE_COOKIES", "0")
+# Fast password hashing keeps the suite quick; production keeps PBKDF2.
+os.environ.setdefault("ASSAY_PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5PasswordHasher")

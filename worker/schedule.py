@@ -1,0 +1,11 @@
+"""Every periodic job, in one place (run by ``celery beat``; the run command embeds it in the worker)."""
+
+from django.conf import settings
+
+
+def beat_schedule() -> dict:
+    return {
+        "jobs-sweep": {"task": "jobs.sweep", "schedule": float(settings.ASSAY_SWEEP_INTERVAL_SECONDS)},
+        "audit-seal": {"task": "audit.seal", "schedule": 10.0},
+        "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(settings.ASSAY_CHECKPOINT_INTERVAL_SECONDS)},
+    }

@@ -1,0 +1,1 @@
+"""Registry jobs: verify uploaded or referenced artifacts and datasets."""
