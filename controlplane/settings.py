@@ -46,6 +46,7 @@ def database_from_url(url: str) -> dict:
         name = Path(unquote(parsed.path)[1:])
         if not name.is_absolute():
             name = BASE_DIR / name
+        name.parent.mkdir(parents=True, exist_ok=True)  # the embedded setup starts from nothing
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(name),
@@ -102,6 +103,7 @@ INSTALLED_APPS = [
     "apps.rbac",
     "apps.jobs",
     "apps.registry",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +117,7 @@ MIDDLEWARE = [
     "apps.audit.middleware.PrincipalContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -280,6 +283,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ArtifactFormatEnum": "apps.registry.choices.ArtifactFormat",
+        "DatasetFormatEnum": "apps.registry.choices.DatasetFormat",
+        "VersionStatusEnum": "apps.registry.choices.VersionStatus",
+        "DatasetStatusEnum": "apps.registry.choices.DatasetStatus",
+        "TokenStatusEnum": ["active", "expired", "revoked"],
+    },
 }
 
 LOG_LEVEL = env("ASSAY_LOG_LEVEL", "INFO")

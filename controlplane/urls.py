@@ -1,9 +1,9 @@
 """Root URLs: the dashboard at /, the REST API at /api/v1/."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.api.views import HealthView
+from apps.core.api.views import ApiNotFoundView, HealthView
 
 api_v1 = [
     path("health/", HealthView.as_view(), name="health"),
@@ -12,6 +12,8 @@ api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.registry.api.urls")),
     path("", include("apps.audit.api.urls")),
+    # Keep last: any other /api/v1/ path is a problem+json 401 (anonymous) or 404.
+    re_path(r"^.*$", ApiNotFoundView.as_view(), name="not_found"),
 ]
 
 urlpatterns = [

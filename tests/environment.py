@@ -9,6 +9,7 @@ import os
 import tempfile
 
 _run_dir = os.environ.setdefault("ASSAY_VAR_DIR", tempfile.mkdtemp(prefix="assay-test-"))
+os.makedirs(os.path.join(_run_dir, "staticfiles"), exist_ok=True)  # whitenoise warns when STATIC_ROOT is missing
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("ASSAY_SECURE_COOKIES", "0")

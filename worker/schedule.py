@@ -4,6 +4,7 @@ from django.conf import settings
 
 
 def beat_schedule() -> dict:
+    """The periodic tasks, read from the settings when the Celery app is finalised (run exactly one beat)."""
     return {
         "jobs-sweep": {"task": "jobs.sweep", "schedule": float(settings.ASSAY_SWEEP_INTERVAL_SECONDS)},
         "audit-seal": {"task": "audit.seal", "schedule": 10.0},

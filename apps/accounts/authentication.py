@@ -61,7 +61,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not user.is_active:
             raise exceptions.AuthenticationFailed("Token owner is disabled.")
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=context.current().client_ip or "")
+            ApiToken.objects.filter(pk=token.pk).update(
+                last_used_at=now, last_used_ip=context.current().client_ip or ""
+            )
         principal = principal_for_token(token)
         context.update(principal=principal)
         request.principal = principal

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
-from apps.core.errors import Conflict, NotFound, ValidationFailed
+from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 from apps.rbac.roles import Scope
@@ -133,6 +133,14 @@ def token_create(
     own = user is not None and actor.kind == PrincipalKind.USER and actor.id == user.pk
     if not own:
         _require_admin(actor, "api_token.created")
+    if actor.token_scopes is not None:
+        # A leaked narrow token must not be able to mint a wider one.
+        wider = sorted(set(_validate_scopes(scopes)) - set(actor.token_scopes))
+        if wider:
+            raise Denied(
+                f"A token cannot create a token with scopes it does not have itself: {', '.join(wider)}.",
+                audit_action="api_token.created",
+            )
     if not name:
         raise ValidationFailed("Give the token a name.", errors={"name": ["This field is required."]})
     if expires_in_days is not None and not (1 <= expires_in_days <= 3650):
@@ -163,10 +171,11 @@ def token_revoke(*, actor: Principal, token_id: str) -> ApiToken:
     token = ApiToken.objects.select_for_update().filter(token_id=token_id).first()
     if token is None:
         raise NotFound("No such token.")
-    own = token.user_id is not None and actor.kind == PrincipalKind.USER and actor.id == token.user_id
-    if not own:
-        if not rbac.has_global(actor, "accounts.manage"):
-            raise NotFound("No such token.")
+    own = (token.user_id is not None and actor.key == (PrincipalKind.USER, token.user_id)) or (
+        token.service_account_id is not None and actor.key == (PrincipalKind.SERVICE_ACCOUNT, token.service_account_id)
+    )
+    if not own and actor.kind != PrincipalKind.SYSTEM and not rbac.has_global(actor, "accounts.manage"):
+        raise Denied(action="accounts.manage", audit_action="api_token.revoked", target=token, visible=False)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
@@ -224,3 +233,9 @@ def login_attempt(*, username: str, password: str) -> User | None:
             action="user.login_failed", outcome=Outcome.DENIED, actor=Principal.anonymous(), target=user, reason=reason
         )
         return None
+
+
+@transaction.atomic
+def user_logout(*, actor: Principal) -> None:
+    """Record a sign-out (the session itself is ended by the view). Audited as ``user.logged_out``."""
+    audit.record(action="user.logged_out", actor=actor, target=("user", str(actor.id), actor.name))

@@ -10,23 +10,42 @@ auditor can re-verify a JSON Lines export with a script of their own:
 
 The object holds every field except the display names (``actor_name``,
 ``target_name``), so a person's name can later be erased without breaking the
-chain: ``v`` (1), ``seq``, ``event_id``, ``occurred_at`` (UTC,
-``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``actor_type``, ``actor_id``, ``token_id``,
-``source``, ``client_ip``, ``request_id``, ``action``, ``outcome``,
-``target_type``, ``target_id``, ``related_type``, ``related_id``, ``before``,
-``after``, ``reason``, ``artifact_sha256``.
+chain: ``v`` (1), ``seq``, ``event_id`` (32 lowercase hex digits, no dashes),
+``occurred_at`` (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``actor_type``,
+``actor_id``, ``token_id``, ``source``, ``client_ip``, ``request_id``,
+``action``, ``outcome``, ``target_type``, ``target_id``, ``related_type``,
+``related_id``, ``before``, ``after``, ``reason``, ``artifact_sha256``.
+
+That is exactly ``json.dumps(obj, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` in Python. The code below produces the same bytes
+faster (a fixed key order instead of sorting every row's keys, no per-row
+dicts): verification speed is bounded by serialisation, not by SHA-256.
+``tests/audit/test_chain.py`` holds the two implementations to each other.
+
+Why a sealer: writers insert events concurrently inside their own transactions
+with ``seq`` and ``hash`` empty, so no request waits on a global lock; the sealer
+(one at a time, under a lock) gives committed events the next sequence numbers
+and hashes in one ordered pass right after commit, as transparency logs do.
+The periodic ``audit.seal`` task and every reader that needs the chain
+(verification, export, checkpoints) seal first, so nothing stays unsealed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import json.encoder
+import json.scanner
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 CANONICAL_VERSION = 1
@@ -53,49 +72,218 @@ CHAIN_COLUMNS = (
     "reason",
     "artifact_sha256",
 )
+# A raw row as the sealer and verifier select it.
+ROW_COLUMNS = ("id", *CHAIN_COLUMNS, "prev_hash", "hash")
+_SEQ, _PREV, _HASH = 1, len(ROW_COLUMNS) - 2, len(ROW_COLUMNS) - 1
 
 _encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+_encode_str = json.encoder.encode_basestring  # what the encoder above uses for a str
+_scan = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def _make_fast_encode():
+    """The C encoder behind ``_encode`` built once (JSONEncoder.encode builds a new one per call)."""
+    make = json.encoder.c_make_encoder
+    if make is None:  # pure-Python json: correct, just slower
+        return _encode
+    iterencode = make(None, None, _encode_str, None, ":", ",", True, False, True)
+
+    def encode(value) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_encode_fast = _make_fast_encode()
+
+
+def _json_from_db(value) -> str:
+    """Canonical text of a JSON column as the driver returns it (text, or an already decoded value)."""
+    if value.__class__ is str:
+        try:
+            obj, end = _scan(value, 0)
+        except StopIteration:
+            obj, end = json.loads(value), len(value)
+        if end != len(value):  # surrounding whitespace (or worse): let the strict parser decide
+            obj = json.loads(value)
+        return _encode_fast(obj)
+    return _encode(value)
+
+
+# The canonical object's keys in sorted order, each with a %s slot (v is a constant).
+_SORTED_KEYS = sorted((*CHAIN_COLUMNS, "v"))
+assert _SORTED_KEYS == [  # the template below depends on this order
+    "action",
+    "actor_id",
+    "actor_type",
+    "after",
+    "artifact_sha256",
+    "before",
+    "client_ip",
+    "event_id",
+    "occurred_at",
+    "outcome",
+    "reason",
+    "related_id",
+    "related_type",
+    "request_id",
+    "seq",
+    "source",
+    "target_id",
+    "target_type",
+    "token_id",
+    "v",
+]
+_TEMPLATE = "{" + ",".join(f'"{k}":' + (str(CANONICAL_VERSION) if k == "v" else "%s") for k in _SORTED_KEYS) + "}"
 
 
 def format_time(value: datetime) -> str:
-    if value.tzinfo is not None:
+    """UTC time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (naive values are taken as UTC)."""
+    if value.tzinfo is not None and value.utcoffset():
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _db_time(value) -> str:
+    """A timestamp as a driver returns it (datetime on PostgreSQL, text on SQLite) in canonical form."""
+    if value.__class__ is str:
+        # SQLite holds naive UTC text: "YYYY-MM-DD HH:MM:SS[.ffffff]"
+        if len(value) == 26 and value[10] == " ":
+            return value[:10] + "T" + value[11:] + "Z"
+        if len(value) == 19 and value[10] == " ":
+            return value[:10] + "T" + value[11:] + ".000000Z"
+        value = datetime.fromisoformat(value)
+    return format_time(value)
+
+
+def _s(value) -> str:
+    """One JSON value: strings straight through the C string encoder, anything else the full encoder."""
+    return _encode_str(value) if value.__class__ is str else _encode(value)
+
+
+def _canonical(r: Sequence, event_id: str, occurred_at: str, before, after) -> str:
+    # r is a row in ROW_COLUMNS order; the four arguments are already canonical Python values.
+    return _TEMPLATE % (
+        _s(r[10]),  # action
+        _s(r[5]),  # actor_id
+        _s(r[4]),  # actor_type
+        "null" if after is None else _encode(after),
+        _s(r[19]),  # artifact_sha256
+        "null" if before is None else _encode(before),
+        _s(r[8]),  # client_ip
+        _encode_str(event_id),
+        _encode_str(occurred_at),
+        _s(r[11]),  # outcome
+        _s(r[18]),  # reason
+        _s(r[15]),  # related_id
+        _s(r[14]),  # related_type
+        _s(r[9]),  # request_id
+        str(r[1]) if r[1].__class__ is int else _encode(r[1]),  # seq
+        _s(r[7]),  # source
+        _s(r[13]),  # target_id
+        _s(r[12]),  # target_type
+        _s(r[6]),  # token_id
+    )
+
+
+def _event_id_text(value) -> str:
+    if not value:
+        return ""
+    return value.replace("-", "") if value.__class__ is str else str(value).replace("-", "")
+
+
+def canonical_text_db(row: Sequence) -> str:
+    """Canonical text of a raw database row (ROW_COLUMNS order), as ``_select_sql`` reads it.
+
+    The hot path of verification: the select already renders ``event_id`` and
+    ``occurred_at`` in canonical form, text columns go straight to the C string
+    encoder, and only JSON columns are decoded and re-encoded. Anything unusual
+    (a driver's datetime, a NULL where text was expected) takes the general path.
+    """
+    occurred, event_id, before, after, seq = row[3], row[2], row[16], row[17], row[1]
+    if occurred.__class__ is not str or len(occurred) != 27 or occurred[10] != "T":
+        occurred = _db_time(occurred)
+    if event_id.__class__ is not str or len(event_id) != 32:
+        event_id = _event_id_text(event_id)
+    es = _encode_str
+    try:
+        return _TEMPLATE % (
+            es(row[10]),  # action
+            es(row[5]),  # actor_id
+            es(row[4]),  # actor_type
+            "null" if after is None else _json_from_db(after),
+            es(row[19]),  # artifact_sha256
+            "null" if before is None else _json_from_db(before),
+            es(row[8]),  # client_ip
+            es(event_id),
+            es(occurred),
+            es(row[11]),  # outcome
+            es(row[18]),  # reason
+            es(row[15]),  # related_id
+            es(row[14]),  # related_type
+            es(row[9]),  # request_id
+            seq if seq.__class__ is int else _encode(seq),
+            es(row[7]),  # source
+            es(row[13]),  # target_id
+            es(row[12]),  # target_type
+            es(row[6]),  # token_id
+        )
+    except TypeError:  # a non-text value in a text column: encode it the general way
+        before = json.loads(before) if before.__class__ is str else before
+        after = json.loads(after) if after.__class__ is str else after
+        return _canonical(row, event_id, occurred, before, after)
 
 
 def canonical_bytes(event: dict) -> bytes:
-    """The canonical serialisation of one event given as a dict of CHAIN_COLUMNS values."""
-    obj = {k: event[k] for k in CHAIN_COLUMNS}
-    obj["v"] = CANONICAL_VERSION
-    obj["event_id"] = str(obj["event_id"]).replace("-", "") if obj["event_id"] else ""
-    if isinstance(obj["occurred_at"], datetime):
-        obj["occurred_at"] = format_time(obj["occurred_at"])
-    return _encode(obj).encode("utf-8")
+    """The canonical serialisation of one event given as a dict of CHAIN_COLUMNS values (Python values)."""
+    row = (None, *(event[k] for k in CHAIN_COLUMNS))
+    occurred = event["occurred_at"]
+    occurred = format_time(occurred) if isinstance(occurred, datetime) else occurred
+    return _canonical(row, _event_id_text(event["event_id"]), occurred, event["before"], event["after"]).encode()
 
 
 def chain_hash(prev_hash: str, event: dict) -> str:
+    """This event's hash given the previous one."""
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical_bytes(event)).hexdigest()
 
 
+def _row_hash(prev_hash: str, row: Sequence) -> str:
+    return hashlib.sha256((prev_hash + "\n" + canonical_text_db(row)).encode()).hexdigest()
+
+
+def _select_columns() -> str:
+    """ROW_COLUMNS as SQL; the database renders event_id and occurred_at in canonical text form."""
+    cols = list(ROW_COLUMNS)
+    if connection.vendor == "postgresql":
+        cols[2] = "replace(event_id::text, '-', '')"
+        cols[3] = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    elif connection.vendor == "sqlite":
+        # Django stores naive UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]"; casting skips its datetime converter.
+        cols[3] = "CAST(occurred_at AS TEXT)"
+    return ", ".join(cols)
+
+
 def _select_sql(where: str, order: str, limit: str = "") -> str:
-    cols = ", ".join(("id",) + CHAIN_COLUMNS + ("prev_hash", "hash"))
-    return f"SELECT {cols} FROM audit_event WHERE {where} ORDER BY {order} {limit}"
+    return f"SELECT {_select_columns()} FROM audit_event WHERE {where} ORDER BY {order} {limit}"
 
 
-def _row_to_event(row: tuple, cursor_connection=None) -> dict:
-    """Map a raw row to the canonical field dict, decoding JSON columns where the driver returns text."""
-    event = dict(zip(("id",) + CHAIN_COLUMNS + ("prev_hash", "hash"), row, strict=True))
+def _row_to_event(row: Sequence) -> dict:
+    """A raw row as a dict of Python values (JSON decoded, time as an aware datetime)."""
+    event = dict(zip(ROW_COLUMNS, row, strict=True))
     for key in ("before", "after"):
-        value = event[key]
-        if isinstance(value, str | bytes):
-            event[key] = json.loads(value)
+        if isinstance(event[key], str | bytes):
+            event[key] = json.loads(event[key])
     occurred = event["occurred_at"]
-    if isinstance(occurred, str):  # SQLite returns text through a raw cursor
+    if isinstance(occurred, str):
         occurred = datetime.fromisoformat(occurred)
-        if occurred.tzinfo is None:
-            occurred = occurred.replace(tzinfo=UTC)
-        event["occurred_at"] = occurred
+        event["occurred_at"] = occurred if occurred.tzinfo else occurred.replace(tzinfo=UTC)
+    if event["event_id"] and not isinstance(event["event_id"], str):
+        event["event_id"] = str(event["event_id"])
     return event
+
+
+# ---------------------------------------------------------------------------------------------
+# Sealing
 
 
 def _try_lock(blocking: bool) -> bool:
@@ -113,12 +301,31 @@ def _try_lock(blocking: bool) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+def _write_seals(cursor, updates: list[tuple], now) -> None:
+    if connection.vendor == "postgresql":
+        # One statement per batch; the row trigger still checks every row.
+        values = ",".join(["(%s::bigint,%s::bigint,%s,%s)"] * len(updates))
+        cursor.execute(
+            "UPDATE audit_event AS a SET seq = v.seq, prev_hash = v.prev, hash = v.h, sealed_at = %s "
+            f"FROM (VALUES {values}) AS v(id, seq, prev, h) WHERE a.id = v.id",
+            [now, *(x for u in updates for x in u)],
+        )
+        return
+    cursor.executemany(
+        "UPDATE audit_event SET seq = %s, prev_hash = %s, hash = %s, sealed_at = %s WHERE id = %s",
+        [(seq, prev, digest, now, pk) for pk, seq, prev, digest in updates],
+    )
+
+
 def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
     """Assign seq, prev_hash and hash to every committed, unsealed event, in id order.
 
     Idempotent and safe to call from any process: one sealer at a time holds the
     lock; a non-blocking caller that finds it taken returns 0 and leaves the work
-    to the holder, the periodic seal task or the next reader. Returns the number sealed.
+    to the holder, the periodic seal task or the next reader. The holder looks
+    once more before it lets go, so events committed while it sealed are taken
+    along (on PostgreSQL each statement sees what has committed since the last).
+    Returns the number sealed.
     """
     total = 0
     while True:
@@ -129,40 +336,70 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
                 cursor.execute("SELECT seq, hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
                 head = cursor.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, GENESIS)
-                cursor.execute(_select_sql("seq IS NULL", "id", f"LIMIT {int(batch)}"))
-                rows = cursor.fetchall()
-                if not rows:
-                    return total
-                now = timezone.now()
-                updates = []
-                for row in rows:
-                    event = _row_to_event(row)
-                    seq += 1
-                    event["seq"] = seq
-                    digest = chain_hash(prev, event)
-                    updates.append((seq, prev, digest, now, event["id"]))
-                    prev = digest
-                cursor.executemany(
-                    "UPDATE audit_event SET seq = %s, prev_hash = %s, hash = %s, sealed_at = %s WHERE id = %s",
-                    updates,
-                )
-                total += len(rows)
-        if len(rows) < batch:
-            return total
+                select = _select_sql("seq IS NULL", "id", f"LIMIT {int(batch)}")
+                for _ in range(10):  # bounded, so one transaction never grows without end under load
+                    cursor.execute(select)
+                    rows = cursor.fetchall()
+                    if not rows:
+                        return total
+                    updates = []
+                    for row in rows:
+                        seq += 1
+                        digest = _row_hash(prev, (row[0], seq, *row[2:]))
+                        updates.append((row[0], seq, prev, digest))
+                        prev = digest
+                    _write_seals(cursor, updates, timezone.now())
+                    total += len(rows)
 
 
 def seal_after_commit() -> None:
-    """Schedule a non-blocking seal for when the current transaction commits."""
+    """Schedule one non-blocking seal for when the current transaction commits.
+
+    A transaction that records many events schedules the seal once: a callback
+    already registered at this savepoint level or an outer one covers this event too
+    (it can only be discarded by a rollback that also discards this event).
+    """
+    if connection.in_atomic_block:
+        current = set(connection.savepoint_ids)
+        for entry in connection.run_on_commit:
+            sids, func = entry[0], entry[1]
+            if func is _seal_quietly and sids <= current:
+                return
     transaction.on_commit(_seal_quietly)
 
 
-def _seal_quietly() -> None:
-    try:
-        seal_pending(blocking=False)
-    except Exception:  # the periodic seal task and readers retry; never fail the caller's request
-        import logging
+# One thread per process seals at a time; commits meanwhile only raise a flag that it picks up.
+_seal_state = threading.Lock()
+_seal_requested = False
+_sealing = False
+_MAX_ROUNDS = 8  # a thread seals for others at most this many rounds before leaving it to the next commit
 
-        logging.getLogger(__name__).exception("sealing the audit trail failed; it will be retried")
+
+def _seal_quietly() -> None:
+    """After commit: seal, or let the thread of this process that is sealing now take this event along."""
+    global _seal_requested, _sealing
+    with _seal_state:
+        _seal_requested = True
+        if _sealing:
+            return
+        _sealing = True
+    rounds = 0
+    try:
+        while True:
+            with _seal_state:  # check and stand down in one step, so no request is dropped in between
+                if not _seal_requested or rounds >= _MAX_ROUNDS:
+                    _sealing = False
+                    return
+                _seal_requested = False
+            rounds += 1
+            try:
+                seal_pending(blocking=False)
+            except Exception:  # the periodic seal task and readers retry; never fail the caller's request
+                logger.exception("sealing the audit trail failed; it will be retried")
+    except BaseException:
+        with _seal_state:
+            _sealing = False
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +408,8 @@ def _seal_quietly() -> None:
 
 @dataclass
 class Problem:
+    """One thing wrong with the chain or the checkpoints, at a sequence number."""
+
     seq: int
     message: str
     kind: str = "chain"
@@ -178,6 +417,8 @@ class Problem:
 
 @dataclass
 class VerifyResult:
+    """The outcome of a walk over the chain: ok, how far it got, and the first problem found."""
+
     ok: bool
     events: int
     head_seq: int
@@ -186,6 +427,9 @@ class VerifyResult:
     first_bad_seq: int | None
     problems: list[Problem]
     unsealed: int = 0
+    checkpoints_found: int = 0
+    last_checkpoint_seq: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -193,53 +437,78 @@ class VerifyResult:
             "events": self.events,
             "head_seq": self.head_seq,
             "head_hash": self.head_hash,
+            "checkpoints_found": self.checkpoints_found,
             "checkpoints_checked": self.checkpoints_checked,
+            "last_checkpoint_seq": self.last_checkpoint_seq,
             "first_bad_seq": self.first_bad_seq,
             "unsealed": self.unsealed,
             "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in self.problems],
+            "warnings": list(self.warnings),
         }
 
+    def summary(self) -> str:
+        """One sentence for people: intact, or the first bad sequence number and why."""
+        if self.ok:
+            return (
+                f"The audit trail is intact: {self.events} events (head #{self.head_seq}), "
+                f"{self.checkpoints_checked} signed checkpoint(s) matched."
+            )
+        first = self.problems[0]
+        where = f"first bad sequence number {self.first_bad_seq}" if self.first_bad_seq is not None else "checkpoints"
+        return f"The audit trail is NOT intact ({where}): {first.message}."
 
-def iter_sealed(chunk: int = 5000) -> Iterator[dict]:
-    """Stream sealed events in seq order with a server-side cursor where the database has one."""
+
+def iter_sealed_rows(chunk: int = 20000) -> Iterator[tuple]:
+    """Raw sealed rows (ROW_COLUMNS order) in seq order, fetched in chunks by seq range.
+
+    A healthy chain is gapless, so a range of ``chunk`` sequence numbers is ``chunk``
+    rows; ranges (rather than ``ORDER BY seq LIMIT``) keep PostgreSQL on the seq
+    index even when the table's statistics are stale after a bulk load. An empty
+    range (a gap, or a seq moved far ahead) jumps to the next seq that exists.
+    """
+    sql = _select_sql("seq > %s AND seq <= %s", "seq")
     last = 0
     while True:
         with connection.cursor() as cursor:
-            cursor.execute(_select_sql("seq > %s", "seq", f"LIMIT {int(chunk)}"), [last])
+            cursor.execute(sql, [last, last + chunk])
             rows = cursor.fetchall()
-        if not rows:
-            return
-        for row in rows:
-            yield _row_to_event(row)
-        last = rows[-1][1]
+            if not rows:
+                cursor.execute("SELECT MIN(seq) FROM audit_event WHERE seq > %s", [last])
+                following = cursor.fetchone()[0]
+                if following is None:
+                    return
+                last = following - 1
+                continue
+        yield from rows
+        last = max(last + chunk, rows[-1][_SEQ])
 
 
-def verify_events(events: Iterable[dict], checkpoints: list[dict]) -> VerifyResult:
-    """Walk a chain (events in seq order) against verified checkpoints; name the first bad seq.
+def iter_sealed(chunk: int = 5000) -> Iterator[dict]:
+    """Sealed events in seq order as dicts of Python values."""
+    for row in iter_sealed_rows(chunk):
+        yield _row_to_event(row)
 
-    ``checkpoints`` are dicts with ``seq`` and ``hash`` whose signatures the caller
-    already checked. Detects modified rows (recomputed hash differs), removed or
-    reordered rows (gap or wrong prev_hash), a chain recomputed without the key
-    (a checkpoint's hash no longer matches) and a tail cut before the last checkpoint.
-    """
+
+def _walk(rows: Iterable[Sequence], checkpoints: list[dict], canonical) -> VerifyResult:
+    """Walk rows (ROW_COLUMNS order, ascending seq) and compare them with verified checkpoints."""
     expected_at = {int(c["seq"]): c["hash"] for c in checkpoints}
     problems: list[Problem] = []
     prev = GENESIS
     expected_seq = 1
     count = 0
-    head_hash = GENESIS
     checked = 0
-    for event in events:
-        seq = int(event["seq"])
+    sha256 = hashlib.sha256
+    for row in rows:
+        seq = row[_SEQ]
         count += 1
         if seq != expected_seq:
             problems.append(Problem(expected_seq, f"event {expected_seq} is missing or out of order (found {seq})"))
             break
-        if event["prev_hash"] != prev:
+        if row[_PREV] != prev:
             problems.append(Problem(seq, "previous-hash link broken (an earlier event was removed or reordered)"))
             break
-        digest = chain_hash(prev, event)
-        if digest != event["hash"]:
+        digest = sha256((prev + "\n" + canonical(row)).encode()).hexdigest()
+        if digest != row[_HASH]:
             problems.append(Problem(seq, "event content does not match its hash (the row was modified)"))
             break
         if seq in expected_at:
@@ -254,14 +523,17 @@ def verify_events(events: Iterable[dict], checkpoints: list[dict]) -> VerifyResu
                 )
                 break
         prev = digest
-        head_hash = digest
         expected_seq += 1
     head_seq = expected_seq - 1
     if not problems and expected_at:
         last_checkpoint = max(expected_at)
         if last_checkpoint > head_seq:
             problems.append(
-                Problem(head_seq + 1, f"chain ends at {head_seq} but a signed checkpoint covers {last_checkpoint}")
+                Problem(
+                    head_seq + 1,
+                    f"chain ends at {head_seq} but a signed checkpoint covers {last_checkpoint} (the tail was cut off)",
+                    kind="truncated",
+                )
             )
     # For a rewritten chain, the first bad event lies after the last checkpoint that still matched.
     first_bad = problems[0].seq if problems else None
@@ -273,11 +545,25 @@ def verify_events(events: Iterable[dict], checkpoints: list[dict]) -> VerifyResu
         ok=not problems,
         events=count,
         head_seq=head_seq,
-        head_hash=head_hash,
+        head_hash=prev,
         checkpoints_checked=checked,
         first_bad_seq=first_bad,
         problems=problems,
+        checkpoints_found=len(expected_at),
+        last_checkpoint_seq=max(expected_at) if expected_at else None,
     )
+
+
+def verify_events(events: Iterable[dict], checkpoints: list[dict]) -> VerifyResult:
+    """Walk a chain (events as dicts of Python values, in seq order) against verified checkpoints.
+
+    ``checkpoints`` are dicts with ``seq`` and ``hash`` whose signatures the caller
+    already checked. Detects modified rows (recomputed hash differs), removed or
+    reordered rows (gap or wrong prev_hash), a chain recomputed without the key
+    (a checkpoint's hash no longer matches) and a tail cut before the last checkpoint.
+    """
+    rows = (tuple(e.get(k) for k in ROW_COLUMNS) for e in events)
+    return _walk(rows, checkpoints, lambda row: canonical_bytes(dict(zip(ROW_COLUMNS, row, strict=True))).decode())
 
 
 def verify_database() -> VerifyResult:
@@ -286,10 +572,23 @@ def verify_database() -> VerifyResult:
 
     seal_pending(blocking=True)
     cps = checkpoints.load_verified()
-    result = verify_events(iter_sealed(), [c.as_dict() for c in cps.valid])
+    result = _walk(iter_sealed_rows(), [c.as_dict() for c in cps.valid], canonical_text_db)
     for bad in cps.invalid:
-        result.problems.append(Problem(bad.get("seq", 0), f"checkpoint signature invalid: {bad.get('_error')}"))
+        seq = bad.get("seq")
+        result.problems.append(
+            Problem(
+                seq if isinstance(seq, int) else 0,
+                f"checkpoint {bad.get('_name', '')} for seq {seq} failed verification: {bad.get('_error')}",
+                kind="checkpoint_signature",
+            )
+        )
         result.ok = False
+    result.checkpoints_found += len(cps.invalid)
+    if not cps.valid and not cps.invalid and result.events:
+        result.warnings.append(
+            "no signed checkpoints found: a chain recomputed without the key cannot be detected "
+            "(run `manage.py audit_checkpoint` or the worker's periodic checkpoint)"
+        )
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM audit_event WHERE seq IS NULL")
         result.unsealed = cursor.fetchone()[0]

@@ -48,7 +48,13 @@ class Checkpoint:
         return b"\n".join([DOMAIN, str(self.seq).encode(), self.hash.encode(), self.time.encode()])
 
     def as_dict(self) -> dict:
-        return {"seq": self.seq, "hash": self.hash, "time": self.time, "key_id": self.key_id, "signature": self.signature}
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "time": self.time,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
 
 
 def key_id_for(public_key: Ed25519PublicKey) -> str:
@@ -56,29 +62,64 @@ def key_id_for(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def public_pem(public_key: Ed25519PublicKey) -> str:
+    """The public half as PEM (SubjectPublicKeyInfo), the form the trusted-keys folder holds."""
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _key_from_environment(value: str) -> Ed25519PrivateKey:
+    value = value.strip()
+    if value.startswith("-----BEGIN"):
+        key = serialization.load_pem_private_key(value.encode(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise CheckpointKeyMissing("ASSAY_AUDIT_SIGNING_KEY is not an Ed25519 private key")
+        return key
+    try:
+        return Ed25519PrivateKey.from_private_bytes(base64.b64decode(value, validate=True))
+    except ValueError as exc:
+        raise CheckpointKeyMissing(
+            "ASSAY_AUDIT_SIGNING_KEY must be an Ed25519 private key in PEM or its 32-byte seed in base64"
+        ) from exc
+
+
+def write_key_file(path: Path, key: Ed25519PrivateKey, *, replace: bool = False) -> None:
+    """Write a private key as PKCS#8 PEM with mode 0600 (atomically replacing the old one when asked)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    target = path.with_name(f".{path.name}.new") if replace else path
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    if replace:
+        os.replace(target, path)
+
+
+def signing_key_source() -> str:
+    """Where the signing key comes from, for messages: the environment variable or the file path."""
+    if settings.ASSAY_AUDIT_SIGNING_KEY:
+        return "ASSAY_AUDIT_SIGNING_KEY"
+    return str(settings.ASSAY_AUDIT_SIGNING_KEY_FILE)
+
+
 def load_signing_key(*, create: bool = False) -> Ed25519PrivateKey:
-    """The Ed25519 key from ASSAY_AUDIT_SIGNING_KEY (base64 seed) or the key file.
+    """The Ed25519 key from ASSAY_AUDIT_SIGNING_KEY (PEM or base64 seed) or the key file.
 
     ``create`` makes a new key file (mode 0600) when none exists: the run command
     uses it for the embedded setup; production provides its own key.
     """
     if settings.ASSAY_AUDIT_SIGNING_KEY:
-        seed = base64.b64decode(settings.ASSAY_AUDIT_SIGNING_KEY)
-        return Ed25519PrivateKey.from_private_bytes(seed)
+        return _key_from_environment(settings.ASSAY_AUDIT_SIGNING_KEY)
     path = Path(settings.ASSAY_AUDIT_SIGNING_KEY_FILE)
     if not path.exists():
         if not create:
             raise CheckpointKeyMissing(
                 f"no audit signing key: set ASSAY_AUDIT_SIGNING_KEY or create {path} (manage.py audit_keygen)"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        try:
+            write_key_file(path, key)
+        except FileExistsError:  # another process created it first: use theirs
+            return load_signing_key()
         return key
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
@@ -117,10 +158,13 @@ class FolderStore:
         tmp.write_bytes(body)
         os.replace(tmp, self.root / name)
 
-    def list(self) -> list[bytes]:
+    def list(self) -> list[tuple[str, bytes]]:
         if not self.root.is_dir():
             return []
-        return [p.read_bytes() for p in sorted(self.root.glob("checkpoint-*.json"))]
+        return [(p.name, p.read_bytes()) for p in sorted(self.root.glob("checkpoint-*.json"))]
+
+    def describe(self) -> str:
+        return str(self.root)
 
 
 class S3Store:
@@ -134,13 +178,17 @@ class S3Store:
     def put(self, name: str, body: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=body, ContentType="application/json")
 
-    def list(self) -> list[bytes]:
+    def list(self) -> list[tuple[str, bytes]]:
         out = []
         paginator = self.client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + "checkpoint-"):
             for item in page.get("Contents", []):
-                out.append(self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read())
+                body = self.client.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                out.append((item["Key"].rsplit("/", 1)[-1], body))
         return out
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
 
 def store():
@@ -178,18 +226,25 @@ def load_verified() -> LoadedCheckpoints:
     """Every stored checkpoint, split into those whose signature a trusted key verifies and the rest."""
     keys = trusted_public_keys()
     out = LoadedCheckpoints()
-    for body in store().list():
+    for name, body in store().list():
         data: object = {}
         try:
             data = json.loads(body)
             cp = Checkpoint(**{k: data[k] for k in ("seq", "hash", "time", "key_id", "signature")})
+            if type(cp.seq) is not int or not all(isinstance(v, str) for v in (cp.hash, cp.time, cp.key_id)):
+                raise ValueError("malformed checkpoint: seq must be an integer, hash, time and key_id text")
             public = keys.get(cp.key_id)
             if public is None:
-                raise InvalidSignature(f"unknown key id {cp.key_id}")
-            public.verify(base64.b64decode(cp.signature), cp.message())
+                raise InvalidSignature(
+                    f"signed by key {cp.key_id}, which is neither the current key nor in the trusted-keys folder"
+                )
+            try:
+                public.verify(base64.b64decode(cp.signature, validate=True), cp.message())
+            except (InvalidSignature, ValueError) as exc:
+                raise InvalidSignature(f"the signature does not verify with key {cp.key_id}") from exc
             out.valid.append(cp)
         except (InvalidSignature, ValueError, KeyError, TypeError) as exc:
             bad = data if isinstance(data, dict) else {}
-            out.invalid.append({**bad, "_error": str(exc) or exc.__class__.__name__})
+            out.invalid.append({**bad, "_name": name, "_error": str(exc) or exc.__class__.__name__})
     out.valid.sort(key=lambda c: c.seq)
     return out

@@ -89,15 +89,22 @@ def drop_statements(vendor: str) -> list[str]:
     return {"sqlite": _sqlite_drop, "postgresql": _postgres_drop}[vendor]()
 
 
+def _connection_of(schema_editor_or_connection):
+    # A schema editor has .connection (the wrapper); a wrapper's own .connection is the raw DB-API one.
+    if hasattr(schema_editor_or_connection, "vendor"):
+        return schema_editor_or_connection
+    return schema_editor_or_connection.connection
+
+
 def install(schema_editor_or_connection) -> None:
-    connection = getattr(schema_editor_or_connection, "connection", schema_editor_or_connection)
+    connection = _connection_of(schema_editor_or_connection)
     with connection.cursor() as cursor:
         for sql in install_statements(connection.vendor):
             cursor.execute(sql)
 
 
 def drop(schema_editor_or_connection) -> None:
-    connection = getattr(schema_editor_or_connection, "connection", schema_editor_or_connection)
+    connection = _connection_of(schema_editor_or_connection)
     with connection.cursor() as cursor:
         for sql in drop_statements(connection.vendor):
             cursor.execute(sql)

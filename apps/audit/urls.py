@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+"""Dashboard URLs for the audit trail."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+app_name = "audit"
+
+urlpatterns = [
+    path("audit/", views.event_list, name="event_list"),
+    path("audit/export.<str:fmt>", views.event_export, name="export"),
+    path("audit/verify/", views.chain_verify, name="verify"),
+]

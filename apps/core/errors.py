@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -108,6 +109,7 @@ class Denied(DomainError):
 
 
 def problem(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any) -> Response:
+    """An RFC 9457 problem response: type, title, status, detail, code, instance, request_id, then ``extra``."""
     body: dict[str, Any] = {
         "type": f"https://assay.dev/problems/{code}",
         "title": title,
@@ -121,22 +123,50 @@ def problem(status_code: int, title: str, detail: str, *, code: str, request=Non
         if rid:
             body["request_id"] = rid
     body.update({k: v for k, v in extra.items() if v not in (None, {}, [])})
-    response = Response(body, status=status_code, content_type=PROBLEM_JSON)
-    return response
+    return Response(body, status=status_code, content_type=PROBLEM_JSON)
 
 
 def _flatten_drf_detail(detail: Any) -> tuple[str, dict]:
+    """DRF's error detail as (one readable sentence, {field: [messages]})."""
     if isinstance(detail, dict):
         errors = {k: [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in detail.items()}
-        first = next(iter(errors.items()))
-        return f"{first[0]}: {first[1][0]}" if first[1] else "Invalid input.", errors
+        first = next(iter(errors.items()), None)
+        if first is None or not first[1]:
+            return "Invalid input.", errors
+        return (first[1][0] if first[0] == "non_field_errors" else f"{first[0]}: {first[1][0]}"), errors
     if isinstance(detail, list):
         return "; ".join(str(x) for x in detail), {"non_field_errors": [str(x) for x in detail]}
     return str(detail), {}
 
 
+# (title, code) for DRF's own exceptions, by class; the first match wins.
+_DRF_PROBLEMS: tuple[tuple[type, str, str], ...] = (
+    (drf_exceptions.ValidationError, "Validation failed", "validation_failed"),
+    (drf_exceptions.ParseError, "Malformed request", "parse_error"),
+    (drf_exceptions.PermissionDenied, "Permission denied", "permission_denied"),
+    (drf_exceptions.NotFound, "Not found", "not_found"),
+    (drf_exceptions.MethodNotAllowed, "Method not allowed", "method_not_allowed"),
+    (drf_exceptions.NotAcceptable, "Not acceptable", "not_acceptable"),
+    (drf_exceptions.UnsupportedMediaType, "Unsupported media type", "unsupported_media_type"),
+    (drf_exceptions.Throttled, "Too many requests", "throttled"),
+)
+
+
+def _drf_problem(exc: drf_exceptions.APIException) -> tuple[str, str]:
+    for cls, title, code in _DRF_PROBLEMS:
+        if isinstance(exc, cls):
+            return title, code
+    codes = exc.get_codes()
+    return "Error", codes if isinstance(codes, str) else "error"
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """Render every API error as problem+json, auditing denials on the way."""
+    """Render every API error as problem+json, auditing denials on the way.
+
+    Domain errors keep their status, code and extra members; DRF's and Django's
+    own errors are mapped to the same shape. 401 carries ``WWW-Authenticate``.
+    Anything else is left to Django (a 500, logged with its traceback).
+    """
     from apps.audit import services as audit_services
 
     request = context.get("request")
@@ -147,38 +177,29 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return problem(
             exc.status_code, exc.title, exc.detail, code=exc.code, request=request, errors=exc.errors, **exc.extra
         )
+    if isinstance(exc, RequestDataTooBig):
+        # Django's DATA_UPLOAD_MAX_MEMORY_SIZE for form fields, raised while DRF parses the body.
+        return problem(413, "Payload too large", str(exc), code="payload_too_large", request=request)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return problem(400, "Validation failed", str(exc), code="too_many_fields", request=request)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
-    if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         audit_services.record_unauthenticated(request=request, reason=str(exc.detail))
         response = problem(401, "Authentication required", str(exc.detail), code="not_authenticated", request=request)
         response["WWW-Authenticate"] = 'Bearer realm="assay"'
         return response
     if isinstance(exc, drf_exceptions.PermissionDenied):
-        audit_services.record_denial(
-            Denied(str(exc.detail), audit_action="request.denied"), request=request
-        )
+        audit_services.record_denial(Denied(str(exc.detail), audit_action="request.denied"), request=request)
     response = drf_default_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, drf_exceptions.APIException):
-        detail, errors = _flatten_drf_detail(exc.detail)
-        title = {
-            400: "Validation failed",
-            403: "Permission denied",
-            404: "Not found",
-            405: "Method not allowed",
-            406: "Not acceptable",
-            413: "Payload too large",
-            415: "Unsupported media type",
-            429: "Too many requests",
-        }.get(response.status_code, "Error")
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "validation_failed"
-        new = problem(response.status_code, title, detail, code=code, request=request, errors=errors)
-        for header in ("Retry-After", "Allow"):
-            if header in response:
-                new[header] = response[header]
-        return new
-    return response
+    if response is None or not isinstance(exc, drf_exceptions.APIException):
+        return response
+    detail, errors = _flatten_drf_detail(exc.detail)
+    title, code = _drf_problem(exc)
+    new = problem(response.status_code, title, detail, code=code, request=request, errors=errors)
+    for header in ("Retry-After", "Allow"):
+        if header in response:
+            new[header] = response[header]
+    return new

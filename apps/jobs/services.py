@@ -1,10 +1,23 @@
 """Enqueue, claim, report, finish and sweep jobs.
 
-The web process enqueues by task *name*, so it never imports worker code.
-Claiming and finishing happen under a row lock (on SQLite the IMMEDIATE
-transaction holds the database write lock), which makes every step safe to
-run twice: a duplicate Celery message finds the job claimed or finished and
-does nothing.
+The database remembers unfinished work; Celery only carries job ids. The web
+process enqueues by task *name*, so it never imports worker code.
+
+Life of a job::
+
+    queued ──claim──► running ──finish──► succeeded | failed
+      ▲                  │
+      └──── sweep ◄──────┘  (lease expired: the worker died or stopped reporting)
+
+Claiming, finishing and sweeping happen under a row lock (on SQLite the
+IMMEDIATE transaction holds the database write lock), which makes every step
+safe to repeat: a duplicate Celery message finds the job held under a live
+lease, or finished, and does nothing. A worker renews its lease each time it
+reports progress; only a job whose lease expired is re-queued, and a finish
+from a worker whose lease was taken over is ignored.
+
+Audit events: ``job.started`` (each attempt), ``job.requeued`` (lease
+expired), ``job.succeeded`` / ``job.failed``.
 """
 
 from __future__ import annotations
@@ -25,24 +38,46 @@ from django.utils import timezone
 from apps.audit import context
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
+from apps.core.principals import Principal
 
 from .models import FINISHED, Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "jobs.run"
+SWEEP_BATCH = 500
 
 
 def _dispatch(job_id: int) -> None:
+    """Send the courier task by name; with ASSAY_CELERY_EAGER (development only) run the job right here."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        from worker.runner import run_job
+
+        run_job(job_id)
+        return
     from controlplane.celery import app
 
     app.send_task(RUN_TASK, args=[job_id])
 
 
-def job_enqueue(*, kind: str, target: Any = None, params: dict | None = None, max_attempts: int | None = None) -> Job:
-    """Create a queued job in the caller's transaction; the task is sent after commit."""
+def job_enqueue(
+    *,
+    kind: str,
+    target: Any = None,
+    params: dict | None = None,
+    max_attempts: int | None = None,
+    actor: Principal | None = None,
+) -> Job:
+    """Create a queued job in the caller's transaction; its task is sent after commit.
+
+    The job remembers the request id and principal of the work that asked for
+    it (``actor``, else the current audit context), so the events its run
+    writes in a worker name the same request and actor. Writes no audit event
+    of its own: the calling service records the change that needs the job.
+    """
     target_type, target_id, _ = audit.describe(target)
     ctx = context.current()
+    principal = actor or ctx.principal
     job = Job.objects.create(
         kind=kind,
         params=params or {},
@@ -50,7 +85,7 @@ def job_enqueue(*, kind: str, target: Any = None, params: dict | None = None, ma
         target_id=target_id,
         max_attempts=max_attempts or settings.ASSAY_JOB_MAX_ATTEMPTS,
         request_id=ctx.request_id,
-        principal=ctx.principal.as_dict() if ctx.principal else None,
+        principal=principal.as_dict() if principal else None,
         dispatched_at=timezone.now(),
     )
     transaction.on_commit(lambda: _dispatch(job.pk))
@@ -59,6 +94,8 @@ def job_enqueue(*, kind: str, target: Any = None, params: dict | None = None, ma
 
 @dataclass
 class Claim:
+    """A worker's hold on a running job: the job row as claimed and the lease token."""
+
     job: Job
     token: str
 
@@ -67,8 +104,33 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _give_up(job: Job, now) -> None:
+    """Fail a job that used up its attempts (every worker running it stopped). Audited."""
+    before = {"status": job.status, "attempts": job.attempts}
+    job.status = JobStatus.FAILED
+    job.error = f"gave up after {job.attempts} attempt(s): the worker running it stopped each time"
+    job.message = "gave up"
+    job.finished_at = now
+    job.lease_token = ""
+    job.lease_expires_at = None
+    job.save()
+    audit.record(
+        action="job.failed",
+        outcome=Outcome.FAILED,
+        target=job,
+        before=before,
+        after={"status": job.status},
+        related=(job.target_type, job.target_id, ""),
+        reason=job.error,
+    )
+
+
 def job_claim(job_id: int) -> Claim | None:
-    """Take a job for this worker, or None when it is finished or held under a live lease."""
+    """Take a job for this worker, or None when it is finished, missing or held under a live lease.
+
+    Takes over a running job whose lease expired (its worker died). A job that
+    has used up ``max_attempts`` is failed instead. Writes ``job.started``.
+    """
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
@@ -77,21 +139,16 @@ def job_claim(job_id: int) -> Claim | None:
         if job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at > now:
             return None
         if job.attempts >= job.max_attempts:
-            job.status = JobStatus.FAILED
-            job.error = f"gave up after {job.attempts} attempts (the worker running it stopped each time)"
-            job.finished_at = now
-            job.save()
-            audit.record(action="job.failed", outcome=Outcome.FAILED, target=job, reason=job.error)
+            _give_up(job, now)
             return None
         token = uuid.uuid4().hex
-        was = job.status
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.lease_token = token
         job.lease_expires_at = now + timedelta(seconds=settings.ASSAY_JOB_LEASE_SECONDS)
         job.worker = worker_name()
         job.started_at = job.started_at or now
-        job.message = "started" if was == JobStatus.QUEUED else f"restarted (attempt {job.attempts})"
+        job.message = "started" if job.attempts == 1 else f"restarted (attempt {job.attempts} of {job.max_attempts})"
         job.save()
         audit.record(
             action="job.started",
@@ -103,7 +160,10 @@ def job_claim(job_id: int) -> Claim | None:
 
 
 def job_report(claim: Claim, *, progress: int, message: str = "") -> bool:
-    """Record progress and renew the lease. False when the lease was lost (stop working)."""
+    """Record progress and renew the lease. False when the lease was lost: stop working.
+
+    Not audited: progress is not a state change anyone needs to account for.
+    """
     now = timezone.now()
     updated = Job.objects.filter(pk=claim.job.pk, lease_token=claim.token, status=JobStatus.RUNNING).update(
         progress=max(0, min(100, int(progress))),
@@ -115,7 +175,10 @@ def job_report(claim: Claim, *, progress: int, message: str = "") -> bool:
 
 
 def job_finish(claim: Claim, *, ok: bool, result: Any = None, error: str = "", message: str = "") -> bool:
-    """Mark the job succeeded or failed, if this claim still holds it. Audited."""
+    """Mark the job succeeded or failed, if this claim still holds it; else do nothing and return False.
+
+    Writes ``job.succeeded`` or ``job.failed``.
+    """
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=claim.job.pk).first()
         if job is None or job.lease_token != claim.token or job.status != JobStatus.RUNNING:
@@ -125,7 +188,7 @@ def job_finish(claim: Claim, *, ok: bool, result: Any = None, error: str = "", m
         job.progress = 100 if ok else job.progress
         job.result = result
         job.error = error[:10000]
-        job.message = message or ("done" if ok else "failed")
+        job.message = (message or ("done" if ok else "failed"))[:500]
         job.finished_at = timezone.now()
         job.lease_expires_at = None
         job.save()
@@ -133,6 +196,7 @@ def job_finish(claim: Claim, *, ok: bool, result: Any = None, error: str = "", m
             action="job.succeeded" if ok else "job.failed",
             outcome=Outcome.SUCCESS if ok else Outcome.FAILED,
             target=job,
+            after={"status": job.status, "attempt": job.attempts},
             related=(job.target_type, job.target_id, ""),
             reason=error[:2000],
         )
@@ -140,26 +204,49 @@ def job_finish(claim: Claim, *, ok: bool, result: Any = None, error: str = "", m
 
 
 def job_sweep() -> list[int]:
-    """Re-send jobs whose lease expired, or that sat queued past the grace period.
+    """Re-queue running jobs whose lease expired and re-send queued jobs nobody picked up.
 
-    A job held under a live lease is never touched. Returns the re-sent job ids.
+    A running job under a live lease is never touched, so a slow job that keeps
+    reporting is not run twice. An expired job goes back to ``queued``
+    (``job.requeued``), or to ``failed`` when it has used up its attempts
+    (``job.failed``). A queued job whose message seems lost (queued longer than
+    ``ASSAY_JOB_QUEUED_GRACE_SECONDS``) is only re-sent: its state does not
+    change, so nothing is audited and a long broker outage does not flood the
+    trail. Tasks are sent after commit. Returns the ids of the jobs re-sent.
     """
     now = timezone.now()
     grace = now - timedelta(seconds=settings.ASSAY_JOB_QUEUED_GRACE_SECONDS)
-    stale = Q(status=JobStatus.RUNNING, lease_expires_at__lt=now) | Q(status=JobStatus.QUEUED, dispatched_at__lt=grace)
-    ids = []
+    expired = Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+    unclaimed = Q(status=JobStatus.QUEUED) & (Q(dispatched_at__lt=grace) | Q(dispatched_at__isnull=True))
+    resend: list[int] = []
     with transaction.atomic():
-        for job in Job.objects.select_for_update().filter(stale).order_by("pk")[:500]:
+        stale = Job.objects.select_for_update(skip_locked=True).filter(expired | unclaimed).order_by("pk")
+        for job in stale[:SWEEP_BATCH]:
+            if job.status == JobStatus.QUEUED:
+                job.dispatched_at = now
+                job.save(update_fields=["dispatched_at", "updated_at"])
+                logger.info("job %s: never picked up, sent again", job.pk)
+                resend.append(job.pk)
+                continue
+            if job.attempts >= job.max_attempts:
+                _give_up(job, now)
+                continue
+            lost = {"status": job.status, "worker": job.worker, "attempt": job.attempts}
+            job.status = JobStatus.QUEUED
+            job.lease_token = ""
+            job.lease_expires_at = None
             job.dispatched_at = now
-            if job.status == JobStatus.RUNNING:
-                job.message = "worker lost; re-queued"
-            job.save(update_fields=["dispatched_at", "message", "updated_at"])
+            job.message = f"worker lost; re-queued after attempt {job.attempts} of {job.max_attempts}"
+            job.save()
             audit.record(
                 action="job.requeued",
                 target=job,
-                reason="lease expired" if job.status == JobStatus.RUNNING else "never picked up",
+                before=lost,
+                after={"status": job.status},
+                related=(job.target_type, job.target_id, ""),
+                reason="lease expired: the worker running it stopped reporting",
             )
-            ids.append(job.pk)
-        for job_id in ids:
+            resend.append(job.pk)
+        for job_id in resend:
             transaction.on_commit(lambda job_id=job_id: _dispatch(job_id))
-    return ids
+    return resend

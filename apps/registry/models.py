@@ -48,9 +48,7 @@ class Dataset(TimestampedModel):
     uri = models.CharField(max_length=1024, help_text="Storage key (uploads) or s3:// URI (references)")
     is_reference = models.BooleanField(default=False)
     format = models.CharField(max_length=16, choices=DatasetFormat.choices)
-    status = models.CharField(
-        max_length=32, choices=DatasetStatus.choices, default=DatasetStatus.PENDING_VERIFICATION
-    )
+    status = models.CharField(max_length=32, choices=DatasetStatus.choices, default=DatasetStatus.PENDING_VERIFICATION)
     status_reason = models.TextField(blank=True)
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
     size = models.BigIntegerField(null=True, blank=True)
@@ -61,6 +59,7 @@ class Dataset(TimestampedModel):
     created_by_service_account = models.ForeignKey(
         ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    verification_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     RBAC_PATHS = {"team": "owner_team_id", "model": None}
 
@@ -82,9 +81,7 @@ class ModelVersion(TimestampedModel):
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()
-    status = models.CharField(
-        max_length=32, choices=VersionStatus.choices, default=VersionStatus.PENDING_VERIFICATION
-    )
+    status = models.CharField(max_length=32, choices=VersionStatus.choices, default=VersionStatus.PENDING_VERIFICATION)
     status_reason = models.TextField(blank=True)
     format = models.CharField(max_length=32, choices=ArtifactFormat.choices)
     artifact_uri = models.CharField(max_length=1024, blank=True)
@@ -108,6 +105,7 @@ class ModelVersion(TimestampedModel):
     created_by_service_account = models.ForeignKey(
         ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    verification_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     RBAC_PATHS = {"team": "model__owner_team_id", "model": "model_id"}
 
@@ -115,8 +113,11 @@ class ModelVersion(TimestampedModel):
         ordering = ["model_id", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["model", "number"], name="uniq_version_number"),
+            # One live version per artifact: an invalid version (whose bytes are gone) does not block a retry.
             models.UniqueConstraint(
-                fields=["model", "sha256"], condition=~Q(sha256=""), name="uniq_version_artifact_digest"
+                fields=["model", "sha256"],
+                condition=~Q(sha256="") & ~Q(status="invalid"),
+                name="uniq_version_artifact_digest",
             ),
         ]
 

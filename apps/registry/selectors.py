@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
@@ -19,7 +19,7 @@ def model_list(
     data_category: str = "",
 ) -> QuerySet[RegisteredModel]:
     """Models the actor may see, with their team and version count, filtered as asked."""
-    qs = rbac.restrict(actor, RegisteredModel.objects.all(), "registry.view").select_related("owner_team")
+    qs = rbac.restrict(actor, RegisteredModel.objects.all(), "registry.view").select_related("owner_team", "created_by")
     if search:
         qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     if team:
@@ -35,26 +35,48 @@ def model_list(
 def model_get(*, actor: Principal, name: str) -> RegisteredModel:
     """One model by name; 404 when missing or out of the actor's scope."""
     return rbac.get_visible(
-        actor, RegisteredModel.objects.select_related("owner_team"), "registry.view", name=name
+        actor,
+        RegisteredModel.objects.select_related("owner_team", "created_by").annotate(version_count=Count("versions")),
+        "registry.view",
+        name=name,
     )
 
 
 def version_list(*, actor: Principal, model: RegisteredModel) -> QuerySet[ModelVersion]:
+    """A model's versions the actor may see, newest first, with everything the API and pages show."""
     qs = ModelVersion.objects.filter(model=model).select_related(
-        "model", "model__owner_team", "evaluation_dataset", "created_by", "created_by_service_account"
+        "model",
+        "model__owner_team",
+        "evaluation_dataset",
+        "created_by",
+        "created_by_service_account",
+        "verification_job",
     )
     return rbac.restrict(actor, qs, "registry.view").prefetch_related("training_datasets").order_by("-number")
 
 
 def version_get(*, actor: Principal, model_name: str, number: int) -> ModelVersion:
+    """One version by model name and number; 404 when missing or out of the actor's scope."""
     qs = ModelVersion.objects.select_related(
-        "model", "model__owner_team", "evaluation_dataset", "created_by", "created_by_service_account"
+        "model",
+        "model__owner_team",
+        "evaluation_dataset",
+        "created_by",
+        "created_by_service_account",
+        "verification_job",
     ).prefetch_related("training_datasets")
     return rbac.get_visible(actor, qs, "registry.view", model__name=model_name, number=number)
 
 
 def dataset_list(*, actor: Principal, search: str = "", team: str = "") -> QuerySet[Dataset]:
-    qs = rbac.restrict(actor, Dataset.objects.select_related("owner_team", "source"), "registry.view")
+    """Datasets the actor may see, newest first, filtered by name and team."""
+    qs = rbac.restrict(
+        actor,
+        Dataset.objects.select_related(
+            "owner_team", "source", "created_by", "created_by_service_account", "verification_job"
+        ),
+        "registry.view",
+    )
     if search:
         qs = qs.filter(name__icontains=search)
     if team:
@@ -63,6 +85,30 @@ def dataset_list(*, actor: Principal, search: str = "", team: str = "") -> Query
 
 
 def dataset_get(*, actor: Principal, dataset_id: int) -> Dataset:
+    """One dataset by id; 404 when missing or out of the actor's scope."""
     return rbac.get_visible(
-        actor, Dataset.objects.select_related("owner_team", "source", "created_by"), "registry.view", pk=dataset_id
+        actor,
+        Dataset.objects.select_related(
+            "owner_team", "source", "created_by", "created_by_service_account", "verification_job"
+        ),
+        "registry.view",
+        pk=dataset_id,
     )
+
+
+def model_inventory(
+    *, actor: Principal, search: str = "", team: str = "", risk_tier: str = "", data_category: str = ""
+) -> QuerySet[RegisteredModel]:
+    """The dashboard inventory: ``model_list`` plus each model's latest version number and status."""
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number")
+    models = model_list(actor=actor, search=search, team=team, risk_tier=risk_tier, data_category=data_category)
+    return models.annotate(
+        latest_version_number=Subquery(latest.values("number")[:1]),
+        latest_version_status=Subquery(latest.values("status")[:1]),
+    )
+
+
+def model_team_names(*, actor: Principal) -> list[str]:
+    """Names of the teams owning models the actor may see (the inventory's team filter)."""
+    qs = rbac.restrict(actor, RegisteredModel.objects.all(), "registry.view")
+    return list(qs.order_by("owner_team__name").values_list("owner_team__name", flat=True).distinct())

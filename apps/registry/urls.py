@@ -1,3 +1,15 @@
-from django.urls import path  # noqa: F401
+"""Dashboard URLs for the registry. A model's name is its key."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import views
+
+app_name = "registry"
+
+urlpatterns = [
+    path("", views.model_list, name="model_list"),
+    path("models/<slug:name>/", views.model_detail, name="model_detail"),
+    path("models/<slug:name>/versions/<int:number>/", views.version_detail, name="version_detail"),
+    path("datasets/", views.dataset_list, name="dataset_list"),
+    path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset_detail"),
+]

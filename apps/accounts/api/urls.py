@@ -1,3 +1,10 @@
-from django.urls import path  # noqa: F401
+"""Token API under /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .views import TokenListCreateApi, TokenRevokeApi
+
+urlpatterns = [
+    path("tokens/", TokenListCreateApi.as_view(), name="token-list"),
+    path("tokens/<str:token_id>/revoke/", TokenRevokeApi.as_view(), name="token-revoke"),
+]

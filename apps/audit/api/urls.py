@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("audit/events/", views.EventListView.as_view(), name="audit-events"),
+    path("audit/export/", views.ExportView.as_view(), name="audit-export"),
+    path("audit/verify/", views.VerifyView.as_view(), name="audit-verify"),
+]

@@ -1,63 +1,152 @@
-"""Public operational endpoints."""
+"""Public operational endpoints, and the API's answer for paths that do not exist."""
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 
 from django.conf import settings
 from django.db import connection
+from django.urls import Resolver404, resolve
 from drf_spectacular.utils import extend_schema, inline_serializer
+from kombu import Connection
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.errors import NotFound, problem
 
-def _check_database() -> dict:
+logger = logging.getLogger(__name__)
+
+BROKER_TIMEOUT_SECONDS = 3
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def check_database() -> dict:
+    """Run ``SELECT 1`` on the default database."""
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-        return {"ok": True, "vendor": connection.vendor, "ms": round((time.perf_counter() - started) * 1000, 1)}
     except Exception as exc:  # report, don't raise: this is the health endpoint
+        logger.warning("health: database unreachable: %r", exc)
         return {"ok": False, "vendor": connection.vendor, "error": exc.__class__.__name__}
+    return {"ok": True, "vendor": connection.vendor, "ms": _elapsed_ms(started)}
 
 
-def _check_broker() -> dict:
-    from controlplane.celery import app
+def check_broker() -> dict:
+    """Connect to the Celery broker named by the settings *now* (not the URL the app saw at start).
 
+    For ``filesystem://`` the broker is a folder: it must exist (it is created if missing) and be writable.
+    """
     url = settings.CELERY_BROKER_URL
+    options = dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS or {})
     transport = url.split("://", 1)[0]
     started = time.perf_counter()
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return {"ok": True, "transport": transport, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        if transport == "filesystem":
+            folder = options["data_folder_in"]
+            os.makedirs(folder, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise PermissionError(f"broker folder {folder} is not writable")
+        else:
+            with Connection(url, transport_options=options, connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT_SECONDS)
     except Exception as exc:
+        logger.warning("health: broker unreachable: %r", exc)
         return {"ok": False, "transport": transport, "error": exc.__class__.__name__}
+    return {"ok": True, "transport": transport, "ms": _elapsed_ms(started)}
 
 
 class HealthView(APIView):
-    """Is the control plane able to serve: database and broker reachable."""
+    """Can the control plane serve: the database and the broker are reachable. Public, for load balancers.
+
+    200 ``{"status": "ok", "database": {...}, "broker": {...}}``; otherwise 503 as
+    ``application/problem+json`` naming what is down, with the same two checks.
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []
 
     @extend_schema(
+        summary="Health: database and broker reachable",
         responses={
             200: inline_serializer(
                 "Health",
-                {"status": serializers.CharField(), "database": serializers.DictField(), "broker": serializers.DictField()},
-            )
+                {
+                    "status": serializers.CharField(),
+                    "database": serializers.DictField(),
+                    "broker": serializers.DictField(),
+                },
+            ),
+            503: inline_serializer(
+                "HealthProblem",
+                {
+                    "type": serializers.CharField(),
+                    "title": serializers.CharField(),
+                    "status": serializers.IntegerField(),
+                    "detail": serializers.CharField(),
+                    "database": serializers.DictField(),
+                    "broker": serializers.DictField(),
+                },
+            ),
         },
         auth=[],
     )
     def get(self, request):
-        database = _check_database()
-        broker = _check_broker()
-        ok = database["ok"] and broker["ok"]
-        return Response(
-            {"status": "ok" if ok else "unavailable", "database": database, "broker": broker},
-            status=200 if ok else 503,
+        checks = {"database": check_database(), "broker": check_broker()}
+        down = [name for name, check in checks.items() if not check["ok"]]
+        if not down:
+            return Response({"status": "ok", **checks})
+        return problem(
+            503,
+            "Service unavailable",
+            f"Unreachable: {', '.join(down)}.",
+            code="unavailable",
+            request=request,
+            **checks,
         )
+
+
+def _slash_hint(path: str) -> str:
+    """The same path with a trailing slash, when that is a real endpoint; else ""."""
+    if path.endswith("/"):
+        return ""
+    try:
+        match = resolve(path + "/")
+    except Resolver404:
+        return ""
+    return path + "/" if getattr(match.func, "view_class", None) is not ApiNotFoundView else ""
+
+
+class _AuthenticatedOrSlashHint(IsAuthenticated):
+    # The endpoints are listed in the public schema anyway: pointing at the slash reveals nothing.
+    def has_permission(self, request, view) -> bool:
+        return bool(_slash_hint(request.path)) or super().has_permission(request, view)
+
+
+class ApiNotFoundView(APIView):
+    """Any path under /api/v1/ that matches no endpoint: 401 without credentials, else a problem+json 404.
+
+    Anonymous callers learn nothing about which paths exist. A known path that
+    only lacks its trailing slash gets a 404 naming the right path, to anyone,
+    instead of a redirect (a redirected POST would lose its body).
+    """
+
+    schema = None
+    permission_classes = [_AuthenticatedOrSlashHint]
+
+    def _not_found(self, request, *args, **kwargs):
+        hint = _slash_hint(request.path)
+        if hint:
+            raise NotFound(f"No API endpoint at {request.path}. API paths end with a slash: {hint}")
+        raise NotFound(f"No API endpoint at {request.path}.")
+
+    get = post = put = patch = delete = head = options = _not_found

@@ -6,33 +6,144 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RoleBinding',
+            name="RoleBinding",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('subject_type', models.CharField(choices=[('user', 'User'), ('team', 'Team'), ('service_account', 'Service account')], max_length=16)),
-                ('role', models.CharField(choices=[('viewer', 'Viewer'), ('contributor', 'Contributor (ML engineer)'), ('reviewer', 'Reviewer'), ('compliance_officer', 'Compliance officer'), ('release_manager', 'Release manager'), ('auditor', 'Auditor'), ('admin', 'Admin')], max_length=32)),
-                ('scope_type', models.CharField(choices=[('global', 'Global'), ('team', 'Team'), ('model', 'Model')], default='global', max_length=16)),
-                ('granted_by', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('scope_model', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='registry.registeredmodel')),
-                ('scope_team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.team')),
-                ('service_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='role_bindings', to='accounts.serviceaccount')),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='role_bindings', to='accounts.team')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='role_bindings', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "subject_type",
+                    models.CharField(
+                        choices=[("user", "User"), ("team", "Team"), ("service_account", "Service account")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("viewer", "Viewer"),
+                            ("contributor", "Contributor (ML engineer)"),
+                            ("reviewer", "Reviewer"),
+                            ("compliance_officer", "Compliance officer"),
+                            ("release_manager", "Release manager"),
+                            ("auditor", "Auditor"),
+                            ("admin", "Admin"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "scope_type",
+                    models.CharField(
+                        choices=[("global", "Global"), ("team", "Team"), ("model", "Model")],
+                        default="global",
+                        max_length=16,
+                    ),
+                ),
+                ("granted_by", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "scope_model",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="registry.registeredmodel",
+                    ),
+                ),
+                (
+                    "scope_team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.team",
+                    ),
+                ),
+                (
+                    "service_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="role_bindings",
+                        to="accounts.serviceaccount",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="role_bindings",
+                        to="accounts.team",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="role_bindings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('service_account__isnull', True), ('subject_type', 'user'), ('team__isnull', True), ('user__isnull', False)), models.Q(('service_account__isnull', True), ('subject_type', 'team'), ('team__isnull', False), ('user__isnull', True)), models.Q(('service_account__isnull', False), ('subject_type', 'service_account'), ('team__isnull', True), ('user__isnull', True)), _connector='OR'), name='binding_subject_matches_type'), models.CheckConstraint(condition=models.Q(models.Q(('scope_model__isnull', True), ('scope_team__isnull', True), ('scope_type', 'global')), models.Q(('scope_model__isnull', True), ('scope_team__isnull', False), ('scope_type', 'team')), models.Q(('scope_model__isnull', False), ('scope_team__isnull', True), ('scope_type', 'model')), _connector='OR'), name='binding_scope_matches_type')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("service_account__isnull", True),
+                                ("subject_type", "user"),
+                                ("team__isnull", True),
+                                ("user__isnull", False),
+                            ),
+                            models.Q(
+                                ("service_account__isnull", True),
+                                ("subject_type", "team"),
+                                ("team__isnull", False),
+                                ("user__isnull", True),
+                            ),
+                            models.Q(
+                                ("service_account__isnull", False),
+                                ("subject_type", "service_account"),
+                                ("team__isnull", True),
+                                ("user__isnull", True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="binding_subject_matches_type",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(
+                                ("scope_model__isnull", True), ("scope_team__isnull", True), ("scope_type", "global")
+                            ),
+                            models.Q(
+                                ("scope_model__isnull", True), ("scope_team__isnull", False), ("scope_type", "team")
+                            ),
+                            models.Q(
+                                ("scope_model__isnull", False), ("scope_team__isnull", True), ("scope_type", "model")
+                            ),
+                            _connector="OR",
+                        ),
+                        name="binding_scope_matches_type",
+                    ),
+                ],
             },
         ),
     ]

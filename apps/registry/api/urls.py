@@ -1,3 +1,25 @@
-from django.urls import path  # noqa: F401
+"""Registry API under /api/v1/: models, versions, datasets."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .views import (
+    DatasetDetailApi,
+    DatasetListCreateApi,
+    ModelDetailApi,
+    ModelListCreateApi,
+    VersionDetailApi,
+    VersionListCreateApi,
+    VersionRetireApi,
+)
+
+urlpatterns = [
+    path("models/", ModelListCreateApi.as_view(), name="registry-model-list"),
+    path("models/<slug:name>/", ModelDetailApi.as_view(), name="registry-model-detail"),
+    path("models/<slug:name>/versions/", VersionListCreateApi.as_view(), name="registry-version-list"),
+    path("models/<slug:name>/versions/<int:number>/", VersionDetailApi.as_view(), name="registry-version-detail"),
+    path(
+        "models/<slug:name>/versions/<int:number>/retire/", VersionRetireApi.as_view(), name="registry-version-retire"
+    ),
+    path("datasets/", DatasetListCreateApi.as_view(), name="registry-dataset-list"),
+    path("datasets/<int:dataset_id>/", DatasetDetailApi.as_view(), name="registry-dataset-detail"),
+]

@@ -6,90 +6,254 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("jobs", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.CharField(max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('uri', models.CharField(help_text='Storage key (uploads) or s3:// URI (references)', max_length=1024)),
-                ('is_reference', models.BooleanField(default=False)),
-                ('format', models.CharField(choices=[('csv', 'CSV'), ('parquet', 'Parquet'), ('jsonl', 'JSON Lines')], max_length=16)),
-                ('status', models.CharField(choices=[('pending_verification', 'Pending verification'), ('ready', 'Ready'), ('invalid', 'Invalid')], default='pending_verification', max_length=32)),
-                ('status_reason', models.TextField(blank=True)),
-                ('sha256', models.CharField(blank=True, db_index=True, max_length=64)),
-                ('size', models.BigIntegerField(blank=True, null=True)),
-                ('row_count', models.BigIntegerField(blank=True, null=True)),
-                ('schema', models.JSONField(blank=True, default=list, help_text='[{"name", "type", "role"}]')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by_service_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.serviceaccount')),
-                ('owner_team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='datasets', to='accounts.team')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='derived', to='registry.dataset')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("uri", models.CharField(help_text="Storage key (uploads) or s3:// URI (references)", max_length=1024)),
+                ("is_reference", models.BooleanField(default=False)),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[("csv", "CSV"), ("parquet", "Parquet"), ("jsonl", "JSON Lines")], max_length=16
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending_verification", "Pending verification"),
+                            ("ready", "Ready"),
+                            ("invalid", "Invalid"),
+                        ],
+                        default="pending_verification",
+                        max_length=32,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True)),
+                ("sha256", models.CharField(blank=True, db_index=True, max_length=64)),
+                ("size", models.BigIntegerField(blank=True, null=True)),
+                ("row_count", models.BigIntegerField(blank=True, null=True)),
+                ("schema", models.JSONField(blank=True, default=list, help_text='[{"name", "type", "role"}]')),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by_service_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.serviceaccount",
+                    ),
+                ),
+                (
+                    "owner_team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="datasets", to="accounts.team"
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="derived",
+                        to="registry.dataset",
+                    ),
+                ),
+                (
+                    "verification_job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='RegisteredModel',
+            name="RegisteredModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('intended_use', models.TextField(blank=True)),
-                ('limitations', models.TextField(blank=True)),
-                ('risk_tier', models.CharField(choices=[('minimal', 'Minimal'), ('limited', 'Limited'), ('high', 'High'), ('unacceptable', 'Unacceptable')], default='limited', max_length=16)),
-                ('data_categories', models.JSONField(blank=True, default=list)),
-                ('jurisdictions', models.JSONField(blank=True, default=list)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner_team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='models', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("intended_use", models.TextField(blank=True)),
+                ("limitations", models.TextField(blank=True)),
+                (
+                    "risk_tier",
+                    models.CharField(
+                        choices=[
+                            ("minimal", "Minimal"),
+                            ("limited", "Limited"),
+                            ("high", "High"),
+                            ("unacceptable", "Unacceptable"),
+                        ],
+                        default="limited",
+                        max_length=16,
+                    ),
+                ),
+                ("data_categories", models.JSONField(blank=True, default=list)),
+                ("jurisdictions", models.JSONField(blank=True, default=list)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner_team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="models", to="accounts.team"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('number', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('pending_verification', 'Pending verification'), ('ready', 'Ready'), ('invalid', 'Invalid'), ('retired', 'Retired')], default='pending_verification', max_length=32)),
-                ('status_reason', models.TextField(blank=True)),
-                ('format', models.CharField(choices=[('onnx', 'ONNX'), ('skops', 'scikit-learn (skops)'), ('xgboost', 'XGBoost'), ('lightgbm', 'LightGBM'), ('predictions_only', 'Predictions only')], max_length=32)),
-                ('artifact_uri', models.CharField(blank=True, max_length=1024)),
-                ('artifact_is_reference', models.BooleanField(default=False)),
-                ('sha256', models.CharField(blank=True, max_length=64)),
-                ('size', models.BigIntegerField(blank=True, null=True)),
-                ('description', models.TextField(blank=True)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('source_repository', models.CharField(blank=True, max_length=500)),
-                ('source_commit', models.CharField(blank=True, max_length=64)),
-                ('ci_run_url', models.CharField(blank=True, max_length=500)),
-                ('model_card', models.JSONField(blank=True, default=dict)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by_service_account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.serviceaccount')),
-                ('evaluation_dataset', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='evaluated_versions', to='registry.dataset')),
-                ('training_datasets', models.ManyToManyField(blank=True, related_name='trained_versions', to='registry.dataset')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='registry.registeredmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending_verification", "Pending verification"),
+                            ("ready", "Ready"),
+                            ("invalid", "Invalid"),
+                            ("retired", "Retired"),
+                        ],
+                        default="pending_verification",
+                        max_length=32,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True)),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("onnx", "ONNX"),
+                            ("skops", "scikit-learn (skops)"),
+                            ("xgboost", "XGBoost"),
+                            ("lightgbm", "LightGBM"),
+                            ("predictions_only", "Predictions only"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("artifact_uri", models.CharField(blank=True, max_length=1024)),
+                ("artifact_is_reference", models.BooleanField(default=False)),
+                ("sha256", models.CharField(blank=True, max_length=64)),
+                ("size", models.BigIntegerField(blank=True, null=True)),
+                ("description", models.TextField(blank=True)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("source_repository", models.CharField(blank=True, max_length=500)),
+                ("source_commit", models.CharField(blank=True, max_length=64)),
+                ("ci_run_url", models.CharField(blank=True, max_length=500)),
+                ("model_card", models.JSONField(blank=True, default=dict)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by_service_account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.serviceaccount",
+                    ),
+                ),
+                (
+                    "evaluation_dataset",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluated_versions",
+                        to="registry.dataset",
+                    ),
+                ),
+                (
+                    "training_datasets",
+                    models.ManyToManyField(blank=True, related_name="trained_versions", to="registry.dataset"),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="registry.registeredmodel",
+                    ),
+                ),
+                (
+                    "verification_job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model_id', '-number'],
-                'constraints': [models.UniqueConstraint(fields=('model', 'number'), name='uniq_version_number'), models.UniqueConstraint(condition=models.Q(('sha256', ''), _negated=True), fields=('model', 'sha256'), name='uniq_version_artifact_digest')],
+                "ordering": ["model_id", "-number"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("model", "number"), name="uniq_version_number"),
+                    models.UniqueConstraint(
+                        condition=models.Q(
+                            models.Q(("sha256", ""), _negated=True), models.Q(("status", "invalid"), _negated=True)
+                        ),
+                        fields=("model", "sha256"),
+                        name="uniq_version_artifact_digest",
+                    ),
+                ],
             },
         ),
     ]

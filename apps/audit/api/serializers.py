@@ -1,0 +1,63 @@
+"""Shapes of the audit API: events as stored, and the verification result."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..models import AuditEvent
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """One audit event, every field flat, as the exports carry them."""
+
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "seq",
+            "event_id",
+            "occurred_at",
+            "actor_type",
+            "actor_id",
+            "actor_name",
+            "token_id",
+            "source",
+            "client_ip",
+            "request_id",
+            "action",
+            "outcome",
+            "target_type",
+            "target_id",
+            "target_name",
+            "related_type",
+            "related_id",
+            "before",
+            "after",
+            "reason",
+            "artifact_sha256",
+            "prev_hash",
+            "hash",
+            "sealed_at",
+        )
+        read_only_fields = fields
+
+
+class ProblemSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    kind = serializers.CharField()
+    message = serializers.CharField()
+
+
+class VerifySerializer(serializers.Serializer):
+    """The result of walking the chain against the signed checkpoints."""
+
+    ok = serializers.BooleanField()
+    events = serializers.IntegerField()
+    head_seq = serializers.IntegerField()
+    head_hash = serializers.CharField()
+    checkpoints_found = serializers.IntegerField()
+    checkpoints_checked = serializers.IntegerField()
+    last_checkpoint_seq = serializers.IntegerField(allow_null=True)
+    first_bad_seq = serializers.IntegerField(allow_null=True)
+    unsealed = serializers.IntegerField()
+    problems = ProblemSerializer(many=True)
+    warnings = serializers.ListField(child=serializers.CharField())

@@ -1,0 +1,79 @@
+"""Audit API: list with filters, verifiable exports, chain verification. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.generics import GenericAPIView
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import exports, selectors, services
+from ..choices import Outcome
+from ..filters import parse_filters
+from .serializers import EventSerializer, VerifySerializer
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("actor", str, description="Actor name, or `type:id` (e.g. `user:7`, `service_account:3`)."),
+    OpenApiParameter("action", str, description="Exact action, or a prefix ending in `*` (e.g. `model.*`)."),
+    OpenApiParameter("outcome", str, enum=Outcome.values),
+    OpenApiParameter("target_type", str),
+    OpenApiParameter("target_id", str),
+    OpenApiParameter("target", str, description="Shorthand for both: `model` or `model:42`."),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601, inclusive; a date means its start."),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="ISO 8601, exclusive; a date includes that day."),
+]
+
+
+class EventListView(GenericAPIView):
+    """The audit trail, newest first, filtered. Needs the global `audit.view` permission."""
+
+    serializer_class = EventSerializer
+
+    @extend_schema(parameters=FILTER_PARAMETERS, operation_id="audit_events_list")
+    def get(self, request):
+        filters = parse_filters(request.query_params)
+        queryset = selectors.event_list(actor=request.principal, filters=filters)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ExportView(APIView):
+    """Download the (filtered) trail as CSV or as JSON Lines with the chain hashes. Needs `audit.export`.
+
+    The export is itself audited (`audit.exported`, with the filters and the row count).
+    """
+
+    def perform_content_negotiation(self, request, force=False):
+        # ?format= names the export format here, not a DRF renderer; errors stay JSON (problem+json).
+        return (JSONRenderer(), JSONRenderer.media_type)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(exports.FORMATS), default="jsonl"),
+            *FILTER_PARAMETERS,
+        ],
+        responses={
+            (200, "application/jsonl"): OpenApiResponse(OpenApiTypes.STR, description="One event per line."),
+            (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="A header row, then one event a row."),
+        },
+        operation_id="audit_export",
+    )
+    def get(self, request):
+        filters = parse_filters(request.query_params)
+        fmt = (request.query_params.get("format") or "jsonl").strip().lower()
+        plan = services.export_start(actor=request.principal, filters=filters, fmt=fmt)
+        return exports.streaming_response(plan.format, plan.filters, up_to_seq=plan.up_to_seq)
+
+
+class VerifyView(APIView):
+    """Seal pending events and verify the whole chain against the signed checkpoints. Needs `audit.view`.
+
+    Always 200: `ok` says whether the trail is intact, `first_bad_seq` and `problems` say where and why not.
+    """
+
+    @extend_schema(responses=VerifySerializer, operation_id="audit_verify")
+    def get(self, request):
+        result = services.trail_verify(actor=request.principal)
+        return Response(VerifySerializer(result.as_dict()).data)

@@ -1,0 +1,252 @@
+"""Load the demo: teams, people in every role, a CI service account, models across risk tiers and data
+categories, versions with small real artifacts (ONNX and skops, generated now), datasets, and the audit
+trail those actions produce. Idempotent: what exists already is left alone.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from apps.accounts import services as accounts
+from apps.accounts.models import ServiceAccount, Team, User
+from apps.accounts.principals import principal_for_service_account, principal_for_user
+from apps.audit import context
+from apps.core.principals import Principal
+from apps.demo import artifacts
+from apps.rbac import services as rbac
+from apps.registry import services as registry
+from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+
+DEMO_PASSWORD_ENV = "ASSAY_DEMO_PASSWORD"  # noqa: S105 (the variable's name, not a secret)
+DEFAULT_PASSWORD = "assay-demo-2026"  # noqa: S105 - printed on start; the demo is for a laptop, never production
+
+TEAMS = [
+    ("credit-risk", "Credit Risk", "Consumer lending models"),
+    ("marketing", "Marketing Analytics", "Propensity and churn"),
+    ("clinical-ai", "Clinical AI", "Decision support for clinicians"),
+]
+
+# username, full name, role, scope team (None = global), member of
+PEOPLE = [
+    ("admin", "Ada Admin", "admin", None, []),
+    ("alice", "Alice Engineer", "contributor", "credit-risk", ["credit-risk"]),
+    ("mark", "Mark Engineer", "contributor", "marketing", ["marketing"]),
+    ("bob", "Bob Reviewer", "reviewer", None, []),
+    ("carol", "Carol Compliance", "compliance_officer", None, []),
+    ("dave", "Dave Release", "release_manager", None, []),
+    ("erin", "Erin Auditor", "auditor", None, []),
+    ("victor", "Victor Viewer", "viewer", "credit-risk", ["credit-risk"]),
+]
+
+MODELS = [
+    {
+        "name": "credit-scoring",
+        "owner_team": "credit-risk",
+        "risk_tier": "high",
+        "data_categories": ["personal", "financial"],
+        "jurisdictions": ["EU", "UK"],
+        "description": "Probability of default for consumer loan applications.",
+        "intended_use": "Ranks applications for manual underwriting review; never declines on its own.",
+        "limitations": "Trained on 2019-2024 applications; not validated for small-business lending.",
+        "columns": ["income", "debt_ratio", "credit_history_months", "open_accounts"],
+        "versions": ["onnx", "skops"],
+        "author": "ci-credit",
+    },
+    {
+        "name": "fraud-detector",
+        "owner_team": "credit-risk",
+        "risk_tier": "limited",
+        "data_categories": ["payment_card", "financial"],
+        "jurisdictions": ["EU", "US"],
+        "description": "Flags card transactions for fraud review.",
+        "intended_use": "Queues suspicious transactions for an analyst.",
+        "limitations": "Card-present transactions only.",
+        "columns": ["amount", "merchant_risk", "hour", "distance_km"],
+        "versions": ["onnx"],
+        "author": "alice",
+    },
+    {
+        "name": "churn-predictor",
+        "owner_team": "marketing",
+        "risk_tier": "minimal",
+        "data_categories": ["personal"],
+        "jurisdictions": ["EU"],
+        "description": "Likelihood that a subscriber cancels within 90 days.",
+        "intended_use": "Targets retention offers.",
+        "limitations": "Ignores customers younger than 30 days.",
+        "columns": ["tenure_days", "monthly_spend", "support_tickets"],
+        "versions": ["skops", "predictions_only"],
+        "author": "mark",
+    },
+    {
+        "name": "readmission-risk",
+        "owner_team": "clinical-ai",
+        "risk_tier": "high",
+        "data_categories": ["health", "personal"],
+        "jurisdictions": ["US"],
+        "description": "30-day hospital readmission risk.",
+        "intended_use": "Supports discharge planning by care teams.",
+        "limitations": "Adult inpatients only; not for paediatric use.",
+        "columns": ["age", "length_of_stay", "prior_admissions", "hba1c"],
+        "versions": ["onnx"],
+        "author": "admin",
+    },
+    {
+        "name": "emotion-recognition",
+        "owner_team": "marketing",
+        "risk_tier": "unacceptable",
+        "data_categories": ["biometric", "personal"],
+        "jurisdictions": ["EU"],
+        "description": "Infers emotions from in-store camera frames (registered to document its prohibition).",
+        "intended_use": "None: prohibited practice under the EU AI Act, Art. 5.",
+        "limitations": "Must never be released.",
+        "columns": ["f1", "f2", "f3"],
+        "versions": ["onnx"],
+        "author": "mark",
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo data (idempotent) and print the demo logins."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quiet", action="store_true", help="Do not print the logins.")
+
+    def handle(self, *args, **options):
+        context.update(source="cli")
+        system = Principal.system("demo")
+        password = os.environ.get(DEMO_PASSWORD_ENV, DEFAULT_PASSWORD)
+        teams = self._teams(system)
+        users = self._people(system, teams, password)
+        ci = self._service_account(system, users["alice"], teams["credit-risk"])
+        actors = {name: principal_for_user(user) for name, user in users.items()}
+        actors["ci-credit"] = principal_for_service_account(ci)
+        created = 0
+        for i, spec in enumerate(MODELS):
+            created += self._model(spec, seed=100 + i, actor=actors[spec["author"]], teams=teams)
+        self.stdout.write(self.style.SUCCESS(f"demo loaded ({created} new versions)"))
+        if not options["quiet"]:
+            self._print_logins(password)
+
+    def _teams(self, system: Principal) -> dict[str, Team]:
+        teams = {}
+        for name, display, description in TEAMS:
+            team = Team.objects.filter(name=name).first()
+            if team is None:
+                team = accounts.team_create(actor=system, name=name, display_name=display, description=description)
+            teams[name] = team
+        return teams
+
+    def _people(self, system: Principal, teams: dict[str, Team], password: str) -> dict[str, User]:
+        users = {}
+        for username, full_name, role, scope_team, member_of in PEOPLE:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                first, _, last = full_name.partition(" ")
+                user = accounts.user_create(
+                    actor=system,
+                    username=username,
+                    password=password,
+                    email=f"{username}@assay.example",
+                    first_name=first,
+                    last_name=last,
+                    check_password=False,
+                )
+            for team_name in member_of:
+                accounts.team_member_add(actor=system, team=teams[team_name], user=user)
+            rbac.role_grant(actor=system, subject=user, role=role, team=teams[scope_team] if scope_team else None)
+            users[username] = user
+        return users
+
+    def _service_account(self, system: Principal, owner: User, team: Team) -> ServiceAccount:
+        account = ServiceAccount.objects.filter(name="ci-credit").first()
+        if account is None:
+            account = accounts.service_account_create(
+                actor=system, name="ci-credit", owner=owner, team=team, description="CI pipeline of credit-risk"
+            )
+        rbac.role_grant(actor=system, subject=account, role="contributor", team=team)
+        return account
+
+    def _model(self, spec: dict, *, seed: int, actor: Principal, teams: dict[str, Team]) -> int:
+        model = RegisteredModel.objects.filter(name=spec["name"]).first()
+        if model is None:
+            model = registry.model_create(
+                actor=actor,
+                name=spec["name"],
+                owner_team=teams[spec["owner_team"]],
+                description=spec["description"],
+                intended_use=spec["intended_use"],
+                limitations=spec["limitations"],
+                risk_tier=spec["risk_tier"],
+                data_categories=spec["data_categories"],
+                jurisdictions=spec["jurisdictions"],
+            )
+        data = artifacts.make_data(seed, spec["columns"])
+        train = self._dataset(f"{spec['name']}-training", data, teams[spec["owner_team"]], actor)
+        evaluation_data = artifacts.make_data(seed + 1, spec["columns"], rows=200)
+        with_predictions = "predictions_only" in spec["versions"]
+        predictions = artifacts.predictions_for(evaluation_data, seed) if with_predictions else None
+        evaluation = self._dataset(
+            f"{spec['name']}-evaluation", evaluation_data, teams[spec["owner_team"]], actor, predictions
+        )
+        created = 0
+        for index, kind in enumerate(spec["versions"]):
+            if ModelVersion.objects.filter(model=model, number=index + 1).exists():
+                continue
+            artifact = None
+            fmt = kind
+            if kind == "onnx":
+                artifact = io.BytesIO(artifacts.onnx_logistic(data, seed + index))
+            elif kind == "skops":
+                artifact = io.BytesIO(artifacts.skops_gradient_boosting(data, seed + index))
+            with transaction.atomic():
+                registry.version_create(
+                    actor=actor,
+                    model_name=model.name,
+                    artifact=artifact,
+                    format=fmt,
+                    description=f"{fmt} model trained on {train.name}",
+                    metrics={"auc": round(0.78 + 0.03 * index, 3), "accuracy": round(0.74 + 0.02 * index, 3)},
+                    source_repository=f"https://git.example.com/{spec['owner_team']}/{model.name}",
+                    source_commit=f"{(seed * 7919 + index):040x}"[-40:],
+                    ci_run_url=f"https://ci.example.com/{model.name}/runs/{1000 + index}",
+                    training_dataset_ids=[train.pk],
+                    evaluation_dataset_id=evaluation.pk,
+                    model_card={
+                        "intended_use": spec["intended_use"],
+                        "limitations": spec["limitations"],
+                        "performance": f"AUC {0.78 + 0.03 * index:.2f} on {evaluation.name}",
+                        "human_oversight": "Every decision is reviewed by a trained analyst.",
+                    },
+                )
+            created += 1
+        return created
+
+    def _dataset(self, name: str, data, team: Team, actor: Principal, predictions=None) -> Dataset:
+        existing = Dataset.objects.filter(name=name, owner_team=team).first()
+        if existing is not None:
+            return existing
+        return registry.dataset_create(
+            actor=actor,
+            name=name,
+            owner_team=team,
+            file=io.BytesIO(data.csv_bytes(predictions)),
+            format="csv",
+            schema=data.schema(with_prediction=predictions is not None),
+            description=f"Synthetic {name.replace('-', ' ')} data ({len(data.y)} rows)",
+        )
+
+    def _print_logins(self, password: str) -> None:
+        self.stdout.write("")
+        self.stdout.write(f"Demo logins (password for all: {password})")
+        for username, full_name, role, scope_team, _ in PEOPLE:
+            scope = f"on team {scope_team}" if scope_team else "everywhere"
+            self.stdout.write(f"  {username:<8} {full_name:<18} {role} {scope}")
+        self.stdout.write(
+            "  CI service account 'ci-credit' (owner alice): manage.py token_create --service-account ci-credit"
+        )

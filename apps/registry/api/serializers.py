@@ -1,0 +1,377 @@
+"""Registry API shapes. Serializers check shape only; the services decide what is allowed."""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
+from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+
+# ---------------------------------------------------------------------------------------------
+# Fields
+
+
+class _JSONInForm:
+    """Accept a JSON value, or (in a multipart form) a string holding JSON."""
+
+    def _decode(self, data):
+        if isinstance(data, str):
+            if not data.strip():
+                return None
+            try:
+                return json.loads(data)
+            except json.JSONDecodeError:
+                self.fail("invalid_json")
+        return data
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class JSONObjectField(_JSONInForm, serializers.Field):
+    """A JSON object; in multipart forms, a string holding one."""
+
+    default_error_messages = {"invalid_json": "Not valid JSON.", "not_object": "Expected a JSON object."}
+
+    def to_internal_value(self, data):
+        value = self._decode(data)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail("not_object")
+        return value
+
+    def to_representation(self, value):
+        return value
+
+
+class ColumnSerializer(serializers.Serializer):
+    """One declared column of a dataset."""
+
+    name = serializers.CharField(max_length=200)
+    type = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=ColumnRole.choices, default=ColumnRole.FEATURE)
+
+
+class SchemaField(_JSONInForm, serializers.ListField):
+    """A list of columns; in multipart forms, a string holding the JSON list."""
+
+    default_error_messages = {"invalid_json": "Not valid JSON."}
+
+    def __init__(self, **kwargs):
+        super().__init__(child=ColumnSerializer(), **kwargs)
+
+    def get_value(self, dictionary):
+        if hasattr(dictionary, "getlist") and self.field_name in dictionary:
+            values = dictionary.getlist(self.field_name)
+            return values[0] if len(values) == 1 else values
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        value = self._decode(data)
+        return super().to_internal_value(value if value is not None else [])
+
+
+class IdListField(serializers.ListField):
+    """A list of ids: a JSON list, repeated form fields, or one comma-separated form field."""
+
+    def __init__(self, **kwargs):
+        super().__init__(child=serializers.IntegerField(min_value=1), **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = [part for part in data.replace(" ", "").split(",") if part]
+        elif isinstance(data, list) and len(data) == 1 and isinstance(data[0], str) and "," in data[0]:
+            data = [part for part in data[0].replace(" ", "").split(",") if part]
+        return super().to_internal_value(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+class JobStatusOutput(serializers.Serializer):
+    """The verification job: its status and progress (0-100)."""
+
+    id = serializers.UUIDField(source="public_id")
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class AuthorOutput(serializers.Serializer):
+    """Who registered it: the accountable person, and the service account they acted through, if any."""
+
+    user = serializers.CharField(allow_null=True)
+    service_account = serializers.CharField(allow_null=True)
+
+
+def _author(obj) -> dict:
+    return {
+        "user": obj.created_by.username if obj.created_by_id else None,
+        "service_account": obj.created_by_service_account.name if obj.created_by_service_account_id else None,
+    }
+
+
+class ModelOutput(serializers.ModelSerializer):
+    """A registered model."""
+
+    owner_team = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    data_categories = serializers.ListField(child=serializers.ChoiceField(choices=DataCategory.choices))
+    jurisdictions = serializers.ListField(child=serializers.CharField())
+    version_count = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    url = serializers.SerializerMethodField()
+    versions_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "owner_team",
+            "description",
+            "intended_use",
+            "limitations",
+            "risk_tier",
+            "data_categories",
+            "jurisdictions",
+            "version_count",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "url",
+            "versions_url",
+        ]
+        read_only_fields = fields
+
+    def get_version_count(self, obj) -> int:
+        return getattr(obj, "version_count", 0)
+
+    def get_url(self, obj) -> str:
+        return reverse("api:registry-model-detail", kwargs={"name": obj.name}, request=self.context.get("request"))
+
+    def get_versions_url(self, obj) -> str:
+        return reverse("api:registry-version-list", kwargs={"name": obj.name}, request=self.context.get("request"))
+
+
+class LineageOutput(serializers.Serializer):
+    """Where a version came from."""
+
+    source_repository = serializers.CharField()
+    source_commit = serializers.CharField()
+    ci_run_url = serializers.CharField()
+    training_datasets = serializers.ListField(child=serializers.IntegerField())
+    evaluation_dataset = serializers.IntegerField(allow_null=True)
+
+
+class VersionOutput(serializers.ModelSerializer):
+    """A model version: its artifact (digest, size, format), status, metrics, lineage, model card and author."""
+
+    model = serializers.CharField(source="model.name", read_only=True)
+    lineage = serializers.SerializerMethodField()
+    author = serializers.SerializerMethodField()
+    verification = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    metrics = JSONObjectField()
+    model_card = JSONObjectField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model",
+            "number",
+            "status",
+            "status_reason",
+            "format",
+            "sha256",
+            "size",
+            "artifact_uri",
+            "artifact_is_reference",
+            "description",
+            "metrics",
+            "lineage",
+            "model_card",
+            "author",
+            "verification",
+            "created_at",
+            "updated_at",
+            "url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(LineageOutput)
+    def get_lineage(self, obj) -> dict:
+        return {
+            "source_repository": obj.source_repository,
+            "source_commit": obj.source_commit,
+            "ci_run_url": obj.ci_run_url,
+            "training_datasets": [d.pk for d in obj.training_datasets.all()],
+            "evaluation_dataset": obj.evaluation_dataset_id,
+        }
+
+    @extend_schema_field(AuthorOutput)
+    def get_author(self, obj) -> dict:
+        return _author(obj)
+
+    @extend_schema_field(JobStatusOutput(allow_null=True))
+    def get_verification(self, obj) -> dict | None:
+        return JobStatusOutput(obj.verification_job).data if obj.verification_job_id else None
+
+    def get_url(self, obj) -> str:
+        return reverse(
+            "api:registry-version-detail",
+            kwargs={"name": obj.model.name, "number": obj.number},
+            request=self.context.get("request"),
+        )
+
+
+class DatasetOutput(serializers.ModelSerializer):
+    """A dataset: where it is, its digest and row count, and the role of each column."""
+
+    owner_team = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    schema = ColumnSerializer(many=True)
+    author = serializers.SerializerMethodField()
+    verification = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "name",
+            "owner_team",
+            "description",
+            "format",
+            "uri",
+            "is_reference",
+            "status",
+            "status_reason",
+            "sha256",
+            "size",
+            "row_count",
+            "schema",
+            "source",
+            "author",
+            "verification",
+            "created_at",
+            "updated_at",
+            "url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(AuthorOutput)
+    def get_author(self, obj) -> dict:
+        return _author(obj)
+
+    @extend_schema_field(JobStatusOutput(allow_null=True))
+    def get_verification(self, obj) -> dict | None:
+        return JobStatusOutput(obj.verification_job).data if obj.verification_job_id else None
+
+    def get_url(self, obj) -> str:
+        return reverse(
+            "api:registry-dataset-detail", kwargs={"dataset_id": obj.pk}, request=self.context.get("request")
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Input
+
+
+class ModelCreateInput(serializers.Serializer):
+    name = serializers.SlugField(max_length=100, help_text="Unique and permanent: the model's key in URLs.")
+    owner_team = serializers.SlugField(max_length=64, help_text="Name of the owning team.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    intended_use = serializers.CharField(required=False, allow_blank=True, default="")
+    limitations = serializers.CharField(required=False, allow_blank=True, default="")
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
+    data_categories = serializers.ListField(
+        child=serializers.ChoiceField(choices=DataCategory.choices), required=False, default=list
+    )
+    jurisdictions = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, default=list, help_text='e.g. ["EU", "US-CA"]'
+    )
+
+
+class ModelUpdateInput(serializers.Serializer):
+    """The editable fields; ``name`` is accepted only to be refused, since a model's name never changes."""
+
+    name = serializers.CharField(required=False, help_text="Immutable: sending a different name is refused.")
+    description = serializers.CharField(required=False, allow_blank=True)
+    intended_use = serializers.CharField(required=False, allow_blank=True)
+    limitations = serializers.CharField(required=False, allow_blank=True)
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    data_categories = serializers.ListField(child=serializers.ChoiceField(choices=DataCategory.choices), required=False)
+    jurisdictions = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+
+
+class _VersionFields(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=ArtifactFormat.choices,
+        required=False,
+        allow_blank=True,
+        help_text="Detected from the bytes when omitted for an upload; required with artifact_uri.",
+    )
+    sha256 = serializers.CharField(
+        required=False, allow_blank=True, max_length=71, help_text="Expected SHA-256 of the artifact (hex)."
+    )
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    metrics = JSONObjectField(required=False, help_text='Numbers by name, e.g. {"auc": 0.91}.')
+    source_repository = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    source_commit = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+    ci_run_url = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    training_datasets = IdListField(required=False, default=list, help_text="Dataset ids.")
+    evaluation_dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    model_card = JSONObjectField(required=False)
+
+
+class VersionUploadInput(_VersionFields):
+    """Multipart: the artifact file plus fields (JSON values such as metrics may be sent as JSON strings)."""
+
+    artifact = serializers.FileField(required=False, help_text="ONNX, skops, XGBoost JSON/UBJ or LightGBM text.")
+
+
+class VersionReferenceInput(_VersionFields):
+    """JSON: an artifact referenced by s3:// URI (verified by a worker), or a predictions_only version."""
+
+    artifact_uri = serializers.CharField(
+        required=False, allow_blank=True, max_length=1024, help_text="s3://bucket/key in an allowed bucket."
+    )
+
+
+class VersionCreateInput(VersionUploadInput, VersionReferenceInput):
+    """What the service receives, whichever way the version came in."""
+
+
+class VersionRetireInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class _DatasetFields(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    owner_team = serializers.SlugField(max_length=64)
+    format = serializers.ChoiceField(choices=DatasetFormat.choices, required=False, allow_blank=True)
+    schema = SchemaField(required=False, help_text="Columns [{name, type, role}]; all features when omitted.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    sha256 = serializers.CharField(required=False, allow_blank=True, max_length=71)
+    source = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text="Parent dataset id.")
+
+
+class DatasetUploadInput(_DatasetFields):
+    """Multipart: the file plus fields (schema as a JSON string)."""
+
+    file = serializers.FileField(required=False, help_text="CSV, JSON Lines or Parquet.")
+
+
+class DatasetReferenceInput(_DatasetFields):
+    """JSON: a dataset referenced by s3:// URI."""
+
+    uri = serializers.CharField(required=False, allow_blank=True, max_length=1024)
+
+
+class DatasetCreateInput(DatasetUploadInput, DatasetReferenceInput):
+    """What the service receives, whichever way the dataset came in."""

@@ -1,0 +1,238 @@
+"""Registry API: thin views over the registry's selectors and services."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from apps.registry import selectors, services
+from apps.registry.choices import DataCategory, RiskTier
+
+from .serializers import (
+    DatasetCreateInput,
+    DatasetOutput,
+    DatasetReferenceInput,
+    DatasetUploadInput,
+    ModelCreateInput,
+    ModelOutput,
+    ModelUpdateInput,
+    VersionCreateInput,
+    VersionOutput,
+    VersionReferenceInput,
+    VersionRetireInput,
+    VersionUploadInput,
+)
+
+PROBLEM = OpenApiResponse(description="Problem details (application/problem+json).")
+_REFUSALS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM}
+_UPLOAD_REFUSALS = {**_REFUSALS, 409: PROBLEM, 413: PROBLEM, 415: PROBLEM}
+
+
+def _created(request, body: dict) -> Response:
+    return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
+
+
+def _without_blanks(data: dict, *keys: str) -> dict:
+    return {k: v for k, v in data.items() if not (k in keys and v in ("", None))}
+
+
+class ModelListCreateApi(GenericAPIView):
+    """``GET``: models you may see (paginated, filterable). ``POST``: register a model for a team."""
+
+    serializer_class = ModelOutput
+
+    @extend_schema(
+        operation_id="models_list",
+        parameters=[
+            OpenApiParameter("search", str, description="Substring of the name or description."),
+            OpenApiParameter("team", str, description="Owning team's name."),
+            OpenApiParameter("risk_tier", str, enum=RiskTier.values),
+            OpenApiParameter("data_category", str, enum=DataCategory.values),
+        ],
+        responses={200: ModelOutput(many=True), 401: PROBLEM},
+    )
+    def get(self, request):
+        params = request.query_params
+        models = selectors.model_list(
+            actor=request.principal,
+            search=params.get("search", ""),
+            team=params.get("team", ""),
+            risk_tier=params.get("risk_tier", ""),
+            data_category=params.get("data_category", ""),
+        )
+        page = self.paginate_queryset(models)
+        return self.get_paginated_response(ModelOutput(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="models_create", request=ModelCreateInput, responses={201: ModelOutput, 409: PROBLEM, **_REFUSALS}
+    )
+    def post(self, request):
+        data = ModelCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = services.model_create(actor=request.principal, **data.validated_data)
+        return _created(request, ModelOutput(model, context={"request": request}).data)
+
+
+class ModelDetailApi(GenericAPIView):
+    """``GET``: one model. ``PATCH``: change its descriptive fields (its name never changes)."""
+
+    serializer_class = ModelOutput
+
+    @extend_schema(operation_id="models_retrieve", responses={200: ModelOutput, 401: PROBLEM, 404: PROBLEM})
+    def get(self, request, name: str):
+        model = selectors.model_get(actor=request.principal, name=name)
+        return Response(ModelOutput(model, context={"request": request}).data)
+
+    @extend_schema(operation_id="models_update", request=ModelUpdateInput, responses={200: ModelOutput, **_REFUSALS})
+    def patch(self, request, name: str):
+        data = ModelUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.model_update(actor=request.principal, name=name, changes=data.validated_data)
+        model = selectors.model_get(actor=request.principal, name=name)
+        return Response(ModelOutput(model, context={"request": request}).data)
+
+
+class VersionListCreateApi(GenericAPIView):
+    """``GET``: a model's versions, newest first. ``POST``: register the next version.
+
+    Multipart with an ``artifact`` file, or JSON with an ``artifact_uri`` (``s3://``
+    in an allowed bucket) or ``format: predictions_only`` with an evaluation dataset.
+    The same artifact registered twice is a 409 naming the existing version.
+    """
+
+    serializer_class = VersionOutput
+    parser_classes = [MultiPartParser, JSONParser, FormParser]
+
+    @extend_schema(
+        operation_id="models_versions_list", responses={200: VersionOutput(many=True), 401: PROBLEM, 404: PROBLEM}
+    )
+    def get(self, request, name: str):
+        model = selectors.model_get(actor=request.principal, name=name)
+        page = self.paginate_queryset(selectors.version_list(actor=request.principal, model=model))
+        return self.get_paginated_response(VersionOutput(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="models_versions_create",
+        request={"multipart/form-data": VersionUploadInput, "application/json": VersionReferenceInput},
+        responses={201: VersionOutput, **_UPLOAD_REFUSALS},
+    )
+    def post(self, request, name: str):
+        data = VersionCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = _without_blanks(data.validated_data, "format", "sha256", "artifact_uri")
+        version = services.version_create(
+            actor=request.principal,
+            model_name=name,
+            artifact=values.get("artifact"),
+            artifact_uri=values.get("artifact_uri", ""),
+            sha256=values.get("sha256", ""),
+            format=values.get("format", ""),
+            description=values.get("description", ""),
+            metrics=values.get("metrics"),
+            source_repository=values.get("source_repository", ""),
+            source_commit=values.get("source_commit", ""),
+            ci_run_url=values.get("ci_run_url", ""),
+            training_dataset_ids=values.get("training_datasets", []),
+            evaluation_dataset_id=values.get("evaluation_dataset"),
+            model_card=values.get("model_card"),
+        )
+        version = selectors.version_get(actor=request.principal, model_name=name, number=version.number)
+        return _created(request, VersionOutput(version, context={"request": request}).data)
+
+
+class VersionDetailApi(GenericAPIView):
+    """One version: sha256, size, format, status, metrics, lineage, model card, author and verification progress."""
+
+    serializer_class = VersionOutput
+
+    @extend_schema(operation_id="models_versions_retrieve", responses={200: VersionOutput, 401: PROBLEM, 404: PROBLEM})
+    def get(self, request, name: str, number: int):
+        version = selectors.version_get(actor=request.principal, model_name=name, number=number)
+        return Response(VersionOutput(version, context={"request": request}).data)
+
+
+class VersionRetireApi(GenericAPIView):
+    """Retire a version: it stays on record, marked retired."""
+
+    serializer_class = VersionOutput
+
+    @extend_schema(
+        operation_id="models_versions_retire",
+        request=VersionRetireInput,
+        responses={200: VersionOutput, 409: PROBLEM, **_REFUSALS},
+    )
+    def post(self, request, name: str, number: int):
+        data = VersionRetireInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.version_retire(
+            actor=request.principal, model_name=name, number=number, reason=data.validated_data["reason"]
+        )
+        version = selectors.version_get(actor=request.principal, model_name=name, number=number)
+        return Response(VersionOutput(version, context={"request": request}).data)
+
+
+class DatasetListCreateApi(GenericAPIView):
+    """``GET``: datasets you may see. ``POST``: register one (multipart ``file`` or JSON ``uri``)."""
+
+    serializer_class = DatasetOutput
+    parser_classes = [MultiPartParser, JSONParser, FormParser]
+
+    @extend_schema(
+        operation_id="datasets_list",
+        parameters=[
+            OpenApiParameter("search", str, description="Substring of the name."),
+            OpenApiParameter("team", str, description="Owning team's name."),
+        ],
+        responses={200: DatasetOutput(many=True), 401: PROBLEM},
+    )
+    def get(self, request):
+        datasets = selectors.dataset_list(
+            actor=request.principal,
+            search=request.query_params.get("search", ""),
+            team=request.query_params.get("team", ""),
+        )
+        page = self.paginate_queryset(datasets)
+        return self.get_paginated_response(DatasetOutput(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="datasets_create",
+        request={"multipart/form-data": DatasetUploadInput, "application/json": DatasetReferenceInput},
+        responses={201: DatasetOutput, **_UPLOAD_REFUSALS},
+    )
+    def post(self, request):
+        data = DatasetCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = _without_blanks(data.validated_data, "format", "sha256", "uri")
+        dataset = services.dataset_create(
+            actor=request.principal,
+            name=values["name"],
+            owner_team=values["owner_team"],
+            file=values.get("file"),
+            uri=values.get("uri", ""),
+            format=values.get("format", ""),
+            schema=values.get("schema"),
+            description=values.get("description", ""),
+            sha256=values.get("sha256", ""),
+            source_id=values.get("source"),
+        )
+        dataset = selectors.dataset_get(actor=request.principal, dataset_id=dataset.pk)
+        return _created(request, DatasetOutput(dataset, context={"request": request}).data)
+
+
+class DatasetDetailApi(GenericAPIView):
+    """One dataset."""
+
+    serializer_class = DatasetOutput
+
+    @extend_schema(
+        operation_id="datasets_retrieve",
+        parameters=[OpenApiParameter("dataset_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={200: DatasetOutput, 401: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, dataset_id: int):
+        dataset = selectors.dataset_get(actor=request.principal, dataset_id=dataset_id)
+        return Response(DatasetOutput(dataset, context={"request": request}).data)

@@ -1,0 +1,27 @@
+"""Writes for the registry: models, versions, datasets.
+
+Each service takes an explicit ``actor``, checks ``rbac.require`` on the right
+object, writes its rows and its audit event in one transaction, and schedules
+verification (a job row, sent to a worker after commit). Uploaded bytes are
+checked cheaply (``apps.registry.sniffing``) before anything is stored, and
+removed again if the transaction that would reference them fails, so a refused
+request leaves no row and no stored bytes. The worker's status changes are in
+``apps.registry.verification``.
+"""
+
+from .datasets import VERIFY_DATASET, dataset_create
+from .models import MODEL_EDITABLE, model_create, model_update
+from .versions import VERIFY_VERSION, DuplicateArtifact, version_create, version_retire, version_url
+
+__all__ = [
+    "MODEL_EDITABLE",
+    "VERIFY_DATASET",
+    "VERIFY_VERSION",
+    "DuplicateArtifact",
+    "dataset_create",
+    "model_create",
+    "model_update",
+    "version_create",
+    "version_retire",
+    "version_url",
+]

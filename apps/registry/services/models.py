@@ -1,0 +1,130 @@
+"""Registered models: create, and edit everything but the name."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import transaction
+
+from apps.accounts.models import Team
+from apps.audit import services as audit
+from apps.core.errors import Conflict, NotFound, ValidationFailed
+from apps.core.principals import Principal
+from apps.rbac import services as rbac
+
+from ..choices import DataCategory, RiskTier
+from ..models import RegisteredModel
+from .common import author, resolve_team
+
+MODEL_EDITABLE = ("description", "intended_use", "limitations", "risk_tier", "data_categories", "jurisdictions")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+def _choices(values: Any, allowed: type, field: str) -> list[str]:
+    values = list(values or [])
+    if not all(isinstance(v, str) for v in values):
+        raise ValidationFailed(f"{field}: expected a list of strings.", errors={field: ["Expected strings."]})
+    unknown = sorted(set(values) - set(allowed.values))
+    if unknown:
+        raise ValidationFailed(
+            f"{field}: unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed.values)}.",
+            errors={field: [f"unknown: {v}" for v in unknown]},
+        )
+    return sorted(set(values), key=values.index)
+
+
+def _strings(values: Any, field: str) -> list[str]:
+    values = list(values or [])
+    if not all(isinstance(v, str) and v.strip() for v in values):
+        raise ValidationFailed(f"{field}: expected a list of non-empty strings.", errors={field: ["Expected strings."]})
+    return [v.strip() for v in values]
+
+
+def _risk_tier(value: str) -> str:
+    if value not in RiskTier.values:
+        raise ValidationFailed(
+            f"risk_tier must be one of {', '.join(RiskTier.values)}.", errors={"risk_tier": ["Unknown risk tier."]}
+        )
+    return value
+
+
+def _model_snapshot(model: RegisteredModel) -> dict:
+    return {
+        "name": model.name,
+        "owner_team": model.owner_team.name,
+        **{field: getattr(model, field) for field in MODEL_EDITABLE},
+    }
+
+
+@transaction.atomic
+def model_create(
+    *,
+    actor: Principal,
+    name: str,
+    owner_team: Team | str,
+    description: str = "",
+    intended_use: str = "",
+    limitations: str = "",
+    risk_tier: str = RiskTier.LIMITED,
+    data_categories: list[str] | tuple = (),
+    jurisdictions: list[str] | tuple = (),
+) -> RegisteredModel:
+    """Register a model owned by a team. Needs ``registry.model_create`` on that team. Audited ``model.created``."""
+    team = resolve_team(owner_team)
+    rbac.require(actor, "registry.model_create", team, audit_action="model.created")
+    name = (name or "").strip()
+    if not _NAME_RE.match(name):
+        raise ValidationFailed(
+            "name: lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 100 characters.",
+            errors={"name": ["Invalid model name."]},
+        )
+    if RegisteredModel.objects.filter(name=name).exists():
+        raise Conflict(f"A model named {name!r} already exists; model names are unique and permanent.")
+    model = RegisteredModel.objects.create(
+        name=name,
+        owner_team=team,
+        description=description or "",
+        intended_use=intended_use or "",
+        limitations=limitations or "",
+        risk_tier=_risk_tier(risk_tier),
+        data_categories=_choices(data_categories, DataCategory, "data_categories"),
+        jurisdictions=_strings(jurisdictions, "jurisdictions"),
+        created_by_id=author(actor)["created_by_id"],
+    )
+    audit.record(action="model.created", actor=actor, target=model, related=team, after=_model_snapshot(model))
+    return model
+
+
+@transaction.atomic
+def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredModel:
+    """Change a model's descriptive fields; its name never changes. Audited ``model.updated`` with before/after."""
+    model = RegisteredModel.objects.select_for_update().select_related("owner_team").filter(name=name).first()
+    if model is None:
+        raise NotFound(f"No model named {name!r}.")
+    rbac.require(actor, "registry.model_edit", model, audit_action="model.updated")
+    if "name" in changes and changes["name"] != model.name:
+        raise ValidationFailed(
+            "A model's name is its permanent key and cannot be changed.", errors={"name": ["Immutable."]}
+        )
+    unknown = sorted(set(changes) - set(MODEL_EDITABLE) - {"name"})
+    if unknown:
+        raise ValidationFailed(f"Fields that cannot be changed: {', '.join(unknown)}.")
+    cleaners = {
+        "risk_tier": _risk_tier,
+        "data_categories": lambda v: _choices(v, DataCategory, "data_categories"),
+        "jurisdictions": lambda v: _strings(v, "jurisdictions"),
+    }
+    before, after = {}, {}
+    for field in MODEL_EDITABLE:
+        if field not in changes:
+            continue
+        value = cleaners.get(field, lambda v: v or "")(changes[field])
+        if getattr(model, field) != value:
+            before[field] = getattr(model, field)
+            after[field] = value
+            setattr(model, field, value)
+    if after:
+        model.save(update_fields=[*after, "updated_at"])
+        audit.record(action="model.updated", actor=actor, target=model, before=before, after=after)
+    return model

@@ -1,0 +1,256 @@
+"""Model versions: register (upload, s3:// reference or predictions only) and retire."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.urls import reverse
+
+from apps.audit import services as audit
+from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.core.principals import Principal
+from apps.jobs import services as jobs
+from apps.rbac import services as rbac
+
+from .. import sniffing
+from ..choices import ArtifactFormat, ColumnRole, VersionStatus
+from ..models import ModelVersion, RegisteredModel
+from ..storage import Stored, parse_reference
+from ..uploads import Spooled, spool
+from .common import author, clean_sha256, delete_quietly, ensure_json_object, save_bytes, visible_datasets
+
+VERIFY_VERSION = "registry.verify_version"
+
+
+class DuplicateArtifact(Conflict):
+    """The model already has a version with this artifact digest (409): CI retries are safe."""
+
+    code = "duplicate_artifact"
+    title = "Artifact already registered"
+
+
+def version_url(model_name: str, number: int) -> str:
+    return reverse("api:registry-version-detail", kwargs={"name": model_name, "number": number})
+
+
+def _refuse_duplicate(model: RegisteredModel, sha256: str) -> None:
+    if not sha256:
+        return
+    existing = (
+        ModelVersion.objects.filter(model=model, sha256=sha256)
+        .exclude(status=VersionStatus.INVALID)
+        .values_list("number", "status")
+        .first()
+    )
+    if existing is not None:
+        number, status = existing
+        url = version_url(model.name, number)
+        raise DuplicateArtifact(
+            f"This artifact (sha256 {sha256}) is already version {number} of model {model.name!r} "
+            f"(status {status}): {url}",
+            extra={"existing_version": number, "existing_version_url": url, "sha256": sha256},
+        )
+
+
+def _clean_metrics(metrics: Any) -> dict:
+    metrics = metrics or {}
+    if not isinstance(metrics, dict):
+        raise ValidationFailed("metrics: expected an object of name -> number.", errors={"metrics": ["Not an object."]})
+    bad = [k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        raise ValidationFailed(
+            f"metrics: values must be numbers ({', '.join(map(str, bad))}).",
+            errors={"metrics": [f"not a number: {k}" for k in bad]},
+        )
+    return {str(k): v for k, v in metrics.items()}
+
+
+def _visible_model_for(actor: Principal, model_name: str, permission: str, audit_action: str) -> RegisteredModel:
+    model = RegisteredModel.objects.select_related("owner_team").filter(name=model_name).first()
+    if model is None:
+        raise NotFound(f"No model named {model_name!r}.")
+    rbac.require(actor, permission, model, audit_action=audit_action)
+    return model
+
+
+def version_create(
+    *,
+    actor: Principal,
+    model_name: str,
+    artifact: Any = None,
+    artifact_uri: str = "",
+    sha256: str = "",
+    format: str = "",
+    description: str = "",
+    metrics: dict | None = None,
+    source_repository: str = "",
+    source_commit: str = "",
+    ci_run_url: str = "",
+    training_dataset_ids: list[int] | tuple = (),
+    evaluation_dataset_id: int | None = None,
+    model_card: dict | None = None,
+) -> ModelVersion:
+    """Register the next version of a model: an uploaded artifact, an ``s3://`` reference, or predictions only.
+
+    Refusals leave nothing behind: bad bytes are 415 before storing, a digest the
+    model already has is 409 naming that version, and stored bytes are removed if
+    the transaction fails. Audited ``model_version.created``; a worker verifies the
+    version after commit (job ``registry.verify_version``).
+
+    The bytes are stored before the transaction opens, so the model's row lock
+    (which serialises numbering and the digest check) is never held during an upload.
+    """
+    model = _visible_model_for(actor, model_name, "registry.version_create", "model_version.created")
+    fmt = (format or "").strip() or None
+    if fmt is not None and fmt not in ArtifactFormat.values:
+        raise ValidationFailed(
+            f"format must be one of {', '.join(ArtifactFormat.values)}.", errors={"format": ["Unknown format."]}
+        )
+    if artifact is not None and artifact_uri:
+        raise ValidationFailed("Send either an artifact file or an artifact_uri, not both.")
+    expected = clean_sha256(sha256)
+    metrics = _clean_metrics(metrics)
+    model_card = ensure_json_object(model_card, "model_card")
+    training = visible_datasets(actor, list(training_dataset_ids or []), "training_datasets")
+    evaluation = (
+        visible_datasets(actor, [evaluation_dataset_id], "evaluation_dataset")[0] if evaluation_dataset_id else None
+    )
+
+    ref_uri = ""
+    spooled: Spooled | None = None
+    if fmt == ArtifactFormat.PREDICTIONS_ONLY or (artifact is None and not artifact_uri):
+        if artifact is not None or artifact_uri:
+            raise ValidationFailed("A predictions_only version has no artifact.")
+        if fmt != ArtifactFormat.PREDICTIONS_ONLY:
+            raise ValidationFailed(
+                "Send an artifact file, an artifact_uri (s3://), "
+                "or format=predictions_only with an evaluation dataset.",
+                errors={"artifact": ["Required."]},
+            )
+        if evaluation is None:
+            raise ValidationFailed(
+                "A predictions_only version needs an evaluation dataset with a prediction column.",
+                errors={"evaluation_dataset": ["Required for predictions_only."]},
+            )
+        if not any(c.get("role") == ColumnRole.PREDICTION for c in evaluation.schema):
+            raise ValidationFailed(
+                f"Evaluation dataset {evaluation.pk} has no column with role 'prediction'.",
+                errors={"evaluation_dataset": ["No prediction column."]},
+            )
+        if evaluation.status == "invalid":
+            raise ValidationFailed(f"Evaluation dataset {evaluation.pk} is invalid: {evaluation.status_reason}")
+        if expected:
+            raise ValidationFailed("sha256 applies to an artifact; a predictions_only version has none.")
+    elif artifact_uri:
+        ref_uri = parse_reference(artifact_uri).uri
+        if fmt is None:
+            raise ValidationFailed(
+                "format is required with artifact_uri (the bytes are not fetched until a worker verifies them).",
+                errors={"format": ["Required with artifact_uri."]},
+            )
+        _refuse_duplicate(model, expected)
+    else:
+        spooled = spool(artifact)
+
+    stored: Stored | None = None
+    try:
+        digest, size = expected, None
+        if spooled is not None:
+            with spooled.open() as fh:
+                fmt = sniffing.check_model(fh, spooled.size, fmt)
+            if expected and expected != spooled.sha256:
+                raise ValidationFailed(
+                    f"The uploaded artifact's sha256 is {spooled.sha256}, not the expected {expected}.",
+                    errors={"sha256": ["Does not match the upload."]},
+                )
+            digest, size = spooled.sha256, spooled.size
+            _refuse_duplicate(model, digest)
+            stored = save_bytes(spooled, kind="artifacts")
+        with transaction.atomic():
+            locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+            _refuse_duplicate(locked, digest)
+            number = (ModelVersion.objects.filter(model=locked).aggregate(n=Max("number"))["n"] or 0) + 1
+            version = ModelVersion.objects.create(
+                model=locked,
+                number=number,
+                status=VersionStatus.PENDING_VERIFICATION,
+                format=fmt,
+                artifact_uri=stored.key if stored else ref_uri,
+                artifact_is_reference=bool(ref_uri),
+                sha256=digest,
+                size=size,
+                description=description or "",
+                metrics=metrics,
+                source_repository=source_repository or "",
+                source_commit=source_commit or "",
+                ci_run_url=ci_run_url or "",
+                evaluation_dataset=evaluation,
+                model_card=model_card,
+                **author(actor),
+            )
+            version.model = model
+            if training:
+                version.training_datasets.set(training)
+            audit.record(
+                action="model_version.created",
+                actor=actor,
+                target=version,
+                related=model,
+                after={
+                    "number": number,
+                    "format": fmt,
+                    "artifact_uri": version.artifact_uri,
+                    "artifact_is_reference": version.artifact_is_reference,
+                    "sha256": digest,
+                    "size": size,
+                    "training_datasets": [d.pk for d in training],
+                    "evaluation_dataset": evaluation.pk if evaluation else None,
+                    "source_commit": version.source_commit,
+                },
+                artifact_sha256=digest,
+            )
+            version.verification_job = jobs.job_enqueue(
+                kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
+            )
+            ModelVersion.objects.filter(pk=version.pk).update(verification_job=version.verification_job)
+    except BaseException:
+        if stored is not None:
+            delete_quietly(stored.key)
+        raise
+    finally:
+        if spooled is not None:
+            spooled.close()
+    return version
+
+
+@transaction.atomic
+def version_retire(*, actor: Principal, model_name: str, number: int, reason: str = "") -> ModelVersion:
+    """Retire a version: it stays on record but is no longer offered. Audited ``model_version.retired``."""
+    version = (
+        ModelVersion.objects.select_for_update()
+        .select_related("model", "model__owner_team")
+        .filter(model__name=model_name, number=number)
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"No version {number} of model {model_name!r}.")
+    rbac.require(actor, "registry.version_retire", version, audit_action="model_version.retired")
+    if version.status == VersionStatus.RETIRED:
+        raise InvalidTransition(f"{version} is already retired.")
+    before = version.status
+    version.status = VersionStatus.RETIRED
+    version.status_reason = reason or "retired"
+    version.save(update_fields=["status", "status_reason", "updated_at"])
+    audit.record(
+        action="model_version.retired",
+        actor=actor,
+        target=version,
+        related=version.model,
+        before={"status": before},
+        after={"status": version.status},
+        reason=reason,
+        artifact_sha256=version.sha256,
+    )
+    return version

@@ -1,0 +1,173 @@
+"""Where a version registration spends its time: queries per request and a profile.
+
+    .venv/bin/python benchmarks/profile_registration.py [--mode json|multipart] [--requests 300]
+
+Runs in one process, through Django's full request stack (middleware, DRF,
+authentication, rbac, the service, audit, the job and its after-commit
+dispatch) with ``django.test.Client``, against the database a benchmark run
+left behind (``assay_bench``; run ``benchmarks/run.sh`` first). It prints:
+
+- every query of one registration, with its time;
+- the mean wall time per registration and how much of it the database took;
+- a cProfile of N registrations, sorted by cumulative and by own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import secrets
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import onnx_payload  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "bench-model"
+USER = "bench-ci"
+BUCKET = "assay-bench-artifacts"
+
+
+def setup(args: argparse.Namespace) -> None:
+    storage = f"s3://{BUCKET}/assay" if args.mode == "json" else Path(args.work, "artifacts").as_uri()
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+            "DJANGO_ALLOWED_HOSTS": "testserver,127.0.0.1",
+            "DATABASE_URL": args.database_url,
+            "CELERY_BROKER_URL": args.broker,
+            "ASSAY_CACHE_URL": args.cache,
+            "ASSAY_VAR_DIR": args.work,
+            "ASSAY_ALLOWED_S3_BUCKETS": BUCKET,
+            "ASSAY_STORAGE_URL": storage,
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "ASSAY_LOG_LEVEL": "WARNING",
+        }
+    )
+    Path(args.work, "artifacts").mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def make_token() -> str:
+    from apps.accounts import services as accounts
+    from apps.accounts.models import User
+    from apps.core.principals import Principal
+
+    user = User.objects.get(username=USER)
+    _, full = accounts.token_create(
+        actor=Principal.system("assay-bench"), name="profile", user=user, scopes=["read", "registry:write"]
+    )
+    return full
+
+
+class Registrar:
+    """Posts one distinct registration per call through the test client."""
+
+    def __init__(self, mode: str, token: str) -> None:
+        from django.test import Client
+
+        self.mode = mode
+        self.client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", REMOTE_ADDR="127.0.0.1")
+        self.url = f"/api/v1/models/{MODEL}/versions/"
+        self.base, self.trailer = onnx_payload.build() if mode == "multipart" else (b"", 0)
+        self.n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        uid = f"{secrets.token_hex(6)}-{self.n}"
+        if self.mode == "json":
+            body = {
+                "artifact_uri": f"s3://{BUCKET}/profile/{uid}/model.onnx",
+                "sha256": secrets.token_hex(32),
+                "format": "onnx",
+            }
+            response = self.client.post(self.url, data=json.dumps(body), content_type="application/json")
+        else:
+            from django.core.files.uploadedfile import SimpleUploadedFile
+
+            data = onnx_payload.with_trailer(self.base, f"profile {uid}".ljust(self.trailer, ".").encode())
+            upload = SimpleUploadedFile("model.onnx", data, content_type="application/octet-stream")
+            response = self.client.post(self.url, data={"artifact": upload, "format": "onnx"})
+        if response.status_code != 201:
+            raise SystemExit(f"registration answered {response.status_code}: {response.content[:500]!r}")
+        return response.status_code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=["json", "multipart"], default="json")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/assay_bench")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--cache", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--work", default="/tmp/assay-bench-profile")
+    parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--grep", default="", help="also list profile rows whose function matches these words")
+    args = parser.parse_args()
+    setup(args)
+
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    register = Registrar(args.mode, make_token())
+    for _ in range(20):  # warm caches, connections, imports
+        register()
+
+    with CaptureQueriesContext(connection) as ctx:
+        register()
+    print(f"== queries of one {args.mode} registration: {len(ctx.captured_queries)}")
+    for i, q in enumerate(ctx.captured_queries, 1):
+        print(f"{i:>3}. {float(q['time']) * 1000:6.2f} ms  {q['sql'][:260]}")
+
+    # Wall time and database share over N requests (the debug cursor costs a little itself).
+    db_time = 0.0
+    cpu_started = time.process_time()
+    started = time.perf_counter()
+    for _ in range(args.requests):
+        with CaptureQueriesContext(connection) as ctx:
+            register()
+        db_time += sum(float(q["time"]) for q in ctx.captured_queries)
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    reset_queries()
+    print(
+        f"\n== {args.requests} registrations in one process: {wall / args.requests * 1000:.2f} ms each "
+        f"({args.requests / wall:.0f}/s on one core), of which database {db_time / args.requests * 1000:.2f} ms "
+        f"as the driver sees it; CPU of this process {cpu / args.requests * 1000:.2f} ms each"
+    )
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(args.requests):
+        register()
+    profiler.disable()
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order)
+        stats.print_stats(args.top)
+        print(f"\n== cProfile of {args.requests} registrations, by {order}")
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:12000])
+    if args.grep:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(args.grep)
+        print(f"\n== profile rows matching {args.grep!r}")
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:12000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

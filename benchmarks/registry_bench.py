@@ -1,0 +1,589 @@
+"""Registration benchmark: Assay on PostgreSQL under gunicorn, optionally against MLflow.
+
+One run (``benchmarks/run.sh``, or this file with the project's virtualenv):
+
+1. creates a fresh PostgreSQL database (``assay_bench``), migrates it and
+   creates a team, a user with the team-scoped ``contributor`` role, an API
+   token (scopes ``read,registry:write``) and a model, through the operator
+   commands (or the account services when a command is missing);
+2. for each gunicorn configuration (``sync:5`` = 2 x cores + 1 sync workers,
+   and ``gthread:5x4``) starts gunicorn with ``DJANGO_DEBUG=0`` and measures
+   version registrations per second with p50/p99 latency at 1, 8 and 32
+   concurrent clients, (a) as JSON with an ``artifact_uri`` and a ``sha256``
+   (storage ``s3://`` bucket referenced only) and (b) as a multipart upload of
+   a 6 KB ONNX file (storage in a local folder); each request carries a
+   distinct artifact and every answer that is not 201 is counted and shown;
+3. runs ``benchmarks/audit_bench.py`` when it exists and includes its output;
+4. where MLflow can be installed into its own virtualenv (from
+   ``benchmarks/requirements-mlflow.txt``), starts an MLflow server on another
+   database of the same PostgreSQL with as many workers, runs the same JSON
+   load against ``POST /api/2.0/mlflow/model-versions/create`` and prints the
+   ratio Assay/MLflow;
+5. prints a table and writes every figure to ``benchmarks/results/latest.json``.
+
+No Celery worker runs: the verification jobs the registrations enqueue stay
+queued in Redis (db 13 by default), which the output says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loadgen  # noqa: E402
+import onnx_payload  # noqa: E402
+import servers  # noqa: E402
+
+ROOT = servers.ROOT
+BENCH = ROOT / "benchmarks"
+MODEL = "bench-model"
+TEAM = "bench"
+USER = "bench-ci"
+REF_BUCKET = "assay-bench-artifacts"
+TARGET_RATE = 375
+TARGET_P99_MS = 150
+
+
+def log(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment and set-up
+
+
+def assay_env(args: argparse.Namespace, work: Path, database_url: str) -> dict:
+    """The environment every Assay process of the run shares (storage is added per load)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH"}
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": args.broker,
+            "ASSAY_CACHE_URL": args.cache,
+            "ASSAY_VAR_DIR": str(work / "var"),
+            "ASSAY_ALLOWED_S3_BUCKETS": REF_BUCKET,
+            "ASSAY_LOG_LEVEL": "WARNING",
+            # No S3 server runs: any accidental S3 call fails fast on a closed loopback port.
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    return env
+
+
+def storage_env(load: str, work: Path) -> dict:
+    """JSON registrations reference ``s3://`` URIs only; uploads are stored in a local folder."""
+    if load == "json":
+        return {"ASSAY_STORAGE_URL": f"s3://{REF_BUCKET}/assay"}
+    folder = work / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"ASSAY_STORAGE_URL": folder.as_uri()}
+
+
+def manage(env: dict, *argv: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+_SETUP_WITH_SERVICES = """
+from apps.accounts import services as accounts
+from apps.accounts.models import Team, User
+from apps.core.principals import Principal
+from apps.rbac import services as rbac
+system = Principal.system("assay-bench")
+team = Team.objects.filter(name=TEAM).first() or accounts.team_create(actor=system, name=TEAM)
+user = User.objects.filter(username=USER).first() or accounts.user_create(actor=system, username=USER, password=None)
+rbac.role_grant(actor=system, subject=user, role="contributor", team=team)
+token, full = accounts.token_create(actor=system, name="bench", user=user, scopes=["read", "registry:write"])
+print(full)
+"""
+
+
+def create_principals(env: dict) -> tuple[str, str]:
+    """Team, user, team-scoped contributor role and token; returns (token, how it was done)."""
+    available = manage(env, "help", "--commands").stdout.split()
+    wanted = {"user_create", "team_create", "role_grant", "token_create"}
+    if wanted <= set(available):
+        try:
+            manage(env, "team_create", TEAM)
+            manage(env, "user_create", USER, "--password-stdin", stdin=secrets.token_urlsafe(24) + "\n")
+            manage(env, "role_grant", "--user", USER, "--role", "contributor", "--team", TEAM)
+            out = manage(env, "token_create", "--user", USER, "--scopes", "read,registry:write").stdout
+            return out.strip().splitlines()[-1].strip(), "operator commands"
+        except subprocess.CalledProcessError as exc:
+            log(f"operator command failed ({exc.cmd[2:]}: {exc.stderr.strip()[-300:]}); using the services")
+    code = f"TEAM={TEAM!r}\nUSER={USER!r}\n" + _SETUP_WITH_SERVICES
+    out = manage(env, "shell", "-c", code).stdout
+    return out.strip().splitlines()[-1].strip(), "account services (operator commands missing)"
+
+
+def http(method: str, url: str, *, token: str | None = None, body: bytes | None = None, content_type: str = ""):
+    """One request; returns (status, parsed JSON or text)."""
+    req = urllib.request.Request(url, data=body, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, raw.decode(errors="replace")[:500]
+
+
+def multipart(fields: dict, file_field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "assaybench" + secrets.token_hex(12)
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Loads
+
+
+def probe(load: str, base_url: str, token: str, onnx_base: bytes, trailer: int, extra: dict) -> tuple[bool, str]:
+    """Register one version by hand, so a broken endpoint is reported clearly before any load."""
+    url = f"{base_url}/api/v1/models/{MODEL}/versions/"
+    uid = secrets.token_hex(8)
+    if load == "json":
+        body = json.dumps(
+            {"artifact_uri": f"s3://{REF_BUCKET}/probe/{uid}/model.onnx", "sha256": secrets.token_hex(32), **extra}
+        ).encode()
+        status, data = http("POST", url, token=token, body=body, content_type="application/json")
+    else:
+        data_bytes = onnx_payload.with_trailer(onnx_base, f"probe {uid}".ljust(trailer, ".").encode())
+        body, ctype = multipart({"format": "onnx"}, "artifact", "model.onnx", data_bytes)
+        status, data = http("POST", url, token=token, body=body, content_type=ctype)
+    return status == 201, f"{status} {json.dumps(data)[:600]}"
+
+
+def run_steps(
+    wrk: str, script: Path, url: str, args: argparse.Namespace, label: str, expected: int, server_pgid: int
+) -> list[loadgen.Step]:
+    steps = []
+    for clients in args.concurrency:
+        if args.warmup > 0:
+            loadgen.run(
+                wrk, script, url, concurrency=clients, duration_s=args.warmup, label="warmup", expected=expected
+            )
+        before, started = servers.cpu_snapshot(), time.monotonic()
+        step = loadgen.run(
+            wrk,
+            script,
+            url,
+            concurrency=clients,
+            duration_s=args.duration,
+            label=label,
+            expected=expected,
+            threads=args.wrk_threads,
+        )
+        step.cpu_cores = servers.cpu_split(before, servers.cpu_snapshot(), server_pgid, time.monotonic() - started)
+        bad = f", {step.not_ok} not {expected}: {step.codes}" if step.not_ok else ""
+        errs = f", socket errors {step.socket_errors}" if step.socket_errors else ""
+        busy = f"  [cores busy: {step.cpu_cores}]"
+        log(
+            f"  {label:<22} {clients:>3} clients: {step.rate:8.1f}/s  p50 {step.p50_ms:7.1f} ms  "
+            f"p99 {step.p99_ms:7.1f} ms{bad}{errs}{busy}"
+        )
+        for sample in step.samples[:2]:
+            log(f"    e.g. {sample[:300]!r}")
+        steps.append(step)
+    return steps
+
+
+def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer) -> dict:
+    """Every gunicorn configuration x both loads; returns {config: {load: [steps]}}."""
+    results: dict = {}
+    scripts = work / "lua"
+    scripts.mkdir(exist_ok=True)
+    path = f"/api/v1/models/{MODEL}/versions/"
+    json_lua = loadgen.json_script(
+        scripts, path=path, token=token_holder["token"], bucket=REF_BUCKET, extra_fields=args.json_extra
+    )
+    multipart_lua = loadgen.multipart_script(
+        scripts, path=path, token=token_holder["token"], onnx_base=onnx_base, trailer=trailer, fields={"format": "onnx"}
+    )
+    for config in configs:
+        results[config.label] = {}
+        for load in args.loads:
+            server_env = {**env, **storage_env(load, work)}
+            log(f"gunicorn {config.label} ({load}: ASSAY_STORAGE_URL={server_env['ASSAY_STORAGE_URL']})")
+            tag = f"{config.label}-{load}".replace(":", "-")
+            server = servers.start_gunicorn(config, server_env, work / "logs", tag)
+            try:
+                if not token_holder.get("model"):
+                    status, data = http(
+                        "POST",
+                        server.base_url + "/api/v1/models/",
+                        token=token_holder["token"],
+                        body=json.dumps(
+                            {"name": MODEL, "owner_team": TEAM, "risk_tier": "limited", "description": "benchmark"}
+                        ).encode(),
+                        content_type="application/json",
+                    )
+                    if status != 201:
+                        raise SystemExit(f"could not create the model through the API: {status} {data}")
+                    token_holder["model"] = True
+                ok, detail = probe(load, server.base_url, token_holder["token"], onnx_base, trailer, args.json_extra)
+                if not ok:
+                    log(f"  one {load} registration by hand failed, skipping this load: {detail}")
+                    results[config.label][load] = {"error": detail}
+                    continue
+                script = json_lua if load == "json" else multipart_lua
+                steps = run_steps(wrk, script, server.base_url, args, f"assay {load}", 201, server.proc.pid)
+                results[config.label][load] = [s.as_dict() for s in steps]
+            finally:
+                server.stop()
+    return results
+
+
+def bench_mlflow(args, work, wrk, workers: int) -> dict:
+    """The same JSON load against MLflow's create-model-version endpoint, or why it was skipped."""
+    venv = Path(args.mlflow_venv)
+    usable, message = servers.ensure_mlflow_venv(venv, BENCH / "requirements-mlflow.txt")
+    if not usable:
+        log(f"MLflow comparison skipped: {message}")
+        return {"skipped": message}
+    version = servers.mlflow_version(venv)
+    db_url = servers.recreate_database(args.pg, args.mlflow_db)
+    db_url = "postgresql+psycopg2://" + db_url.split("://", 1)[1]  # the driver pinned in requirements-mlflow.txt
+    log(f"MLflow {version} server on PostgreSQL database {args.mlflow_db}, {workers} workers")
+    server = servers.start_mlflow(venv, db_url, workers, work / "logs", f"s3://{REF_BUCKET}/mlflow")
+    try:
+        status, data = http(
+            "POST",
+            server.base_url + "/api/2.0/mlflow/registered-models/create",
+            body=json.dumps({"name": MODEL}).encode(),
+            content_type="application/json",
+        )
+        if status != 200:
+            return {"skipped": f"could not create the registered model: {status} {data}", "version": version}
+        script = loadgen.json_script(
+            work / "lua",
+            path="/api/2.0/mlflow/model-versions/create",
+            token=None,
+            bucket=REF_BUCKET,
+            mlflow_model=MODEL,
+        )
+        steps = run_steps(wrk, script, server.base_url, args, "mlflow json", 200, server.proc.pid)
+    finally:
+        server.stop()
+    return {
+        "version": version,
+        "workers": workers,
+        "server": "mlflow server (its default uvicorn)",
+        "json": [s.as_dict() for s in steps],
+    }
+
+
+def database_stats(env: dict) -> dict:
+    """What the run left in the database: versions, audit events by action, jobs by status."""
+    code = (
+        "import json\n"
+        "from django.db.models import Count\n"
+        "from apps.audit.models import AuditEvent\n"
+        "from apps.jobs.models import Job\n"
+        "from apps.registry.models import ModelVersion\n"
+        "print(json.dumps({'versions': ModelVersion.objects.count(),"
+        " 'versions_by_status': dict(ModelVersion.objects.values_list('status').annotate(n=Count('id'))),"
+        " 'audit_events': dict(AuditEvent.objects.values_list('action').annotate(n=Count('id'))),"
+        " 'audit_unsealed': AuditEvent.objects.filter(seq__isnull=True).count(),"
+        " 'jobs': dict(Job.objects.values_list('status').annotate(n=Count('id')))}))\n"
+    )
+    result = manage(env, "shell", "-c", code, check=False)
+    if result.returncode != 0:
+        return {"error": result.stderr.strip()[-500:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_audit_bench(args, env: dict) -> dict:
+    """benchmarks/audit_bench.py (written separately) on a database of its own; its output is kept as it is."""
+    script = BENCH / "audit_bench.py"
+    if not script.exists():
+        return {"skipped": "benchmarks/audit_bench.py is not there"}
+    database_url = servers.recreate_database(args.pg, args.audit_db)
+    log(f"audit_bench.py on PostgreSQL database {args.audit_db}")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(script), *args.audit_args],
+        cwd=ROOT,
+        env={**env, "DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    report: dict = {
+        "exit_code": result.returncode,
+        "seconds": round(time.monotonic() - started, 1),
+        "output": result.stdout[-6000:],
+        "events_per_second": {},
+    }
+    if result.returncode != 0:
+        report["stderr"] = result.stderr[-3000:]
+    for line in result.stdout.rstrip().splitlines():
+        print(f"    {line}")
+        match = re.match(r"^(\w+):.*?([\d,.]+) events/s\s*$", line.strip())
+        if match:
+            report["events_per_second"][match.group(1)] = float(match.group(2).replace(",", ""))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _row(name: str, step: dict, ratio: str = "") -> str:
+    bad = step["not_ok"] + sum(step["socket_errors"].values())
+    cpu = step.get("cpu_cores") or {}
+    cores = "/".join(f"{cpu.get(k, 0):.2f}" for k in ("server", "wrk", "postgres", "others"))
+    return (
+        f"{name:<28}{step['concurrency']:>8}{step['rate']:>10.1f}{step['p50_ms']:>10.1f}{step['p99_ms']:>10.1f}"
+        f"{step['requests']:>10}{bad:>8}{ratio:>10}  {cores}"
+    )
+
+
+def print_report(report: dict) -> None:
+    meta = report["meta"]
+    print()
+    print(
+        f"Registrations per second - {meta['cpus']} cores, PostgreSQL {meta['postgresql']}, "
+        f"{meta['duration_s']:.0f} s per step after {meta['warmup_s']:.0f} s warm-up, wrk closed loop"
+    )
+    header = (
+        f"{'server / load':<28}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
+    )
+    mlflow = report.get("mlflow", {})
+    mlflow_rate = {s["concurrency"]: s["rate"] for s in mlflow.get("json", [])}
+    print(header + f"{'vs MLflow':>10}  cores busy: server/wrk/postgres/others")
+    print("-" * (len(header) + 50))
+    for config, loads in report["assay"].items():
+        for load, steps in loads.items():
+            if isinstance(steps, dict):
+                print(f"assay {config} {load:<10} skipped: {steps.get('error', '')[:200]}")
+                continue
+            for step in steps:
+                ratio = ""
+                if load == "json" and mlflow_rate.get(step["concurrency"]):
+                    ratio = f"{step['rate'] / mlflow_rate[step['concurrency']]:.2f}x"
+                print(_row(f"assay {config} {load}", step, ratio))
+    for step in mlflow.get("json", []):
+        print(_row(f"mlflow {mlflow.get('version', '')} json", step))
+    if mlflow.get("skipped"):
+        print(f"mlflow: skipped ({mlflow['skipped']})")
+    print()
+    for line in report["verdicts"]:
+        print(line)
+    for note in report["notes"]:
+        print(f"note: {note}")
+
+
+def _all_steps(report: dict) -> list[dict]:
+    steps = [s for loads in report["assay"].values() for v in loads.values() if isinstance(v, list) for s in v]
+    return steps + report.get("mlflow", {}).get("json", [])
+
+
+def verdicts(report: dict) -> list[str]:
+    lines = []
+    for config, loads in report["assay"].items():
+        for load, steps in loads.items():
+            if isinstance(steps, dict):
+                continue
+            at32 = next((s for s in steps if s["concurrency"] == 32), None)
+            if at32 is None:
+                continue
+            met = at32["rate"] >= TARGET_RATE and at32["p99_ms"] < TARGET_P99_MS and at32["not_ok"] == 0
+            lines.append(
+                f"target (>= {TARGET_RATE}/s at 32 clients, p99 < {TARGET_P99_MS} ms), assay {config} {load}: "
+                f"{at32['rate']:.0f}/s, p99 {at32['p99_ms']:.0f} ms -> {'MET' if met else 'NOT MET'}"
+            )
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds measured per step (default 10)")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up before each step (default 3)")
+    parser.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32], help="e.g. 1,8,32"
+    )
+    parser.add_argument(
+        "--servers",
+        type=lambda s: [servers.GunicornConfig.parse(x) for x in s.split(",")],
+        default=[servers.GunicornConfig("sync", 2 * cores + 1), servers.GunicornConfig("gthread", 2 * cores + 1, 4)],
+        help=f"gunicorn configurations, e.g. sync:{2 * cores + 1},gthread:{2 * cores + 1}x4",
+    )
+    parser.add_argument("--loads", type=lambda s: s.split(","), default=["json", "multipart"], help="json,multipart")
+    parser.add_argument(
+        "--json-extra",
+        type=json.loads,
+        default={"format": "onnx"},
+        help='extra JSON fields for each registration (default {"format": "onnx"}: a reference names its format)',
+    )
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin connection")
+    parser.add_argument("--db", default="assay_bench")
+    parser.add_argument("--mlflow-db", default="mlflow_bench")
+    parser.add_argument("--audit-db", default="assay_bench_audit")
+    parser.add_argument(
+        "--audit-args", type=lambda s: s.split(), default=[], help="arguments for audit_bench.py, e.g. '--events 50000'"
+    )
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--cache", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--mlflow-venv", default=os.environ.get("ASSAY_MLFLOW_VENV", "/var/cache/assay/mlflow-venv"))
+    parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
+    parser.add_argument("--no-audit", action="store_true", help="skip benchmarks/audit_bench.py")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (one event loop is plenty here)")
+    parser.add_argument("--work", default="/tmp/assay-bench", help="scratch folder (logs, uploads, keys)")
+    parser.add_argument("--output", default=str(BENCH / "results" / "latest.json"))
+    parser.add_argument("--max-load", type=float, default=1.0, help="wait for a load average below this first")
+    parser.add_argument("--quiet-wait", type=float, default=120, help="seconds to wait for that at most")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    work = Path(args.work)
+    if work.exists():
+        subprocess.run(["rm", "-rf", str(work)], check=True)
+    (work / "logs").mkdir(parents=True)
+    wrk = loadgen.ensure_wrk()
+    load = servers.load_average()
+    if load >= args.max_load:
+        log(f"load average {load:.2f}: waiting up to {args.quiet_wait:.0f} s for the machine to quieten")
+        load = servers.wait_for_quiet(args.max_load, args.quiet_wait)
+    onnx_base, trailer = onnx_payload.build()
+    onnx_payload.self_check(onnx_base, trailer)
+
+    pg_version = servers.server_version(args.pg)
+    database_url = servers.recreate_database(args.pg, args.db)
+    servers.flush_redis(args.broker)
+    servers.flush_redis(args.cache)
+    env = assay_env(args, work, database_url)
+    log(f"database {args.db} on PostgreSQL {pg_version}: migrating")
+    manage(env, "migrate", "--noinput")
+    token, how = create_principals(env)
+    log(f"team {TEAM!r}, user {USER!r} (contributor on the team) and token created with the {how}")
+
+    report: dict = {
+        "meta": {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip(),
+            "cpus": os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "python": platform.python_version(),
+            "postgresql": pg_version,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "wrk": subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.splitlines()[0][:60],
+            "artifact_bytes": len(onnx_base) + 2 + trailer,
+            "setup": how,
+            "load_average_at_start": load,
+            "principal": f"user {USER} with a token (read, registry:write), contributor on team {TEAM}",
+        },
+        "notes": [],
+    }
+    holder = {"token": token}
+    report["assay"] = bench_assay(args, work, env, holder, args.servers, wrk, onnx_base, trailer)
+    report["database"] = database_stats(env)
+    queued = servers.redis_len(args.broker)
+    report["database"]["celery_messages_queued"] = queued
+    report["notes"].append(
+        f"no Celery worker was started: the {report['database'].get('jobs', {}).get('queued', '?')} verification "
+        f"jobs stay queued ({queued} messages waiting in {args.broker}); referenced s3:// artifacts are not fetched"
+    )
+    if not args.no_audit:
+        report["audit_bench"] = run_audit_bench(args, env)
+    if not args.no_mlflow:
+        workers = next((c.workers for c in args.servers if c.worker_class == "sync"), args.servers[0].workers)
+        try:
+            report["mlflow"] = bench_mlflow(args, work, wrk, workers)
+        except Exception as exc:  # the comparison is optional; say why it is missing
+            log(f"MLflow comparison failed: {exc}")
+            report["mlflow"] = {"skipped": f"failed: {str(exc)[:800]}"}
+        if report["mlflow"].get("json"):
+            report["notes"].append(
+                "MLflow runs without authentication, permission checks or an audit trail; "
+                "Assay's figures include token authentication, rbac, validation, the audit event and a queued job"
+            )
+    report["verdicts"] = verdicts(report)
+    busiest = max(
+        (s["cpu_cores"].get("others", 0) for s in _all_steps(report)),
+        default=0,
+    )
+    if busiest > 0.2:
+        report["notes"].append(
+            f"other processes kept up to {busiest:.2f} cores busy during a step: the figures are lower than on "
+            "an idle machine (see cpu_cores per step)"
+        )
+    report["meta"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print_report(report)
+    print(f"\nfigures written to {output}")
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""The servers a benchmark run starts and stops: PostgreSQL databases, gunicorn, MLflow.
+
+Everything here listens on 127.0.0.1 only and is stopped by the process that
+started it (by its own process group), never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recreate_database(admin_url: str, name: str) -> str:
+    """Drop and create database ``name`` on the server of ``admin_url``; return its URL."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def server_version(admin_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(admin_url) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def load_average() -> float:
+    """The one-minute load average: other work on this machine skews the figures."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+
+
+def wait_for_quiet(max_load: float, timeout_s: float) -> float:
+    """Wait (up to ``timeout_s``) until the one-minute load average drops below ``max_load``."""
+    deadline = time.monotonic() + timeout_s
+    load = load_average()
+    while load >= max_load and time.monotonic() < deadline:
+        time.sleep(5)
+        load = load_average()
+    return load
+
+
+def cpu_snapshot() -> dict[int, tuple[int, str, int]]:
+    """pid -> (process group, command, CPU clock ticks used so far) for every process."""
+    snap = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        snap[int(entry.name)] = (int(fields[2]), comm, int(fields[11]) + int(fields[12]))
+    return snap
+
+
+def cpu_split(before: dict, after: dict, server_pgid: int, seconds: float) -> dict[str, float]:
+    """Cores kept busy between two snapshots by the server under test, wrk, PostgreSQL and anything else."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    split = {"server": 0.0, "wrk": 0.0, "postgres": 0.0, "others": 0.0}
+    for pid, (pgrp, comm, used) in after.items():
+        delta = used - (before[pid][2] if pid in before else 0)
+        if delta <= 0:
+            continue
+        if pgrp == server_pgid:
+            key = "server"
+        elif comm == "wrk":
+            key = "wrk"
+        elif comm.startswith("postgres"):
+            key = "postgres"
+        else:
+            key = "others"
+        split[key] += delta / ticks
+    return {k: round(v / seconds, 2) for k, v in split.items()} if seconds > 0 else split
+
+
+def flush_redis(url: str) -> None:
+    """Empty the Redis database the run owns (its number is in the URL)."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def redis_len(url: str, key: str = "celery") -> int:
+    import redis
+
+    return int(redis.Redis.from_url(url).llen(key))
+
+
+def wait_http(url: str, *, timeout_s: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers (any status below 500)."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}\n{tail}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s ({last})\n{tail}")
+
+
+@dataclass
+class Server:
+    """A server process we started, in its own process group."""
+
+    name: str
+    proc: subprocess.Popen
+    base_url: str
+    log: Path
+
+    def stop(self, timeout_s: float = 20) -> None:
+        if self.proc.poll() is not None:
+            return
+        pgid = os.getpgid(self.proc.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        # Workers of the group may outlive the arbiter by a moment.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class GunicornConfig:
+    """How gunicorn serves: ``sync:5`` (5 sync workers) or ``gthread:5x4`` (5 workers, 4 threads each)."""
+
+    worker_class: str
+    workers: int
+    threads: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> GunicornConfig:
+        kind, _, size = text.partition(":")
+        if kind == "sync":
+            return cls("sync", int(size or (2 * (os.cpu_count() or 1) + 1)))
+        if kind == "gthread":
+            workers, _, threads = (size or "").partition("x")
+            return cls("gthread", int(workers or (2 * (os.cpu_count() or 1) + 1)), int(threads or 4))
+        raise ValueError(f"unknown gunicorn config {text!r} (use sync:N or gthread:NxT)")
+
+    @property
+    def label(self) -> str:
+        return f"sync:{self.workers}" if self.worker_class == "sync" else f"gthread:{self.workers}x{self.threads}"
+
+
+def start_gunicorn(config: GunicornConfig, env: dict, logs: Path, tag: str) -> Server:
+    """Start gunicorn on a free loopback port with the project's virtualenv and wait for /api/v1/health/."""
+    port = free_port()
+    log = logs / f"gunicorn-{tag}.log"
+    cmd = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "controlplane.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(config.workers),
+        "--worker-class",
+        config.worker_class,
+        "--backlog",
+        "2048",
+        "--timeout",
+        "60",
+        "--log-level",
+        "warning",
+        "--error-logfile",
+        str(log),
+    ]
+    if config.worker_class == "gthread":
+        cmd += ["--threads", str(config.threads)]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    server = Server(f"gunicorn {config.label}", proc, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_http(server.base_url + "/api/v1/health/", timeout_s=60, proc=proc, log=log)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def start_mlflow(venv: Path, backend_url: str, workers: int, logs: Path, artifact_root: str) -> Server:
+    """Start ``mlflow server`` (its default uvicorn server) on a PostgreSQL backend store."""
+    port = free_port()
+    log = logs / "mlflow.log"
+    cmd = [
+        str(venv / "bin" / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_url,
+        "--default-artifact-root",
+        artifact_root,
+        "--no-serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "MLFLOW_TRACKING_URI": "",
+        # Its background job runner (huey consumers for GenAI jobs) is not part of the registry; like Assay's
+        # Celery worker it is left off, so its start-up does not take CPU from the measurement.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "LANG": "C.UTF-8",
+    }
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server("mlflow", proc, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_http(server.base_url + "/health", timeout_s=180, proc=proc, log=log)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def ensure_mlflow_venv(venv: Path, requirements: Path) -> tuple[bool, str]:
+    """Create the benchmark's own MLflow virtualenv (never the product's) and install the pinned MLflow.
+
+    Returns (usable, message). A failed install only skips the comparison.
+    """
+    stamp = venv / ".assay-bench-requirements"
+    wanted = requirements.read_text()
+    python = venv / "bin" / "python"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return True, f"MLflow from {venv}"
+    try:
+        if not python.exists():
+            print(f"==> creating MLflow's own virtualenv in {venv}", flush=True)
+            venv.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        print(f"==> installing {requirements.name} into {venv} (once)", flush=True)
+        result = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "-r", str(requirements)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if result.returncode != 0:
+            return False, f"pip install failed: {result.stderr.strip()[-500:]}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"could not create the MLflow virtualenv: {exc}"
+    stamp.write_text(wanted)
+    return True, f"MLflow from {venv}"
+
+
+def mlflow_version(venv: Path) -> str:
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import mlflow; print(mlflow.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip() or "unknown"

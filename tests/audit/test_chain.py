@@ -1,0 +1,152 @@
+"""The canonical serialisation is exactly the documented one, and the sealer chains events in order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from django.db import connection, transaction
+
+from apps.audit import chain
+from apps.audit import services as audit
+from apps.audit.models import AuditEvent
+from apps.core.principals import Principal
+
+
+def reference_canonical(event: dict) -> bytes:
+    """The definition from the README, written the obvious way."""
+    obj = {k: event[k] for k in chain.CHAIN_COLUMNS}
+    obj["v"] = 1
+    obj["event_id"] = str(obj["event_id"]).replace("-", "")
+    occurred = obj["occurred_at"].astimezone(UTC)
+    obj["occurred_at"] = occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def an_event(**changes) -> dict:
+    event = {
+        "seq": 7,
+        "event_id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "occurred_at": datetime(2026, 3, 1, 12, 30, 5, 120, tzinfo=UTC),
+        "actor_type": "user",
+        "actor_id": "42",
+        "token_id": "tok_1",
+        "source": "api",
+        "client_ip": "192.0.2.1",
+        "request_id": "req-1",
+        "action": "model.updated",
+        "outcome": "success",
+        "target_type": "model",
+        "target_id": "3",
+        "related_type": "",
+        "related_id": "",
+        "before": {"risk_tier": "limited"},
+        "after": {"risk_tier": "high", "b": [1, 2.5, None, True], "a": {"z": "ü", "y": "\u2028"}},
+        "reason": 'quotes " and \\ and\ncontrol \x01 and emoji 🔒 and ünïcödé',
+        "artifact_sha256": "ab" * 32,
+    }
+    event.update(changes)
+    return event
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"before": None, "after": None},
+        {"after": {"nested": {"b": 1, "a": [{"y": 1, "x": 0}]}, "float": 0.1, "big": 10**20, "neg": -1.5e-7}},
+        {"occurred_at": datetime(2026, 3, 1, 14, 30, 5, 0, tzinfo=timezone(timedelta(hours=2)))},
+        {"reason": "", "token_id": "", "client_ip": "", "artifact_sha256": ""},
+        {"event_id": "12345678-1234-5678-1234-567812345678"},
+        {"target_id": "名前", "actor_id": "\t=cmd"},
+    ],
+)
+def test_the_fast_serialisation_equals_the_documented_definition(changes):
+    # given
+    event = an_event(**changes)
+    # when / then
+    assert chain.canonical_bytes(event) == reference_canonical(event)
+    expected = hashlib.sha256(b"0" * 64 + b"\n" + reference_canonical(event)).hexdigest()
+    assert chain.chain_hash("0" * 64, event) == expected
+
+
+@pytest.mark.django_db
+def test_sealed_hashes_follow_the_documented_definition_from_stored_values():
+    # given: events with awkward content, written through the one writer
+    with transaction.atomic():
+        audit.record(action="model.created", target=("model", "1", "churn"), after=an_event()["after"])
+        audit.record(action="model.updated", target=("model", "1", "churn"), reason=an_event()["reason"])
+        audit.record(action="model.updated", before={"k": 1.0}, after={"k": 10**20})
+    # when
+    chain.seal_pending(blocking=True)
+    # then: each hash is SHA-256(prev + "\n" + canonical) of the values the ORM reads back
+    prev = chain.GENESIS
+    for event in AuditEvent.objects.order_by("seq"):
+        values = {k: getattr(event, k) for k in chain.CHAIN_COLUMNS}
+        assert event.prev_hash == prev
+        assert event.hash == hashlib.sha256(prev.encode() + b"\n" + reference_canonical(values)).hexdigest()
+        prev = event.hash
+
+
+@pytest.mark.django_db
+def test_the_database_row_path_equals_the_documented_definition():
+    # given
+    with transaction.atomic():
+        audit.record(action="model.created", after=an_event()["after"], reason=an_event()["reason"])
+    chain.seal_pending(blocking=True)
+    # when
+    with connection.cursor() as cursor:
+        cursor.execute(chain._select_sql("seq IS NOT NULL", "seq"))
+        rows = cursor.fetchall()
+    # then
+    for row in rows:
+        event = AuditEvent.objects.get(pk=row[0])
+        values = {k: getattr(event, k) for k in chain.CHAIN_COLUMNS}
+        assert chain.canonical_text_db(row).encode() == reference_canonical(values)
+
+
+@pytest.mark.django_db
+def test_the_sealer_numbers_events_gaplessly_in_commit_order():
+    # given: three transactions' worth of events
+    for i in range(3):
+        with transaction.atomic():
+            audit.record(action="model.updated", target=("model", str(i), "m"))
+            audit.record(action="version.created", target=("version", str(i), "v"))
+    # when
+    sealed = chain.seal_pending(blocking=True)
+    # then
+    assert sealed == AuditEvent.objects.count()
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert chain.seal_pending(blocking=True) == 0  # idempotent
+
+
+@pytest.mark.django_db
+def test_a_transaction_with_many_events_schedules_one_seal(django_capture_on_commit_callbacks):
+    # given / when
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for i in range(5):
+            audit.record(action="model.updated", actor=Principal.system(), target=("model", str(i), "m"))
+    # then
+    assert len([c for c in callbacks if c is chain._seal_quietly]) == 1
+
+
+@pytest.mark.django_db
+def test_an_event_in_a_rolled_back_savepoint_does_not_cancel_the_seal_of_the_others(
+    django_capture_on_commit_callbacks,
+):
+    # given: the first event (and its seal) in a savepoint that rolls back
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        try:
+            with transaction.atomic():
+                audit.record(action="model.updated", target=("model", "1", "m"))
+                raise RuntimeError("refused")
+        except RuntimeError:
+            pass
+        # when
+        audit.record(action="model.updated", target=("model", "2", "m"))
+    # then: the surviving event still gets its seal
+    assert len([c for c in callbacks if c is chain._seal_quietly]) == 1

@@ -1,0 +1,72 @@
+"""The run command's demo: every role, several models across tiers, real artifacts, idempotent."""
+
+import pytest
+from django.core.management import call_command
+
+from apps.accounts.models import ServiceAccount, Team, User
+from apps.audit.models import AuditEvent
+from apps.rbac.models import RoleBinding
+from apps.rbac.roles import Role
+from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+from worker.runner import run_job
+
+
+@pytest.mark.django_db
+def test_demo_load_is_complete_and_idempotent(django_capture_on_commit_callbacks):
+    # when
+    call_command("demo_load", "--quiet")
+    counts = {
+        "users": User.objects.count(),
+        "teams": Team.objects.count(),
+        "service_accounts": ServiceAccount.objects.count(),
+        "bindings": RoleBinding.objects.count(),
+        "models": RegisteredModel.objects.count(),
+        "versions": ModelVersion.objects.count(),
+        "datasets": Dataset.objects.count(),
+    }
+    events_after_first = AuditEvent.objects.count()
+    call_command("demo_load", "--quiet")
+
+    # then: running it twice duplicates nothing
+    assert counts == {
+        "users": User.objects.count(),
+        "teams": Team.objects.count(),
+        "service_accounts": ServiceAccount.objects.count(),
+        "bindings": RoleBinding.objects.count(),
+        "models": RegisteredModel.objects.count(),
+        "versions": ModelVersion.objects.count(),
+        "datasets": Dataset.objects.count(),
+    }
+    assert AuditEvent.objects.count() == events_after_first
+    # every role is held by someone
+    assert set(RoleBinding.objects.values_list("role", flat=True)) == set(Role.values)
+    # several models across risk tiers and data categories
+    assert set(RegisteredModel.objects.values_list("risk_tier", flat=True)) == {
+        "minimal",
+        "limited",
+        "high",
+        "unacceptable",
+    }
+    categories = {c for cats in RegisteredModel.objects.values_list("data_categories", flat=True) for c in cats}
+    assert {"personal", "health", "payment_card", "biometric", "financial"} <= categories
+    formats = set(ModelVersion.objects.values_list("format", flat=True))
+    assert {"onnx", "skops", "predictions_only"} <= formats
+    # the audit trail records what the demo did, by the people who did it
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"team.created", "user.created", "role_binding.created", "model.created", "model_version.created"} <= actions
+    assert AuditEvent.objects.filter(action="model_version.created", actor_type="service_account").exists()
+
+
+@pytest.mark.django_db
+def test_demo_artifacts_pass_the_workers_full_verification(django_capture_on_commit_callbacks):
+    # given
+    from apps.jobs.models import Job
+
+    call_command("demo_load", "--quiet")
+    # when: the worker verifies every queued artifact and dataset
+    for job_id in Job.objects.order_by("id").values_list("id", flat=True):
+        run_job(job_id)
+    # then
+    assert set(ModelVersion.objects.values_list("status", flat=True)) == {"ready"}
+    assert set(Dataset.objects.values_list("status", flat=True)) == {"ready"}
+

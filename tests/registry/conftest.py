@@ -1,0 +1,1 @@
+from tests.registry.fixtures import contributor, contributor_principal, model, s3  # noqa: F401

@@ -1,0 +1,280 @@
+"""Jobs across processes: real Celery workers on the suite's own database and broker.
+
+Each test starts ``celery worker`` subprocesses pointed at the test database (a file on SQLite,
+``test_<name>`` on PostgreSQL) and at the broker the suite is configured with (the embedded
+``filesystem://`` folder, Redis or RabbitMQ), with a lease of a few seconds. The test-only job kinds
+live in ``tests/worker/job_fixtures.py``. Worker output is copied into the test's captured output,
+so a failing test shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+from django.urls import path
+
+from apps.audit import context
+from apps.audit.models import AuditEvent
+from apps.jobs import services as jobs
+from apps.jobs.models import Job, JobStatus
+from controlplane import urls as root_urls
+from controlplane.celery import app
+from tests.worker.job_fixtures import EnqueueSleepJobView, read_trace
+
+ROOT = Path(__file__).resolve().parents[2]
+LEASE_SECONDS = 3
+
+urlpatterns = [
+    path("api/v1/test-jobs/", EnqueueSleepJobView.as_view()),
+    *root_urls.urlpatterns,
+]
+
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.urls(__name__),
+    pytest.mark.timeout(120),
+]
+
+
+def wait_for(what: str, predicate: Callable, timeout: float = 30.0, interval: float = 0.1):
+    """Poll until ``predicate()`` is truthy and return its value; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on (pytest-django's test database), for the workers."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    if connection.vendor == "postgresql":
+        auth = quote(s["USER"] or "", safe="")
+        if s["PASSWORD"]:
+            auth += ":" + quote(s["PASSWORD"], safe="")
+        host = s["HOST"] or "localhost"
+        port = f":{s['PORT']}" if s["PORT"] else ""
+        return f"postgres://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
+    raise RuntimeError(f"no worker database URL for {connection.vendor}")
+
+
+class Workers:
+    """Celery worker subprocesses sharing the test's database and broker; all killed at teardown."""
+
+    def __init__(self, env: dict, trace: Path) -> None:
+        self.env = env
+        self.trace = trace
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._pumps: list[threading.Thread] = []
+
+    def start(self, *names: str) -> None:
+        """Start one worker per name (concurrency 1, prefork) and wait until each consumes."""
+        for name in names:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "--concurrency", "1"]
+                + ["--pool", "prefork", "-Q", "celery", "-n", f"{name}@%h", "--loglevel", "INFO"]
+                + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: a kill takes the pool child too
+            )
+            self.procs[name] = proc
+            pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True)
+            pump.start()
+            self._pumps.append(pump)
+        for name in names:
+            wait_for(f"worker {name} to be ready", lambda name=name: self._ready(name))
+
+    def _ready(self, name: str) -> bool:
+        proc = self.procs[name]
+        if proc.poll() is not None:
+            raise AssertionError(f"worker {name} exited with {proc.returncode} before it was ready (output above)")
+        return any(self.trace.glob(f"ready-{name}@*"))
+
+    @staticmethod
+    def _pump(name: str, proc: subprocess.Popen) -> None:
+        # Copy the worker's output, line by line and prefixed, into this process's stderr, which pytest
+        # captures at the file-descriptor level and prints when the test fails.
+        for line in proc.stdout:
+            os.write(2, f"[worker {name}] ".encode() + line)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the worker and its pool child, as a machine or container dying would."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name, proc in self.procs.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                sys.stderr.write(f"worker {name} (pid {proc.pid}) did not exit after SIGKILL\n")
+        for pump in self._pumps:
+            pump.join(timeout=5)
+
+
+@pytest.fixture
+def workers(transactional_db, settings, tmp_path):
+    """Start workers with ``workers.start("a", ...)``; every one is killed when the test ends."""
+    settings.ASSAY_JOB_LEASE_SECONDS = LEASE_SECONDS
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        # The same var folder as this process, so a filesystem:// broker shares its queue folder.
+        "ASSAY_VAR_DIR": str(settings.VAR_DIR),
+        "ASSAY_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+        "ASSAY_EXTRA_TASK_MODULES": "tests.worker.job_fixtures",
+        "ASSAY_TEST_TRACE_DIR": str(trace),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
+    group = Workers(env, trace)
+    yield group
+    group.stop_all()
+
+
+def traced(workers: Workers, name: str, job: Job) -> list[list[str]]:
+    """The lines of a worker trace file about this job."""
+    return [line for line in read_trace(workers.trace, name) if line[0] == str(job.pk)]
+
+
+def job_events(job: Job) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(target_type="job", target_id=str(job.pk)).order_by("id"))
+
+
+def test_a_job_survives_a_worker_killed_mid_job(workers):
+    # given a worker running a 5-second job that reports progress
+    workers.start("first")
+    with context_request("kill-test-0001"):
+        job = jobs.job_enqueue(kind="tests.sleep", params={"seconds": 5})
+    wait_for("the job to report progress", lambda: Job.objects.filter(pk=job.pk, progress__gt=0).exists())
+
+    # when the worker is killed mid-job
+    workers.kill("first")
+
+    # then the row still says running, under the dead worker's lease
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING
+    assert job.attempts == 1
+
+    # and once the lease has expired the sweeper puts it back in the queue
+    swept = wait_for("the sweeper to re-queue the job", lambda: jobs.job_sweep(), timeout=LEASE_SECONDS * 10)
+    assert swept == [job.pk]
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+
+    # and a second worker picks it up and finishes it
+    workers.start("second")
+    wait_for("the job to finish", lambda: Job.objects.filter(pk=job.pk, status__in=("succeeded", "failed")).exists())
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.attempts == 2
+    runs = traced(workers, "executions.log", job)
+    assert [attempt for _, attempt, _ in runs] == ["1", "2"]
+    assert runs[0][2] != runs[1][2]  # two different worker processes
+    events = job_events(job)
+    assert [e.action for e in events] == [
+        "job.started",
+        "job.requeued",
+        "job.started",
+        "test_job.completed",
+        "job.succeeded",
+    ]
+    # every event of the job's own run names the request that enqueued it
+    assert {e.request_id for e in events if e.source == "worker"} == {"kill-test-0001"}
+
+
+def test_a_slow_live_job_runs_once_despite_sweeps_and_a_duplicate_message(workers, make_user, api_client_for):
+    # given two workers, and a 7-second job enqueued through the API (lease: 3 s, renewed every 0.2 s)
+    workers.start("a", "b")
+    user = make_user()
+    client = api_client_for(user)
+    response = client.post("/api/v1/test-jobs/", {"seconds": 7}, format="json", HTTP_X_REQUEST_ID="ci-run-42.step-7")
+    assert response.status_code == 202, response.content
+    assert response["X-Request-ID"] == "ci-run-42.step-7"
+    job = Job.objects.get(pk=response.json()["id"])
+    wait_for("the job to start", lambda: Job.objects.filter(pk=job.pk, progress__gt=0).exists())
+
+    # when its Celery message is delivered a second time and the sweeper runs again and again
+    app.send_task(jobs.RUN_TASK, args=[job.pk])
+    sweeps = []
+
+    def swept_until_finished() -> bool:
+        sweeps.append(jobs.job_sweep())
+        return Job.objects.filter(pk=job.pk, status__in=("succeeded", "failed")).exists()
+
+    wait_for("the job to finish", swept_until_finished, interval=0.25)
+    wait_for("the duplicate message to be handled", lambda: len(traced(workers, "deliveries.log", job)) >= 2)
+    deliveries = traced(workers, "deliveries.log", job)
+
+    # then the sweeps left it alone, the duplicate was skipped, and it ran exactly once
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.finished_at - job.started_at).total_seconds() > LEASE_SECONDS  # it outlived its first lease
+    assert len(sweeps) > 1 and all(ids == [] for ids in sweeps)
+    assert sorted(outcome for _, _, outcome in deliveries) == ["skipped", "succeeded"]
+    assert len(traced(workers, "executions.log", job)) == 1
+    assert job.attempts == 1
+    events = job_events(job)
+    assert [e.action for e in events] == ["job.started", "test_job.completed", "job.succeeded"]
+    # and the events written by the worker carry the API request's id and actor
+    assert {(e.source, e.request_id, e.actor_type, e.actor_id) for e in events} == {
+        ("worker", "ci-run-42.step-7", "user", str(user.pk))
+    }
+
+
+def test_a_task_carries_the_request_id_into_the_worker(workers):
+    # given a worker
+    workers.start("solo")
+    marker = uuid.uuid4().hex
+
+    # when a task is sent while handling request "req-7f3a"
+    with context_request("req-7f3a"):
+        app.send_task("tests.record_event", args=[marker])
+
+    # then the event the worker writes carries that request id
+    event = wait_for(
+        "the worker's audit event", lambda: AuditEvent.objects.filter(target_type="marker", target_id=marker).first()
+    )
+    assert (event.action, event.source, event.request_id) == ("test_task.ran", "worker", "req-7f3a")
+
+
+@contextlib.contextmanager
+def context_request(request_id: str):
+    """Run a block as if serving the request with this id (the audit context's request id)."""
+    previous = context.current()
+    context.update(request_id=request_id)
+    try:
+        yield
+    finally:
+        context.set_context(previous)
