@@ -12,8 +12,8 @@ appends events that can never be deleted. It prints:
 - append: events per second with ``--writers`` concurrent threads, one event per
   transaction, each sealed after its commit as in production (PostgreSQL only:
   SQLite has a single writer lock);
-- verify: ``verify_database()`` (what ``manage.py audit_verify`` runs) over the whole
-  chain against a signed checkpoint, in events per second.
+- verify: ``verify_database()`` (what ``manage.py audit_verify`` and the API run) over
+  the whole chain against a signed checkpoint, in events per second.
 
 Figures are printed, not asserted.
 """
@@ -127,7 +127,7 @@ def main() -> None:
     from django.db import connection
 
     from apps.audit import checkpoints
-    from apps.audit.chain import verify_database
+    from apps.audit.verification import verify_database
 
     checkpoints.load_signing_key(create=True)
     print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']}); scratch folder {tmp}")

@@ -36,8 +36,6 @@ import secrets
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,140 +44,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loadgen  # noqa: E402
 import onnx_payload  # noqa: E402
 import servers  # noqa: E402
+from assay_setup import (  # noqa: E402
+    MODEL,
+    REF_BUCKET,
+    ROOT,
+    TEAM,
+    USER,
+    assay_env,
+    create_principals,
+    http,
+    log,
+    manage,
+    multipart,
+    storage_env,
+)
+from report import all_steps, cpu_model, print_report, speed_index, verdicts  # noqa: E402
 
-ROOT = servers.ROOT
 BENCH = ROOT / "benchmarks"
-MODEL = "bench-model"
-TEAM = "bench"
-USER = "bench-ci"
-REF_BUCKET = "assay-bench-artifacts"
-TARGET_RATE = 375
-TARGET_P99_MS = 150
-
-
-def log(message: str) -> None:
-    print(f"==> {message}", flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Environment and set-up
-
-
-def assay_env(args: argparse.Namespace, work: Path, database_url: str) -> dict:
-    """The environment every Assay process of the run shares (storage is added per load)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k in {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH"}
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "controlplane.settings",
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DATABASE_URL": database_url,
-            "CELERY_BROKER_URL": args.broker,
-            "ASSAY_CACHE_URL": args.cache,
-            "ASSAY_VAR_DIR": str(work / "var"),
-            "ASSAY_ALLOWED_S3_BUCKETS": REF_BUCKET,
-            "ASSAY_LOG_LEVEL": "WARNING",
-            # No S3 server runs: any accidental S3 call fails fast on a closed loopback port.
-            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-    )
-    return env
-
-
-def storage_env(load: str, work: Path) -> dict:
-    """JSON registrations reference ``s3://`` URIs only; uploads are stored in a local folder."""
-    if load == "json":
-        return {"ASSAY_STORAGE_URL": f"s3://{REF_BUCKET}/assay"}
-    folder = work / "artifacts"
-    folder.mkdir(parents=True, exist_ok=True)
-    return {"ASSAY_STORAGE_URL": folder.as_uri()}
-
-
-def manage(env: dict, *argv: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *argv],
-        cwd=ROOT,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=check,
-    )
-
-
-_SETUP_WITH_SERVICES = """
-from apps.accounts import services as accounts
-from apps.accounts.models import Team, User
-from apps.core.principals import Principal
-from apps.rbac import services as rbac
-system = Principal.system("assay-bench")
-team = Team.objects.filter(name=TEAM).first() or accounts.team_create(actor=system, name=TEAM)
-user = User.objects.filter(username=USER).first() or accounts.user_create(actor=system, username=USER, password=None)
-rbac.role_grant(actor=system, subject=user, role="contributor", team=team)
-token, full = accounts.token_create(actor=system, name="bench", user=user, scopes=["read", "registry:write"])
-print(full)
-"""
-
-
-def create_principals(env: dict) -> tuple[str, str]:
-    """Team, user, team-scoped contributor role and token; returns (token, how it was done)."""
-    available = manage(env, "help", "--commands").stdout.split()
-    wanted = {"user_create", "team_create", "role_grant", "token_create"}
-    if wanted <= set(available):
-        try:
-            manage(env, "team_create", TEAM)
-            manage(env, "user_create", USER, "--password-stdin", stdin=secrets.token_urlsafe(24) + "\n")
-            manage(env, "role_grant", "--user", USER, "--role", "contributor", "--team", TEAM)
-            out = manage(env, "token_create", "--user", USER, "--scopes", "read,registry:write").stdout
-            return out.strip().splitlines()[-1].strip(), "operator commands"
-        except subprocess.CalledProcessError as exc:
-            log(f"operator command failed ({exc.cmd[2:]}: {exc.stderr.strip()[-300:]}); using the services")
-    code = f"TEAM={TEAM!r}\nUSER={USER!r}\n" + _SETUP_WITH_SERVICES
-    out = manage(env, "shell", "-c", code).stdout
-    return out.strip().splitlines()[-1].strip(), "account services (operator commands missing)"
-
-
-def http(method: str, url: str, *, token: str | None = None, body: bytes | None = None, content_type: str = ""):
-    """One request; returns (status, parsed JSON or text)."""
-    req = urllib.request.Request(url, data=body, method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if content_type:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw or b"null")
-    except ValueError:
-        return status, raw.decode(errors="replace")[:500]
-
-
-def multipart(fields: dict, file_field: str, filename: str, data: bytes) -> tuple[bytes, str]:
-    boundary = "assaybench" + secrets.token_hex(12)
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-    )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,8 +84,16 @@ def probe(load: str, base_url: str, token: str, onnx_base: bytes, trailer: int, 
 
 
 def run_steps(
-    wrk: str, script: Path, url: str, args: argparse.Namespace, label: str, expected: int, server_pgid: int
+    wrk: str,
+    script: Path,
+    url: str,
+    args: argparse.Namespace,
+    label: str,
+    expected: int,
+    server_pgid: int,
+    database: str,
 ) -> list[loadgen.Step]:
+    """Warm up, then measure, at each concurrency; print each step as it finishes."""
     steps = []
     for clients in args.concurrency:
         if args.warmup > 0:
@@ -222,7 +111,8 @@ def run_steps(
             expected=expected,
             threads=args.wrk_threads,
         )
-        step.cpu_cores = servers.cpu_split(before, servers.cpu_snapshot(), server_pgid, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        step.cpu_cores = servers.cpu_split(before, servers.cpu_snapshot(), server_pgid, elapsed, database)
         bad = f", {step.not_ok} not {expected}: {step.codes}" if step.not_ok else ""
         errs = f", socket errors {step.socket_errors}" if step.socket_errors else ""
         busy = f"  [cores busy: {step.cpu_cores}]"
@@ -275,7 +165,7 @@ def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer)
                     results[config.label][load] = {"error": detail}
                     continue
                 script = json_lua if load == "json" else multipart_lua
-                steps = run_steps(wrk, script, server.base_url, args, f"assay {load}", 201, server.proc.pid)
+                steps = run_steps(wrk, script, server.base_url, args, f"assay {load}", 201, server.proc.pid, args.db)
                 results[config.label][load] = [s.as_dict() for s in steps]
             finally:
                 server.stop()
@@ -310,7 +200,7 @@ def bench_mlflow(args, work, wrk, workers: int) -> dict:
             bucket=REF_BUCKET,
             mlflow_model=MODEL,
         )
-        steps = run_steps(wrk, script, server.base_url, args, "mlflow json", 200, server.proc.pid)
+        steps = run_steps(wrk, script, server.base_url, args, "mlflow json", 200, server.proc.pid, args.mlflow_db)
     finally:
         server.stop()
     return {
@@ -367,81 +257,11 @@ def run_audit_bench(args, env: dict) -> dict:
         report["stderr"] = result.stderr[-3000:]
     for line in result.stdout.rstrip().splitlines():
         print(f"    {line}")
-        match = re.match(r"^(\w+):.*?([\d,.]+) events/s\s*$", line.strip())
-        if match:
-            report["events_per_second"][match.group(1)] = float(match.group(2).replace(",", ""))
+        name = re.match(r"^(\w+):", line.strip())
+        rates = re.findall(r"([\d,.]+) events/s", line)
+        if name and rates:
+            report["events_per_second"][name.group(1)] = float(rates[-1].replace(",", ""))
     return report
-
-
-# ---------------------------------------------------------------------------------------------
-# Report
-
-
-def _row(name: str, step: dict, ratio: str = "") -> str:
-    bad = step["not_ok"] + sum(step["socket_errors"].values())
-    cpu = step.get("cpu_cores") or {}
-    cores = "/".join(f"{cpu.get(k, 0):.2f}" for k in ("server", "wrk", "postgres", "others"))
-    return (
-        f"{name:<28}{step['concurrency']:>8}{step['rate']:>10.1f}{step['p50_ms']:>10.1f}{step['p99_ms']:>10.1f}"
-        f"{step['requests']:>10}{bad:>8}{ratio:>10}  {cores}"
-    )
-
-
-def print_report(report: dict) -> None:
-    meta = report["meta"]
-    print()
-    print(
-        f"Registrations per second - {meta['cpus']} cores, PostgreSQL {meta['postgresql']}, "
-        f"{meta['duration_s']:.0f} s per step after {meta['warmup_s']:.0f} s warm-up, wrk closed loop"
-    )
-    header = (
-        f"{'server / load':<28}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
-    )
-    mlflow = report.get("mlflow", {})
-    mlflow_rate = {s["concurrency"]: s["rate"] for s in mlflow.get("json", [])}
-    print(header + f"{'vs MLflow':>10}  cores busy: server/wrk/postgres/others")
-    print("-" * (len(header) + 50))
-    for config, loads in report["assay"].items():
-        for load, steps in loads.items():
-            if isinstance(steps, dict):
-                print(f"assay {config} {load:<10} skipped: {steps.get('error', '')[:200]}")
-                continue
-            for step in steps:
-                ratio = ""
-                if load == "json" and mlflow_rate.get(step["concurrency"]):
-                    ratio = f"{step['rate'] / mlflow_rate[step['concurrency']]:.2f}x"
-                print(_row(f"assay {config} {load}", step, ratio))
-    for step in mlflow.get("json", []):
-        print(_row(f"mlflow {mlflow.get('version', '')} json", step))
-    if mlflow.get("skipped"):
-        print(f"mlflow: skipped ({mlflow['skipped']})")
-    print()
-    for line in report["verdicts"]:
-        print(line)
-    for note in report["notes"]:
-        print(f"note: {note}")
-
-
-def _all_steps(report: dict) -> list[dict]:
-    steps = [s for loads in report["assay"].values() for v in loads.values() if isinstance(v, list) for s in v]
-    return steps + report.get("mlflow", {}).get("json", [])
-
-
-def verdicts(report: dict) -> list[str]:
-    lines = []
-    for config, loads in report["assay"].items():
-        for load, steps in loads.items():
-            if isinstance(steps, dict):
-                continue
-            at32 = next((s for s in steps if s["concurrency"] == 32), None)
-            if at32 is None:
-                continue
-            met = at32["rate"] >= TARGET_RATE and at32["p99_ms"] < TARGET_P99_MS and at32["not_ok"] == 0
-            lines.append(
-                f"target (>= {TARGET_RATE}/s at 32 clients, p99 < {TARGET_P99_MS} ms), assay {config} {load}: "
-                f"{at32['rate']:.0f}/s, p99 {at32['p99_ms']:.0f} ms -> {'MET' if met else 'NOT MET'}"
-            )
-    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                 ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
             ).stdout.strip(),
             "cpus": os.cpu_count(),
-            "cpu_model": _cpu_model(),
+            "cpu_model": cpu_model(),
+            "python_sum_range_1000_us": speed_index(),
             "python": platform.python_version(),
             "postgresql": pg_version,
             "duration_s": args.duration,
@@ -558,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     report["verdicts"] = verdicts(report)
     busiest = max(
-        (s["cpu_cores"].get("others", 0) for s in _all_steps(report)),
+        (s["cpu_cores"].get("others", 0) for s in all_steps(report)),
         default=0,
     )
     if busiest > 0.2:
@@ -573,16 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     print_report(report)
     print(f"\nfigures written to {output}")
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

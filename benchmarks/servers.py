@@ -77,8 +77,25 @@ def cpu_snapshot() -> dict[int, tuple[int, str, int]]:
     return snap
 
 
-def cpu_split(before: dict, after: dict, server_pgid: int, seconds: float) -> dict[str, float]:
-    """Cores kept busy between two snapshots by the server under test, wrk, PostgreSQL and anything else."""
+def _postgres_database(pid: int) -> str | None:
+    """The database a PostgreSQL backend serves ("postgres: 15/main: USER DB ADDR ..."), None for helpers."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    parts = title.split(": ", 2)
+    if len(parts) < 3:
+        return None
+    words = parts[2].split()
+    return words[1] if len(words) >= 3 and ("(" in words[2] or words[2] == "[local]") else None
+
+
+def cpu_split(before: dict, after: dict, server_pgid: int, seconds: float, database: str = "") -> dict[str, float]:
+    """Cores kept busy between two snapshots by the server under test, wrk, PostgreSQL and anything else.
+
+    ``postgres`` counts the backends of ``database`` and PostgreSQL's own helpers (WAL writer, checkpointer, ...);
+    backends serving other databases (someone else's tests) count as ``others``.
+    """
     ticks = os.sysconf("SC_CLK_TCK")
     split = {"server": 0.0, "wrk": 0.0, "postgres": 0.0, "others": 0.0}
     for pid, (pgrp, comm, used) in after.items():
@@ -90,7 +107,8 @@ def cpu_split(before: dict, after: dict, server_pgid: int, seconds: float) -> di
         elif comm == "wrk":
             key = "wrk"
         elif comm.startswith("postgres"):
-            key = "postgres"
+            served = _postgres_database(pid)
+            key = "postgres" if served is None or not database or served == database else "others"
         else:
             key = "others"
         split[key] += delta / ticks

@@ -38,8 +38,7 @@ import json.encoder
 import json.scanner
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
@@ -83,10 +82,10 @@ _scan = json.scanner.make_scanner(json.JSONDecoder())
 
 def _make_fast_encode():
     """The C encoder behind ``_encode`` built once (JSONEncoder.encode builds a new one per call)."""
-    make = json.encoder.c_make_encoder
-    if make is None:  # pure-Python json: correct, just slower
+    try:  # (markers, default, encoder, indent, key_separator, item_separator, sort_keys, skipkeys, allow_nan)
+        iterencode = json.encoder.c_make_encoder(None, None, _encode_str, None, ":", ",", True, False, True)
+    except TypeError:  # pure-Python json, or another signature: correct, just slower
         return _encode
-    iterencode = make(None, None, _encode_str, None, ":", ",", True, False, True)
 
     def encode(value) -> str:
         return "".join(iterencode(value, 0))
@@ -197,36 +196,27 @@ def canonical_text_db(row: Sequence) -> str:
 
     The hot path of verification: the select already renders ``event_id`` and
     ``occurred_at`` in canonical form, text columns go straight to the C string
-    encoder, and only JSON columns are decoded and re-encoded. Anything unusual
-    (a driver's datetime, a NULL where text was expected) takes the general path.
+    encoder, only JSON columns are decoded and re-encoded, and one f-string lays the
+    keys out in sorted order. Anything unusual (a driver's datetime, a NULL where
+    text was expected) takes the general path, which builds the same text.
     """
     occurred, event_id, before, after, seq = row[3], row[2], row[16], row[17], row[1]
     if occurred.__class__ is not str or len(occurred) != 27 or occurred[10] != "T":
         occurred = _db_time(occurred)
-    if event_id.__class__ is not str or len(event_id) != 32:
+    if event_id.__class__ is not str or len(event_id) != 32 or not event_id.isalnum():
         event_id = _event_id_text(event_id)
     es = _encode_str
     try:
-        return _TEMPLATE % (
-            es(row[10]),  # action
-            es(row[5]),  # actor_id
-            es(row[4]),  # actor_type
-            "null" if after is None else _json_from_db(after),
-            es(row[19]),  # artifact_sha256
-            "null" if before is None else _json_from_db(before),
-            es(row[8]),  # client_ip
-            es(event_id),
-            es(occurred),
-            es(row[11]),  # outcome
-            es(row[18]),  # reason
-            es(row[15]),  # related_id
-            es(row[14]),  # related_type
-            es(row[9]),  # request_id
-            seq if seq.__class__ is int else _encode(seq),
-            es(row[7]),  # source
-            es(row[13]),  # target_id
-            es(row[12]),  # target_type
-            es(row[6]),  # token_id
+        if seq.__class__ is not int:
+            raise TypeError("seq")
+        return (
+            f'{{"action":{es(row[10])},"actor_id":{es(row[5])},"actor_type":{es(row[4])},'
+            f'"after":{"null" if after is None else _json_from_db(after)},"artifact_sha256":{es(row[19])},'
+            f'"before":{"null" if before is None else _json_from_db(before)},"client_ip":{es(row[8])},'
+            f'"event_id":{es(event_id)},"occurred_at":{es(occurred)},"outcome":{es(row[11])},'
+            f'"reason":{es(row[18])},"related_id":{es(row[15])},"related_type":{es(row[14])},'
+            f'"request_id":{es(row[9])},"seq":{seq},"source":{es(row[7])},"target_id":{es(row[13])},'
+            f'"target_type":{es(row[12])},"token_id":{es(row[6])},"v":{CANONICAL_VERSION}}}'
         )
     except TypeError:  # a non-text value in a text column: encode it the general way
         before = json.loads(before) if before.__class__ is str else before
@@ -296,9 +286,15 @@ def _try_lock(blocking: bool) -> bool:
     with connection.cursor() as cursor:
         if blocking:
             cursor.execute("SELECT pg_advisory_xact_lock(727274)")
-            return True
-        cursor.execute("SELECT pg_try_advisory_xact_lock(727274)")
-        return bool(cursor.fetchone()[0])
+        else:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(727274)")
+            if not cursor.fetchone()[0]:
+                return False
+        # Walk the unsealed-events index in order rather than through a bitmap: a plain index scan
+        # marks the entries of rows sealed earlier (dead old versions) as dead as it passes them,
+        # so the next seal skips them instead of revisiting every one until the next VACUUM.
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        return True
 
 
 def _write_seals(cursor, updates: list[tuple], now) -> None:
@@ -402,194 +398,14 @@ def _seal_quietly() -> None:
         raise
 
 
-# ---------------------------------------------------------------------------------------------
-# Verification
+# Verification lives in ``apps.audit.verification``; these names stay importable from here (PEP 562,
+# resolved on first use because that module imports this one).
+_VERIFICATION_NAMES = ("Problem", "VerifyResult", "iter_sealed", "iter_sealed_rows", "verify_database", "verify_events")
 
 
-@dataclass
-class Problem:
-    """One thing wrong with the chain or the checkpoints, at a sequence number."""
+def __getattr__(name: str):
+    if name in _VERIFICATION_NAMES:
+        from . import verification
 
-    seq: int
-    message: str
-    kind: str = "chain"
-
-
-@dataclass
-class VerifyResult:
-    """The outcome of a walk over the chain: ok, how far it got, and the first problem found."""
-
-    ok: bool
-    events: int
-    head_seq: int
-    head_hash: str
-    checkpoints_checked: int
-    first_bad_seq: int | None
-    problems: list[Problem]
-    unsealed: int = 0
-    checkpoints_found: int = 0
-    last_checkpoint_seq: int | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "events": self.events,
-            "head_seq": self.head_seq,
-            "head_hash": self.head_hash,
-            "checkpoints_found": self.checkpoints_found,
-            "checkpoints_checked": self.checkpoints_checked,
-            "last_checkpoint_seq": self.last_checkpoint_seq,
-            "first_bad_seq": self.first_bad_seq,
-            "unsealed": self.unsealed,
-            "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in self.problems],
-            "warnings": list(self.warnings),
-        }
-
-    def summary(self) -> str:
-        """One sentence for people: intact, or the first bad sequence number and why."""
-        if self.ok:
-            return (
-                f"The audit trail is intact: {self.events} events (head #{self.head_seq}), "
-                f"{self.checkpoints_checked} signed checkpoint(s) matched."
-            )
-        first = self.problems[0]
-        where = f"first bad sequence number {self.first_bad_seq}" if self.first_bad_seq is not None else "checkpoints"
-        return f"The audit trail is NOT intact ({where}): {first.message}."
-
-
-def iter_sealed_rows(chunk: int = 20000) -> Iterator[tuple]:
-    """Raw sealed rows (ROW_COLUMNS order) in seq order, fetched in chunks by seq range.
-
-    A healthy chain is gapless, so a range of ``chunk`` sequence numbers is ``chunk``
-    rows; ranges (rather than ``ORDER BY seq LIMIT``) keep PostgreSQL on the seq
-    index even when the table's statistics are stale after a bulk load. An empty
-    range (a gap, or a seq moved far ahead) jumps to the next seq that exists.
-    """
-    sql = _select_sql("seq > %s AND seq <= %s", "seq")
-    last = 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [last, last + chunk])
-            rows = cursor.fetchall()
-            if not rows:
-                cursor.execute("SELECT MIN(seq) FROM audit_event WHERE seq > %s", [last])
-                following = cursor.fetchone()[0]
-                if following is None:
-                    return
-                last = following - 1
-                continue
-        yield from rows
-        last = max(last + chunk, rows[-1][_SEQ])
-
-
-def iter_sealed(chunk: int = 5000) -> Iterator[dict]:
-    """Sealed events in seq order as dicts of Python values."""
-    for row in iter_sealed_rows(chunk):
-        yield _row_to_event(row)
-
-
-def _walk(rows: Iterable[Sequence], checkpoints: list[dict], canonical) -> VerifyResult:
-    """Walk rows (ROW_COLUMNS order, ascending seq) and compare them with verified checkpoints."""
-    expected_at = {int(c["seq"]): c["hash"] for c in checkpoints}
-    problems: list[Problem] = []
-    prev = GENESIS
-    expected_seq = 1
-    count = 0
-    checked = 0
-    sha256 = hashlib.sha256
-    for row in rows:
-        seq = row[_SEQ]
-        count += 1
-        if seq != expected_seq:
-            problems.append(Problem(expected_seq, f"event {expected_seq} is missing or out of order (found {seq})"))
-            break
-        if row[_PREV] != prev:
-            problems.append(Problem(seq, "previous-hash link broken (an earlier event was removed or reordered)"))
-            break
-        digest = sha256((prev + "\n" + canonical(row)).encode()).hexdigest()
-        if digest != row[_HASH]:
-            problems.append(Problem(seq, "event content does not match its hash (the row was modified)"))
-            break
-        if seq in expected_at:
-            checked += 1
-            if expected_at[seq] != digest:
-                problems.append(
-                    Problem(
-                        seq,
-                        "chain does not match the signed checkpoint (events up to here were rewritten)",
-                        kind="checkpoint_mismatch",
-                    )
-                )
-                break
-        prev = digest
-        expected_seq += 1
-    head_seq = expected_seq - 1
-    if not problems and expected_at:
-        last_checkpoint = max(expected_at)
-        if last_checkpoint > head_seq:
-            problems.append(
-                Problem(
-                    head_seq + 1,
-                    f"chain ends at {head_seq} but a signed checkpoint covers {last_checkpoint} (the tail was cut off)",
-                    kind="truncated",
-                )
-            )
-    # For a rewritten chain, the first bad event lies after the last checkpoint that still matched.
-    first_bad = problems[0].seq if problems else None
-    if problems and problems[0].kind == "checkpoint_mismatch":
-        earlier = [s for s in expected_at if s < problems[0].seq]
-        first_bad = (max(earlier) + 1) if earlier else 1
-        problems[0].message += f"; the first rewritten event is at or after {first_bad}"
-    return VerifyResult(
-        ok=not problems,
-        events=count,
-        head_seq=head_seq,
-        head_hash=prev,
-        checkpoints_checked=checked,
-        first_bad_seq=first_bad,
-        problems=problems,
-        checkpoints_found=len(expected_at),
-        last_checkpoint_seq=max(expected_at) if expected_at else None,
-    )
-
-
-def verify_events(events: Iterable[dict], checkpoints: list[dict]) -> VerifyResult:
-    """Walk a chain (events as dicts of Python values, in seq order) against verified checkpoints.
-
-    ``checkpoints`` are dicts with ``seq`` and ``hash`` whose signatures the caller
-    already checked. Detects modified rows (recomputed hash differs), removed or
-    reordered rows (gap or wrong prev_hash), a chain recomputed without the key
-    (a checkpoint's hash no longer matches) and a tail cut before the last checkpoint.
-    """
-    rows = (tuple(e.get(k) for k in ROW_COLUMNS) for e in events)
-    return _walk(rows, checkpoints, lambda row: canonical_bytes(dict(zip(ROW_COLUMNS, row, strict=True))).decode())
-
-
-def verify_database() -> VerifyResult:
-    """Seal what is pending, then verify the whole table against the checkpoint store."""
-    from . import checkpoints
-
-    seal_pending(blocking=True)
-    cps = checkpoints.load_verified()
-    result = _walk(iter_sealed_rows(), [c.as_dict() for c in cps.valid], canonical_text_db)
-    for bad in cps.invalid:
-        seq = bad.get("seq")
-        result.problems.append(
-            Problem(
-                seq if isinstance(seq, int) else 0,
-                f"checkpoint {bad.get('_name', '')} for seq {seq} failed verification: {bad.get('_error')}",
-                kind="checkpoint_signature",
-            )
-        )
-        result.ok = False
-    result.checkpoints_found += len(cps.invalid)
-    if not cps.valid and not cps.invalid and result.events:
-        result.warnings.append(
-            "no signed checkpoints found: a chain recomputed without the key cannot be detected "
-            "(run `manage.py audit_checkpoint` or the worker's periodic checkpoint)"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM audit_event WHERE seq IS NULL")
-        result.unsealed = cursor.fetchone()[0]
-    return result
+        return getattr(verification, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -150,3 +151,51 @@ def test_an_event_in_a_rolled_back_savepoint_does_not_cancel_the_seal_of_the_oth
         audit.record(action="model.updated", target=("model", "2", "m"))
     # then: the surviving event still gets its seal
     assert len([c for c in callbacks if c is chain._seal_quietly]) == 1
+
+
+@pytest.mark.django_db
+def test_randomised_events_hash_exactly_as_documented():
+    # given: events with random text (control characters, quotes, non-ASCII) and random JSON values
+    rng = random.Random(20260301)
+    alphabet = "aZ09 \"\\/\n\r\t\x00\x01\x1f\x7fé€𝄞\u2028\u2029<>&'"
+
+    def text(n=12):
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, n)))
+
+    def value(depth=0):
+        kind = rng.randint(0, 6 if depth < 2 else 4)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return rng.choice([True, False])
+        if kind == 2:
+            return rng.randint(-(10**12), 10**12)
+        if kind == 3:
+            return rng.choice([0.1, 1.5, -2.25e-7, 1e16, 3.0])
+        if kind == 4:
+            return text()
+        if kind == 5:
+            return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+        return {text(6): value(depth + 1) for _ in range(rng.randint(0, 3))}
+
+    with transaction.atomic():
+        for _ in range(60):
+            audit.record(
+                action=f"model.{text(8)}",
+                actor=Principal(kind="user", id=rng.randint(1, 99), name=text(), token_id=text(6) or None),
+                target=(text(6), text(6), text(6)),
+                related=(text(6), text(6)),
+                before=rng.choice([None, {text(5): value()}]),
+                after=rng.choice([None, {text(5): value(), "k": value()}]),
+                reason=text(40),
+                artifact_sha256=rng.choice(["", "ab" * 32]),
+            )
+    # when
+    chain.seal_pending(blocking=True)
+    # then
+    prev = chain.GENESIS
+    for event in AuditEvent.objects.order_by("seq"):
+        values = {k: getattr(event, k) for k in chain.CHAIN_COLUMNS}
+        assert event.hash == hashlib.sha256(prev.encode() + b"\n" + reference_canonical(values)).hexdigest()
+        prev = event.hash
+    assert chain.verify_database().ok

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import transaction
 
 from apps.audit import services as audit
@@ -85,7 +88,37 @@ def test_the_script_fails_on_a_removed_line(export_file):
 
 def test_the_readme_quotes_the_script_exactly():
     script = SCRIPT.read_text()
-    readme = ROOT / "README.md"
-    part = ROOT / "docs" / "readme-parts" / "audit.md"
-    texts = [p.read_text() for p in (readme, part) if p.exists()]
-    assert any(f"```python\n{script}```" in text for text in texts), "README must quote scripts/verify_audit_export.py"
+    readme = (ROOT / "README.md").read_text()
+    assert f"```python\n{script}```" in readme, "README must quote scripts/verify_audit_export.py"
+
+
+def test_a_checkpoint_signature_verifies_with_openssl_as_the_readme_shows(checkpoint, settings, tmp_path, capsys):
+    # given: a checkpoint, and the public key as `audit_keygen --if-missing` prints it
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command line (apt-get install openssl)")
+    with transaction.atomic():
+        audit.record(action="model.created", target=("model", "1", "churn"))
+    cp = checkpoint()
+    call_command("audit_keygen", "--if-missing")
+    out = capsys.readouterr().out
+    public = tmp_path / "audit-public.pem"
+    public.write_text(out[out.index("-----BEGIN PUBLIC KEY-----") :])
+    stored = Path(settings.ASSAY_CHECKPOINT_URL.removeprefix("file://")) / f"checkpoint-{cp.seq:015d}-{cp.key_id}.json"
+    data = json.loads(stored.read_text())
+    (tmp_path / "message").write_text(f"assay-audit-checkpoint:v1\n{data['seq']}\n{data['hash']}\n{data['time']}")
+    (tmp_path / "signature").write_bytes(base64.b64decode(data["signature"]))
+
+    def openssl_verify() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [openssl, "pkeyutl", "-verify", "-pubin", "-inkey", "audit-public.pem", "-rawin"]
+            + ["-in", "message", "-sigfile", "signature"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
+
+    # when / then
+    assert openssl_verify().returncode == 0
+    (tmp_path / "message").write_text(f"assay-audit-checkpoint:v1\n{data['seq'] + 1}\n{data['hash']}\n{data['time']}")
+    assert openssl_verify().returncode != 0

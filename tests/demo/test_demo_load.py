@@ -69,4 +69,3 @@ def test_demo_artifacts_pass_the_workers_full_verification(django_capture_on_com
     # then
     assert set(ModelVersion.objects.values_list("status", flat=True)) == {"ready"}
     assert set(Dataset.objects.values_list("status", flat=True)) == {"ready"}
-

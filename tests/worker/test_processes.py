@@ -50,16 +50,43 @@ pytestmark = [
 ]
 
 
-def wait_for(what: str, predicate: Callable, timeout: float = 30.0, interval: float = 0.1):
-    """Poll until ``predicate()`` is truthy and return its value; fail naming ``what`` at the deadline."""
+def wait_for(
+    what: str, predicate: Callable, *, timeout: float = 30.0, interval: float = 0.1, state: Callable | None = None
+):
+    """Poll until ``predicate()`` is truthy and return its value.
+
+    At the deadline, fail naming ``what`` and, if given, the current ``state()`` (e.g. the job row).
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}" + (f"; {state()}" if state else ""))
         time.sleep(interval)
+
+
+def job_state(job: Job) -> Callable[[], str]:
+    """A description of the job row as it is now, for failure messages."""
+
+    def describe() -> str:
+        row = Job.objects.filter(pk=job.pk).values(
+            "status", "attempts", "progress", "message", "worker", "lease_expires_at", "error"
+        )
+        return f"job {job.pk} is {row.first()}"
+
+    return describe
+
+
+def purge_queue() -> int:
+    """Drop messages other tests left in the broker's default queue (their jobs are gone with their data)."""
+    with app.connection_for_write() as conn:
+        try:
+            return conn.default_channel.queue_purge("celery") or 0
+        except Exception as exc:  # the queue may not exist yet (RabbitMQ): nothing to drop
+            sys.stderr.write(f"purge of the celery queue skipped: {exc!r}\n")
+            return 0
 
 
 def database_url() -> str:
@@ -158,9 +185,16 @@ def workers(transactional_db, settings, tmp_path):
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     }
+    dropped = purge_queue()
+    if dropped:
+        sys.stderr.write(f"dropped {dropped} message(s) left in the celery queue by earlier tests\n")
     group = Workers(env, trace)
     yield group
     group.stop_all()
+
+
+def finished(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED)).exists()
 
 
 def traced(workers: Workers, name: str, job: Job) -> list[list[str]]:
@@ -177,7 +211,11 @@ def test_a_job_survives_a_worker_killed_mid_job(workers):
     workers.start("first")
     with context_request("kill-test-0001"):
         job = jobs.job_enqueue(kind="tests.sleep", params={"seconds": 5})
-    wait_for("the job to report progress", lambda: Job.objects.filter(pk=job.pk, progress__gt=0).exists())
+    wait_for(
+        "the job to report progress",
+        lambda: Job.objects.filter(pk=job.pk, progress__gt=0).exists(),
+        state=job_state(job),
+    )
 
     # when the worker is killed mid-job
     workers.kill("first")
@@ -188,14 +226,16 @@ def test_a_job_survives_a_worker_killed_mid_job(workers):
     assert job.attempts == 1
 
     # and once the lease has expired the sweeper puts it back in the queue
-    swept = wait_for("the sweeper to re-queue the job", lambda: jobs.job_sweep(), timeout=LEASE_SECONDS * 10)
+    swept = wait_for(
+        "the sweeper to re-queue the job", lambda: jobs.job_sweep(), timeout=LEASE_SECONDS * 10, state=job_state(job)
+    )
     assert swept == [job.pk]
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
 
     # and a second worker picks it up and finishes it
     workers.start("second")
-    wait_for("the job to finish", lambda: Job.objects.filter(pk=job.pk, status__in=("succeeded", "failed")).exists())
+    wait_for("the job to finish", lambda: finished(job), state=job_state(job))
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.attempts == 2
@@ -223,7 +263,7 @@ def test_a_slow_live_job_runs_once_despite_sweeps_and_a_duplicate_message(worker
     assert response.status_code == 202, response.content
     assert response["X-Request-ID"] == "ci-run-42.step-7"
     job = Job.objects.get(pk=response.json()["id"])
-    wait_for("the job to start", lambda: Job.objects.filter(pk=job.pk, progress__gt=0).exists())
+    wait_for("the job to start", lambda: Job.objects.filter(pk=job.pk, progress__gt=0).exists(), state=job_state(job))
 
     # when its Celery message is delivered a second time and the sweeper runs again and again
     app.send_task(jobs.RUN_TASK, args=[job.pk])
@@ -231,9 +271,9 @@ def test_a_slow_live_job_runs_once_despite_sweeps_and_a_duplicate_message(worker
 
     def swept_until_finished() -> bool:
         sweeps.append(jobs.job_sweep())
-        return Job.objects.filter(pk=job.pk, status__in=("succeeded", "failed")).exists()
+        return finished(job)
 
-    wait_for("the job to finish", swept_until_finished, interval=0.25)
+    wait_for("the job to finish", swept_until_finished, interval=0.25, state=job_state(job))
     wait_for("the duplicate message to be handled", lambda: len(traced(workers, "deliveries.log", job)) >= 2)
     deliveries = traced(workers, "deliveries.log", job)
 

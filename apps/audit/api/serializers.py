@@ -7,7 +7,7 @@ from rest_framework import serializers
 from ..models import AuditEvent
 
 
-class EventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(serializers.ModelSerializer):
     """One audit event, every field flat, as the exports carry them."""
 
     class Meta:

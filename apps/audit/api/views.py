@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import ListAPIView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from .. import exports, selectors, services
 from ..choices import Outcome
 from ..filters import parse_filters
-from .serializers import EventSerializer, VerifySerializer
+from .serializers import AuditEventSerializer, VerifySerializer
 
 FILTER_PARAMETERS = [
     OpenApiParameter("actor", str, description="Actor name, or `type:id` (e.g. `user:7`, `service_account:3`)."),
@@ -26,17 +26,17 @@ FILTER_PARAMETERS = [
 ]
 
 
-class EventListView(GenericAPIView):
+class EventListView(ListAPIView):
     """The audit trail, newest first, filtered. Needs the global `audit.view` permission."""
 
-    serializer_class = EventSerializer
+    serializer_class = AuditEventSerializer
+
+    def get_queryset(self):
+        return selectors.event_list(actor=self.request.principal, filters=parse_filters(self.request.query_params))
 
     @extend_schema(parameters=FILTER_PARAMETERS, operation_id="audit_events_list")
-    def get(self, request):
-        filters = parse_filters(request.query_params)
-        queryset = selectors.event_list(actor=request.principal, filters=filters)
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
 class ExportView(APIView):

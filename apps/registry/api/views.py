@@ -140,7 +140,9 @@ class VersionListCreateApi(GenericAPIView):
             evaluation_dataset_id=values.get("evaluation_dataset"),
             model_card=values.get("model_card"),
         )
-        version = selectors.version_get(actor=request.principal, model_name=name, number=version.number)
+        # The service returns the version with its model, job and datasets attached: no second read.
+        if version.created_by_id == getattr(request.user, "pk", None):
+            version.created_by = request.user
         return _created(request, VersionOutput(version, context={"request": request}).data)
 
 

@@ -150,7 +150,7 @@ def version_create(
                 "format is required with artifact_uri (the bytes are not fetched until a worker verifies them).",
                 errors={"format": ["Required with artifact_uri."]},
             )
-        _refuse_duplicate(model, expected)
+        # No check here: the one under the model's lock below decides (nothing is stored for a reference).
     else:
         spooled = spool(artifact)
 
@@ -215,6 +215,7 @@ def version_create(
                 kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
             )
             ModelVersion.objects.filter(pk=version.pk).update(verification_job=version.verification_job)
+            version._prefetched_objects_cache = {"training_datasets": training}  # the response needs no query
     except BaseException:
         if stored is not None:
             delete_quietly(stored.key)

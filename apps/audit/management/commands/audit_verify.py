@@ -11,7 +11,7 @@ import json
 
 from django.core.management.base import CommandError
 
-from apps.audit.chain import verify_database
+from apps.audit.verification import verify_database
 
 from ._base import AuditCommand
 

@@ -1,0 +1,102 @@
+"""The registration benchmark's printed report: the table, the audit figures, the verdicts and notes."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+TARGET_RATE = 375
+TARGET_P99_MS = 150
+
+
+def _row(name: str, step: dict, ratio: str = "") -> str:
+    bad = step["not_ok"] + sum(step["socket_errors"].values())
+    cpu = step.get("cpu_cores") or {}
+    cores = "/".join(f"{cpu.get(k, 0):.2f}" for k in ("server", "wrk", "postgres", "others"))
+    return (
+        f"{name:<28}{step['concurrency']:>8}{step['rate']:>10.1f}{step['p50_ms']:>10.1f}{step['p99_ms']:>10.1f}"
+        f"{step['requests']:>10}{bad:>8}{ratio:>10}  {cores}"
+    )
+
+
+def print_report(report: dict) -> None:
+    meta = report["meta"]
+    print()
+    print(
+        f"Registrations per second - {meta['cpus']} cores ({meta['cpu_model']}, sum(range(1000)) in "
+        f"{meta['python_sum_range_1000_us']} us), PostgreSQL {meta['postgresql']}, "
+        f"{meta['duration_s']:.0f} s per step after {meta['warmup_s']:.0f} s warm-up, wrk closed loop"
+    )
+    header = (
+        f"{'server / load':<28}{'clients':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
+    )
+    mlflow = report.get("mlflow", {})
+    mlflow_rate = {s["concurrency"]: s["rate"] for s in mlflow.get("json", [])}
+    print(header + f"{'vs MLflow':>10}  cores busy: server/wrk/postgres/others")
+    print("-" * (len(header) + 50))
+    for config, loads in report["assay"].items():
+        for load, steps in loads.items():
+            if isinstance(steps, dict):
+                print(f"assay {config} {load:<10} skipped: {steps.get('error', '')[:200]}")
+                continue
+            for step in steps:
+                ratio = ""
+                if load == "json" and mlflow_rate.get(step["concurrency"]):
+                    ratio = f"{step['rate'] / mlflow_rate[step['concurrency']]:.2f}x"
+                print(_row(f"assay {config} {load}", step, ratio))
+    for step in mlflow.get("json", []):
+        print(_row(f"mlflow {mlflow.get('version', '')} json", step))
+    if mlflow.get("skipped"):
+        print(f"mlflow: skipped ({mlflow['skipped']})")
+    audit = report.get("audit_bench") or {}
+    if audit.get("events_per_second"):
+        rates = ", ".join(f"{k} {v:,.0f} events/s" for k, v in audit["events_per_second"].items())
+        print(f"\naudit trail (benchmarks/audit_bench.py): {rates}")
+        print("  targets: append >= 1,000 events/s under 32 writers; audit_verify >= 100,000 events/s")
+    elif audit:
+        why = audit.get("skipped") or f"exit {audit.get('exit_code')}"
+        print(f"\naudit trail (benchmarks/audit_bench.py): {why}")
+    print()
+    for line in report["verdicts"]:
+        print(line)
+    for note in report["notes"]:
+        print(f"note: {note}")
+
+
+def all_steps(report: dict) -> list[dict]:
+    steps = [s for loads in report["assay"].values() for v in loads.values() if isinstance(v, list) for s in v]
+    return steps + report.get("mlflow", {}).get("json", [])
+
+
+def verdicts(report: dict) -> list[str]:
+    lines = []
+    for config, loads in report["assay"].items():
+        for load, steps in loads.items():
+            if isinstance(steps, dict):
+                continue
+            at32 = next((s for s in steps if s["concurrency"] == 32), None)
+            if at32 is None:
+                continue
+            met = at32["rate"] >= TARGET_RATE and at32["p99_ms"] < TARGET_P99_MS and at32["not_ok"] == 0
+            lines.append(
+                f"target (>= {TARGET_RATE}/s at 32 clients, p99 < {TARGET_P99_MS} ms), assay {config} {load}: "
+                f"{at32['rate']:.0f}/s, p99 {at32['p99_ms']:.0f} ms -> {'MET' if met else 'NOT MET'}"
+            )
+    return lines
+
+
+def speed_index() -> float:
+    """Microseconds for ``sum(range(1000))`` (best of 5): how fast this CPU is right now."""
+    import timeit
+
+    return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 1)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
