@@ -7,6 +7,6 @@ def beat_schedule() -> dict:
     """The periodic tasks, read from the settings when the Celery app is finalised (run exactly one beat)."""
     return {
         "jobs-sweep": {"task": "jobs.sweep", "schedule": float(settings.ASSAY_SWEEP_INTERVAL_SECONDS)},
-        "audit-seal": {"task": "audit.seal", "schedule": 10.0},
+        "audit-seal": {"task": "audit.seal", "schedule": float(settings.ASSAY_AUDIT_SEAL_INTERVAL_SECONDS)},
         "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(settings.ASSAY_CHECKPOINT_INTERVAL_SECONDS)},
     }

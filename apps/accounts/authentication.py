@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apps.audit import context
+from apps.core.models import first_or_none
 
 from . import tokens
 from .models import ApiToken
@@ -40,10 +41,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if parsed is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         token_id, secret = parsed
-        token = (
-            ApiToken.objects.select_related("user", "service_account", "service_account__owner")
-            .filter(token_id=token_id)
-            .first()
+        token = first_or_none(
+            ApiToken.objects.select_related("user", "service_account", "service_account__owner").filter(
+                token_id=token_id
+            )
         )
         if token is None or not tokens.secret_matches(secret, token.secret_hash):
             raise exceptions.AuthenticationFailed("Invalid token.")

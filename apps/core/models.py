@@ -11,3 +11,9 @@ class TimestampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+def first_or_none(queryset):
+    """The row a unique lookup finds, or None: like ``.first()`` without the ORDER BY it compiles and sends."""
+    rows = list(queryset.order_by()[:1])
+    return rows[0] if rows else None

@@ -23,6 +23,7 @@ from django.db.models import Model, Q, QuerySet
 from apps.audit import context as audit_context
 from apps.audit import services as audit
 from apps.core.errors import Denied, NotFound, ValidationFailed
+from apps.core.models import first_or_none
 from apps.core.principals import Principal, PrincipalKind
 
 from .models import RoleBinding, ScopeType, SubjectType
@@ -175,10 +176,10 @@ def restrict(principal: Principal | None, queryset: QuerySet, permission: str) -
 
 def get_visible(principal: Principal | None, queryset: QuerySet, permission: str, **lookup: Any) -> Model:
     """Fetch one object the principal may see; 404 (audited as denied) when it exists out of scope."""
-    obj = restrict(principal, queryset, permission).filter(**lookup).first()
+    obj = first_or_none(restrict(principal, queryset, permission).filter(**lookup))
     if obj is not None:
         return obj
-    hidden = queryset.filter(**lookup).first()
+    hidden = first_or_none(queryset.filter(**lookup))
     if hidden is None:
         raise NotFound(f"No {queryset.model._meta.verbose_name} matches the given query.")
     raise Denied(action=permission, audit_action=f"{permission.split('.')[0]}.denied", target=hidden, visible=False)

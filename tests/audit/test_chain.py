@@ -154,6 +154,24 @@ def test_an_event_in_a_rolled_back_savepoint_does_not_cancel_the_seal_of_the_oth
 
 
 @pytest.mark.django_db
+def test_without_seal_on_commit_events_wait_for_the_seal_task(settings, django_capture_on_commit_callbacks):
+    # given: a deployment that leaves sealing to the periodic task
+    settings.ASSAY_AUDIT_SEAL_ON_COMMIT = False
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        event = audit.record(action="model.updated", target=("model", "1", "m"))
+    # then: nothing sealed in the writer; the seal task (worker.tasks.audit.seal) seals it
+    assert not [c for c in callbacks if c is chain._seal_quietly]
+    event.refresh_from_db()
+    assert event.seq is None
+    from worker.tasks.audit import seal
+
+    assert seal() >= 1
+    event.refresh_from_db()
+    assert event.seq is not None and len(event.hash) == 64
+
+
+@pytest.mark.django_db
 def test_randomised_events_hash_exactly_as_documented():
     # given: events with random text (control characters, quotes, non-ASCII) and random JSON values
     rng = random.Random(20260301)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.urls import reverse
 
 from apps.audit import services as audit
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.core.models import first_or_none
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
@@ -38,11 +39,10 @@ def version_url(model_name: str, number: int) -> str:
 def _refuse_duplicate(model: RegisteredModel, sha256: str) -> None:
     if not sha256:
         return
-    existing = (
+    existing = first_or_none(
         ModelVersion.objects.filter(model=model, sha256=sha256)
         .exclude(status=VersionStatus.INVALID)
         .values_list("number", "status")
-        .first()
     )
     if existing is not None:
         number, status = existing
@@ -68,7 +68,7 @@ def _clean_metrics(metrics: Any) -> dict:
 
 
 def _visible_model_for(actor: Principal, model_name: str, permission: str, audit_action: str) -> RegisteredModel:
-    model = RegisteredModel.objects.select_related("owner_team").filter(name=model_name).first()
+    model = first_or_none(RegisteredModel.objects.select_related("owner_team").filter(name=model_name))
     if model is None:
         raise NotFound(f"No model named {model_name!r}.")
     rbac.require(actor, permission, model, audit_action=audit_action)
@@ -169,11 +169,17 @@ def version_create(
             _refuse_duplicate(model, digest)
             stored = save_bytes(spooled, kind="artifacts")
         with transaction.atomic():
-            locked = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-            _refuse_duplicate(locked, digest)
-            number = (ModelVersion.objects.filter(model=locked).aggregate(n=Max("number"))["n"] or 0) + 1
+            # The model's row lock serialises numbering and the digest check; one query reads both.
+            list(RegisteredModel.objects.select_for_update().filter(pk=model.pk).values_list("pk"))
+            reads = {"last": Max("number")}
+            if digest:
+                reads["duplicate"] = Max("number", filter=Q(sha256=digest) & ~Q(status=VersionStatus.INVALID))
+            found = ModelVersion.objects.filter(model_id=model.pk).aggregate(**reads)
+            if found.get("duplicate") is not None:
+                _refuse_duplicate(model, digest)  # names the version and its status
+            number = (found["last"] or 0) + 1
             version = ModelVersion.objects.create(
-                model=locked,
+                model=model,
                 number=number,
                 status=VersionStatus.PENDING_VERIFICATION,
                 format=fmt,
