@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from ..exports import EXPORT_FIELDS
 from ..models import AuditEvent
 
 
@@ -12,32 +13,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = (
-            "seq",
-            "event_id",
-            "occurred_at",
-            "actor_type",
-            "actor_id",
-            "actor_name",
-            "token_id",
-            "source",
-            "client_ip",
-            "request_id",
-            "action",
-            "outcome",
-            "target_type",
-            "target_id",
-            "target_name",
-            "related_type",
-            "related_id",
-            "before",
-            "after",
-            "reason",
-            "artifact_sha256",
-            "prev_hash",
-            "hash",
-            "sealed_at",
-        )
+        fields = (*EXPORT_FIELDS, "sealed_at")
         read_only_fields = fields
 
 
