@@ -36,6 +36,8 @@ def setup_django() -> str:
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
     os.environ.setdefault("DJANGO_SECRET_KEY", "audit-bench-not-a-secret")
     os.environ["ASSAY_VAR_DIR"] = tmp
+    # The append figure includes sealing after each commit, the most the sealer can be asked to do.
+    os.environ.setdefault("ASSAY_AUDIT_SEAL_ON_COMMIT", "1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
     sys.path.insert(0, str(ROOT))
     import django

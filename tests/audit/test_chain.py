@@ -126,8 +126,10 @@ def test_the_sealer_numbers_events_gaplessly_in_commit_order():
 
 
 @pytest.mark.django_db
-def test_a_transaction_with_many_events_schedules_one_seal(django_capture_on_commit_callbacks):
-    # given / when
+def test_a_transaction_with_many_events_schedules_one_seal(settings, django_capture_on_commit_callbacks):
+    # given: sealing on commit is on
+    settings.ASSAY_AUDIT_SEAL_ON_COMMIT = True
+    # when
     with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
         for i in range(5):
             audit.record(action="model.updated", actor=Principal.system(), target=("model", str(i), "m"))
@@ -137,9 +139,11 @@ def test_a_transaction_with_many_events_schedules_one_seal(django_capture_on_com
 
 @pytest.mark.django_db
 def test_an_event_in_a_rolled_back_savepoint_does_not_cancel_the_seal_of_the_others(
+    settings,
     django_capture_on_commit_callbacks,
 ):
-    # given: the first event (and its seal) in a savepoint that rolls back
+    # given: sealing on commit is on, and the first event (and its seal) in a savepoint that rolls back
+    settings.ASSAY_AUDIT_SEAL_ON_COMMIT = True
     with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
         try:
             with transaction.atomic():
