@@ -8,18 +8,94 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connections, router
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apps.audit import context
-from apps.core.models import first_or_none
 
 from . import tokens
-from .models import ApiToken
+from .models import ApiToken, ServiceAccount, User
 from .principals import principal_for_token, principal_for_user
 
 # last_used_at is written at most this often per token, so reads stay reads.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+class _TokenLookup:
+    """The token with its user, service account and that account's owner, in one hand-written SELECT.
+
+    Same rows and objects as ``ApiToken.objects.select_related("user", "service_account",
+    "service_account__owner").get(token_id=...)``, but the SQL and the column converters are
+    built once per database connection alias instead of on every request: compiling that
+    three-join query was about a tenth of a registration's CPU. Each table is read with all
+    its concrete columns in model order, so ``Model.from_db`` builds ordinary instances.
+    """
+
+    _parts = (("t", ApiToken), ("u", User), ("sa", ServiceAccount), ("o", User))
+
+    def __init__(self, alias: str) -> None:
+        connection = connections[alias]
+        quote = connection.ops.quote_name
+        columns, self.layout = [], []
+        for table_alias, model in self._parts:
+            fields = model._meta.concrete_fields
+            converters = []
+            for field in fields:
+                columns.append(f"{table_alias}.{quote(field.column)}")
+                col = field.get_col(table_alias)
+                converters.append((col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
+            pk_index = [f.attname for f in fields].index(model._meta.pk.attname)
+            self.layout.append((model, [f.attname for f in fields], converters, pk_index))
+        token, user, account = (quote(m._meta.db_table) for m in (ApiToken, User, ServiceAccount))
+        fk = {name: quote(ApiToken._meta.get_field(name).column) for name in ("user", "service_account", "token_id")}
+        owner = quote(ServiceAccount._meta.get_field("owner").column)
+        user_pk, account_pk = quote(User._meta.pk.column), quote(ServiceAccount._meta.pk.column)
+        self.sql = (
+            f"SELECT {', '.join(columns)} FROM {token} t"
+            f" LEFT JOIN {user} u ON u.{user_pk} = t.{fk['user']}"
+            f" LEFT JOIN {account} sa ON sa.{account_pk} = t.{fk['service_account']}"
+            f" LEFT JOIN {user} o ON o.{user_pk} = sa.{owner}"
+            f" WHERE t.{fk['token_id']} = %s"
+        )
+        self.alias = alias
+
+    def fetch(self, token_id: str) -> ApiToken | None:
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [token_id])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        objects, start = [], 0
+        for model, attnames, converters, pk_index in self.layout:
+            values = list(row[start : start + len(attnames)])
+            start += len(attnames)
+            if values[pk_index] is None:  # the LEFT JOIN found nothing
+                objects.append(None)
+                continue
+            for i, (col, funcs) in enumerate(converters):
+                for convert in funcs:
+                    values[i] = convert(values[i], col, connection)
+            objects.append(model.from_db(self.alias, attnames, values))
+        token, user, account, owner = objects
+        if user is not None:
+            token.user = user
+        if account is not None:
+            account.owner = owner
+            token.service_account = account
+        return token
+
+
+_token_lookups: dict[str, _TokenLookup] = {}
+
+
+def _find_token(token_id: str) -> ApiToken | None:
+    alias = router.db_for_read(ApiToken)
+    lookup = _token_lookups.get(alias)
+    if lookup is None:
+        lookup = _token_lookups[alias] = _TokenLookup(alias)
+    return lookup.fetch(token_id)
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -41,11 +117,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if parsed is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         token_id, secret = parsed
-        token = first_or_none(
-            ApiToken.objects.select_related("user", "service_account", "service_account__owner").filter(
-                token_id=token_id
-            )
-        )
+        token = _find_token(token_id)
         if token is None or not tokens.secret_matches(secret, token.secret_hash):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if token.revoked_at is not None:

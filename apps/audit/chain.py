@@ -257,6 +257,47 @@ def _select_sql(where: str, order: str, limit: str = "") -> str:
     return f"SELECT {_select_columns()} FROM audit_event WHERE {where} ORDER BY {order} {limit}"
 
 
+# ---------------------------------------------------------------------------------------------
+# The verifier's compact rows: the database joins the sixteen text fields into one string.
+
+# The canonical object's text fields (everything but after, before, seq and v), in sorted key order.
+TEXT_KEYS = tuple(k for k in _SORTED_KEYS if k not in ("after", "before", "seq", "v"))
+# Joins the text fields in the database. The JSON string encoder passes it through unescaped and
+# escapes character by character, so encoding the joined text once and splitting it at this
+# separator gives each field's encoding, provided no field holds the separator itself (checked by
+# counting: the verifier builds a row whose joined text holds more or fewer the general way).
+JOIN_SEP = "\x7f"
+JOINED_COUNT = len(TEXT_KEYS) - 1
+
+
+def _joined_sql() -> str:
+    """SQL for the joined text fields (event_id and occurred_at in canonical form).
+
+    PostgreSQL's concat_ws leaves out a NULL field, so its text holds too few separators;
+    on SQLite a NULL field or a time not in Django's usual form makes the whole text NULL.
+    """
+    cols = {k: k for k in TEXT_KEYS}
+    if connection.vendor == "postgresql":
+        cols["event_id"] = "replace(event_id::text, '-', '')"
+        cols["occurred_at"] = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+        return f"concat_ws(chr(127), {', '.join(cols[k] for k in TEXT_KEYS)})"
+    # Django stores naive UTC text "YYYY-MM-DD HH:MM:SS[.ffffff]" on SQLite. (printf would be cheaper
+    # there than ||, but it renders NULL as "" and cuts a text at an embedded NUL character.)
+    cols["event_id"] = "replace(event_id, '-', '')"
+    cols["occurred_at"] = (
+        "CASE WHEN length(occurred_at) IN (19, 26) AND substr(occurred_at, 11, 1) = ' ' "
+        "THEN substr(occurred_at, 1, 10) || 'T' || substr(occurred_at, 12) "
+        "|| CASE length(occurred_at) WHEN 26 THEN 'Z' ELSE '.000000Z' END END"
+    )
+    return " || char(127) || ".join(cols[k] for k in TEXT_KEYS)
+
+
+def compact_select_sql(where: str) -> str:
+    """Rows of (seq, joined text fields, before, after, prev_hash, hash) in seq order, JSON as text."""
+    json_cols = "before::text, after::text" if connection.vendor == "postgresql" else "before, after"
+    return f"SELECT seq, {_joined_sql()}, {json_cols}, prev_hash, hash FROM audit_event WHERE {where} ORDER BY seq"
+
+
 def _row_to_event(row: Sequence) -> dict:
     """A raw row as a dict of Python values (JSON decoded, time as an aware datetime)."""
     event = dict(zip(ROW_COLUMNS, row, strict=True))

@@ -17,17 +17,31 @@ What is detected, and the sequence number named:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 
 from django.db import connection
 
-from .chain import GENESIS, ROW_COLUMNS, _row_to_event, _select_sql, canonical_bytes, canonical_text_db, seal_pending
+from .chain import (
+    CANONICAL_VERSION,
+    GENESIS,
+    JOIN_SEP,
+    JOINED_COUNT,
+    ROW_COLUMNS,
+    _encode_str,
+    _json_from_db,
+    _row_to_event,
+    _select_sql,
+    canonical_bytes,
+    canonical_text_db,
+    compact_select_sql,
+    seal_pending,
+)
 
-_SEQ, _PREV, _HASH = 1, len(ROW_COLUMNS) - 2, len(ROW_COLUMNS) - 1
 FETCH_CHUNK = 20000
+_MEMO_SIZE = 4096  # canonical texts of stored JSON values kept while walking
 
 
 @dataclass
@@ -86,23 +100,27 @@ class VerifyResult:
 # Reading the chain
 
 
-def iter_sealed_rows(chunk: int = FETCH_CHUNK) -> Iterator[tuple]:
-    """Raw sealed rows (ROW_COLUMNS order) in seq order, fetched in chunks by seq range.
+def _iter_chunks(make_select, chunk: int, fix=None) -> Iterator[list]:
+    """Lists of rows of ``make_select(where)`` (seq first) in seq order, fetched ahead.
 
     A healthy chain is gapless, so a range of ``chunk`` sequence numbers is ``chunk``
     rows; ranges (rather than ``ORDER BY seq LIMIT``) keep PostgreSQL on the seq
     index even when the table's statistics are stale after a bulk load. An empty
     range (a gap, or a seq moved far ahead) jumps to the next seq that exists.
 
-    The next chunk is fetched on a helper thread while the caller works through this
-    one, over the same database connection (so it sees the caller's transaction);
-    only one thread uses the connection at a time. The database works and the driver
-    waits without the GIL, so fetching overlaps hashing.
+    On PostgreSQL the next chunk is fetched on a helper thread while the caller works
+    through this one, over the same database connection (so it sees the caller's
+    transaction); only one thread uses the connection at a time. The server works and
+    the driver waits without the GIL, so fetching overlaps hashing. SQLite fetches in
+    the caller's thread: its driver lets go of the GIL for every row and then waits up
+    to a switch interval to get it back from the hashing thread, so a helper thread
+    made verification slower there, not faster. ``fix(cursor, rows)``, if given, runs
+    with the cursor on each chunk and may replace rows before they are handed over.
     """
     connection.ensure_connection()
     dbapi = connection.connection
     placeholder = "?" if connection.vendor == "sqlite" else "%s"
-    select = _select_sql(f"seq > {placeholder} AND seq <= {placeholder}", "seq")
+    select = make_select(f"seq > {placeholder} AND seq <= {placeholder}")
     following = f"SELECT MIN(seq) FROM audit_event WHERE seq > {placeholder}"
 
     def fetch(last: int) -> tuple[list, int]:
@@ -112,6 +130,8 @@ def iter_sealed_rows(chunk: int = FETCH_CHUNK) -> Iterator[tuple]:
                 cursor.execute(select, (last, last + chunk))
                 rows = cursor.fetchall()
                 if rows:
+                    if fix is not None:
+                        fix(cursor, rows)
                     return rows, last + chunk
                 cursor.execute(following, (last,))
                 found = cursor.fetchone()[0]
@@ -121,6 +141,13 @@ def iter_sealed_rows(chunk: int = FETCH_CHUNK) -> Iterator[tuple]:
         finally:
             cursor.close()
 
+    if connection.vendor == "sqlite":  # no helper thread: see above
+        last = 0
+        while True:
+            rows, last = fetch(last)
+            if not rows:
+                return
+            yield rows
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-fetch") as pool:
         pending = pool.submit(fetch, 0)
         while True:
@@ -128,6 +155,36 @@ def iter_sealed_rows(chunk: int = FETCH_CHUNK) -> Iterator[tuple]:
             if not rows:
                 return
             pending = pool.submit(fetch, last)
+            yield rows
+
+
+def _compact_rows(chunk: int = FETCH_CHUNK) -> Iterator[tuple]:
+    """Sealed rows as (seq, joined text fields, before, after, prev_hash, hash) in seq order.
+
+    See ``chain.compact_select_sql``. A row whose joined text does not split back into
+    its fields (a NULL field, an unusual time, a field holding the separator, a seq that
+    is not an integer) comes as (seq, None, its canonical text built the general way,
+    None, prev_hash, hash) instead.
+    """
+    full = _select_sql("seq = ?" if connection.vendor == "sqlite" else "seq = %s", "seq")
+    sep, count = JOIN_SEP, JOINED_COUNT
+
+    def fix(cursor, rows: list) -> None:
+        bad = [i for i, r in enumerate(rows) if r[1] is None or r[1].count(sep) != count or r[0].__class__ is not int]
+        for i in bad:
+            seq, _, _, _, prev_hash, row_hash = rows[i]
+            cursor.execute(full, (seq,))
+            rows[i] = (seq, None, canonical_text_db(cursor.fetchone()), None, prev_hash, row_hash)
+
+    with closing(_iter_chunks(compact_select_sql, chunk, fix)) as chunks:
+        for rows in chunks:  # closing: a caller that stops early waits for a fetch still running
+            yield from rows
+
+
+def iter_sealed_rows(chunk: int = FETCH_CHUNK) -> Iterator[tuple]:
+    """Raw sealed rows (ROW_COLUMNS order) in seq order, fetched in chunks by seq range, one chunk ahead."""
+    with closing(_iter_chunks(lambda where: _select_sql(where, "seq"), chunk)) as chunks:
+        for rows in chunks:  # closing: a caller that stops early waits for a fetch still running
             yield from rows
 
 
@@ -142,25 +199,60 @@ def iter_sealed(chunk: int = 5000) -> Iterator[dict]:
 # Walking
 
 
-def walk(rows: Iterable[Sequence], checkpoints: list[dict], canonical=canonical_text_db) -> VerifyResult:
-    """Walk rows (ROW_COLUMNS order, ascending seq) against verified checkpoints; name the first bad seq.
+def walk(rows: Iterable[tuple], checkpoints: list[dict]) -> VerifyResult:
+    """Walk rows in ascending seq against verified checkpoints; name the first bad seq.
 
-    ``checkpoints`` are dicts with ``seq`` and ``hash`` whose signatures the caller already checked.
+    Rows are (seq, joined text fields, before, after, prev_hash, hash) as ``_compact_rows``
+    gives them; a row whose joined text is None carries its whole canonical text in place
+    of ``before``. ``checkpoints`` are dicts with ``seq`` and ``hash`` whose signatures the
+    caller already checked. The loop builds each canonical text inline (verification's hot
+    path): one call of the JSON string encoder for all sixteen text fields.
     """
     expected_at = {int(c["seq"]): c["hash"] for c in checkpoints}
     problem: Problem | None = None
     prev, expected, checked = GENESIS, 1, 0
-    sha256 = hashlib.sha256
-    for row in rows:
-        seq = row[_SEQ]
+    sha256, es, sep, json_text = hashlib.sha256, _encode_str, JOIN_SEP, _json_from_db
+    memo: dict = {}  # stored JSON text -> canonical text (values such as {"status": "draft"} recur)
+    for seq, joined, before, after, prev_hash, row_hash in rows:
         if seq != expected:
             problem = Problem(expected, f"event {expected} is missing or out of order (found {seq})")
             break
-        if row[_PREV] != prev:
+        if prev_hash != prev:
             problem = Problem(seq, "previous-hash link broken (an earlier event was removed or reordered)")
             break
-        digest = sha256((prev + "\n" + canonical(row)).encode()).hexdigest()
-        if digest != row[_HASH]:
+        if joined is None:
+            text = before
+        else:
+            if after is None:
+                after = "null"
+            else:
+                a = memo.get(after)
+                if a is None:
+                    if len(memo) >= _MEMO_SIZE:
+                        memo.clear()
+                    a = memo[after] = json_text(after)
+                after = a
+            if before is None:
+                before = "null"
+            else:
+                b = memo.get(before)
+                if b is None:
+                    if len(memo) >= _MEMO_SIZE:
+                        memo.clear()
+                    b = memo[before] = json_text(before)
+                before = b
+            # _compact_rows checked the count of separators, so this gives 16 fields; p[0] starts
+            # with the opening quote and p[15] ends with the closing one.
+            p = es(joined).split(sep)
+            text = (
+                f'{{"action":{p[0]}","actor_id":"{p[1]}","actor_type":"{p[2]}","after":{after},'
+                f'"artifact_sha256":"{p[3]}","before":{before},"client_ip":"{p[4]}","event_id":"{p[5]}",'
+                f'"occurred_at":"{p[6]}","outcome":"{p[7]}","reason":"{p[8]}","related_id":"{p[9]}",'
+                f'"related_type":"{p[10]}","request_id":"{p[11]}","seq":{seq},"source":"{p[12]}",'
+                f'"target_id":"{p[13]}","target_type":"{p[14]}","token_id":"{p[15]},"v":{CANONICAL_VERSION}}}'
+            )
+        digest = sha256((prev + "\n" + text).encode()).hexdigest()
+        if digest != row_hash:
             problem = Problem(seq, "event content does not match its hash (the row was modified)")
             break
         if seq in expected_at:
@@ -202,12 +294,18 @@ def walk(rows: Iterable[Sequence], checkpoints: list[dict], canonical=canonical_
 
 def verify_events(events: Iterable[dict], checkpoints: list[dict]) -> VerifyResult:
     """Walk a chain given as dicts of Python values (in seq order) against verified checkpoints."""
-    rows = (tuple(e.get(k) for k in ROW_COLUMNS) for e in events)
-
-    def canonical(row: Sequence) -> str:
-        return canonical_bytes(dict(zip(ROW_COLUMNS, row, strict=True))).decode()
-
-    return walk(rows, checkpoints, canonical)
+    rows = (
+        (
+            e.get("seq"),
+            None,
+            canonical_bytes({k: e.get(k) for k in ROW_COLUMNS}).decode(),
+            None,
+            e.get("prev_hash"),
+            e.get("hash"),
+        )
+        for e in events
+    )
+    return walk(rows, checkpoints)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +318,7 @@ def verify_database() -> VerifyResult:
 
     seal_pending(blocking=True)
     cps = checkpoints.load_verified()
-    with closing(iter_sealed_rows()) as rows:  # closing waits for a fetch still running on the connection
+    with closing(_compact_rows()) as rows:  # closing waits for a fetch still running on the connection
         result = walk(rows, [c.as_dict() for c in cps.valid])
     for bad in cps.invalid:
         seq = bad.get("seq")

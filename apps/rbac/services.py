@@ -17,7 +17,7 @@ import contextvars
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Model, Q, QuerySet
 
 from apps.audit import context as audit_context
@@ -49,16 +49,42 @@ class Grant:
 _cache: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.ContextVar("assay_rbac_cache", default=None)
 
 
+def _grant_sql() -> tuple[str, str]:
+    """The grant queries, written once: compiling the ORM's OR-with-join query cost ~1 ms CPU per request.
+
+    Same rows as ``RoleBinding.objects.filter(user | team membership)`` (users) and
+    ``filter(service_account_id=...)`` (service accounts); the team branch is a
+    subquery instead of a join, which only removes duplicate rows (grants are a set anyway).
+    """
+    from apps.accounts.models import TeamMembership
+
+    rb, tm = RoleBinding._meta.db_table, TeamMembership._meta.db_table
+    cols = "role, scope_type, scope_team_id, scope_model_id"
+    user = (
+        f"SELECT {cols} FROM {rb} WHERE (subject_type = %s AND user_id = %s)"
+        f" OR (subject_type = %s AND team_id IN (SELECT team_id FROM {tm} WHERE user_id = %s))"
+    )
+    service_account = f"SELECT {cols} FROM {rb} WHERE subject_type = %s AND service_account_id = %s"
+    return user, service_account
+
+
+_GRANT_SQL: tuple[str, str] | None = None
+
+
 def _load_grants(principal: Principal) -> tuple[Grant, ...]:
+    global _GRANT_SQL
+    if _GRANT_SQL is None:
+        _GRANT_SQL = _grant_sql()
     if principal.kind == PrincipalKind.USER:
-        subject = Q(subject_type=SubjectType.USER, user_id=principal.id) | Q(
-            subject_type=SubjectType.TEAM, team__teammembership__user_id=principal.id
-        )
+        sql = _GRANT_SQL[0]
+        params = [SubjectType.USER.value, principal.id, SubjectType.TEAM.value, principal.id]
     elif principal.kind == PrincipalKind.SERVICE_ACCOUNT:
-        subject = Q(subject_type=SubjectType.SERVICE_ACCOUNT, service_account_id=principal.id)
+        sql, params = _GRANT_SQL[1], [SubjectType.SERVICE_ACCOUNT.value, principal.id]
     else:
         return ()
-    rows = RoleBinding.objects.filter(subject).values_list("role", "scope_type", "scope_team_id", "scope_model_id")
+    with connections[router.db_for_read(RoleBinding)].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     return tuple({Grant(*row) for row in rows})
 
 

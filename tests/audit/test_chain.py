@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from django.db import connection, transaction
 
-from apps.audit import chain
+from apps.audit import chain, verification
 from apps.audit import services as audit
 from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
+from tests.support.db import bypass_audit_triggers
 
 
 def reference_canonical(event: dict) -> bytes:
@@ -221,3 +222,62 @@ def test_randomised_events_hash_exactly_as_documented():
         assert event.hash == hashlib.sha256(prev.encode() + b"\n" + reference_canonical(values)).hexdigest()
         prev = event.hash
     assert chain.verify_database().ok
+
+
+def _awkward_text() -> str:
+    """Every ASCII character but DEL (NUL only where the database can hold it) and some beyond."""
+    start = 1 if connection.vendor == "postgresql" else 0  # PostgreSQL text cannot hold NUL
+    return "".join(chr(c) for c in range(start, 127)) + " ü 名前 \u2028 🔒"
+
+
+@pytest.mark.django_db
+def test_the_database_renders_the_verifiers_text_exactly_as_documented():
+    # given: events whose text fields hold every ASCII character, and JSON values that recur
+    awkward = _awkward_text()
+    with transaction.atomic():
+        for i in range(3):
+            audit.record(
+                action="model.updated",
+                target=("model", awkward[-64:], awkward[:64]),
+                before={"risk_tier": "limited", "k": awkward},
+                after=an_event()["after"] if i else None,
+                reason=awkward,
+            )
+        audit.record(action="model.denied", reason="")
+        audit.record(action="model.updated", reason="DEL \x7f is the verifier's separator")
+    chain.seal_pending(blocking=True)
+    # when: the verifier's rows, as the database renders them
+    connection.ensure_connection()
+    cursor = connection.connection.cursor()
+    cursor.execute(chain.compact_select_sql("seq IS NOT NULL"))
+    rows = cursor.fetchall()
+    # then: the joined text splits back into exactly the documented field values (but for the row
+    # holding the separator, which the verifier builds the general way), and the trail verifies
+    assert len(rows) == 5
+    for seq, joined, *_ in rows[:4]:
+        reference = json.loads(reference_canonical(AuditEvent.objects.get(seq=seq).__dict__ | {"seq": seq}))
+        assert joined.split(chain.JOIN_SEP) == [reference[k] for k in chain.TEXT_KEYS]
+    assert rows[4][1].count(chain.JOIN_SEP) == chain.JOINED_COUNT + 1
+    result = verification.verify_database()
+    assert result.ok, result.problems
+    assert result.events == 5
+
+
+@pytest.mark.django_db
+def test_a_time_stored_in_another_form_is_verified_the_general_way():
+    # given: a sealed event whose time a tool rewrote in another text form of the same instant
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stores times as text that another tool could write in another form")
+    with transaction.atomic():
+        audit.record(action="model.updated", reason="kept")
+        audit.record(action="model.updated", reason="rewritten")
+    chain.seal_pending(blocking=True)
+    event = AuditEvent.objects.get(reason="rewritten")
+    other_form = event.occurred_at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    with bypass_audit_triggers(), connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_event SET occurred_at = %s WHERE id = %s", [other_form, event.pk])
+    # when
+    result = verification.verify_database()
+    # then: the same instant hashes the same, so the trail is intact
+    assert result.ok, result.problems
+    assert result.events == 2

@@ -200,3 +200,29 @@ def test_the_api_reports_an_intact_trail(write_events, checkpoint, make_user, ap
     assert body["ok"] is True
     assert body["first_bad_seq"] is None
     assert body["checkpoints_checked"] == 1
+
+
+def test_a_row_modified_to_hold_awkward_text_is_named(write_events, checkpoint, attacker, capsys):
+    # given: rows rewritten with text the verifier's fast path cannot join (its separator) or must escape
+    events = write_events(6)
+    checkpoint()
+    # when
+    attacker.modify(events[4].seq, reason='sep \x7f, quote " and newline \n')
+    attacker.modify(events[1].seq, reason="tab \t and \\")
+    result, error = verify_json(capsys)
+    # then: the first of them is named
+    assert result["ok"] is False
+    assert result["first_bad_seq"] == events[1].seq
+    assert "modified" in error
+
+
+def test_identical_json_values_in_many_rows_verify_and_a_change_to_one_is_named(write_events, attacker, capsys):
+    # given: rows that share the same before and after values
+    events = write_events(5, before={"status": "draft"}, after={"status": "approved"})
+    assert verify_json(capsys)[0]["ok"] is True
+    # when: one row's after value is changed to another that also occurs
+    attacker.execute("UPDATE audit_event SET after = before WHERE seq = %s", [events[3].seq])
+    result, error = verify_json(capsys)
+    # then
+    assert result["first_bad_seq"] == events[3].seq
+    assert "modified" in error

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
+from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
+from rest_framework.utils.serializer_helpers import BindingDict
 
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
 from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+
+# ---------------------------------------------------------------------------------------------
+# Speed
+
+
+class FieldsBuiltOnce:
+    """Build a serializer class's fields once per process, then give each instance shallow copies.
+
+    DRF builds every serializer instance's fields from scratch (a deepcopy of the declared
+    fields, which re-runs each field's ``__init__``, plus, for a ModelSerializer, mapping the
+    model's fields): about 2 ms of CPU per version registration for the input, the output and
+    the job status. A shallow copy of an unbound field is enough because binding (name, parent,
+    source) happens on the copy and fields keep no other per-request state. Only for
+    serializers without nested serializers (a nested one would be shared between requests).
+    """
+
+    @cached_property
+    def fields(self):
+        cls = type(self)
+        template = cls.__dict__.get("_fields_template")  # the class's own, never a base class's
+        if template is None:
+            template = self.get_fields()
+            cls._fields_template = template
+        fields = BindingDict(self)
+        for name, field in template.items():
+            fields[name] = copy.copy(field)
+        return fields
+
 
 # ---------------------------------------------------------------------------------------------
 # Fields
@@ -93,7 +124,7 @@ class IdListField(serializers.ListField):
 # Output
 
 
-class JobStatusOutput(serializers.Serializer):
+class JobStatusOutput(FieldsBuiltOnce, serializers.Serializer):
     """The verification job: its status and progress (0-100)."""
 
     id = serializers.UUIDField(source="public_id")
@@ -169,7 +200,7 @@ class LineageOutput(serializers.Serializer):
     evaluation_dataset = serializers.IntegerField(allow_null=True)
 
 
-class VersionOutput(serializers.ModelSerializer):
+class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
     """A model version: its artifact (digest, size, format), status, metrics, lineage, model card and author."""
 
     model = serializers.CharField(source="model.name", read_only=True)
@@ -343,7 +374,7 @@ class VersionReferenceInput(_VersionFields):
     )
 
 
-class VersionCreateInput(VersionUploadInput, VersionReferenceInput):
+class VersionCreateInput(FieldsBuiltOnce, VersionUploadInput, VersionReferenceInput):
     """What the service receives, whichever way the version came in."""
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Max, Q
+from django.db import connections, router, transaction
 from django.urls import reverse
 
 from apps.audit import services as audit
@@ -20,7 +19,15 @@ from ..choices import ArtifactFormat, ColumnRole, VersionStatus
 from ..models import ModelVersion, RegisteredModel
 from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
-from .common import author, clean_sha256, delete_quietly, ensure_json_object, save_bytes, visible_datasets
+from .common import (
+    RowByUniqueField,
+    author,
+    clean_sha256,
+    delete_quietly,
+    ensure_json_object,
+    save_bytes,
+    visible_datasets,
+)
 
 VERIFY_VERSION = "registry.verify_version"
 
@@ -67,12 +74,49 @@ def _clean_metrics(metrics: Any) -> dict:
     return {str(k): v for k, v in metrics.items()}
 
 
+_model_by_name = RowByUniqueField(RegisteredModel, "name")
+
+
 def _visible_model_for(actor: Principal, model_name: str, permission: str, audit_action: str) -> RegisteredModel:
-    model = first_or_none(RegisteredModel.objects.select_related("owner_team").filter(name=model_name))
+    # Prebuilt SQL (see RowByUniqueField); no owner_team join: rbac needs only owner_team_id.
+    model = _model_by_name.get(model_name)
     if model is None:
         raise NotFound(f"No model named {model_name!r}.")
     rbac.require(actor, permission, model, audit_action=audit_action)
     return model
+
+
+# The two statements below run on every registration; as plain SQL they skip the ORM's query
+# compilation (about 1 ms of CPU per registration between them). Table names come from the
+# models' metadata; the columns are the fields' own names (number, sha256, status, model_id,
+# verification_job_id): a rename of one of those must update this SQL (the registry tests fail).
+
+
+def _lock_and_count(model_id: int, digest: str) -> dict:
+    """Lock the model's row (serialising numbering and the digest check), then read the last
+    version number and the number of a non-invalid version with this digest, in one query."""
+    connection = connections[router.db_for_write(ModelVersion)]
+    models_table = connection.ops.quote_name(RegisteredModel._meta.db_table)
+    versions_table = connection.ops.quote_name(ModelVersion._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.features.has_select_for_update:  # SQLite: the write transaction already serialises
+            cursor.execute(f"SELECT id FROM {models_table} WHERE id = %s FOR UPDATE", [model_id])
+            cursor.fetchall()
+        cursor.execute(
+            f"SELECT MAX(number), MAX(CASE WHEN sha256 = %s AND status <> %s THEN number END)"
+            f" FROM {versions_table} WHERE model_id = %s",
+            [digest or None, VersionStatus.INVALID.value, model_id],
+        )
+        last, duplicate = cursor.fetchone()
+    return {"last": last, "duplicate": duplicate if digest else None}
+
+
+def _set_verification_job(version_id: int, job_id: int) -> None:
+    """Point the new version at its verification job (the job row needs the version's id first)."""
+    connection = connections[router.db_for_write(ModelVersion)]
+    table = connection.ops.quote_name(ModelVersion._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET verification_job_id = %s WHERE id = %s", [job_id, version_id])
 
 
 def version_create(
@@ -170,12 +214,8 @@ def version_create(
             stored = save_bytes(spooled, kind="artifacts")
         with transaction.atomic():
             # The model's row lock serialises numbering and the digest check; one query reads both.
-            list(RegisteredModel.objects.select_for_update().filter(pk=model.pk).values_list("pk"))
-            reads = {"last": Max("number")}
-            if digest:
-                reads["duplicate"] = Max("number", filter=Q(sha256=digest) & ~Q(status=VersionStatus.INVALID))
-            found = ModelVersion.objects.filter(model_id=model.pk).aggregate(**reads)
-            if found.get("duplicate") is not None:
+            found = _lock_and_count(model.pk, digest)
+            if found["duplicate"] is not None:
                 _refuse_duplicate(model, digest)  # names the version and its status
             number = (found["last"] or 0) + 1
             version = ModelVersion.objects.create(
@@ -220,7 +260,7 @@ def version_create(
             version.verification_job = jobs.job_enqueue(
                 kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
             )
-            ModelVersion.objects.filter(pk=version.pk).update(verification_job=version.verification_job)
+            _set_verification_job(version.pk, version.verification_job.pk)
             version._prefetched_objects_cache = {"training_datasets": training}  # the response needs no query
     except BaseException:
         if stored is not None:
