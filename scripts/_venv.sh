@@ -6,6 +6,10 @@ VENV="${ASSAY_VENV:-$ROOT/.venv}"
 REQS="$1"
 PY_BIN="${ASSAY_PYTHON:-$(command -v python3.11 || command -v python3)}"
 stamp="$(cat "$ROOT/requirements.txt" "$ROOT/$REQS" | sha256sum | cut -c1-16)"
+# One installer at a time: a second run (another terminal, a parallel test run) waits for the first.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+flock 9
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating virtual environment in $VENV"
   "$PY_BIN" -m venv "$VENV"
@@ -17,5 +21,7 @@ if [ ! -f "$VENV/.assay-$stamp" ]; then
   rm -f "$VENV"/.assay-*
   touch "$VENV/.assay-$stamp"
 fi
+flock -u 9
+exec 9>&-
 export PATH="$VENV/bin:$PATH"
 PY="$VENV/bin/python"

@@ -69,6 +69,12 @@ install_packages() {
   fi
 }
 
+# Start a Ceph daemon (it forks into the background) with no inherited descriptor but its log: fd 3
+# is the caller's `$(...)` pipe, and a daemon holding it would keep that substitution waiting forever.
+daemon() {
+  "$@" </dev/null >>"$DIR/log/daemons.start.log" 2>&1 3>&-
+}
+
 random_string() { tr -dc "$1" </dev/urandom | head -c "$2" || true; }
 
 write_config() {
@@ -132,7 +138,7 @@ start() {
   ceph-authtool "$DIR/mon.keyring" --import-keyring "$DIR/client.admin/keyring" >/dev/null
   monmaptool --create --addv a "[v2:127.0.0.1:$MON_PORT]" --fsid "$fsid" "$DIR/monmap" >/dev/null
   ceph-mon --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/mon.keyring"
-  ceph-mon -i a 2>>"$DIR/log/mon.a.start.log"
+  daemon ceph-mon -i a
   ceph --connect-timeout 30 status >/dev/null
 
   log "creating the OSD (memstore)"
@@ -144,7 +150,7 @@ start() {
     -o "$DIR/osd.0/keyring"
   ceph-osd -i 0 --mkfs --osd-uuid "$osd_uuid" 2>>"$DIR/log/osd.0.mkfs.log"
   ceph osd crush add osd.0 1 root=default >/dev/null 2>&1
-  ceph-osd -i 0 2>>"$DIR/log/osd.0.start.log"
+  daemon ceph-osd -i 0
   for _ in $(seq 120); do
     ceph osd dump 2>/dev/null | grep -q '^osd.0 up' && break
     sleep 0.5
@@ -153,7 +159,7 @@ start() {
 
   log "starting the RADOS Gateway on $ENDPOINT"
   ceph auth get-or-create client.rgw.a mon 'allow rw' osd 'allow rwx' -o "$DIR/client.rgw.a/keyring"
-  radosgw -n client.rgw.a 2>>"$DIR/log/client.rgw.a.start.log"
+  daemon radosgw -n client.rgw.a
   for _ in $(seq 240); do s3_answers && break; sleep 0.5; done
   s3_answers || { log "the gateway did not answer on $ENDPOINT; see $DIR/log/client.rgw.a.log"; exit 1; }
 
