@@ -1,6 +1,7 @@
 """Audit trail throughput: events appended per second and events verified per second.
 
     .venv/bin/python benchmarks/audit_bench.py [--events 200000] [--writers 32] [--per-writer 100]
+    .venv/bin/python benchmarks/audit_bench.py --verify-only [--verify-rounds 5]   # an already filled database
 
 ``DATABASE_URL`` picks the database (default: a fresh SQLite file in a temporary
 folder). Point it at a throwaway PostgreSQL database: the script migrates it and
@@ -12,8 +13,13 @@ appends events that can never be deleted. It prints:
 - append: events per second with ``--writers`` concurrent threads, one event per
   transaction, each sealed after its commit as in production (PostgreSQL only:
   SQLite has a single writer lock);
-- verify: ``verify_database()`` (what ``manage.py audit_verify`` and the API run) over
-  the whole chain against a signed checkpoint, in events per second.
+- verify: ``verify_database(workers=default_workers())``, what ``manage.py audit_verify``
+  runs, over the whole chain against a signed checkpoint, in events per second (the
+  median of ``--verify-rounds`` runs); verify_one: the same in one process, as the API
+  and the dashboard run it;
+- cpu: the speed of this machine at the time (``timeit sum(range(1000))``, the best of
+  five, in microseconds) and the load average, so figures taken on a busy shared
+  machine can be compared with each other.
 
 Figures are printed, not asserted.
 """
@@ -22,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
 import time
+import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,12 +124,38 @@ def append_concurrently(writers: int, per_writer: int) -> float:
     return writers * per_writer / elapsed
 
 
+def cpu_speed() -> str:
+    """This machine's speed now: microseconds for ``sum(range(1000))`` (best of five) and the load average."""
+    best = min(timeit.repeat("sum(range(1000))", number=20000, repeat=5)) / 20000 * 1e6
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"timeit sum(range(1000)) {best:.1f} us, load average {load}"
+
+
+def verify(name: str, workers: int, rounds: int) -> None:
+    from apps.audit.verification import verify_database
+
+    rates, result, elapsed = [], None, []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = verify_database(workers=workers)
+        elapsed.append(time.perf_counter() - started)
+        rates.append(result.events / elapsed[-1])
+    status = "intact" if result.ok else f"NOT intact at {result.first_bad_seq}"
+    print(
+        f"{name + ':':<12} {result.events:>9,} events, {result.checkpoints_checked} checkpoint(s), {status}, "
+        f"{workers} worker(s), {rounds} round(s) (best {max(rates):,.0f}/s): "
+        f"{statistics.median(rates):>9,.0f} events/s ({statistics.median(elapsed):.2f} s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events to fill before verifying")
     parser.add_argument("--batch", type=int, default=1000, help="events per transaction while filling")
     parser.add_argument("--writers", type=int, default=32, help="concurrent writer threads (PostgreSQL)")
     parser.add_argument("--per-writer", type=int, default=100, help="events each writer appends")
+    parser.add_argument("--verify-only", action="store_true", help="no fill and append: verify the trail there is")
+    parser.add_argument("--verify-rounds", type=int, default=3, help="verifications to take the median of")
     args = parser.parse_args()
     tmp = setup_django()
 
@@ -129,30 +163,29 @@ def main() -> None:
     from django.db import connection
 
     from apps.audit import checkpoints
-    from apps.audit.verification import verify_database
+    from apps.audit.verification import default_workers
 
     checkpoints.load_signing_key(create=True)
     print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']}); scratch folder {tmp}")
+    print(f"cpu:     {cpu_speed()}")
 
-    rate = fill(args.events, args.batch)
-    print(f"fill:    {args.events:>9,} events via record(), {args.batch} a transaction, sealed: {rate:>9,.0f} events/s")
-
-    if connection.vendor == "postgresql":
-        rate = append_concurrently(args.writers, args.per_writer)
-        total = args.writers * args.per_writer
-        print(f"append:  {total:>9,} events, {args.writers} writers, one per transaction: {rate:>9,.0f} events/s")
-    else:
-        print("append:  skipped (concurrent writers are measured on PostgreSQL: set DATABASE_URL=postgres://...)")
+    if not args.verify_only:
+        rate = fill(args.events, args.batch)
+        print(
+            f"fill:    {args.events:>9,} events via record(), {args.batch} a transaction, sealed: "
+            f"{rate:>9,.0f} events/s"
+        )
+        if connection.vendor == "postgresql":
+            rate = append_concurrently(args.writers, args.per_writer)
+            total = args.writers * args.per_writer
+            print(f"append:  {total:>9,} events, {args.writers} writers, one per transaction: {rate:>9,.0f} events/s")
+        else:
+            print("append:  skipped (concurrent writers are measured on PostgreSQL: set DATABASE_URL=postgres://...)")
 
     checkpoints.checkpoint_write()
-    started = time.perf_counter()
-    result = verify_database()
-    elapsed = time.perf_counter() - started
-    status = "intact" if result.ok else f"NOT intact at {result.first_bad_seq}"
-    print(
-        f"verify:  {result.events:>9,} events, {result.checkpoints_checked} checkpoint(s), {status}: "
-        f"{result.events / elapsed:>9,.0f} events/s ({elapsed:.2f} s)"
-    )
+    verify("verify", default_workers(), args.verify_rounds)
+    verify("verify_one", 1, args.verify_rounds)
+    print(f"cpu:     {cpu_speed()}")
 
 
 if __name__ == "__main__":

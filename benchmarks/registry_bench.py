@@ -295,6 +295,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--audit-args", type=lambda s: s.split(), default=[], help="arguments for audit_bench.py, e.g. '--events 50000'"
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra environment variable for Assay's server (repeatable), e.g. DATABASE_CONN_HEALTH_CHECKS=0",
+    )
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/13")
     parser.add_argument("--cache", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--mlflow-venv", default=os.environ.get("ASSAY_MLFLOW_VENV", "/var/cache/assay/mlflow-venv"))
@@ -327,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     servers.flush_redis(args.broker)
     servers.flush_redis(args.cache)
     env = assay_env(args, work, database_url)
+    for item in args.server_env:
+        name, _, value = item.partition("=")
+        env[name] = value
+    if args.server_env:
+        log(f"server environment: {', '.join(args.server_env)}")
     log(f"database {args.db} on PostgreSQL {pg_version}: migrating")
     manage(env, "migrate", "--noinput")
     token, how = create_principals(env)

@@ -61,16 +61,20 @@ def database_from_url(url: str) -> dict:
             "TEST": {"NAME": str(name.with_name(name.stem + "_test.sqlite3"))},
         }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
-        options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        # Query parameters become connection options; "true"/"false" become booleans, which some
+        # options need (e.g. ?server_side_binding=true for server-side parameters and prepared statements).
+        booleans = {"true": True, "false": False}
+        options = {k: booleans.get(v[-1].lower(), v[-1]) for k, v in parse_qs(parsed.query).items()}
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            # Django's backend, minus a health-check round trip per request (apps/core/postgresql).
+            "ENGINE": "apps.core.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
-            "CONN_HEALTH_CHECKS": True,
+            "CONN_HEALTH_CHECKS": env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
             "OPTIONS": options,
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
@@ -235,6 +239,8 @@ CACHES = {
 # Celery: the broker is a courier; job state lives in our tables.
 _filesystem_broker = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("redis://"):
+    CELERY_BROKER_TRANSPORT = "controlplane.broker:Transport"  # kombu's, reusing its Redis client
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(_filesystem_broker / "queue"),
@@ -294,6 +300,8 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "apps.registry.choices.VersionStatus",
         "DatasetStatusEnum": "apps.registry.choices.DatasetStatus",
         "TokenStatusEnum": ["active", "expired", "revoked"],
+        "RoleEnum": "apps.registry.choices.ColumnRole",  # a dataset column's role, kept apart from AccessRoleEnum
+        "AccessRoleEnum": "apps.rbac.roles.Role",
     },
 }
 

@@ -10,14 +10,16 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
-from apps.core.principals import Principal, PrincipalKind
+from apps.core.principals import Principal, PrincipalKind, same_person
 from apps.rbac import services as rbac
 from apps.rbac.roles import Scope
 
@@ -28,6 +30,43 @@ from .models import ApiToken, ServiceAccount, Team, TeamMembership, User
 def _require_admin(actor: Principal, audit_action: str) -> None:
     if actor.kind != PrincipalKind.SYSTEM:
         rbac.require(actor, "accounts.manage", audit_action=audit_action)
+
+
+def _invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", errors={field: [message]})
+
+
+def _user(user: User | str, *, field: str = "", lock: bool = False) -> User:
+    """The user itself, or the user of that name: unknown is a 404, or a 400 naming ``field`` (an input)."""
+    if isinstance(user, User) and not lock:
+        return user
+    username = user.username if isinstance(user, User) else user
+    queryset = User.objects.select_for_update() if lock else User.objects
+    found = queryset.filter(username=username).first()
+    if found is None:
+        if field:
+            raise _invalid(field, f"No user named {username!r}.")
+        raise NotFound(f"No user named {username!r}.")
+    return found
+
+
+def _team(team: Team | str, *, field: str = "") -> Team:
+    """The team itself, or the team of that name: unknown is a 404, or a 400 naming ``field`` (an input)."""
+    if isinstance(team, Team):
+        return team
+    found = Team.objects.filter(name=team).first()
+    if found is None:
+        if field:
+            raise _invalid(field, f"No team named {team!r}.")
+        raise NotFound(f"No team named {team!r}.")
+    return found
+
+
+def _check_slug(field: str, value: str) -> None:
+    try:
+        validate_slug(value)
+    except ValidationError:
+        raise _invalid(field, "Use letters, digits, '-' and '_' only.") from None
 
 
 @transaction.atomic
@@ -43,6 +82,10 @@ def user_create(
 ) -> User:
     """Create a person. Audited as ``user.created`` (the password never reaches the trail)."""
     _require_admin(actor, "user.created")
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError:
+        raise _invalid("username", "Use letters, digits and @ . + - _ only.") from None
     if User.objects.filter(username=username).exists():
         raise Conflict(f"A user named {username!r} already exists.")
     user = User(username=username, email=email, first_name=first_name, last_name=last_name)
@@ -60,22 +103,101 @@ def user_create(
     return user
 
 
+USER_EDITABLE = ("first_name", "last_name", "email")
+
+
+@transaction.atomic
+def user_update(*, actor: Principal, user: User | str, changes: dict) -> User:
+    """Change a person's name and e-mail address, or deactivate (``is_active: False``) or reactivate them.
+
+    Deactivating ends the person's access at once: every active token of theirs is revoked
+    (``api_token.revoked`` each), and an inactive person's sessions, and the tokens of service
+    accounts they own, no longer authenticate. Nobody can deactivate themselves. The username never
+    changes. Audited ``user.updated`` (before/after), ``user.deactivated`` or ``user.reactivated``.
+    """
+    deactivating = changes.get("is_active") is False
+    _require_admin(actor, "user.deactivated" if deactivating else "user.updated")
+    user = _user(user, lock=True)
+    if "username" in changes and changes["username"] != user.username:
+        raise _invalid("username", "A username is permanent and cannot be changed.")
+    unknown = sorted(set(changes) - {*USER_EDITABLE, "username", "is_active"})
+    if unknown:
+        raise ValidationFailed(f"Fields that cannot be changed: {', '.join(unknown)}.")
+    if deactivating and user.is_active and same_person(actor, Principal(kind=PrincipalKind.USER, id=user.pk, name="")):
+        raise _invalid("is_active", "You cannot deactivate yourself; ask another admin.")
+    if deactivating and user.is_active:
+        rbac.keep_an_admin(without_user_id=user.pk)
+    before, after = {}, {}
+    for field in USER_EDITABLE:
+        value = (changes.get(field) or "").strip() if field in changes else getattr(user, field)
+        if value != getattr(user, field):
+            before[field], after[field] = getattr(user, field), value
+            setattr(user, field, value)
+    if after:
+        user.save(update_fields=list(after))
+        audit.record(action="user.updated", actor=actor, target=user, before=before, after=after)
+    if "is_active" in changes and bool(changes["is_active"]) != user.is_active:
+        _user_set_active(actor=actor, user=user, active=bool(changes["is_active"]))
+    return user
+
+
+def _user_set_active(*, actor: Principal, user: User, active: bool) -> None:
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    revoked = []
+    if not active:
+        now = timezone.now()
+        revoked = list(ApiToken.objects.select_for_update().active().filter(user=user))
+        ApiToken.objects.filter(pk__in=[t.pk for t in revoked]).update(revoked_at=now)
+        for token in revoked:
+            token.revoked_at = now
+            audit.record(
+                action="api_token.revoked",
+                actor=actor,
+                target=token,
+                related=user,
+                after={"revoked_at": now},
+                reason="its owner was deactivated",
+            )
+    audit.record(
+        action="user.deactivated" if not active else "user.reactivated",
+        actor=actor,
+        target=user,
+        before={"is_active": not active},
+        after={"is_active": active, **({"revoked_api_keys": len(revoked)} if not active else {})},
+    )
+    rbac.forget_cached_grants()
+
+
 @transaction.atomic
 def team_create(*, actor: Principal, name: str, display_name: str = "", description: str = "") -> Team:
     """Create a team. Audited as ``team.created``."""
     _require_admin(actor, "team.created")
+    _check_slug("name", name)
     if Team.objects.filter(name=name).exists():
         raise Conflict(f"A team named {name!r} already exists.")
     team = Team.objects.create(name=name, display_name=display_name, description=description)
-    audit.record(action="team.created", actor=actor, target=team, after={"name": name})
+    audit.record(
+        action="team.created",
+        actor=actor,
+        target=team,
+        after={"name": name, **({"display_name": display_name} if display_name else {})},
+    )
     return team
 
 
 @transaction.atomic
-def team_member_add(*, actor: Principal, team: Team, user: User) -> TeamMembership:
-    """Add a user to a team (idempotent). Audited as ``team.member_added``."""
+def team_member_add(*, actor: Principal, team: Team | str, user: User | str, exists_ok: bool = True) -> TeamMembership:
+    """Add a user to a team. Audited as ``team.member_added``.
+
+    Idempotent; with ``exists_ok=False`` an existing membership is a ``Conflict``. An unknown
+    team is a 404; an unknown user a 400 naming ``username`` (names are resolved after the admin check).
+    """
     _require_admin(actor, "team.member_added")
+    team, user = _team(team), _user(user, field="username")
     membership, created = TeamMembership.objects.get_or_create(team=team, user=user)
+    if not created and not exists_ok:
+        raise Conflict(f"{user.username!r} is already a member of team {team.name!r}.")
     if created:
         audit.record(action="team.member_added", actor=actor, target=team, related=user, after={"user": user.username})
         rbac.forget_cached_grants()
@@ -83,11 +205,36 @@ def team_member_add(*, actor: Principal, team: Team, user: User) -> TeamMembersh
 
 
 @transaction.atomic
+def team_member_remove(*, actor: Principal, team: Team | str, user: User | str) -> None:
+    """Remove a user from a team: they lose the team's role bindings at once. Audited as ``team.member_removed``.
+
+    An unknown team or user, or a user who is not a member, is a 404.
+    """
+    _require_admin(actor, "team.member_removed")
+    team, user = _team(team), _user(user)
+    membership = TeamMembership.objects.select_for_update().filter(team=team, user=user).first()
+    if membership is None:
+        raise NotFound(f"{user.username!r} is not a member of team {team.name!r}.")
+    rbac.keep_an_admin(without_membership=(team.pk, user.pk))
+    membership.delete()
+    audit.record(action="team.member_removed", actor=actor, target=team, related=user, before={"user": user.username})
+    rbac.forget_cached_grants()
+
+
+@transaction.atomic
 def service_account_create(
-    *, actor: Principal, name: str, owner: User, team: Team | None = None, description: str = ""
+    *, actor: Principal, name: str, owner: User | str, team: Team | str | None = None, description: str = ""
 ) -> ServiceAccount:
-    """Create a CI service account owned by a person. Audited as ``service_account.created``."""
+    """Create a CI service account owned by an active person. Audited as ``service_account.created``.
+
+    An unknown or inactive owner, or an unknown team, is a 400 naming ``owner`` or ``team``.
+    """
     _require_admin(actor, "service_account.created")
+    _check_slug("name", name)
+    owner = _user(owner, field="owner")
+    if not owner.is_active:
+        raise _invalid("owner", f"{owner.username!r} is deactivated; a service account needs an active owner.")
+    team = _team(team, field="team") if team else None
     if ServiceAccount.objects.filter(name=name).exists():
         raise Conflict(f"A service account named {name!r} already exists.")
     account = ServiceAccount.objects.create(name=name, owner=owner, team=team, description=description)
@@ -99,6 +246,51 @@ def service_account_create(
         after={"name": name, "owner": owner.username, "team": team.name if team else None},
     )
     return account
+
+
+@transaction.atomic
+def role_binding_create(
+    *,
+    actor: Principal,
+    subject_type: str,
+    subject: str,
+    role: str,
+    scope_team: str | None = None,
+    scope_model: str | None = None,
+):
+    """Grant ``role`` to a user, team or service account named ``subject``: globally, on a team or on a model.
+
+    Names are resolved after the admin check; an unknown one is a 400 naming its field
+    (``subject``, ``scope_team``, ``scope_model``). An identical binding is a ``Conflict``.
+    ``apps.rbac.services.role_grant`` writes the binding and its ``role_binding.created`` event.
+    """
+    from apps.rbac.models import SubjectType
+    from apps.rbac.roles import Role
+    from apps.registry.models import RegisteredModel
+
+    _require_admin(actor, "role_binding.created")
+    if role not in Role.values:
+        raise _invalid("role", f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
+    if scope_team and scope_model:
+        message = "A binding is scoped to a team or to a model, not both."
+        raise ValidationFailed(message, errors={"scope_team": [message], "scope_model": [message]})
+    if subject_type == SubjectType.USER:
+        target = _user(subject, field="subject")
+    elif subject_type == SubjectType.TEAM:
+        target = _team(subject, field="subject")
+    elif subject_type == SubjectType.SERVICE_ACCOUNT:
+        target = ServiceAccount.objects.filter(name=subject).first()
+        if target is None:
+            raise _invalid("subject", f"No service account named {subject!r}.")
+    else:
+        raise _invalid("subject_type", f"Choose one of: {', '.join(SubjectType.values)}.")
+    team = _team(scope_team, field="scope_team") if scope_team else None
+    model = None
+    if scope_model:
+        model = RegisteredModel.objects.filter(name=scope_model).first()
+        if model is None:
+            raise _invalid("scope_model", f"No model named {scope_model!r}.")
+    return rbac.role_grant(actor=actor, subject=target, role=role, team=team, model=model, exists_ok=False)
 
 
 def _validate_scopes(scopes: list[str] | None) -> list[str]:

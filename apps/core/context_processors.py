@@ -14,5 +14,6 @@ def assay(request) -> dict:
         nav = {
             "can_view_audit": rbac.has_global(principal, "audit.view"),
             "is_admin": rbac.has_global(principal, "accounts.manage"),
+            "can_view_access": rbac.has_global(principal, "accounts.view"),
         }
     return {"assay_nav": nav, "assay_debug": settings.DEBUG}

@@ -51,6 +51,7 @@ PERMISSIONS: dict[str, str] = {
     "policies.manage": Scope.POLICIES_WRITE,
     "audit.view": Scope.AUDIT_READ,
     "audit.export": Scope.AUDIT_READ,
+    "accounts.view": Scope.READ,
     "accounts.manage": Scope.ADMIN,
 }
 
@@ -73,15 +74,15 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.REVIEWER: frozenset(_VIEW | _REVIEW),
     Role.COMPLIANCE_OFFICER: frozenset(_VIEW | _REVIEW | _AUDIT | {"policies.manage"}),
     Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
-    Role.AUDITOR: frozenset(_VIEW | _AUDIT),
+    Role.AUDITOR: frozenset(_VIEW | _AUDIT | {"accounts.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),
 }
 
 # Roles that may never approve anything, whatever else they hold at the same time.
 NEVER_APPROVES = frozenset({Role.AUDITOR})
 
-# Permissions that only a global binding grants (the audit trail spans every team).
-GLOBAL_ONLY = frozenset({"audit.view", "audit.export", "accounts.manage", "policies.manage"})
+# Permissions that only a global binding grants (the audit trail and the accounts span every team).
+GLOBAL_ONLY = frozenset({"audit.view", "audit.export", "accounts.view", "accounts.manage", "policies.manage"})
 
 VIEW_PERMISSION_FOR = {
     "registry": "registry.view",
@@ -89,7 +90,7 @@ VIEW_PERMISSION_FOR = {
     "releases": "releases.view",
     "policies": "policies.view",
     "audit": "audit.view",
-    "accounts": "accounts.manage",
+    "accounts": "accounts.view",
 }
 
 

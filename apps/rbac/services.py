@@ -22,7 +22,7 @@ from django.db.models import Model, Q, QuerySet
 
 from apps.audit import context as audit_context
 from apps.audit import services as audit
-from apps.core.errors import Denied, NotFound, ValidationFailed
+from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
 from apps.core.models import first_or_none
 from apps.core.principals import Principal, PrincipalKind
 
@@ -235,8 +235,13 @@ def _subject_kwargs(subject: Any) -> dict:
 
 
 @transaction.atomic
-def role_grant(*, actor: Principal, subject: Any, role: str, team: Any = None, model: Any = None) -> RoleBinding:
-    """Bind ``role`` to ``subject`` globally, on a team, or on one model. Idempotent. Audited."""
+def role_grant(
+    *, actor: Principal, subject: Any, role: str, team: Any = None, model: Any = None, exists_ok: bool = True
+) -> RoleBinding:
+    """Bind ``role`` to ``subject`` globally, on a team, or on one model. Audited.
+
+    Idempotent; with ``exists_ok=False`` an existing identical binding is a ``Conflict`` instead.
+    """
     if actor.kind != PrincipalKind.SYSTEM:
         require(actor, "accounts.manage", audit_action="role_binding.created")
     if role not in Role.values:
@@ -251,6 +256,10 @@ def role_grant(*, actor: Principal, subject: Any, role: str, team: Any = None, m
     binding, created = RoleBinding.objects.get_or_create(
         **_subject_kwargs(subject), role=role, **scope, defaults={"granted_by": actor.name}
     )
+    if not created and not exists_ok:
+        raise Conflict(
+            f"This binding exists already: {binding} (id {binding.pk}).", extra={"existing_binding": binding.pk}
+        )
     if created:
         audit.record(
             action="role_binding.created",
@@ -265,13 +274,54 @@ def role_grant(*, actor: Principal, subject: Any, role: str, team: Any = None, m
 
 @transaction.atomic
 def role_revoke(*, actor: Principal, binding_id: int) -> None:
-    """Remove a role binding. Audited."""
+    """Remove a role binding. Audited. Removing the last admin's is refused (``LastAdmin``)."""
     if actor.kind != PrincipalKind.SYSTEM:
         require(actor, "accounts.manage", audit_action="role_binding.deleted")
     binding = RoleBinding.objects.select_for_update().filter(pk=binding_id).first()
     if binding is None:
         raise NotFound("No such role binding.")
+    if binding.role == Role.ADMIN and binding.scope_type == ScopeType.GLOBAL:
+        keep_an_admin(without_binding_id=binding.pk)
     before = {"subject": binding.subject_label, "role": binding.role, "scope": binding.scope_label}
     audit.record(action="role_binding.deleted", actor=actor, target=binding, before=before)
     binding.delete()
     forget_cached_grants()
+
+
+class LastAdmin(Conflict):
+    """The change would leave no active person holding a global admin role (409)."""
+
+    code = "last_admin"
+    title = "Would remove the last admin"
+
+
+def keep_an_admin(
+    *, without_binding_id: int | None = None, without_user_id: int | None = None, without_membership=None
+) -> None:
+    """Refuse (``LastAdmin``) a change after which no active person would hold a global admin
+    binding, their own or a team's: nobody could then manage access from the dashboard or API.
+
+    Call it inside the change's transaction, with what the change takes away: a binding, a
+    person (deactivated) or a ``(team_id, user_id)`` membership.
+    """
+    from apps.accounts.models import TeamMembership, User
+
+    bindings = RoleBinding.objects.filter(role=Role.ADMIN, scope_type=ScopeType.GLOBAL)
+    if without_binding_id is not None:
+        bindings = bindings.exclude(pk=without_binding_id)
+    members = TeamMembership.objects.filter(
+        team_id__in=bindings.filter(subject_type=SubjectType.TEAM).values("team_id")
+    )
+    if without_membership is not None:
+        team_id, user_id = without_membership
+        members = members.exclude(team_id=team_id, user_id=user_id)
+    people = User.objects.filter(is_active=True).filter(
+        Q(pk__in=bindings.filter(subject_type=SubjectType.USER).values("user_id")) | Q(pk__in=members.values("user_id"))
+    )
+    if without_user_id is not None:
+        people = people.exclude(pk=without_user_id)
+    if not people.exists():
+        raise LastAdmin(
+            "This would leave no active person with the global admin role, and nobody could manage access. "
+            "Grant the role to someone else first."
+        )

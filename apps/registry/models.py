@@ -23,6 +23,8 @@ class RegisteredModel(TimestampedModel):
     data_categories = models.JSONField(default=list, blank=True)
     jurisdictions = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The last version number handed out (see services.versions._draw_number); never decreases.
+    last_version_number = models.PositiveIntegerField(default=0, editable=False)
 
     RBAC_PATHS = {"team": "owner_team_id", "model": "id"}
 

@@ -72,14 +72,18 @@ class Attacker:
         self.execute("UPDATE audit_event SET seq = %s WHERE seq = %s", [a, b])
         self.execute("UPDATE audit_event SET seq = %s WHERE seq = -1", [b])
 
-    def rehash_from(self, seq: int) -> None:
-        """Recompute prev_hash and hash from ``seq`` to the head, as the sealer would (no key needed)."""
+    def rehash_from(self, seq: int, prev: str | None = None) -> None:
+        """Recompute prev_hash and hash from ``seq`` to the head, as the sealer would (no key needed).
+
+        ``prev``: link ``seq`` to this hash instead of the hash of the event before it.
+        """
         with connection.cursor() as cursor:
             cursor.execute("SELECT hash FROM audit_event WHERE seq = %s", [seq - 1])
             found = cursor.fetchone()
             cursor.execute(_select_sql("seq >= %s", "seq"), [seq])
             rows = cursor.fetchall()
-        prev = found[0] if found else GENESIS
+        if prev is None:
+            prev = found[0] if found else GENESIS
         for row in rows:
             digest = _row_hash(prev, row)
             self.execute("UPDATE audit_event SET prev_hash = %s, hash = %s WHERE id = %s", [prev, digest, row[0]])

@@ -192,9 +192,9 @@ def test_randomised_events_hash_exactly_as_documented():
         if kind == 1:
             return rng.choice([True, False])
         if kind == 2:
-            return rng.randint(-(10**12), 10**12)
+            return rng.choice([rng.randint(-(10**12), 10**12), rng.randint(-(10**30), 10**30), 2**63, -(2**64)])
         if kind == 3:
-            return rng.choice([0.1, 1.5, -2.25e-7, 1e16, 3.0])
+            return rng.choice([0.1, 1.5, -2.25e-7, 1e16, 3.0, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, 123456.789])
         if kind == 4:
             return text()
         if kind == 5:
@@ -202,7 +202,7 @@ def test_randomised_events_hash_exactly_as_documented():
         return {text(6): value(depth + 1) for _ in range(rng.randint(0, 3))}
 
     with transaction.atomic():
-        for _ in range(60):
+        for _ in range(250):
             audit.record(
                 action=f"model.{text(8)}",
                 actor=Principal(kind="user", id=rng.randint(1, 99), name=text(), token_id=text(6) or None),

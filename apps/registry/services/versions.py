@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.urls import reverse
 
 from apps.audit import services as audit
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from apps.core.models import first_or_none
+from apps.core.models import PreparedInsert, first_or_none
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
@@ -75,6 +75,7 @@ def _clean_metrics(metrics: Any) -> dict:
 
 
 _model_by_name = RowByUniqueField(RegisteredModel, "name")
+_new_version = PreparedInsert(ModelVersion)
 
 
 def _visible_model_for(actor: Principal, model_name: str, permission: str, audit_action: str) -> RegisteredModel:
@@ -86,29 +87,58 @@ def _visible_model_for(actor: Principal, model_name: str, permission: str, audit
     return model
 
 
-# The two statements below run on every registration; as plain SQL they skip the ORM's query
-# compilation (about 1 ms of CPU per registration between them). Table names come from the
-# models' metadata; the columns are the fields' own names (number, sha256, status, model_id,
-# verification_job_id): a rename of one of those must update this SQL (the registry tests fail).
+# Numbering. Each model keeps the last number it handed out (``last_version_number``); a
+# registration draws the next one with a single UPDATE ... RETURNING, which also refuses the draw
+# when the model already has a live version with the artifact's digest (so a CI retry, answered
+# 409, uses no number). Outside a transaction (every API request) the draw commits on its own, so
+# the model's row is locked for that one statement only, never across the registration's inserts
+# and their commit; registrations to one model then run side by side. The price: a registration
+# that fails after its draw (a database error, or an identical registration racing it, which the
+# unique index on (model, sha256) turns into a 409) leaves its number unused. Inside an outer
+# transaction (tests, scripts) the draw is part of it and rolls back with it.
+#
+# The draw commits with synchronous_commit off: it saves a WAL flush per registration, and it is
+# safe because no one sees a drawn number until the version row that uses it commits, and that
+# commit's synchronous flush covers the earlier draw in the WAL. A crash before then forgets both.
+#
+# GREATEST(..., MAX(number)) keeps the counter ahead of any row written without a draw (fixtures,
+# imports). These statements are plain SQL, built once per database, because they run on every
+# registration; the registry tests exercise them on SQLite and PostgreSQL.
 
 
-def _lock_and_count(model_id: int, digest: str) -> dict:
-    """Lock the model's row (serialising numbering and the digest check), then read the last
-    version number and the number of a non-invalid version with this digest, in one query."""
+def _draw_sql(connection, *, own_transaction: bool) -> str:
+    quote = connection.ops.quote_name
+    models_table, versions_table = quote(RegisteredModel._meta.db_table), quote(ModelVersion._meta.db_table)
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's scalar MAX
+    relaxed = own_transaction and connection.vendor == "postgresql"
+    return (
+        f"UPDATE {models_table} SET last_version_number = {greatest}(last_version_number,"
+        f" COALESCE((SELECT MAX(v.number) FROM {versions_table} v WHERE v.model_id = {models_table}.id), 0)) + 1"
+        + (" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed" if relaxed else "")
+        + f" WHERE {models_table}.id = %s AND NOT EXISTS (SELECT 1 FROM {versions_table} d"
+        f" WHERE d.model_id = %s AND d.sha256 = %s AND d.sha256 <> '' AND d.status <> %s)"
+        f" RETURNING last_version_number"
+    )
+
+
+_draw_statements: dict[tuple[str, bool], str] = {}
+
+
+def _draw_number(model: RegisteredModel, digest: str) -> int:
+    """The model's next version number, or DuplicateArtifact (409) when the digest is taken."""
     connection = connections[router.db_for_write(ModelVersion)]
-    models_table = connection.ops.quote_name(RegisteredModel._meta.db_table)
-    versions_table = connection.ops.quote_name(ModelVersion._meta.db_table)
+    own_transaction = not connection.in_atomic_block
+    key = (connection.alias, own_transaction)
+    sql = _draw_statements.get(key)
+    if sql is None:
+        sql = _draw_statements[key] = _draw_sql(connection, own_transaction=own_transaction)
     with connection.cursor() as cursor:
-        if connection.features.has_select_for_update:  # SQLite: the write transaction already serialises
-            cursor.execute(f"SELECT id FROM {models_table} WHERE id = %s FOR UPDATE", [model_id])
-            cursor.fetchall()
-        cursor.execute(
-            f"SELECT MAX(number), MAX(CASE WHEN sha256 = %s AND status <> %s THEN number END)"
-            f" FROM {versions_table} WHERE model_id = %s",
-            [digest or None, VersionStatus.INVALID.value, model_id],
-        )
-        last, duplicate = cursor.fetchone()
-    return {"last": last, "duplicate": duplicate if digest else None}
+        cursor.execute(sql, [model.pk, model.pk, digest or "", VersionStatus.INVALID.value])
+        row = cursor.fetchone()
+    if row is None:
+        _refuse_duplicate(model, digest)  # names the version and its status
+        raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
+    return row[0]
 
 
 def _set_verification_job(version_id: int, job_id: int) -> None:
@@ -143,8 +173,9 @@ def version_create(
     the transaction fails. Audited ``model_version.created``; a worker verifies the
     version after commit (job ``registry.verify_version``).
 
-    The bytes are stored before the transaction opens, so the model's row lock
-    (which serialises numbering and the digest check) is never held during an upload.
+    The bytes are stored before the number is drawn, and the number is drawn in a
+    statement of its own (see ``_draw_number``), so no lock is held during an upload
+    or across the registration's transaction.
     """
     model = _visible_model_for(actor, model_name, "registry.version_create", "model_version.created")
     fmt = (format or "").strip() or None
@@ -194,7 +225,7 @@ def version_create(
                 "format is required with artifact_uri (the bytes are not fetched until a worker verifies them).",
                 errors={"format": ["Required with artifact_uri."]},
             )
-        # No check here: the one under the model's lock below decides (nothing is stored for a reference).
+        # No check here: the number's draw below refuses a taken digest (nothing is stored for a reference).
     else:
         spooled = spool(artifact)
 
@@ -212,56 +243,58 @@ def version_create(
             digest, size = spooled.sha256, spooled.size
             _refuse_duplicate(model, digest)
             stored = save_bytes(spooled, kind="artifacts")
-        with transaction.atomic():
-            # The model's row lock serialises numbering and the digest check; one query reads both.
-            found = _lock_and_count(model.pk, digest)
-            if found["duplicate"] is not None:
-                _refuse_duplicate(model, digest)  # names the version and its status
-            number = (found["last"] or 0) + 1
-            version = ModelVersion.objects.create(
-                model=model,
-                number=number,
-                status=VersionStatus.PENDING_VERIFICATION,
-                format=fmt,
-                artifact_uri=stored.key if stored else ref_uri,
-                artifact_is_reference=bool(ref_uri),
-                sha256=digest,
-                size=size,
-                description=description or "",
-                metrics=metrics,
-                source_repository=source_repository or "",
-                source_commit=source_commit or "",
-                ci_run_url=ci_run_url or "",
-                evaluation_dataset=evaluation,
-                model_card=model_card,
-                **author(actor),
-            )
-            version.model = model
-            if training:
-                version.training_datasets.set(training)
-            audit.record(
-                action="model_version.created",
-                actor=actor,
-                target=version,
-                related=model,
-                after={
-                    "number": number,
-                    "format": fmt,
-                    "artifact_uri": version.artifact_uri,
-                    "artifact_is_reference": version.artifact_is_reference,
-                    "sha256": digest,
-                    "size": size,
-                    "training_datasets": [d.pk for d in training],
-                    "evaluation_dataset": evaluation.pk if evaluation else None,
-                    "source_commit": version.source_commit,
-                },
-                artifact_sha256=digest,
-            )
-            version.verification_job = jobs.job_enqueue(
-                kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
-            )
-            _set_verification_job(version.pk, version.verification_job.pk)
-            version._prefetched_objects_cache = {"training_datasets": training}  # the response needs no query
+        number = _draw_number(model, digest)
+        try:
+            with transaction.atomic():
+                version = _new_version.create(
+                    model=model,
+                    number=number,
+                    status=VersionStatus.PENDING_VERIFICATION,
+                    format=fmt,
+                    artifact_uri=stored.key if stored else ref_uri,
+                    artifact_is_reference=bool(ref_uri),
+                    sha256=digest,
+                    size=size,
+                    description=description or "",
+                    metrics=metrics,
+                    source_repository=source_repository or "",
+                    source_commit=source_commit or "",
+                    ci_run_url=ci_run_url or "",
+                    evaluation_dataset=evaluation,
+                    model_card=model_card,
+                    **author(actor),
+                )
+                version.model = model
+                if training:
+                    version.training_datasets.set(training)
+                audit.record(
+                    action="model_version.created",
+                    actor=actor,
+                    target=version,
+                    related=model,
+                    after={
+                        "number": number,
+                        "format": fmt,
+                        "artifact_uri": version.artifact_uri,
+                        "artifact_is_reference": version.artifact_is_reference,
+                        "sha256": digest,
+                        "size": size,
+                        "training_datasets": [d.pk for d in training],
+                        "evaluation_dataset": evaluation.pk if evaluation else None,
+                        "source_commit": version.source_commit,
+                    },
+                    artifact_sha256=digest,
+                )
+                version.verification_job = jobs.job_enqueue(
+                    kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
+                )
+                _set_verification_job(version.pk, version.verification_job.pk)
+        except IntegrityError:
+            # An identical registration committed between the draw and this insert: the unique
+            # index on (model, sha256) refused the second; answer as the draw would have.
+            _refuse_duplicate(model, digest)
+            raise
+        version._prefetched_objects_cache = {"training_datasets": training}  # the response needs no query
     except BaseException:
         if stored is not None:
             delete_quietly(stored.key)

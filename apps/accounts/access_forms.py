@@ -1,0 +1,115 @@
+"""Dashboard forms of the Access page: shape only; the rules (and the admin check) live in services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.validators import UnicodeUsernameValidator
+
+from apps.rbac.models import SubjectType
+from apps.rbac.roles import Role
+
+_NAME = {"autocomplete": "off", "spellcheck": "false"}
+
+
+def _team_choices(team_names: list[str], *, blank: str) -> list[tuple[str, str]]:
+    return [("", blank), *((name, name) for name in team_names)]
+
+
+class UserCreateForm(forms.Form):
+    """A new person."""
+
+    prefix = "user"
+
+    username = forms.CharField(
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
+        help_text="Permanent. Letters, digits and @ . + - _.",
+        widget=forms.TextInput(attrs=_NAME),
+    )
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    email = forms.EmailField(
+        label="E-mail address", required=False, widget=forms.TextInput(attrs={"inputmode": "email", **_NAME})
+    )
+    password = forms.CharField(
+        max_length=4096,
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty and the person cannot sign in until an operator sets one; API tokens still work.",
+    )
+
+
+class TeamCreateForm(forms.Form):
+    """A new team."""
+
+    prefix = "team"
+
+    name = forms.SlugField(
+        max_length=64, help_text="Permanent. Letters, digits, '-' and '_'.", widget=forms.TextInput(attrs=_NAME)
+    )
+    display_name = forms.CharField(label="Display name", max_length=128, required=False)
+    description = forms.CharField(required=False)
+
+
+class MemberAddForm(forms.Form):
+    """A person joining a team."""
+
+    prefix = "member"
+
+    team = forms.ChoiceField()
+    username = forms.CharField(label="Username", max_length=150, widget=forms.TextInput(attrs=_NAME))
+
+    def __init__(self, *args, team_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = _team_choices(team_names, blank="Choose a team")
+
+
+class ServiceAccountCreateForm(forms.Form):
+    """A new CI service account with its accountable owner."""
+
+    prefix = "account"
+
+    name = forms.SlugField(max_length=64, widget=forms.TextInput(attrs={"placeholder": "ci-credit", **_NAME}))
+    owner = forms.CharField(
+        label="Owner (username)",
+        max_length=150,
+        help_text="The active person accountable for what the account does.",
+        widget=forms.TextInput(attrs=_NAME),
+    )
+    team = forms.ChoiceField(required=False)
+    description = forms.CharField(required=False)
+
+    def __init__(self, *args, team_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = _team_choices(team_names, blank="No team")
+
+
+class RoleGrantForm(forms.Form):
+    """A role for a user, a team or a service account: globally, on a team, or on one model."""
+
+    prefix = "grant"
+
+    subject_type = forms.ChoiceField(label="Grant to", choices=SubjectType.choices)
+    subject = forms.CharField(
+        label="Name", max_length=150, help_text="The username, team or service account.", widget=forms.TextInput(_NAME)
+    )
+    role = forms.ChoiceField(choices=Role.choices)
+    scope_team = forms.ChoiceField(label="On team", required=False)
+    scope_model = forms.CharField(
+        label="On model",
+        max_length=100,
+        required=False,
+        help_text="Give a team or a model to narrow the role; neither means everywhere.",
+        widget=forms.TextInput(attrs={"placeholder": "model name", **_NAME}),
+    )
+
+    def __init__(self, *args, team_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scope_team"].choices = _team_choices(team_names, blank="No team scope")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("scope_team") and data.get("scope_model"):
+            raise forms.ValidationError("A role is scoped to a team or to a model, not both.")
+        return data
