@@ -61,10 +61,13 @@ def database_from_url(url: str) -> dict:
             "TEST": {"NAME": str(name.with_name(name.stem + "_test.sqlite3"))},
         }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
-        # Query parameters become connection options; "true"/"false" become booleans, which some
-        # options need (e.g. ?server_side_binding=true for server-side parameters and prepared statements).
+        # Query parameters become connection options; "true"/"false" become booleans and digits
+        # integers, as some options need (?server_side_binding=true&prepare_threshold=5).
         booleans = {"true": True, "false": False}
-        options = {k: booleans.get(v[-1].lower(), v[-1]) for k, v in parse_qs(parsed.query).items()}
+        options = {
+            k: booleans.get(v[-1].lower(), int(v[-1]) if v[-1].isdigit() else v[-1])
+            for k, v in parse_qs(parsed.query).items()
+        }
         return {
             # Django's backend, minus a health-check round trip per request (apps/core/postgresql).
             "ENGINE": "apps.core.postgresql",

@@ -15,11 +15,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY_BIN" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-if [ ! -f "$VENV/.assay-$stamp" ]; then
+# One stamp per requirements file, so the run command (requirements.txt) and the tests
+# (requirements-dev.txt) sharing a venv do not make each other reinstall.
+name="$(basename "$REQS" .txt)"
+if [ ! -f "$VENV/.assay-$name-$stamp" ]; then
   echo "==> installing $REQS"
   "$VENV/bin/pip" install --quiet -r "$ROOT/$REQS"
-  rm -f "$VENV"/.assay-*
-  touch "$VENV/.assay-$stamp"
+  rm -f "$VENV/.assay-$name-"*
+  touch "$VENV/.assay-$name-$stamp"
 fi
 flock -u 9
 exec 9>&-
