@@ -29,8 +29,9 @@ class PreparedInsert:
     Equivalent rows: the registry and jobs tests run through it on SQLite and PostgreSQL.
     """
 
-    def __init__(self, model: type[models.Model]) -> None:
-        self.model = model
+    def __init__(self, model: type[models.Model], *, with_pk: bool = False) -> None:
+        """``with_pk``: the caller gives the primary key (drawn from the table's sequence)."""
+        self.model, self.with_pk = model, with_pk
         self._built: dict[str, tuple[str, list]] = {}
 
     def _build(self, alias: str) -> tuple[str, list]:
@@ -38,7 +39,7 @@ class PreparedInsert:
 
         connection = connections[alias]
         meta = self.model._meta
-        fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+        fields = [f for f in meta.local_concrete_fields if self.with_pk or f is not meta.auto_field]
         quote = connection.ops.quote_name
         sql = (
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"

@@ -76,6 +76,7 @@ def _clean_metrics(metrics: Any) -> dict:
 
 _model_by_name = RowByUniqueField(RegisteredModel, "name")
 _new_version = PreparedInsert(ModelVersion)
+_new_version_with_id = PreparedInsert(ModelVersion, with_pk=True)
 
 
 def _visible_model_for(actor: Principal, model_name: str, permission: str, audit_action: str) -> RegisteredModel:
@@ -109,23 +110,33 @@ def _visible_model_for(actor: Principal, model_name: str, permission: str, audit
 def _draw_sql(connection, *, own_transaction: bool) -> str:
     quote = connection.ops.quote_name
     models_table, versions_table = quote(RegisteredModel._meta.db_table), quote(ModelVersion._meta.db_table)
-    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's scalar MAX
-    relaxed = own_transaction and connection.vendor == "postgresql"
+    postgresql = connection.vendor == "postgresql"
+    greatest = "GREATEST" if postgresql else "MAX"  # SQLite's scalar MAX
+    relaxed = own_transaction and postgresql
+    # PostgreSQL also hands out the version row's id from its sequence, so the version's job can be
+    # written first and the version row point at it as it is inserted (no UPDATE afterwards).
+    version_id = ""
+    if postgresql:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [ModelVersion._meta.db_table, "id"])
+            sequence = cursor.fetchone()[0]
+        version_id = f", nextval('{sequence.replace(chr(39), chr(39) * 2)}'::regclass)" if sequence else ""
     return (
         f"UPDATE {models_table} SET last_version_number = {greatest}(last_version_number,"
         f" COALESCE((SELECT MAX(v.number) FROM {versions_table} v WHERE v.model_id = {models_table}.id), 0)) + 1"
         + (" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed" if relaxed else "")
         + f" WHERE {models_table}.id = %s AND NOT EXISTS (SELECT 1 FROM {versions_table} d"
         f" WHERE d.model_id = %s AND d.sha256 = %s AND d.sha256 <> '' AND d.status <> %s)"
-        f" RETURNING last_version_number"
+        f" RETURNING last_version_number{version_id}"
     )
 
 
 _draw_statements: dict[tuple[str, bool], str] = {}
 
 
-def _draw_number(model: RegisteredModel, digest: str) -> int:
-    """The model's next version number, or DuplicateArtifact (409) when the digest is taken."""
+def _draw_number(model: RegisteredModel, digest: str) -> tuple[int, int | None]:
+    """The model's next version number and, on PostgreSQL, the new row's id; or DuplicateArtifact
+    (409) when the digest is taken."""
     connection = connections[router.db_for_write(ModelVersion)]
     own_transaction = not connection.in_atomic_block
     key = (connection.alias, own_transaction)
@@ -138,7 +149,7 @@ def _draw_number(model: RegisteredModel, digest: str) -> int:
     if row is None:
         _refuse_duplicate(model, digest)  # names the version and its status
         raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
-    return row[0]
+    return row[0], (row[1] if len(row) > 1 else None)
 
 
 def _set_verification_job(version_id: int, job_id: int) -> None:
@@ -243,27 +254,42 @@ def version_create(
             digest, size = spooled.sha256, spooled.size
             _refuse_duplicate(model, digest)
             stored = save_bytes(spooled, kind="artifacts")
-        number = _draw_number(model, digest)
+        number, version_id = _draw_number(model, digest)
+        fields = dict(
+            model=model,
+            number=number,
+            status=VersionStatus.PENDING_VERIFICATION,
+            format=fmt,
+            artifact_uri=stored.key if stored else ref_uri,
+            artifact_is_reference=bool(ref_uri),
+            sha256=digest,
+            size=size,
+            description=description or "",
+            metrics=metrics,
+            source_repository=source_repository or "",
+            source_commit=source_commit or "",
+            ci_run_url=ci_run_url or "",
+            evaluation_dataset=evaluation,
+            model_card=model_card,
+            **author(actor),
+        )
         try:
             with transaction.atomic():
-                version = _new_version.create(
-                    model=model,
-                    number=number,
-                    status=VersionStatus.PENDING_VERIFICATION,
-                    format=fmt,
-                    artifact_uri=stored.key if stored else ref_uri,
-                    artifact_is_reference=bool(ref_uri),
-                    sha256=digest,
-                    size=size,
-                    description=description or "",
-                    metrics=metrics,
-                    source_repository=source_repository or "",
-                    source_commit=source_commit or "",
-                    ci_run_url=ci_run_url or "",
-                    evaluation_dataset=evaluation,
-                    model_card=model_card,
-                    **author(actor),
-                )
+                if version_id is not None:  # PostgreSQL: the id is known, so the job goes first
+                    job = jobs.job_enqueue(
+                        kind=VERIFY_VERSION,
+                        target=("model_version", version_id),
+                        params={"version_id": version_id},
+                        actor=actor,
+                    )
+                    version = _new_version_with_id.create(id=version_id, verification_job=job, **fields)
+                else:
+                    version = _new_version.create(**fields)
+                    job = jobs.job_enqueue(
+                        kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
+                    )
+                    _set_verification_job(version.pk, job.pk)
+                    version.verification_job = job
                 version.model = model
                 if training:
                     version.training_datasets.set(training)
@@ -285,10 +311,6 @@ def version_create(
                     },
                     artifact_sha256=digest,
                 )
-                version.verification_job = jobs.job_enqueue(
-                    kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
-                )
-                _set_verification_job(version.pk, version.verification_job.pk)
         except IntegrityError:
             # An identical registration committed between the draw and this insert: the unique
             # index on (model, sha256) refused the second; answer as the draw would have.
