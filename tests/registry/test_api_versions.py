@@ -264,3 +264,41 @@ def test_a_contributor_retires_a_version(contributor, api_client_for, model, aud
     assert response.status_code == 200
     assert response.json()["status"] == "retired"
     assert mark.actions() == ["model_version.retired"]
+
+
+# The version body is built by hand for speed; it must stay what DRF's field walk gives.
+
+
+def test_the_version_body_is_exactly_what_drf_builds_from_the_declared_fields(
+    settings, contributor, api_client_for, model, system
+):
+    from rest_framework import serializers as drf
+    from rest_framework.test import APIRequestFactory
+
+    from apps.jobs.services import job_enqueue
+    from apps.registry.api.serializers import VersionOutput
+    from tests.factories.accounts import ServiceAccountFactory
+
+    settings.TIME_ZONE = "Europe/Paris"  # DRF renders times in the current zone; so must the fast path
+    training = [DatasetFactory(owner_team=model.owner_team) for _ in range(2)]
+    evaluation = DatasetFactory(owner_team=model.owner_team)
+    plain = ModelVersionFactory(model=model, created_by=None, metrics={}, model_card={})
+    rich = ModelVersionFactory(
+        model=model,
+        created_by=contributor,
+        created_by_service_account=ServiceAccountFactory(owner=contributor),
+        evaluation_dataset=evaluation,
+        metrics={"auc": 0.91, "ünïcode": 1},
+        model_card={"overview": "x", "nested": {"a": [1, None]}},
+        description="d",
+        status_reason="",
+        size=None,
+    )
+    rich.training_datasets.set(training)
+    rich.verification_job = job_enqueue(kind="registry.verify_version", target=rich, actor=system)
+    rich.save(update_fields=["verification_job"])
+    request = APIRequestFactory().get("/api/v1/")
+    for version in (plain, ModelVersion.objects.select_related("verification_job").get(pk=rich.pk)):
+        serializer = VersionOutput(version, context={"request": request})
+        assert serializer.data == drf.ModelSerializer.to_representation(serializer, version)
+    assert VersionOutput(rich, context={"request": request}).data["verification"]["status"] == "queued"
