@@ -51,22 +51,31 @@ class _TokenLookup:
         fk = {name: quote(ApiToken._meta.get_field(name).column) for name in ("user", "service_account", "token_id")}
         owner = quote(ServiceAccount._meta.get_field("owner").column)
         user_pk, account_pk = quote(User._meta.pk.column), quote(ServiceAccount._meta.pk.column)
+        from apps.rbac import services as rbac  # here: rbac's imports reach back to this module
+
+        # The subject's role bindings come along, one row each (rbac decides which apply).
+        grant_columns, grant_join = rbac.token_grants_join(
+            connection, user_column=f"t.{fk['user']}", service_account_column=f"t.{fk['service_account']}"
+        )
         self.sql = (
-            f"SELECT {', '.join(columns)} FROM {token} t"
+            f"SELECT {', '.join(columns)}, {grant_columns} FROM {token} t"
             f" LEFT JOIN {user} u ON u.{user_pk} = t.{fk['user']}"
             f" LEFT JOIN {account} sa ON sa.{account_pk} = t.{fk['service_account']}"
             f" LEFT JOIN {user} o ON o.{user_pk} = sa.{owner}"
+            f"{grant_join}"
             f" WHERE t.{fk['token_id']} = %s"
         )
         self.alias = alias
 
-    def fetch(self, token_id: str) -> ApiToken | None:
+    def fetch(self, token_id: str) -> tuple[ApiToken | None, list]:
+        """The token (None if unknown) and its subject's grant rows."""
         connection = connections[self.alias]
         with connection.cursor() as cursor:
             cursor.execute(self.sql, [token_id])
-            row = cursor.fetchone()
-        if row is None:
-            return None
+            rows = cursor.fetchall()
+        if not rows:
+            return None, []
+        row = rows[0]
         objects, start = [], 0
         for model, attnames, converters, pk_index in self.layout:
             values = list(row[start : start + len(attnames)])
@@ -84,13 +93,13 @@ class _TokenLookup:
         if account is not None:
             account.owner = owner
             token.service_account = account
-        return token
+        return token, [r[-4:] for r in rows]
 
 
 _token_lookups: dict[str, _TokenLookup] = {}
 
 
-def _find_token(token_id: str) -> ApiToken | None:
+def _find_token(token_id: str) -> tuple[ApiToken | None, list]:
     alias = router.db_for_read(ApiToken)
     lookup = _token_lookups.get(alias)
     if lookup is None:
@@ -117,7 +126,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if parsed is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         token_id, secret = parsed
-        token = _find_token(token_id)
+        token, grant_rows = _find_token(token_id)
         if token is None or not tokens.secret_matches(secret, token.secret_hash):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if token.revoked_at is not None:
@@ -139,6 +148,9 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             )
         principal = principal_for_token(token)
         context.update(principal=principal)
+        from apps.rbac.services import remember_grants
+
+        remember_grants(principal, grant_rows)
         request.principal = principal
         return (user, token)
 

@@ -53,16 +53,18 @@ def _grant_sql() -> tuple[str, str]:
     """The grant queries, written once: compiling the ORM's OR-with-join query cost ~1 ms CPU per request.
 
     Same rows as ``RoleBinding.objects.filter(user | team membership)`` (users) and
-    ``filter(service_account_id=...)`` (service accounts); the team branch is a
-    subquery instead of a join, which only removes duplicate rows (grants are a set anyway).
+    ``filter(service_account_id=...)`` (service accounts), as a UNION ALL of two branches that
+    each use an index (an OR over them makes PostgreSQL scan every binding); a binding found
+    twice is harmless, grants are a set.
     """
     from apps.accounts.models import TeamMembership
 
     rb, tm = RoleBinding._meta.db_table, TeamMembership._meta.db_table
     cols = "role, scope_type, scope_team_id, scope_model_id"
     user = (
-        f"SELECT {cols} FROM {rb} WHERE (subject_type = %s AND user_id = %s)"
-        f" OR (subject_type = %s AND team_id IN (SELECT team_id FROM {tm} WHERE user_id = %s))"
+        f"SELECT {cols} FROM {rb} WHERE subject_type = %s AND user_id = %s"
+        f" UNION ALL SELECT b.role, b.scope_type, b.scope_team_id, b.scope_model_id FROM {rb} b"
+        f" JOIN {tm} m ON m.team_id = b.team_id WHERE b.subject_type = %s AND m.user_id = %s"
     )
     service_account = f"SELECT {cols} FROM {rb} WHERE subject_type = %s AND service_account_id = %s"
     return user, service_account
@@ -86,6 +88,56 @@ def _load_grants(principal: Principal) -> tuple[Grant, ...]:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return tuple({Grant(*row) for row in rows})
+
+
+def token_grants_join(connection, *, user_column: str, service_account_column: str) -> tuple[str, str]:
+    """(columns, LEFT JOIN clause) that add to a token's SELECT one row per role binding of the
+    token's subject, so that authentication reads the token and its grants in one query.
+
+    The same bindings as ``_grant_sql``: a user's own and their teams', or a service account's
+    own (``tests/rbac/test_token_grants.py`` holds the two to each other). On PostgreSQL a
+    LATERAL union of index lookups; SQLite, which has no LATERAL, gets one join condition (an
+    embedded setup holds few bindings). The two columns are the token's, qualified and quoted.
+    Hand the rows' last four columns to ``remember_grants``.
+    """
+    from apps.accounts.models import TeamMembership
+
+    quote = connection.ops.quote_name
+    rb, tm = quote(RoleBinding._meta.db_table), quote(TeamMembership._meta.db_table)
+    user, team, account = SubjectType.USER.value, SubjectType.TEAM.value, SubjectType.SERVICE_ACCOUNT.value
+    columns = "rb.role, rb.scope_type, rb.scope_team_id, rb.scope_model_id"
+    if connection.vendor == "postgresql":
+        cols = "b.role, b.scope_type, b.scope_team_id, b.scope_model_id"
+        join = (
+            f" LEFT JOIN LATERAL ("
+            f"SELECT {cols} FROM {rb} b WHERE b.subject_type = '{user}' AND b.user_id = {user_column}"
+            f" UNION ALL SELECT {cols} FROM {rb} b JOIN {tm} m ON m.team_id = b.team_id"
+            f" WHERE b.subject_type = '{team}' AND m.user_id = {user_column}"
+            f" UNION ALL SELECT {cols} FROM {rb} b"
+            f" WHERE b.subject_type = '{account}' AND b.service_account_id = {service_account_column}"
+            f") rb ON TRUE"
+        )
+    else:
+        join = (
+            f" LEFT JOIN {rb} rb ON ({user_column} IS NOT NULL AND ("
+            f"(rb.subject_type = '{user}' AND rb.user_id = {user_column})"
+            f" OR (rb.subject_type = '{team}' AND rb.team_id IN"
+            f" (SELECT tm.team_id FROM {tm} tm WHERE tm.user_id = {user_column}))))"
+            f" OR ({service_account_column} IS NOT NULL"
+            f" AND rb.subject_type = '{account}' AND rb.service_account_id = {service_account_column})"
+        )
+    return columns, join
+
+
+def remember_grants(principal: Principal, rows) -> None:
+    """Keep for this request the grants read together with the principal's token
+    (``token_grants_join``), so ``grants_for`` needs no query of its own."""
+    request_id = audit_context.current().request_id
+    cached = _cache.get()
+    if cached is None or cached[0] != request_id:
+        cached = (request_id, {})
+        _cache.set(cached)
+    cached[1][principal.key] = tuple({Grant(*row) for row in rows if row[0] is not None})
 
 
 def grants_for(principal: Principal | None) -> tuple[Grant, ...]:

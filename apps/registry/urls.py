@@ -11,5 +11,7 @@ urlpatterns = [
     path("models/<slug:name>/", views.model_detail, name="model_detail"),
     path("models/<slug:name>/versions/<int:number>/", views.version_detail, name="version_detail"),
     path("datasets/", views.dataset_list, name="dataset_list"),
+    path("models/<slug:name>/versions/<int:number>/verify/", views.version_verify, name="version_verify"),
     path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset_detail"),
+    path("datasets/<int:dataset_id>/verify/", views.dataset_verify, name="dataset_verify"),
 ]

@@ -1,7 +1,8 @@
-"""Dashboard pages for the registry (read-only): inventory, model, version, datasets.
+"""Dashboard pages for the registry: inventory, model, version, datasets; retrying a failed verification.
 
 Thin: every read goes through ``apps.registry.selectors``, which apply rbac, so
-a list shows only what the person may see and anything else is a 404.
+a list shows only what the person may see and anything else is a 404. The one
+write, asking for a verification again, goes through the registry's services.
 """
 
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
+from apps.core.errors import InvalidTransition
+from apps.rbac import services as rbac
 
-from . import selectors
+from . import selectors, services
 from .choices import ColumnRole, DataCategory, VersionStatus
 from .forms import DatasetFilterForm, ModelFilterForm
+from .services.retry import verification_stuck
 
 PAGE_SIZE = 50
 
@@ -88,6 +93,7 @@ def version_detail(request, name: str, number: int):
     """One version: artifact and digest, status, lineage, metrics and model card."""
     actor = principal_for_user(request.user)
     version = selectors.version_get(actor=actor, model_name=name, number=number)
+    stuck = verification_stuck(version, version.verification_job)
     return render(
         request,
         "registry/version_detail.html",
@@ -98,8 +104,23 @@ def version_detail(request, name: str, number: int):
             "metrics": _rows(version.metrics),
             "model_card": _rows(version.model_card),
             "category_labels": _category_labels(version.model.data_categories),
+            "verification_stuck": stuck,
+            "can_retry": stuck and rbac.allows(actor, "registry.version_create", version),
         },
     )
+
+
+@login_required
+@require_POST
+def version_verify(request, name: str, number: int):
+    """Ask for a version's verification again after its job failed; back to the version's page with the outcome."""
+    try:
+        services.version_reverify(actor=principal_for_user(request.user), model_name=name, number=number)
+    except InvalidTransition as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Verification of {name} v{number} requested again; a worker will pick it up.")
+    return redirect("registry:version_detail", name=name, number=number)
 
 
 @login_required
@@ -128,4 +149,24 @@ def dataset_detail(request, dataset_id: int):
         for column in (dataset.schema or [])
         if isinstance(column, dict)
     ]
-    return render(request, "registry/dataset_detail.html", {"dataset": dataset, "columns": columns})
+    stuck = verification_stuck(dataset, dataset.verification_job)
+    context = {
+        "dataset": dataset,
+        "columns": columns,
+        "verification_stuck": stuck,
+        "can_retry": stuck and rbac.allows(actor, "registry.dataset_create", dataset),
+    }
+    return render(request, "registry/dataset_detail.html", context)
+
+
+@login_required
+@require_POST
+def dataset_verify(request, dataset_id: int):
+    """Ask for a dataset's verification again after its job failed; back to the dataset's page with the outcome."""
+    try:
+        dataset = services.dataset_reverify(actor=principal_for_user(request.user), dataset_id=dataset_id)
+    except InvalidTransition as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Verification of “{dataset.name}” requested again; a worker will pick it up.")
+    return redirect("registry:dataset_detail", dataset_id=dataset_id)

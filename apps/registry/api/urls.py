@@ -5,11 +5,13 @@ from django.urls import path
 from .views import (
     DatasetDetailApi,
     DatasetListCreateApi,
+    DatasetVerifyApi,
     ModelDetailApi,
     ModelListCreateApi,
     VersionDetailApi,
     VersionListCreateApi,
     VersionRetireApi,
+    VersionVerifyApi,
 )
 
 urlpatterns = [
@@ -20,6 +22,10 @@ urlpatterns = [
     path(
         "models/<slug:name>/versions/<int:number>/retire/", VersionRetireApi.as_view(), name="registry-version-retire"
     ),
+    path(
+        "models/<slug:name>/versions/<int:number>/verify/", VersionVerifyApi.as_view(), name="registry-version-verify"
+    ),
     path("datasets/", DatasetListCreateApi.as_view(), name="registry-dataset-list"),
     path("datasets/<int:dataset_id>/", DatasetDetailApi.as_view(), name="registry-dataset-detail"),
+    path("datasets/<int:dataset_id>/verify/", DatasetVerifyApi.as_view(), name="registry-dataset-verify"),
 ]

@@ -177,6 +177,22 @@ class VersionRetireApi(GenericAPIView):
         return Response(VersionOutput(version, context={"request": request}).data)
 
 
+class VersionVerifyApi(GenericAPIView):
+    """Verify a version again after its verification job failed without deciding it (storage unreachable, ...)."""
+
+    serializer_class = VersionOutput
+
+    @extend_schema(
+        operation_id="models_versions_verify",
+        request=None,
+        responses={202: VersionOutput, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+    )
+    def post(self, request, name: str, number: int):
+        services.version_reverify(actor=request.principal, model_name=name, number=number)
+        version = selectors.version_get(actor=request.principal, model_name=name, number=number)
+        return Response(VersionOutput(version, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
 class DatasetListCreateApi(GenericAPIView):
     """``GET``: datasets you may see. ``POST``: register one (multipart ``file`` or JSON ``uri``)."""
 
@@ -238,3 +254,20 @@ class DatasetDetailApi(GenericAPIView):
     def get(self, request, dataset_id: int):
         dataset = selectors.dataset_get(actor=request.principal, dataset_id=dataset_id)
         return Response(DatasetOutput(dataset, context={"request": request}).data)
+
+
+class DatasetVerifyApi(GenericAPIView):
+    """Verify a dataset again after its verification job failed without deciding it (storage unreachable, ...)."""
+
+    serializer_class = DatasetOutput
+
+    @extend_schema(
+        operation_id="datasets_verify",
+        parameters=[OpenApiParameter("dataset_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=None,
+        responses={202: DatasetOutput, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+    )
+    def post(self, request, dataset_id: int):
+        services.dataset_reverify(actor=request.principal, dataset_id=dataset_id)
+        dataset = selectors.dataset_get(actor=request.principal, dataset_id=dataset_id)
+        return Response(DatasetOutput(dataset, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

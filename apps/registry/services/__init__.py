@@ -9,9 +9,9 @@ request leaves no row and no stored bytes. The worker's status changes are in
 ``apps.registry.verification``.
 """
 
-from .datasets import VERIFY_DATASET, dataset_create
+from .datasets import VERIFY_DATASET, dataset_create, dataset_reverify
 from .models import MODEL_EDITABLE, model_create, model_update
-from .versions import VERIFY_VERSION, DuplicateArtifact, version_create, version_retire, version_url
+from .versions import VERIFY_VERSION, DuplicateArtifact, version_create, version_retire, version_reverify, version_url
 
 __all__ = [
     "MODEL_EDITABLE",
@@ -19,9 +19,11 @@ __all__ = [
     "VERIFY_VERSION",
     "DuplicateArtifact",
     "dataset_create",
+    "dataset_reverify",
     "model_create",
     "model_update",
     "version_create",
     "version_retire",
+    "version_reverify",
     "version_url",
 ]

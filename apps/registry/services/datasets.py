@@ -1,4 +1,4 @@
-"""Datasets: register an upload or an s3:// reference, with a role per column."""
+"""Datasets: register an upload or an s3:// reference, with a role per column; verify again."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from django.db import transaction
 
 from apps.accounts.models import Team
 from apps.audit import services as audit
-from apps.core.errors import ValidationFailed
+from apps.core.errors import NotFound, ValidationFailed
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
+from apps.jobs.models import Job
 from apps.rbac import services as rbac
 
 from .. import sniffing
@@ -19,6 +20,7 @@ from ..models import Dataset
 from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
 from .common import author, clean_sha256, delete_quietly, resolve_team, save_bytes, visible_datasets
+from .retry import job_ref, refuse_unless_stuck
 
 VERIFY_DATASET = "registry.verify_dataset"
 _COLUMN_TYPE_MAX = 64
@@ -168,4 +170,35 @@ def dataset_create(
     finally:
         if spooled is not None:
             spooled.close()
+    return dataset
+
+
+@transaction.atomic
+def dataset_reverify(*, actor: Principal, dataset_id: int) -> Dataset:
+    """Verify a dataset again whose verification job failed without deciding it (storage unreachable, ...).
+
+    The same rules as ``version_reverify``: pending with a failed or cancelled job, else 409;
+    row locked, so concurrent retries create one job. Same permission as registering.
+    Audited ``dataset.verification_requested``; the new job is sent after commit. Once it
+    settles the dataset, predictions-only versions waiting on it are settled too.
+    """
+    dataset = Dataset.objects.select_for_update(of=("self",)).select_related("owner_team").filter(pk=dataset_id).first()
+    if dataset is None:
+        raise NotFound(f"No dataset {dataset_id}.")
+    rbac.require(actor, "registry.dataset_create", dataset, audit_action="dataset.verification_requested")
+    previous = Job.objects.filter(pk=dataset.verification_job_id).first()  # read under the lock
+    refuse_unless_stuck(dataset, previous, label=f"dataset {dataset.pk} ({dataset.name})")
+    job = jobs.job_enqueue(kind=VERIFY_DATASET, target=dataset, params={"dataset_id": dataset.pk}, actor=actor)
+    dataset.verification_job = job
+    dataset.save(update_fields=["verification_job", "updated_at"])
+    audit.record(
+        action="dataset.verification_requested",
+        actor=actor,
+        target=dataset,
+        related=dataset.owner_team,
+        before=job_ref(previous),
+        after=job_ref(job),
+        reason=previous.error[:2000] if previous else "the verification job no longer exists",
+        artifact_sha256=dataset.sha256,
+    )
     return dataset

@@ -1,4 +1,4 @@
-"""Model versions: register (upload, s3:// reference or predictions only) and retire."""
+"""Model versions: register (upload, s3:// reference or predictions only), retire, verify again."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFa
 from apps.core.models import PreparedInsert, first_or_none
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
+from apps.jobs.models import Job
 from apps.rbac import services as rbac
 
 from .. import sniffing
@@ -28,6 +29,7 @@ from .common import (
     save_bytes,
     visible_datasets,
 )
+from .retry import job_ref, refuse_unless_stuck
 
 VERIFY_VERSION = "registry.verify_version"
 
@@ -353,6 +355,49 @@ def version_retire(*, actor: Principal, model_name: str, number: int, reason: st
         before={"status": before},
         after={"status": version.status},
         reason=reason,
+        artifact_sha256=version.sha256,
+    )
+    return version
+
+
+@transaction.atomic
+def version_reverify(*, actor: Principal, model_name: str, number: int) -> ModelVersion:
+    """Verify a version again whose verification job failed without deciding it (storage unreachable, ...).
+
+    Only a version still pending whose job failed or was cancelled qualifies; anything else is
+    409 saying why. The version's row is locked, so of two retries at once one creates the job
+    and the other finds it queued (409). Same permission as registering. Audited
+    ``model_version.verification_requested`` with the old and new job and the old job's error;
+    the new job is sent after commit.
+    """
+    version = (
+        ModelVersion.objects.select_for_update(of=("self",))
+        .select_related("model")
+        .filter(model__name=model_name, number=number)
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"No version {number} of model {model_name!r}.")
+    rbac.require(actor, "registry.version_create", version, audit_action="model_version.verification_requested")
+    previous = Job.objects.filter(pk=version.verification_job_id).first()  # read under the lock
+    waiting = ""
+    if version.format == ArtifactFormat.PREDICTIONS_ONLY and version.evaluation_dataset_id:
+        waiting = (
+            f"Version {number} of {model_name} waits for its evaluation dataset {version.evaluation_dataset_id} "
+            "to be verified; if that dataset's verification failed, retry it there."
+        )
+    refuse_unless_stuck(version, previous, label=f"version {number} of {model_name}", waiting_note=waiting)
+    job = jobs.job_enqueue(kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor)
+    version.verification_job = job
+    version.save(update_fields=["verification_job", "updated_at"])
+    audit.record(
+        action="model_version.verification_requested",
+        actor=actor,
+        target=version,
+        related=version.model,
+        before=job_ref(previous),
+        after=job_ref(job),
+        reason=previous.error[:2000] if previous else "the verification job no longer exists",
         artifact_sha256=version.sha256,
     )
     return version
