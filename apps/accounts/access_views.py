@@ -15,7 +15,7 @@ from django.core.paginator import Page, Paginator
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from apps.core.errors import Denied, DomainError
+from apps.core.errors import Conflict, Denied, DomainError
 from apps.rbac import services as rbac
 
 from . import selectors, services
@@ -198,7 +198,11 @@ def member_add(request):
 @require_POST
 def member_remove(request, name: str, username: str):
     """Remove a person from a team (admins); they lose the team's roles at once."""
-    services.team_member_remove(actor=principal_for_user(request.user), team=name, user=username)
+    try:
+        services.team_member_remove(actor=principal_for_user(request.user), team=name, user=username)
+    except Conflict as exc:  # e.g. the last admin: said on the page, nothing changed
+        messages.error(request, exc.detail)
+        return redirect("accounts:access")
     return _done(request, f"“{username}” is no longer a member of team “{name}”.")
 
 
@@ -255,5 +259,9 @@ def role_grant(request):
 @require_POST
 def role_revoke(request, binding_id: int):
     """Revoke a role binding (admins); the role stops applying at once."""
-    rbac.role_revoke(actor=principal_for_user(request.user), binding_id=binding_id)
-    return _done(request, "The role binding is revoked.")
+    try:
+        binding = rbac.role_revoke(actor=principal_for_user(request.user), binding_id=binding_id)
+    except Conflict as exc:  # e.g. the last admin's role: said on the page, nothing changed
+        messages.error(request, exc.detail)
+        return redirect("accounts:access")
+    return _done(request, f"Revoked: {binding}.")

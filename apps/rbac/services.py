@@ -325,8 +325,9 @@ def role_grant(
 
 
 @transaction.atomic
-def role_revoke(*, actor: Principal, binding_id: int) -> None:
-    """Remove a role binding. Audited. Removing the last admin's is refused (``LastAdmin``)."""
+def role_revoke(*, actor: Principal, binding_id: int) -> RoleBinding:
+    """Remove a role binding and return it (as it was). Audited. Removing the last admin's is
+    refused (``LastAdmin``)."""
     if actor.kind != PrincipalKind.SYSTEM:
         require(actor, "accounts.manage", audit_action="role_binding.deleted")
     binding = RoleBinding.objects.select_for_update().filter(pk=binding_id).first()
@@ -338,6 +339,7 @@ def role_revoke(*, actor: Principal, binding_id: int) -> None:
     audit.record(action="role_binding.deleted", actor=actor, target=binding, before=before)
     binding.delete()
     forget_cached_grants()
+    return binding
 
 
 class LastAdmin(Conflict):

@@ -298,7 +298,7 @@ def test_a_role_granted_on_the_page_takes_effect_and_revoking_it_removes_it(
     assert "This binding exists already" in section(again, "role-grant-form")
     # when: revoked
     response = admin.post(f"/access/role-bindings/{binding.pk}/revoke/", follow=True)
-    assert "The role binding is revoked." in response.content.decode()
+    assert "Revoked: user carl is viewer on model fraud-detector." in response.content.decode()
     assert carl_api.get("/api/v1/models/fraud-detector/").status_code == 404
     assert mark.actions(outcome="success") == ["role_binding.created", "role_binding.deleted"]
 

@@ -68,3 +68,15 @@ def test_an_inactive_admin_does_not_count(system, only_admin, make_user):
     # then: the remaining active admin is the last one
     with pytest.raises(rbac.LastAdmin):
         rbac.role_revoke(actor=system, binding_id=admin_binding(only_admin).pk)
+
+
+def test_on_the_access_page_the_last_admin_refusal_is_a_message_and_nothing_changes(client, only_admin, team, system):
+    # given: the only admin, signed in, also a member of a team
+    accounts.team_member_add(actor=system, team=team, user=only_admin)
+    client.force_login(only_admin)
+    binding = admin_binding(only_admin)
+    # when: they revoke their own admin role on the page
+    page = client.post(f"/access/role-bindings/{binding.pk}/revoke/", follow=True).content.decode()
+    # then: the page says why, and the role is still there
+    assert "no active person with the global admin role" in page
+    assert RoleBinding.objects.filter(pk=binding.pk).exists()

@@ -20,7 +20,7 @@ from ..models import Dataset
 from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
 from .common import author, clean_sha256, delete_quietly, resolve_team, save_bytes, visible_datasets
-from .retry import job_ref, refuse_unless_stuck
+from .retry import refuse_unless_stuck, restart_verification
 
 VERIFY_DATASET = "registry.verify_dataset"
 _COLUMN_TYPE_MAX = 64
@@ -188,17 +188,13 @@ def dataset_reverify(*, actor: Principal, dataset_id: int) -> Dataset:
     rbac.require(actor, "registry.dataset_create", dataset, audit_action="dataset.verification_requested")
     previous = Job.objects.filter(pk=dataset.verification_job_id).first()  # read under the lock
     refuse_unless_stuck(dataset, previous, label=f"dataset {dataset.pk} ({dataset.name})")
-    job = jobs.job_enqueue(kind=VERIFY_DATASET, target=dataset, params={"dataset_id": dataset.pk}, actor=actor)
-    dataset.verification_job = job
-    dataset.save(update_fields=["verification_job", "updated_at"])
-    audit.record(
-        action="dataset.verification_requested",
+    restart_verification(
+        dataset,
+        previous,
         actor=actor,
-        target=dataset,
+        kind=VERIFY_DATASET,
+        params={"dataset_id": dataset.pk},
+        action="dataset.verification_requested",
         related=dataset.owner_team,
-        before=job_ref(previous),
-        after=job_ref(job),
-        reason=previous.error[:2000] if previous else "the verification job no longer exists",
-        artifact_sha256=dataset.sha256,
     )
     return dataset

@@ -8,7 +8,10 @@ the object stays ``pending_verification`` and only a new job can settle it. Shar
 
 from __future__ import annotations
 
+from apps.audit import services as audit
 from apps.core.errors import InvalidTransition
+from apps.core.principals import Principal
+from apps.jobs import services as jobs
 from apps.jobs.models import Job, JobStatus
 
 PENDING = "pending_verification"  # VersionStatus and DatasetStatus share this value
@@ -46,3 +49,25 @@ def refuse_unless_stuck(obj, job: Job | None, *, label: str, waiting_note: str =
     raise InvalidTransition(
         waiting_note or f"The verification job of {label} succeeded (job {job.public_id}); nothing to retry."
     )
+
+
+def restart_verification(
+    obj, previous: Job | None, *, actor: Principal, kind: str, params: dict, action: str, related
+) -> Job:
+    """Queue a new verification job for ``obj`` (locked by the caller, checked with
+    ``refuse_unless_stuck``), point ``obj`` at it, and audit ``action`` with the old and new job
+    and the old job's error. The job is sent after the caller's transaction commits."""
+    job = jobs.job_enqueue(kind=kind, target=obj, params=params, actor=actor)
+    obj.verification_job = job
+    obj.save(update_fields=["verification_job", "updated_at"])
+    audit.record(
+        action=action,
+        actor=actor,
+        target=obj,
+        related=related,
+        before=job_ref(previous),
+        after=job_ref(job),
+        reason=previous.error[:2000] if previous else "the verification job no longer exists",
+        artifact_sha256=obj.sha256,
+    )
+    return job

@@ -29,7 +29,7 @@ from .common import (
     save_bytes,
     visible_datasets,
 )
-from .retry import job_ref, refuse_unless_stuck
+from .retry import refuse_unless_stuck, restart_verification
 
 VERIFY_VERSION = "registry.verify_version"
 
@@ -387,17 +387,13 @@ def version_reverify(*, actor: Principal, model_name: str, number: int) -> Model
             "to be verified; if that dataset's verification failed, retry it there."
         )
     refuse_unless_stuck(version, previous, label=f"version {number} of {model_name}", waiting_note=waiting)
-    job = jobs.job_enqueue(kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor)
-    version.verification_job = job
-    version.save(update_fields=["verification_job", "updated_at"])
-    audit.record(
-        action="model_version.verification_requested",
+    restart_verification(
+        version,
+        previous,
         actor=actor,
-        target=version,
+        kind=VERIFY_VERSION,
+        params={"version_id": version.pk},
+        action="model_version.verification_requested",
         related=version.model,
-        before=job_ref(previous),
-        after=job_ref(job),
-        reason=previous.error[:2000] if previous else "the verification job no longer exists",
-        artifact_sha256=version.sha256,
     )
     return version
