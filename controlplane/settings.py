@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "apps.rbac",
     "apps.jobs",
     "apps.registry",
+    "apps.evidence",
     "apps.demo",
 ]
 
@@ -305,6 +306,7 @@ SPECTACULAR_SETTINGS = {
         "TokenStatusEnum": ["active", "expired", "revoked"],
         "RoleEnum": "apps.registry.choices.ColumnRole",  # a dataset column's role, kept apart from AccessRoleEnum
         "AccessRoleEnum": "apps.rbac.roles.Role",
+        "EvidenceRunStatusEnum": "apps.evidence.choices.RunStatus",
     },
 }
 

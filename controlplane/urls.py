@@ -11,6 +11,7 @@ api_v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.registry.api.urls")),
+    path("", include("apps.evidence.api.urls")),
     path("", include("apps.audit.api.urls")),
     # Keep last: any other /api/v1/ path is a problem+json 401 (anonymous) or 404.
     re_path(r"^.*$", ApiNotFoundView.as_view(), name="not_found"),
@@ -20,6 +21,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("", include("apps.accounts.urls")),
     path("", include("apps.registry.urls")),
+    path("", include("apps.evidence.urls")),
     path("", include("apps.audit.urls")),
 ]
 

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import InvalidTransition
+from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
 
 from . import selectors, services
@@ -106,6 +107,10 @@ def version_detail(request, name: str, number: int):
             "category_labels": _category_labels(version.model.data_categories),
             "verification_stuck": stuck,
             "can_retry": stuck and rbac.allows(actor, "registry.version_create", version),
+            "evidence_runs": list(evidence_selectors.evidence_run_list(actor=actor, version=version)[:10]),
+            "can_request_evidence": version.status == VersionStatus.READY
+            and bool(version.evaluation_dataset_id)
+            and rbac.allows(actor, "evidence.request", version),
         },
     )
 

@@ -170,8 +170,8 @@ def test_the_model_page_shows_fields_and_versions(credit_viewer, credit):
 
 @pytest.mark.django_db
 def test_the_version_page_shows_digest_lineage_metrics_and_card(credit_viewer, credit, django_assert_max_num_queries):
-    # session, user, role bindings, version (with model, team, datasets), training datasets
-    with django_assert_max_num_queries(5):
+    # session, user, role bindings, version (with model, team, datasets), training datasets, evidence runs
+    with django_assert_max_num_queries(6):
         response = credit_viewer.get("/models/credit-scoring/versions/2/")
     assert response.status_code == 200
     page = response.content.decode()

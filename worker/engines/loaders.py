@@ -203,3 +203,46 @@ def read_dataset(path: str | Path, fmt: str, progress: ProgressFn | None = None)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LoadError(f"cannot read the {fmt} file after {stats.row_count} rows: {exc}") from exc
     return stats
+
+
+def iter_columns(path: str | Path, fmt: str, columns: list[str]):
+    """Yield record batches holding only ``columns`` (in that order), read in chunks with pyarrow.
+
+    CSV reads only those columns, Parquet only their column chunks, JSON Lines projects each
+    batch. A column absent from the file, or a batch that does not parse, is a ``LoadError``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.json as pajson
+    import pyarrow.parquet as pq
+
+    path, columns = str(path), list(dict.fromkeys(columns))
+    try:
+        if fmt == "csv":
+            header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16)).schema.names
+            _require_columns(header, columns)
+            batches = pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=4 << 20),
+                convert_options=pacsv.ConvertOptions(include_columns=columns),
+            )
+        elif fmt == "parquet":
+            parquet = pq.ParquetFile(path)
+            _require_columns(parquet.schema_arrow.names, columns)
+            batches = parquet.iter_batches(batch_size=65536, columns=columns)
+        elif fmt == "jsonl":
+            reader = pajson.open_json(path, read_options=pajson.ReadOptions(block_size=4 << 20))
+            _require_columns(reader.schema.names, columns)
+            batches = (batch.select(columns) for batch in reader)
+        else:
+            raise LoadError(f"unknown dataset format {fmt!r}")
+        for batch in batches:
+            yield batch.select(columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise LoadError(f"cannot read the {fmt} file: {exc}") from exc
+
+
+def _require_columns(present: list[str], wanted: list[str]) -> None:
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise LoadError(f"column(s) missing from the file: {', '.join(missing)}")

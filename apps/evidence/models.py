@@ -1,0 +1,73 @@
+"""Evidence runs: one computation of a kind of evidence (bias, PII scan, ...) on a version or a dataset."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.models import TimestampedModel
+from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+
+from .choices import EvidenceKind, RunStatus
+
+
+class EvidenceRun(TimestampedModel):
+    """One evidence computation, its inputs' digests and, once finished, its summary or the reason it failed.
+
+    The subject is ``version`` when set (its evidence, computed on ``dataset``: the version's
+    evaluation dataset unless the request named another), else ``dataset``. ``owner_team`` and
+    ``model`` copy the subject's scope when the run is requested, so access is decided like the
+    subject's. Progress and its message live on ``job``. Runs with the same ``reuse_key`` (kind,
+    input digests, canonical parameters) compute the same thing.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=32, choices=EvidenceKind.choices)
+    version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="evidence_runs"
+    )
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="evidence_runs")
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    parameters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    summary = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="Why the run failed, in words (never a traceback).")
+    engine_versions = models.JSONField(default=dict, blank=True)
+    input_digests = models.JSONField(default=dict, blank=True)
+    reuse_key = models.CharField(max_length=64, db_index=True)
+    requested_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    RBAC_PATHS = {"team": "owner_team_id", "model": "model_id"}
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(version__isnull=False) | Q(dataset__isnull=False), name="evidence_run_has_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} evidence {self.public_id}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("evidence_run", str(self.public_id), f"{self.kind} on {self.subject_label}")
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        return (self.owner_team_id, self.model_id)
+
+    @property
+    def subject_label(self) -> str:
+        if self.version_id:
+            return f"{self.version.model.name} v{self.version.number}"
+        return f"dataset {self.dataset_id}"
