@@ -69,3 +69,28 @@ def test_demo_artifacts_pass_the_workers_full_verification(django_capture_on_com
     # then
     assert set(ModelVersion.objects.values_list("status", flat=True)) == {"ready"}
     assert set(Dataset.objects.values_list("status", flat=True)) == {"ready"}
+
+
+@pytest.mark.django_db
+def test_the_demo_gets_a_finished_bias_report_once_verified(django_capture_on_commit_callbacks):
+    from apps.evidence.models import EvidenceRun
+    from apps.jobs.models import Job
+
+    # given: the demo, verified by the worker
+    call_command("demo_load", "--quiet")
+    for job_id in Job.objects.order_by("id").values_list("id", flat=True):
+        run_job(job_id)
+    # when: the run command's background step asks for the evidence, twice, and the worker runs it
+    call_command("demo_evidence", "--wait", "0")
+    call_command("demo_evidence", "--wait", "0")
+    runs = list(EvidenceRun.objects.all())
+    for run in runs:
+        with django_capture_on_commit_callbacks(execute=True):
+            run_job(run.job_id)
+    # then: the predictions-only version has one finished bias report, asked for by its author
+    assert [(r.version.model.name, r.version.format, r.kind) for r in runs] == [
+        ("churn-predictor", "predictions_only", "bias")
+    ]
+    run = EvidenceRun.objects.get()
+    assert run.status == "succeeded", run.error
+    assert run.summary["schema"] == "assay.bias/v1" and run.requested_by.username == "mark"
