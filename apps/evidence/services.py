@@ -22,7 +22,7 @@ from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
-from apps.registry.choices import ColumnRole, DatasetStatus, VersionStatus
+from apps.registry.choices import ArtifactFormat, ColumnRole, DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 
 from .choices import REUSABLE, EvidenceKind
@@ -121,8 +121,36 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
-def bias_parameters(parameters: dict, dataset: Dataset) -> dict:
-    """The bias run's parameters, defaults filled from the dataset's column roles; 400 naming what is wrong."""
+def _scores_the_model(parameters: dict, dataset: Dataset, version: ModelVersion | None, by_role: dict) -> bool:
+    """True when the predictions are to come from scoring the version's model; 400 when they can come from nowhere."""
+    if parameters.get("prediction_column") not in (None, "") or by_role.get(ColumnRole.PREDICTION):
+        return False
+    if version is None:
+        raise _refuse(
+            f"Dataset {dataset.pk} has no prediction column (role prediction); name one with prediction_column, "
+            "or ask for the report on a model version, whose model is then scored on the dataset's feature columns."
+        )
+    if version.format == ArtifactFormat.PREDICTIONS_ONLY:
+        raise _refuse(
+            f"Version {version.number} of {version.model.name} holds predictions only, and dataset {dataset.pk} has "
+            "no prediction column (role prediction); name one with prediction_column or use a dataset that has one."
+        )
+    if not by_role.get(ColumnRole.FEATURE):
+        raise _refuse(
+            f"Dataset {dataset.pk} has neither a prediction column (role prediction) nor feature columns "
+            f"(role feature) to score version {version.number} of {version.model.name} on; "
+            "declare its feature columns or name a prediction column with prediction_column."
+        )
+    return True
+
+
+def bias_parameters(parameters: dict, dataset: Dataset, version: ModelVersion | None = None) -> dict:
+    """The bias run's parameters, defaults filled from the dataset's column roles; 400 naming what is wrong.
+
+    Without a prediction column (named or of role prediction), a version with a model artifact
+    is scored on the dataset's feature columns (in schema order): the parameters then hold
+    ``"predictions": "model"`` and ``feature_columns`` instead of ``prediction_column``.
+    """
     unknown = sorted(set(parameters) - set(BIAS_PARAMETERS))
     if unknown:
         raise _refuse(f"Unknown parameter(s) for bias: {', '.join(unknown)}; known: {', '.join(BIAS_PARAMETERS)}.")
@@ -146,11 +174,12 @@ def bias_parameters(parameters: dict, dataset: Dataset) -> dict:
         ColumnRole.LABEL,
         f"Dataset {dataset.pk} has no column with role label; name the label column with label_column.",
     )
-    prediction = column(
-        "prediction_column",
-        ColumnRole.PREDICTION,
-        f"Dataset {dataset.pk} has no prediction column (role prediction) and scoring the model is not "
-        "available yet; name a prediction column with prediction_column or register a dataset that has one.",
+    scored = _scores_the_model(parameters, dataset, version, by_role)
+    features = list(by_role.get(ColumnRole.FEATURE, [])) if scored else []
+    prediction = (
+        None
+        if scored
+        else column("prediction_column", ColumnRole.PREDICTION, f"Dataset {dataset.pk} has no prediction column.")
     )
     sensitive = parameters.get("sensitive_columns")
     if sensitive in (None, []):
@@ -162,7 +191,8 @@ def bias_parameters(parameters: dict, dataset: Dataset) -> dict:
     if not isinstance(sensitive, list) or not all(isinstance(s, str) and s for s in sensitive):
         raise _refuse("sensitive_columns: expected a list of column names.")
     sensitive = list(dict.fromkeys(sensitive))
-    missing = [name for name in [label, prediction, *sensitive] if name not in columns]
+    needed = [label, prediction, *sensitive] if prediction is not None else [label, *sensitive]
+    missing = [name for name in needed if name not in columns]
     if missing:
         raise _refuse(
             f"No column named {', '.join(repr(m) for m in dict.fromkeys(missing))} in dataset {dataset.pk} "
@@ -177,13 +207,17 @@ def bias_parameters(parameters: dict, dataset: Dataset) -> dict:
     outside = [name for name in reference if name not in sensitive]
     if outside:
         raise _refuse(f"reference_groups names column(s) that are not sensitive columns: {', '.join(outside)}.")
-    return {
+    result = {
         "sensitive_columns": sensitive,
         "label_column": label,
         "prediction_column": prediction,
         "positive_label": positive,
         "reference_groups": {name: reference[name] for name in sensitive if name in reference},
     }
+    if scored:
+        del result["prediction_column"]
+        result.update(predictions="model", feature_columns=features)
+    return result
 
 
 def reuse_key(kind: str, input_digests: dict, parameters: dict) -> str:
@@ -242,7 +276,7 @@ def evidence_request(
         parameters = {}
     if not isinstance(parameters, dict):
         raise _refuse("parameters: expected an object.")
-    parameters = bias_parameters(parameters, dataset)
+    parameters = bias_parameters(parameters, dataset, subject_version)
 
     digests = {"dataset": dataset.sha256}
     if subject_version is not None:

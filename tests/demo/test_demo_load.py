@@ -87,10 +87,15 @@ def test_the_demo_gets_a_finished_bias_report_once_verified(django_capture_on_co
     for run in runs:
         with django_capture_on_commit_callbacks(execute=True):
             run_job(run.job_id)
-    # then: the predictions-only version has one finished bias report, asked for by its author
-    assert [(r.version.model.name, r.version.format, r.kind) for r in runs] == [
-        ("churn-predictor", "predictions_only", "bias")
-    ]
-    run = EvidenceRun.objects.get()
-    assert run.status == "succeeded", run.error
-    assert run.summary["schema"] == "assay.bias/v1" and run.requested_by.username == "mark"
+    # then: every version with an evaluation dataset has one finished bias report, asked for by its author
+    versions = ModelVersion.objects.filter(evaluation_dataset__isnull=False)
+    assert sorted((r.version_id, r.kind) for r in runs) == sorted((v.pk, "bias") for v in versions)
+    assert {v.format for v in versions} >= {"onnx", "skops", "predictions_only"}
+    for run in EvidenceRun.objects.select_related("version__model", "requested_by"):
+        assert run.status == "succeeded", (str(run.version), run.error)
+        assert run.summary["schema"] == "assay.bias/v1" and run.summary["n_rows"] == 200
+        # a loaded model is scored unless its evaluation dataset holds predictions (churn's does)
+        scored = run.version.format != "predictions_only" and run.version.model.name != "churn-predictor"
+        assert (run.parameters.get("predictions") == "model") == scored, str(run.version)
+    churn = EvidenceRun.objects.get(version__model__name="churn-predictor", version__format="predictions_only")
+    assert churn.requested_by.username == "mark"

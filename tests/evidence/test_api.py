@@ -159,14 +159,14 @@ def test_a_request_that_cannot_be_computed_is_refused_and_nothing_is_created(
     assert mark.actions(action__startswith="evidence_run.") == []
 
 
-def test_a_dataset_without_a_prediction_column_is_refused_saying_scoring_is_not_available(cora, make_dataset):
+def test_a_dataset_without_a_prediction_column_is_refused_pointing_to_the_models_versions(cora, make_dataset):
     schema = [c for c in SCHEMA if c["name"] != "prediction"]
     columns = [c["name"] for c in schema]
     dataset = make_dataset(schema=schema, columns=columns, name="unscored")
     response = cora.post(f"/api/v1/datasets/{dataset.pk}/evidence/", {"kind": "bias"}, format="json")
     assert response.status_code == 400
     assert "no prediction column" in response.json()["detail"]
-    assert "scoring the model is not available yet" in response.json()["detail"]
+    assert "ask for the report on a model version" in response.json()["detail"]
 
 
 def test_a_dataset_still_pending_verification_is_a_409(cora, make_dataset):

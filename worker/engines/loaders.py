@@ -12,6 +12,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ProgressFn = Callable[[float], None]
 
@@ -58,7 +62,6 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
 def load_onnx(path: str | Path) -> dict:
     """onnx.load + onnx.checker, then an onnxruntime session; self-contained models only (no external data)."""
     import onnx
-    import onnxruntime
 
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -75,12 +78,7 @@ def load_onnx(path: str | Path) -> dict:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise LoadError(f"ONNX checker rejected the model: {exc}") from exc
-    try:
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise LoadError(f"onnxruntime cannot load the model: {exc}") from exc
+    session = _onnx_session(path)
     return {
         "ir_version": model.ir_version,
         "opsets": {o.domain or "ai.onnx": o.version for o in model.opset_import},
@@ -90,8 +88,18 @@ def load_onnx(path: str | Path) -> dict:
     }
 
 
-def load_skops(path: str | Path, trusted: frozenset[str] = TRUSTED_SKOPS_TYPES) -> dict:
-    """skops.io.load with an explicit allow-list; any other untrusted type is refused by name."""
+def _onnx_session(path: str | Path):
+    import onnxruntime
+
+    try:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise LoadError(f"onnxruntime cannot load the model: {exc}") from exc
+
+
+def _skops_estimator(path: str | Path, trusted: frozenset[str] = TRUSTED_SKOPS_TYPES):
     import skops.io as sio
 
     try:
@@ -102,9 +110,14 @@ def load_skops(path: str | Path, trusted: frozenset[str] = TRUSTED_SKOPS_TYPES) 
     if refused:
         raise LoadError(f"the skops file holds types that are not trusted: {', '.join(refused)}")
     try:
-        estimator = sio.load(str(path), trusted=list(untrusted))
+        return sio.load(str(path), trusted=list(untrusted))
     except Exception as exc:
         raise LoadError(f"skops cannot load the model: {exc}") from exc
+
+
+def load_skops(path: str | Path, trusted: frozenset[str] = TRUSTED_SKOPS_TYPES) -> dict:
+    """skops.io.load with an explicit allow-list; any other untrusted type is refused by name."""
+    estimator = _skops_estimator(path, trusted)
     summary = {"estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}"}
     n_features = getattr(estimator, "n_features_in_", None)
     if n_features is not None:
@@ -149,6 +162,118 @@ def load_artifact(path: str | Path, fmt: str) -> dict:
     if loader is None:
         raise LoadError(f"no loader for format {fmt!r}")
     return loader(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+Scorer = Callable[["np.ndarray"], "np.ndarray"]
+
+
+def _to_labels(output) -> np.ndarray:
+    """A model's output as one prediction per row: labels as they are, probabilities cut at 0.5 (argmax if many)."""
+    import numpy as np
+
+    out = np.asarray(output)
+    if out.ndim == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    if out.ndim == 2:
+        return out.argmax(axis=1).astype(np.int64)
+    if out.ndim != 1:
+        raise LoadError(f"the model's output has shape {out.shape}, not one prediction per row")
+    if out.dtype.kind == "f":
+        return (out >= 0.5).astype(np.int64)
+    return out
+
+
+def _checked(expected: int | None, predict: Callable) -> Scorer:
+    """Refuse a feature matrix of the wrong width in words; any other failure to predict is a ``LoadError``."""
+
+    def score(features):
+        width = features.shape[1] if features.ndim == 2 else 0
+        if expected is not None and width != expected:
+            raise LoadError(f"the model expects {expected} feature(s), the data has {width}")
+        try:
+            return _to_labels(predict(features))
+        except LoadError:
+            raise
+        except Exception as exc:
+            raise LoadError(f"the model cannot score the features: {exc}") from exc
+
+    return score
+
+
+def _onnx_scorer(path: str | Path) -> Scorer:
+    import numpy as np
+
+    load_onnx(path)  # the same checks as verification: self-contained, accepted by the checker
+    session = _onnx_session(path)
+    first = session.get_inputs()[0]
+    outputs = session.get_outputs()
+    # skl2onnx classifiers (zipmap off) give "label" then "probabilities"; prefer the label output.
+    chosen = next((o for o in outputs if o.name == "label"), None)
+    if chosen is None:
+        chosen = next((o for o in outputs if "int" in o.type or "string" in o.type or "bool" in o.type), outputs[0])
+    width = first.shape[1] if len(first.shape) == 2 and isinstance(first.shape[1], int) else None
+
+    def predict(features):
+        return session.run([chosen.name], {first.name: np.ascontiguousarray(features, dtype=np.float32)})[0]
+
+    return _checked(width, predict)
+
+
+def _skops_scorer(path: str | Path) -> Scorer:
+    estimator = _skops_estimator(path)
+    if not hasattr(estimator, "predict"):
+        raise LoadError(f"the skops model ({type(estimator).__qualname__}) has no predict method")
+    width = getattr(estimator, "n_features_in_", None)
+    return _checked(int(width) if width is not None else None, estimator.predict)
+
+
+def _xgboost_scorer(path: str | Path) -> Scorer:
+    import xgboost
+
+    try:
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(Path(path).read_bytes()))
+        width = booster.num_features()
+    except Exception as exc:
+        raise LoadError(f"XGBoost cannot load the model: {exc}") from exc
+    return _checked(width or None, lambda features: booster.predict(xgboost.DMatrix(features)))
+
+
+def _lightgbm_scorer(path: str | Path) -> Scorer:
+    import lightgbm
+
+    try:
+        booster = lightgbm.Booster(model_file=str(path))
+        width = booster.num_feature()
+    except Exception as exc:
+        raise LoadError(f"LightGBM cannot load the model: {exc}") from exc
+    return _checked(width or None, booster.predict)
+
+
+SCORERS: dict[str, Callable[[str | Path], Scorer]] = {
+    "onnx": _onnx_scorer,
+    "skops": _skops_scorer,
+    "xgboost": _xgboost_scorer,
+    "lightgbm": _lightgbm_scorer,
+}
+
+
+def scorer(path: str | Path, fmt: str) -> Scorer:
+    """Load an artifact once and return ``score(features) -> predictions``, one per row.
+
+    ``features`` is a 2-D float array (columns in the order the model was trained on). ONNX
+    gets the first input as float32 and answers with its label output (or its probabilities,
+    cut at 0.5); skops calls ``predict``; XGBoost and LightGBM predict probabilities, cut at
+    0.5 (argmax for several classes). A model that does not load, or a matrix of the wrong
+    width, is a ``LoadError`` with a reason meant for people.
+    """
+    build = SCORERS.get(fmt)
+    if build is None:
+        raise LoadError(f"no way to score a model of format {fmt!r}")
+    return build(path)
 
 
 # ---------------------------------------------------------------------------------------------

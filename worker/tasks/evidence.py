@@ -22,12 +22,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from apps.evidence import runs
 from apps.evidence.choices import EvidenceKind
 from apps.evidence.models import EvidenceRun
 from apps.evidence.services import RUN_JOB
 from apps.jobs.models import Job
-from apps.registry.models import Dataset
+from apps.registry.choices import ArtifactFormat
+from apps.registry.models import Dataset, ModelVersion
 from apps.registry.storage import ObjectMissing, copy_bounded, get_storage, open_reference
 from worker.engines import bias, loaders
 from worker.runner import JobFailed, LeaseLost, handles
@@ -66,14 +69,22 @@ def _throttled(report: Report, low: int, high: int, message: str) -> Callable[[f
     return progress
 
 
-def _fetch_dataset(dataset: Dataset, expected_sha256: str, target: Path, report: Report) -> None:
-    """Copy the dataset's bytes to ``target``; ``DataProblem`` when they are gone or changed."""
+def _fetch(
+    uri: str,
+    *,
+    is_reference: bool,
+    size: int | None,
+    expected_sha256: str,
+    target: Path,
+    what: str,
+    progress: Callable[[float], None],
+) -> None:
+    """Copy stored or referenced bytes to ``target`` while re-hashing them; ``DataProblem`` when gone or changed."""
     try:
-        source = open_reference(dataset.uri) if dataset.is_reference else get_storage().open(dataset.uri)
+        source = open_reference(uri) if is_reference else get_storage().open(uri)
     except ObjectMissing as exc:
-        raise DataProblem(f"the dataset's file is missing from storage: {exc}")
-    progress = _throttled(report, 5, 25, "fetching the dataset")
-    total = max(1, dataset.size or 1)
+        raise DataProblem(f"the {what}'s file is missing from storage: {exc}")
+    total = max(1, size or 1)
     try:
         with open(target, "wb") as out:
             digest, _ = copy_bounded(source, out, limit=None, progress=lambda done: progress(done / total))
@@ -81,8 +92,51 @@ def _fetch_dataset(dataset: Dataset, expected_sha256: str, target: Path, report:
         source.close()
     if expected_sha256 and digest != expected_sha256:
         raise DataProblem(
-            f"the dataset's bytes changed since the run was requested (sha256 {digest}, expected {expected_sha256})"
+            f"the {what}'s bytes changed since the run was requested (sha256 {digest}, expected {expected_sha256})"
         )
+
+
+def _fetch_dataset(dataset: Dataset, expected_sha256: str, target: Path, report: Report) -> None:
+    """Copy the dataset's bytes to ``target``; ``DataProblem`` when they are gone or changed."""
+    _fetch(
+        dataset.uri,
+        is_reference=dataset.is_reference,
+        size=dataset.size,
+        expected_sha256=expected_sha256,
+        target=target,
+        what="dataset",
+        progress=_throttled(report, 5, 20, "fetching the dataset"),
+    )
+
+
+def _model_scorer(version: ModelVersion, expected_sha256: str, folder: Path, report: Report) -> loaders.Scorer:
+    """Copy the version's artifact next to the dataset (re-hashed as verification does) and load it once to score."""
+    path = folder / "artifact"
+    _fetch(
+        version.artifact_uri,
+        is_reference=version.artifact_is_reference,
+        size=version.size,
+        expected_sha256=expected_sha256 or version.sha256,
+        target=path,
+        what="model artifact",
+        progress=_throttled(report, 20, 27, "fetching the model"),
+    )
+    report(27, f"loading the {version.format} model")
+    try:
+        return loaders.scorer(path, version.format)
+    except loaders.LoadError as exc:
+        raise DataProblem(f"the model does not load for scoring: {exc}")
+
+
+def _features(batch, names: list[str]) -> np.ndarray:
+    """The feature columns of a batch as one float64 matrix, in the order given."""
+    matrix = np.empty((batch.num_rows, len(names)), dtype=np.float64)
+    for i, name in enumerate(names):
+        try:
+            matrix[:, i] = batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        except (TypeError, ValueError):
+            raise DataProblem(f"feature column {name!r} is not numeric ({batch.schema.field(name).type}): cannot score")
+    return matrix
 
 
 def _as_column_type(value: Any, arrow_type) -> Any:
@@ -110,14 +164,22 @@ def _as_column_type(value: Any, arrow_type) -> Any:
     return value
 
 
-def compute_bias(path: Path, fmt: str, parameters: dict, row_count: int | None, report: Report) -> dict:
-    """The ``assay.bias/v1`` summary of a dataset file, read in chunks and merged exactly."""
-    label, prediction = parameters["label_column"], parameters["prediction_column"]
+def compute_bias(
+    path: Path, fmt: str, parameters: dict, row_count: int | None, report: Report, score: loaders.Scorer | None = None
+) -> dict:
+    """The ``assay.bias/v1`` summary of a dataset file, read in chunks and merged exactly.
+
+    With ``score`` (the run's predictions come from the model), each chunk's feature columns
+    are scored and the predictions counted; otherwise the prediction column is read.
+    """
+    label, prediction = parameters["label_column"], parameters.get("prediction_column")
+    features = list(parameters.get("feature_columns") or []) if score is not None else []
     sensitive = list(parameters["sensitive_columns"])
-    progress = _throttled(report, 30, 90, "counting per group")
+    progress = _throttled(report, 30, 90, "scoring the model and counting per group" if score else "counting per group")
     merged: bias.BiasPartial | None = None
     positive, reference, rows = parameters.get("positive_label"), None, 0
-    for batch in loaders.iter_columns(path, fmt, [label, prediction, *sensitive]):
+    wanted = [label, *sensitive, *features] if score is not None else [label, prediction, *sensitive]
+    for batch in loaders.iter_columns(path, fmt, wanted):
         if batch.num_rows == 0:
             continue
         if reference is None:  # types are known from the first batch on
@@ -127,9 +189,19 @@ def compute_bias(path: Path, fmt: str, parameters: dict, row_count: int | None, 
                 name: _as_column_type(value, schema.field(name).type)
                 for name, value in (parameters.get("reference_groups") or {}).items()
             }
+        if score is not None:
+            try:
+                predicted = score(_features(batch, features))
+            except loaders.LoadError as exc:
+                raise DataProblem(
+                    f"the model cannot score the dataset's {len(features)} feature column(s) "
+                    f"({', '.join(features)}): {exc}"
+                )
+        else:
+            predicted = batch.column(prediction)
         part = bias.bias_partial(
             batch.column(label),
-            batch.column(prediction),
+            predicted,
             {name: batch.column(name) for name in sensitive},
             positive_label=positive,
         )
@@ -142,16 +214,28 @@ def compute_bias(path: Path, fmt: str, parameters: dict, row_count: int | None, 
     return bias.summary(merged, positive_label=positive, reference=reference)
 
 
+def _model_packages(run: EvidenceRun) -> tuple[str, ...]:
+    """The runtime that scores the model, when the run's predictions come from it."""
+    if run.parameters.get("predictions") != "model" or run.version is None:
+        return ()
+    return {
+        ArtifactFormat.ONNX: ("onnxruntime",),
+        ArtifactFormat.SKOPS: ("scikit-learn", "skops"),
+        ArtifactFormat.XGBOOST: ("xgboost",),
+        ArtifactFormat.LIGHTGBM: ("lightgbm",),
+    }.get(run.version.format, ())
+
+
 @handles(RUN_JOB)
 def run_evidence(job: Job, report: Report) -> dict:
     """Compute one evidence run; a finished run is left alone."""
-    run = EvidenceRun.objects.select_related("dataset").filter(pk=job.params["run_id"]).first()
+    run = EvidenceRun.objects.select_related("dataset", "version").filter(pk=job.params["run_id"]).first()
     if run is None:
         raise JobFailed("the evidence run no longer exists")
     run = runs.evidence_run_start(run_id=run.pk)
     if run is None:
         return {"skipped": "the run is already finished"}
-    versions = engine_versions("numpy", "pyarrow", "fairlearn")
+    versions = engine_versions("numpy", "pyarrow", "fairlearn", *_model_packages(run))
     try:
         if run.kind != EvidenceKind.BIAS:
             raise DataProblem(f"evidence of kind {run.kind!r} is not available yet")
@@ -160,8 +244,13 @@ def run_evidence(job: Job, report: Report) -> dict:
         with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
             path = Path(folder) / "dataset"
             _fetch_dataset(dataset, run.input_digests.get("dataset", ""), path, report)
+            score = None
+            if run.parameters.get("predictions") == "model":
+                if run.version is None or run.version.format == ArtifactFormat.PREDICTIONS_ONLY:
+                    raise DataProblem("the run asks for the model's predictions but names no model artifact")
+                score = _model_scorer(run.version, run.input_digests.get("model_version", ""), Path(folder), report)
             report(30, "reading columns")
-            summary = compute_bias(path, dataset.format, run.parameters, dataset.row_count, report)
+            summary = compute_bias(path, dataset.format, run.parameters, dataset.row_count, report, score)
     except (DataProblem, loaders.LoadError, ValueError) as exc:
         reason = str(exc)
         runs.evidence_run_fail(run_id=run.pk, reason=reason, engine_versions=versions)

@@ -20,7 +20,8 @@ class EvidenceRequestInput(serializers.Serializer):
         default=dict,
         help_text=(
             "For bias: sensitive_columns (default: the columns with role sensitive), label_column (default: the "
-            "role label column), prediction_column (default: the role prediction column), positive_label "
+            "role label column), prediction_column (default: the role prediction column; with none, a version's "
+            "model is scored on the dataset's feature columns), positive_label "
             "(optional), reference_groups (optional, {column: group label})."
         ),
     )

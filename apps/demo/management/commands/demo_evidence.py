@@ -2,11 +2,12 @@
 
     python manage.py demo_evidence [--wait 120]
 
-The run command starts it in the background after the worker: every demo version that can
-have a bias report yet (predictions only, ready, its evaluation dataset holding the prediction
-column) gets one, requested by the version's author, as a person would from the version's page. Waits up
-to ``--wait`` seconds for the versions to be verified. Idempotent: an equal report already
-asked for is reused, not asked for again.
+The run command starts it in the background after the worker: every ready demo version with
+an evaluation dataset gets a bias report (a loaded model is scored on the dataset's feature
+columns; a predictions-only version uses its prediction column), requested by the version's
+author, as a person would from the version's page. Waits up to ``--wait`` seconds for the
+versions to be verified. Idempotent: an equal report already asked for is reused, not asked
+for again.
 """
 
 from __future__ import annotations
@@ -18,20 +19,20 @@ from django.core.management.base import BaseCommand
 from apps.accounts.principals import principal_for_service_account, principal_for_user
 from apps.audit import context
 from apps.evidence import services as evidence
-from apps.registry.choices import ArtifactFormat, ColumnRole, VersionStatus
+from apps.registry.choices import VersionStatus
 from apps.registry.models import ModelVersion
 
 from .demo_load import MODELS
 
 
-def _candidates():
+def _candidates() -> list[ModelVersion]:
+    """The demo's versions with an evaluation dataset: their model is scored on it, or its predictions read."""
     names = [spec["name"] for spec in MODELS]
-    # Predictions-only versions: their evaluation dataset's prediction column is the model's output.
-    # (A loaded model's report needs scoring the model, which comes later.)
-    versions = ModelVersion.objects.filter(
-        model__name__in=names, format=ArtifactFormat.PREDICTIONS_ONLY, evaluation_dataset__isnull=False
-    ).select_related("model", "evaluation_dataset", "created_by", "created_by_service_account")
-    return [v for v in versions if any(c.get("role") == ColumnRole.PREDICTION for c in v.evaluation_dataset.schema)]
+    return list(
+        ModelVersion.objects.filter(model__name__in=names, evaluation_dataset__isnull=False)
+        .select_related("model", "evaluation_dataset", "created_by", "created_by_service_account")
+        .order_by("model__name", "number")
+    )
 
 
 class Command(BaseCommand):
