@@ -111,29 +111,39 @@ def access(request):
     return _access_page(request)
 
 
-@login_required
-@require_POST
-def user_create(request):
-    """Create a person (admins)."""
-    form = UserCreateForm(request.POST)
+def _submit(request, form, *, form_name: str, action: str, write):
+    """Hand a valid form's values to ``write`` (which calls the service and returns the success
+    message), then back to the top of the page; otherwise the page again, with the form showing
+    its own errors or the service's refusal. A denial goes on to the middleware (audited, 403)."""
     if form.is_valid():
-        values = form.cleaned_data
         try:
-            user = services.user_create(
-                actor=principal_for_user(request.user),
-                username=values["username"],
-                password=values["password"] or None,
-                email=values["email"],
-                first_name=values["first_name"],
-                last_name=values["last_name"],
-            )
+            message = write(form.cleaned_data)
         except Denied:
             raise
         except DomainError as exc:
             _show_error(form, exc)
         else:
-            return _done(request, f"User “{user.username}” created.")
-    return _access_page(request, action="user.created", user_form=form)
+            return _done(request, message)
+    return _access_page(request, action=action, **{form_name: form})
+
+
+@login_required
+@require_POST
+def user_create(request):
+    """Create a person (admins)."""
+
+    def write(values) -> str:
+        user = services.user_create(
+            actor=principal_for_user(request.user),
+            username=values["username"],
+            password=values["password"] or None,
+            email=values["email"],
+            first_name=values["first_name"],
+            last_name=values["last_name"],
+        )
+        return f"User “{user.username}” created."
+
+    return _submit(request, UserCreateForm(request.POST), form_name="user_form", action="user.created", write=write)
 
 
 @login_required
@@ -163,35 +173,26 @@ def user_set_active(request, username: str):
 @require_POST
 def team_create(request):
     """Create a team (admins)."""
-    form = TeamCreateForm(request.POST)
-    if form.is_valid():
-        try:
-            team = services.team_create(actor=principal_for_user(request.user), **form.cleaned_data)
-        except Denied:
-            raise
-        except DomainError as exc:
-            _show_error(form, exc)
-        else:
-            return _done(request, f"Team “{team.name}” created.")
-    return _access_page(request, action="team.created", team_form=form)
+
+    def write(values) -> str:
+        team = services.team_create(actor=principal_for_user(request.user), **values)
+        return f"Team “{team.name}” created."
+
+    return _submit(request, TeamCreateForm(request.POST), form_name="team_form", action="team.created", write=write)
 
 
 @login_required
 @require_POST
 def member_add(request):
     """Add a person to a team (admins)."""
+
+    def write(values) -> str:
+        team, username = values["team"], values["username"]
+        services.team_member_add(actor=principal_for_user(request.user), team=team, user=username, exists_ok=False)
+        return f"“{username}” is now a member of team “{team}”."
+
     form = MemberAddForm(request.POST, team_names=_team_names())
-    if form.is_valid():
-        team, username = form.cleaned_data["team"], form.cleaned_data["username"]
-        try:
-            services.team_member_add(actor=principal_for_user(request.user), team=team, user=username, exists_ok=False)
-        except Denied:
-            raise
-        except DomainError as exc:
-            _show_error(form, exc)
-        else:
-            return _done(request, f"“{username}” is now a member of team “{team}”.")
-    return _access_page(request, action="team.member_added", member_form=form)
+    return _submit(request, form, form_name="member_form", action="team.member_added", write=write)
 
 
 @login_required
@@ -210,49 +211,39 @@ def member_remove(request, name: str, username: str):
 @require_POST
 def service_account_create(request):
     """Create a CI service account with its owner (admins)."""
+
+    def write(values) -> str:
+        account = services.service_account_create(
+            actor=principal_for_user(request.user),
+            name=values["name"],
+            owner=values["owner"],
+            team=values["team"] or None,
+            description=values["description"],
+        )
+        return f"Service account “{account.name}” created, owned by “{account.owner.username}”."
+
     form = ServiceAccountCreateForm(request.POST, team_names=_team_names())
-    if form.is_valid():
-        values = form.cleaned_data
-        try:
-            account = services.service_account_create(
-                actor=principal_for_user(request.user),
-                name=values["name"],
-                owner=values["owner"],
-                team=values["team"] or None,
-                description=values["description"],
-            )
-        except Denied:
-            raise
-        except DomainError as exc:
-            _show_error(form, exc)
-        else:
-            return _done(request, f"Service account “{account.name}” created, owned by “{account.owner.username}”.")
-    return _access_page(request, action="service_account.created", account_form=form)
+    return _submit(request, form, form_name="account_form", action="service_account.created", write=write)
 
 
 @login_required
 @require_POST
 def role_grant(request):
     """Grant a role (admins)."""
+
+    def write(values) -> str:
+        binding = services.role_binding_create(
+            actor=principal_for_user(request.user),
+            subject_type=values["subject_type"],
+            subject=values["subject"],
+            role=values["role"],
+            scope_team=values["scope_team"] or None,
+            scope_model=values["scope_model"] or None,
+        )
+        return f"Granted: {binding}."
+
     form = RoleGrantForm(request.POST, team_names=_team_names())
-    if form.is_valid():
-        values = form.cleaned_data
-        try:
-            binding = services.role_binding_create(
-                actor=principal_for_user(request.user),
-                subject_type=values["subject_type"],
-                subject=values["subject"],
-                role=values["role"],
-                scope_team=values["scope_team"] or None,
-                scope_model=values["scope_model"] or None,
-            )
-        except Denied:
-            raise
-        except DomainError as exc:
-            _show_error(form, exc)
-        else:
-            return _done(request, f"Granted: {binding}.")
-    return _access_page(request, action="role_binding.created", grant_form=form)
+    return _submit(request, form, form_name="grant_form", action="role_binding.created", write=write)
 
 
 @login_required
