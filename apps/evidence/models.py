@@ -71,3 +71,61 @@ class EvidenceRun(TimestampedModel):
         if self.version_id:
             return f"{self.version.model.name} v{self.version.number}"
         return f"dataset {self.dataset_id}"
+
+
+class EvidenceFile(TimestampedModel):
+    """A result file of a run (a table, the SHAP values, a scrubbed dataset's copy) kept in artifact storage.
+
+    Written by the worker when the run succeeds; ``key`` is a storage key the storage module
+    generated, never a name a user sent. ``name`` is the download's file name.
+    """
+
+    run = models.ForeignKey(EvidenceRun, on_delete=models.PROTECT, related_name="files")
+    name = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, blank=True)
+    content_type = models.CharField(max_length=100)
+    key = models.CharField(max_length=1024)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["run_id", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="evidence_file_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.run}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("evidence_file", str(self.pk), self.name)
+
+
+class FindingVerdict(models.TextChoices):
+    FALSE_POSITIVE = "false_positive", "False positive"
+    CONFIRMED = "confirmed", "Confirmed"
+
+
+class FindingReview(TimestampedModel):
+    """A reviewer's verdict on one finding of a PII scan (``<column>:<ENTITY_TYPE>``), with the reason.
+
+    The latest review of a finding counts; earlier ones stay as its history. A false positive is
+    counted apart from the unresolved findings, which is what policies read.
+    """
+
+    run = models.ForeignKey(EvidenceRun, on_delete=models.PROTECT, related_name="reviews")
+    finding = models.CharField(max_length=300)
+    verdict = models.CharField(max_length=32, choices=FindingVerdict.choices)
+    reason = models.TextField()
+    reviewer = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewer_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["run_id", "finding", "-created_at", "-id"]
+        indexes = [models.Index(fields=["run", "finding"], name="finding_review_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.finding}: {self.verdict}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("finding_review", str(self.pk), self.finding)

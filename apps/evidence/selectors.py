@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from apps.core.errors import NotFound
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
 from apps.registry.models import Dataset, ModelVersion
 
-from .models import EvidenceRun
+from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
 
 
 def _runs() -> QuerySet[EvidenceRun]:
     return EvidenceRun.objects.select_related(
         "job", "version", "version__model", "dataset", "requested_by", "requested_by_service_account"
+    ).prefetch_related(
+        Prefetch("files", queryset=EvidenceFile.objects.order_by("name")),
+        Prefetch(
+            "reviews",
+            queryset=FindingReview.objects.select_related("reviewer", "reviewer_service_account").order_by(
+                "-created_at", "-id"
+            ),
+        ),
     )
 
 
@@ -41,3 +49,37 @@ def evidence_run_list(
     if kind:
         qs = qs.filter(kind=kind)
     return rbac.restrict(actor, qs, "evidence.view").order_by("-created_at", "-id")
+
+
+def finding_reviews(run: EvidenceRun) -> dict[str, FindingReview]:
+    """The newest review of each reviewed finding of a PII scan (from the prefetched reviews)."""
+    latest: dict[str, FindingReview] = {}
+    for review in run.reviews.all():  # newest first
+        latest.setdefault(review.finding, review)
+    return latest
+
+
+def review_state(run: EvidenceRun) -> dict | None:
+    """A PII scan's findings split by their reviews: false positives are counted apart from the rest.
+
+    ``unresolved`` are the findings not marked false positive; that is what policies read.
+    None for other kinds and unfinished runs.
+    """
+    if run.kind != "pii_scan" or not run.summary:
+        return None
+    latest = finding_reviews(run)
+    false_positives, confirmed, unresolved = [], [], []
+    for finding in run.summary.get("findings", []):
+        review = latest.get(finding.get("id"))
+        if review is not None and review.verdict == FindingVerdict.FALSE_POSITIVE:
+            false_positives.append(finding.get("id"))
+        else:
+            unresolved.append(finding.get("id"))
+            if review is not None:
+                confirmed.append(finding.get("id"))
+    return {
+        "unresolved": unresolved,
+        "false_positives": false_positives,
+        "confirmed": confirmed,
+        "unresolved_count": len(unresolved),
+    }

@@ -1,4 +1,4 @@
-"""Writes for evidence: request a run (or reuse an equal one).
+"""Writes for evidence: request a run (or reuse an equal one), cancel it, review its findings, download its files.
 
 ``evidence_request`` checks ``evidence.request`` on the subject (a version, or a
 dataset), the kind, the subject's readiness and the kind's parameters, then
@@ -16,21 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
-from apps.registry.choices import ArtifactFormat, ColumnRole, DatasetStatus, VersionStatus
+from apps.registry.choices import DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 
-from .choices import REUSABLE, EvidenceKind
-from .models import EvidenceRun
+from .choices import FINISHED, REUSABLE, EvidenceKind, RunStatus
+from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
+from .parameters import _refuse, kind_parameters
 
 RUN_JOB = "evidence.run"
-AVAILABLE_KINDS: tuple[str, ...] = (EvidenceKind.BIAS.value,)
-BIAS_PARAMETERS = ("sensitive_columns", "label_column", "prediction_column", "positive_label", "reference_groups")
+AVAILABLE_KINDS: tuple[str, ...] = tuple(EvidenceKind.values)
 
 
 class SubjectNotReady(Conflict):
@@ -113,113 +114,6 @@ def _check_ready(version: ModelVersion | None, dataset: Dataset) -> None:
         )
 
 
-def _refuse(message: str, field: str = "parameters") -> ValidationFailed:
-    return ValidationFailed(message, errors={field: [message]})
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
-def _scores_the_model(parameters: dict, dataset: Dataset, version: ModelVersion | None, by_role: dict) -> bool:
-    """True when the predictions are to come from scoring the version's model; 400 when they can come from nowhere."""
-    if parameters.get("prediction_column") not in (None, "") or by_role.get(ColumnRole.PREDICTION):
-        return False
-    if version is None:
-        raise _refuse(
-            f"Dataset {dataset.pk} has no prediction column (role prediction); name one with prediction_column, "
-            "or ask for the report on a model version, whose model is then scored on the dataset's feature columns."
-        )
-    if version.format == ArtifactFormat.PREDICTIONS_ONLY:
-        raise _refuse(
-            f"Version {version.number} of {version.model.name} holds predictions only, and dataset {dataset.pk} has "
-            "no prediction column (role prediction); name one with prediction_column or use a dataset that has one."
-        )
-    if not by_role.get(ColumnRole.FEATURE):
-        raise _refuse(
-            f"Dataset {dataset.pk} has neither a prediction column (role prediction) nor feature columns "
-            f"(role feature) to score version {version.number} of {version.model.name} on; "
-            "declare its feature columns or name a prediction column with prediction_column."
-        )
-    return True
-
-
-def bias_parameters(parameters: dict, dataset: Dataset, version: ModelVersion | None = None) -> dict:
-    """The bias run's parameters, defaults filled from the dataset's column roles; 400 naming what is wrong.
-
-    Without a prediction column (named or of role prediction), a version with a model artifact
-    is scored on the dataset's feature columns (in schema order): the parameters then hold
-    ``"predictions": "model"`` and ``feature_columns`` instead of ``prediction_column``.
-    """
-    unknown = sorted(set(parameters) - set(BIAS_PARAMETERS))
-    if unknown:
-        raise _refuse(f"Unknown parameter(s) for bias: {', '.join(unknown)}; known: {', '.join(BIAS_PARAMETERS)}.")
-    columns = [c.get("name") for c in dataset.schema]
-    by_role: dict[str, list[str]] = {}
-    for column in dataset.schema:
-        by_role.setdefault(column.get("role", ""), []).append(column.get("name"))
-
-    def column(name: str, role: str, missing: str) -> str:
-        value = parameters.get(name)
-        if value in (None, ""):
-            if not by_role.get(role):
-                raise _refuse(missing)
-            return by_role[role][0]
-        if not isinstance(value, str):
-            raise _refuse(f"{name}: expected a column name.")
-        return value
-
-    label = column(
-        "label_column",
-        ColumnRole.LABEL,
-        f"Dataset {dataset.pk} has no column with role label; name the label column with label_column.",
-    )
-    scored = _scores_the_model(parameters, dataset, version, by_role)
-    features = list(by_role.get(ColumnRole.FEATURE, [])) if scored else []
-    prediction = (
-        None
-        if scored
-        else column("prediction_column", ColumnRole.PREDICTION, f"Dataset {dataset.pk} has no prediction column.")
-    )
-    sensitive = parameters.get("sensitive_columns")
-    if sensitive in (None, []):
-        sensitive = by_role.get(ColumnRole.SENSITIVE, [])
-        if not sensitive:
-            raise _refuse(f"Dataset {dataset.pk} has no column with role sensitive; name them with sensitive_columns.")
-    if isinstance(sensitive, str):
-        sensitive = [sensitive]
-    if not isinstance(sensitive, list) or not all(isinstance(s, str) and s for s in sensitive):
-        raise _refuse("sensitive_columns: expected a list of column names.")
-    sensitive = list(dict.fromkeys(sensitive))
-    needed = [label, prediction, *sensitive] if prediction is not None else [label, *sensitive]
-    missing = [name for name in needed if name not in columns]
-    if missing:
-        raise _refuse(
-            f"No column named {', '.join(repr(m) for m in dict.fromkeys(missing))} in dataset {dataset.pk} "
-            f"(columns: {', '.join(columns) or 'none declared'})."
-        )
-    positive = parameters.get("positive_label")
-    if not _is_scalar(positive):
-        raise _refuse("positive_label: expected a single value (text, number or boolean).")
-    reference = parameters.get("reference_groups") or {}
-    if not isinstance(reference, dict) or not all(_is_scalar(v) for v in reference.values()):
-        raise _refuse('reference_groups: expected an object of sensitive column -> group label, e.g. {"sex": "F"}.')
-    outside = [name for name in reference if name not in sensitive]
-    if outside:
-        raise _refuse(f"reference_groups names column(s) that are not sensitive columns: {', '.join(outside)}.")
-    result = {
-        "sensitive_columns": sensitive,
-        "label_column": label,
-        "prediction_column": prediction,
-        "positive_label": positive,
-        "reference_groups": {name: reference[name] for name in sensitive if name in reference},
-    }
-    if scored:
-        del result["prediction_column"]
-        result.update(predictions="model", feature_columns=features)
-    return result
-
-
 def reuse_key(kind: str, input_digests: dict, parameters: dict) -> str:
     """SHA-256 over the kind, the inputs' digests and the canonical parameters."""
     canonical = json.dumps(
@@ -272,11 +166,7 @@ def evidence_request(
 
     kind = _check_kind(kind)
     _check_ready(subject_version, dataset)
-    if parameters is None:
-        parameters = {}
-    if not isinstance(parameters, dict):
-        raise _refuse("parameters: expected an object.")
-    parameters = bias_parameters(parameters, dataset, subject_version)
+    parameters = kind_parameters(kind, parameters, dataset, subject_version)
 
     digests = {"dataset": dataset.sha256}
     if subject_version is not None:
@@ -327,3 +217,127 @@ def evidence_request(
         artifact_sha256=subject_version.sha256 if subject_version is not None else dataset.sha256,
     )
     return EvidenceRequested(run=run, reused=False)
+
+
+class RunFinished(Conflict):
+    """The run is already finished: nothing to cancel (409)."""
+
+    code = "run_finished"
+    title = "Run already finished"
+
+
+def _locked_run(actor: Principal, run_id: Any, permission: str, audit_action: str) -> EvidenceRun:
+    """The run under its row lock, once ``permission`` on it is checked (404 outside the actor's scope)."""
+    from .selectors import evidence_run_get
+
+    visible = evidence_run_get(actor=actor, run_id=run_id)
+    rbac.require(actor, permission, visible, audit_action=audit_action)
+    return (
+        EvidenceRun.objects.select_for_update(of=("self",))
+        .select_related("version__model", "dataset", "job")
+        .get(pk=visible.pk)
+    )
+
+
+@transaction.atomic
+def evidence_run_cancel(*, actor: Principal, run_id: Any) -> EvidenceRun:
+    """Cancel a queued or running run (and its job): a worker computing it stops at its next progress report.
+
+    Needs ``evidence.request`` on the subject. 409 when the run already finished. Audited
+    ``evidence_run.cancelled``; a refusal of access is audited by the error handlers.
+    """
+    run = _locked_run(actor, run_id, "evidence.request", "evidence_run.cancelled")
+    if run.status in FINISHED:
+        raise RunFinished(f"The run is {run.status}: only a queued or running run can be cancelled.")
+    before = run.status
+    run.status = RunStatus.CANCELLED
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at", "updated_at"])
+    if run.job_id:
+        jobs.job_cancel(job_id=run.job_id, reason="the evidence run was cancelled")
+    audit.record(
+        action="evidence_run.cancelled",
+        actor=actor,
+        target=run,
+        related=run.version or run.dataset,
+        before={"status": before},
+        after={"status": RunStatus.CANCELLED},
+    )
+    return run
+
+
+def _finding_ids(run: EvidenceRun) -> set[str]:
+    return {f.get("id") for f in (run.summary or {}).get("findings", [])}
+
+
+@transaction.atomic
+def evidence_finding_review(*, actor: Principal, run_id: Any, finding: str, verdict: str, reason: str) -> FindingReview:
+    """Record a reviewer's verdict on one finding of a succeeded PII scan (false positive, or confirmed).
+
+    Needs ``evidence.review`` (reviewers, compliance officers). The reason is mandatory. The
+    newest verdict on a finding counts. Audited ``evidence_finding.reviewed``.
+    """
+    run = _locked_run(actor, run_id, "evidence.review", "evidence_finding.reviewed")
+    if run.kind != EvidenceKind.PII_SCAN or run.status != RunStatus.SUCCEEDED:
+        raise Conflict("Only the findings of a succeeded PII scan can be reviewed.")
+    if finding not in _finding_ids(run):
+        raise ValidationFailed(
+            f"finding: the run has no finding {finding!r}.", errors={"finding": [f"unknown finding: {finding}"]}
+        )
+    if verdict not in FindingVerdict.values:
+        raise ValidationFailed(
+            f"verdict: choose {' or '.join(FindingVerdict.values)}.", errors={"verdict": ["Unknown verdict."]}
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("reason: say why (mandatory).", errors={"reason": ["Required."]})
+    if len(reason) > 2000:
+        raise ValidationFailed("reason: at most 2000 characters.", errors={"reason": ["Too long."]})
+    requester = _requester(actor)
+    review = FindingReview.objects.create(
+        run=run,
+        finding=finding,
+        verdict=verdict,
+        reason=reason,
+        reviewer_id=requester["requested_by_id"],
+        reviewer_service_account_id=requester["requested_by_service_account_id"],
+    )
+    audit.record(
+        action="evidence_finding.reviewed",
+        actor=actor,
+        target=review,
+        related=run,
+        after={"finding": finding, "verdict": verdict},
+        reason=reason,
+    )
+    return review
+
+
+def evidence_file_download(*, actor: Principal, run_id: Any, name: str) -> tuple[EvidenceFile, Any]:
+    """Open one of a run's result files for download; audited ``evidence_file.downloaded``.
+
+    Needs ``evidence.view`` on the run (404 otherwise, audited as denied by the error handlers).
+    Returns the file row and an open binary stream the caller closes.
+    """
+    from apps.registry.storage import ObjectMissing, get_storage
+
+    from .selectors import evidence_run_get
+
+    run = evidence_run_get(actor=actor, run_id=run_id)
+    file = EvidenceFile.objects.filter(run=run, name=name).first()
+    if file is None:
+        raise NotFound(f"The run has no file named {name!r}.")
+    try:
+        stream = get_storage().open(file.key)
+    except ObjectMissing:
+        raise NotFound(f"The file {name!r} is missing from storage.")
+    with transaction.atomic():
+        audit.record(
+            action="evidence_file.downloaded",
+            actor=actor,
+            target=file,
+            related=run,
+            after={"name": file.name, "size": file.size},
+            artifact_sha256=file.sha256,
+        )
+    return file, stream

@@ -1,4 +1,4 @@
-"""Dashboard pages for evidence: ask for a version's bias report, and read a run's report.
+"""Dashboard pages for evidence: ask for a report on a version or a dataset, follow it, read it.
 
 Thin, like the registry's pages: the request goes through ``services.evidence_request`` and
 the run is read through ``selectors.evidence_run_get`` (rbac in both), so a person sees only
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.rbac import services as rbac
 
-from . import selectors, services
-from .choices import RunStatus
+from . import charts, selectors, services
+from .choices import EvidenceKind, RunStatus
 
 # The per-group metrics a bias report shows, in this order, with their column headings.
 GROUP_METRICS = (
@@ -35,20 +37,105 @@ DISPARITIES = (
 )
 
 
+def _kind(kind: str) -> str:
+    if kind not in EvidenceKind.values:
+        raise Http404("No such kind of evidence.")
+    return kind
+
+
+def _form_parameters(request, kind: str) -> dict:
+    """The few parameters the pages offer: a PII scan may also write a scrubbed copy."""
+    if kind == EvidenceKind.PII_SCAN and request.POST.get("scrub") == "1":
+        return {"scrub": True}
+    return {}
+
+
+def _requested(request, requested: services.EvidenceRequested):
+    if requested.reused:
+        messages.info(request, "This report was already asked for with the same inputs; here it is.")
+    return redirect("evidence:run_detail", run_id=requested.run.public_id)
+
+
 @login_required
 @require_POST
-def version_bias_request(request, name: str, number: int):
-    """Ask for the bias report of a version (its evaluation dataset's declared columns); then show the run."""
+def version_evidence_request(request, name: str, number: int, kind: str):
+    """Ask for a report of ``kind`` on a version (its evaluation dataset's declared columns); then show the run."""
+    kind = _kind(kind)
     try:
         requested = services.evidence_request(
-            actor=principal_for_user(request.user), kind="bias", version=(name, number), parameters={}
+            actor=principal_for_user(request.user),
+            kind=kind,
+            version=(name, number),
+            parameters=_form_parameters(request, kind),
         )
     except (ValidationFailed, Conflict) as exc:
         messages.error(request, exc.detail)
         return redirect("registry:version_detail", name=name, number=number)
-    if requested.reused:
-        messages.info(request, "This report was already asked for with the same inputs; here it is.")
-    return redirect("evidence:run_detail", run_id=requested.run.public_id)
+    return _requested(request, requested)
+
+
+@login_required
+@require_POST
+def dataset_evidence_request(request, dataset_id: int, kind: str):
+    """Ask for a report of ``kind`` (a PII scan, a bias report) on a dataset; then show the run."""
+    kind = _kind(kind)
+    try:
+        requested = services.evidence_request(
+            actor=principal_for_user(request.user),
+            kind=kind,
+            dataset_id=dataset_id,
+            parameters=_form_parameters(request, kind),
+        )
+    except (ValidationFailed, Conflict) as exc:
+        messages.error(request, exc.detail)
+        return redirect("registry:dataset_detail", dataset_id=dataset_id)
+    return _requested(request, requested)
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id):
+    """Cancel a queued or running run; back to its page with the outcome."""
+    try:
+        services.evidence_run_cancel(actor=principal_for_user(request.user), run_id=run_id)
+    except Conflict as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "The run was cancelled.")
+    return redirect("evidence:run_detail", run_id=run_id)
+
+
+@login_required
+@require_POST
+def finding_review(request, run_id):
+    """Mark a PII finding as a false positive (or confirm it), with the mandatory reason."""
+    try:
+        review = services.evidence_finding_review(
+            actor=principal_for_user(request.user),
+            run_id=run_id,
+            finding=request.POST.get("finding", ""),
+            verdict=request.POST.get("verdict", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except (ValidationFailed, Conflict) as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{review.finding} marked {review.get_verdict_display().lower()}.")
+    return redirect(f"{_run_url(run_id)}#findings")
+
+
+def _run_url(run_id) -> str:
+    from django.urls import reverse
+
+    return reverse("evidence:run_detail", kwargs={"run_id": run_id})
+
+
+@login_required
+@require_safe
+def file_download(request, run_id, name: str):
+    """Download a run's result file (audited)."""
+    file, stream = services.evidence_file_download(actor=principal_for_user(request.user), run_id=run_id, name=name)
+    return FileResponse(stream, as_attachment=True, filename=file.name, content_type=file.content_type)
 
 
 def _report_rows(report: dict) -> dict:
@@ -87,25 +174,82 @@ def _report_rows(report: dict) -> dict:
     return {"title": " × ".join(report.get("columns", [])), "groups": groups, "disparities": rows}
 
 
+def _bias_context(summary: dict) -> dict:
+    reports = [_report_rows(r) for r in summary.get("by_column", {}).values()]
+    if summary.get("intersection"):
+        reports.append(_report_rows(summary["intersection"]))
+    for report in reports:
+        report["chart"] = charts.group_bars(
+            [{"name": g["name"], "rate": g["bar"] / 100, "extreme": g["extreme"]} for g in report["groups"]]
+        )
+    return {
+        "reports": reports,
+        "metric_titles": [title for _, title in GROUP_METRICS],
+        "overall": summary.get("overall") or {},
+    }
+
+
+def _pii_context(run, actor) -> dict:
+    summary = run.summary or {}
+    latest = selectors.finding_reviews(run)
+    columns = []
+    for column in summary.get("columns", []):
+        entities = []
+        for entity in column.get("entities", []):
+            finding = f"{column.get('name')}:{entity.get('entity_type')}"
+            review = latest.get(finding)
+            entities.append(
+                {
+                    **entity,
+                    "finding": finding,
+                    "share_pct": round(100 * (entity.get("share_of_rows") or 0), 1),
+                    "review": review,
+                }
+            )
+        columns.append({**column, "entities": entities})
+    state = selectors.review_state(run) or {}
+    return {
+        "pii_columns": columns,
+        "pii_totals": sorted((summary.get("totals") or {}).items()),
+        "review_state": state,
+        "can_review": rbac.allows(actor, "evidence.review", run),
+        "scrubbed": summary.get("scrubbed_dataset"),
+    }
+
+
+def _explain_context(summary: dict) -> dict:
+    local = []
+    for item in summary.get("local", []):
+        local.append({**item, "chart": charts.waterfall(item)})
+    return {
+        "importance": charts.importance_bars(summary.get("global", [])),
+        "beeswarm": charts.beeswarm(summary.get("beeswarm") or {}),
+        "local_explanations": local,
+        "additivity": summary.get("additivity") or {},
+        "budget": summary.get("budget") or {},
+    }
+
+
 @login_required
 @require_safe
 def run_detail(request, run_id):
     """A run: its progress while it works (the page refreshes itself), then the report or why it failed."""
-    run = selectors.evidence_run_get(actor=principal_for_user(request.user), run_id=run_id)
+    actor = principal_for_user(request.user)
+    run = selectors.evidence_run_get(actor=actor, run_id=run_id)
     summary = run.summary or {}
-    reports = []
-    if run.status == RunStatus.SUCCEEDED and run.kind == "bias":
-        reports = [_report_rows(r) for r in summary.get("by_column", {}).values()]
-        if summary.get("intersection"):
-            reports.append(_report_rows(summary["intersection"]))
-    return render(
-        request,
-        "evidence/run_detail.html",
-        {
-            "run": run,
-            "working": run.status in (RunStatus.QUEUED, RunStatus.RUNNING),
-            "reports": reports,
-            "metric_titles": [title for _, title in GROUP_METRICS],
-            "overall": summary.get("overall") or {},
-        },
-    )
+    working = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+    context = {
+        "run": run,
+        "working": working,
+        "files": list(run.files.all()),
+        "can_cancel": working and rbac.allows(actor, "evidence.request", run),
+        "reports": [],
+    }
+    if run.status == RunStatus.SUCCEEDED:
+        if run.kind == EvidenceKind.BIAS:
+            context.update(_bias_context(summary))
+        elif run.kind == EvidenceKind.PII_SCAN:
+            context.update(_pii_context(run, actor))
+        elif run.kind == EvidenceKind.EXPLAINABILITY:
+            context.update(_explain_context(summary))
+    return render(request, "evidence/run_detail.html", context)

@@ -252,3 +252,32 @@ def job_sweep() -> list[int]:
         for job_id in resend:
             transaction.on_commit(lambda job_id=job_id: _dispatch(job_id))
     return resend
+
+
+def job_cancel(*, job_id: int, reason: str) -> bool:
+    """Cancel a queued or running job in the caller's transaction; its worker stops at its next report.
+
+    Clearing the lease makes ``job_report`` answer False to the worker holding it, so the
+    handler stops (``LeaseLost``) and its finish is ignored. Audited ``job.cancelled``. False
+    when the job is already finished.
+    """
+    job = Job.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.status in FINISHED:
+        return False
+    before = {"status": job.status}
+    job.status = JobStatus.CANCELLED
+    job.message = "cancelled"
+    job.error = reason[:10000]
+    job.finished_at = timezone.now()
+    job.lease_token = ""
+    job.lease_expires_at = None
+    job.save()
+    audit.record(
+        action="job.cancelled",
+        target=job,
+        before=before,
+        after={"status": job.status},
+        related=(job.target_type, job.target_id, ""),
+        reason=reason,
+    )
+    return True

@@ -3,7 +3,7 @@
 ``ASSAY_STORAGE_URL`` chooses the backend: ``file:///abs/folder`` or
 ``s3://bucket/prefix`` (``AWS_ENDPOINT_URL`` points boto3 at any S3-compatible
 server: Ceph RADOS gateway, MinIO, ...). Keys are generated here
-(``artifacts/<uuid>``, ``datasets/<uuid>``) and never hold user input; a
+(``artifacts/<uuid>``, ``datasets/<uuid>``, ``evidence/<uuid>`` for result files) and never hold user input; a
 partially written object is never visible under its key (the folder backend
 writes to a temporary name and renames, S3 makes an object visible only when
 its upload completes).
@@ -32,8 +32,8 @@ from django.conf import settings
 from apps.core.errors import ValidationFailed
 
 CHUNK = 1024 * 1024
-KINDS = ("artifacts", "datasets")
-_KEY_RE = re.compile(r"^(artifacts|datasets)/[0-9a-f]{32}$")
+KINDS = ("artifacts", "datasets", "evidence")
+_KEY_RE = re.compile(r"^(artifacts|datasets|evidence)/[0-9a-f]{32}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 

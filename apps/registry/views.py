@@ -22,7 +22,7 @@ from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
 
 from . import selectors, services
-from .choices import ColumnRole, DataCategory, VersionStatus
+from .choices import ArtifactFormat, ColumnRole, DataCategory, DatasetStatus, VersionStatus
 from .forms import DatasetFilterForm, ModelFilterForm
 from .services.retry import verification_stuck
 
@@ -111,6 +111,7 @@ def version_detail(request, name: str, number: int):
             "can_request_evidence": version.status == VersionStatus.READY
             and bool(version.evaluation_dataset_id)
             and rbac.allows(actor, "evidence.request", version),
+            "can_explain": version.format != ArtifactFormat.PREDICTIONS_ONLY,
         },
     )
 
@@ -160,6 +161,10 @@ def dataset_detail(request, dataset_id: int):
         "columns": columns,
         "verification_stuck": stuck,
         "can_retry": stuck and rbac.allows(actor, "registry.dataset_create", dataset),
+        "evidence_runs": list(evidence_selectors.evidence_run_list(actor=actor, dataset=dataset)[:10]),
+        "can_request_evidence": dataset.status == DatasetStatus.READY
+        and rbac.allows(actor, "evidence.request", dataset),
+        "derived": list(selectors.dataset_list(actor=actor).filter(source=dataset)[:10]),
     }
     return render(request, "registry/dataset_detail.html", context)
 

@@ -137,14 +137,34 @@ def test_a_contributor_requests_bias_evidence_on_a_dataset(cora, dataset, audit_
     "payload, status, words",
     [
         ({"kind": "astrology"}, 400, ["Unknown kind 'astrology'", "bias"]),
-        ({"kind": "pii_scan"}, 400, ["not available yet", "available: bias"]),
-        ({"kind": "explainability"}, 400, ["not available yet", "available: bias"]),
+        ({"kind": "pii_scan", "parameters": {"entities": ["HOROSCOPE"]}}, 400, ["Unknown entity type", "HOROSCOPE"]),
+        ({"kind": "pii_scan", "parameters": {"columns": ["shoe_size"]}}, 400, ["'shoe_size'"]),
+        ({"kind": "pii_scan", "parameters": {"operators": {"PERSON": "hash"}}}, 400, ["only used with scrub"]),
+        (
+            {"kind": "pii_scan", "parameters": {"scrub": True, "operators": {"PERSON": "shred"}}},
+            400,
+            ["unknown operator 'shred'"],
+        ),
+        ({"kind": "pii_scan", "parameters": {"score_threshold": 2}}, 400, ["score_threshold"]),
+        ({"kind": "explainability"}, 400, ["holds predictions only", "no model to explain"]),
         ({"kind": "bias", "parameters": {"sensitive_columns": ["sex", "shoe_size"]}}, 400, ["'shoe_size'"]),
         ({"kind": "bias", "parameters": {"label_column": "truth"}}, 400, ["'truth'"]),
         ({"kind": "bias", "parameters": {"reference_groups": {"income": 1}}}, 400, ["not sensitive columns"]),
         ({"kind": "bias", "parameters": {"threshold": 0.5}}, 400, ["Unknown parameter", "threshold"]),
     ],
-    ids=["unknown-kind", "pii-not-yet", "explainability-not-yet", "unknown-sensitive", "unknown-label", "ref", "param"],
+    ids=[
+        "unknown-kind",
+        "pii-entity",
+        "pii-column",
+        "pii-operators-without-scrub",
+        "pii-operator",
+        "pii-threshold",
+        "explain-predictions-only",
+        "unknown-sensitive",
+        "unknown-label",
+        "ref",
+        "param",
+    ],
 )
 def test_a_request_that_cannot_be_computed_is_refused_and_nothing_is_created(
     cora, version, audit_mark, payload, status, words

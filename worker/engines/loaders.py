@@ -330,11 +330,13 @@ def read_dataset(path: str | Path, fmt: str, progress: ProgressFn | None = None)
     return stats
 
 
-def iter_columns(path: str | Path, fmt: str, columns: list[str]):
+def iter_columns(path: str | Path, fmt: str, columns: list[str], *, csv_as_text: bool = False):
     """Yield record batches holding only ``columns`` (in that order), read in chunks with pyarrow.
 
     CSV reads only those columns, Parquet only their column chunks, JSON Lines projects each
     batch. A column absent from the file, or a batch that does not parse, is a ``LoadError``.
+    With ``csv_as_text`` a CSV's columns are read as the text the file holds (a card number
+    stays ``4111…`` rather than becoming an integer), which is what a PII scan must see.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -349,7 +351,11 @@ def iter_columns(path: str | Path, fmt: str, columns: list[str]):
             batches = pacsv.open_csv(
                 path,
                 read_options=pacsv.ReadOptions(block_size=4 << 20),
-                convert_options=pacsv.ConvertOptions(include_columns=columns),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=columns,
+                    column_types={c: pa.string() for c in columns} if csv_as_text else None,
+                    strings_can_be_null=csv_as_text,
+                ),
             )
         elif fmt == "parquet":
             parquet = pq.ParquetFile(path)
@@ -371,3 +377,41 @@ def _require_columns(present: list[str], wanted: list[str]) -> None:
     missing = [c for c in wanted if c not in present]
     if missing:
         raise LoadError(f"column(s) missing from the file: {', '.join(missing)}")
+
+
+def write_batches(path: str | Path, fmt: str, batches, schema=None) -> int:
+    """Write record batches to a CSV, Parquet or JSON Lines file; returns the rows written.
+
+    The schema is the first batch's (or ``schema`` for an empty input). JSON Lines rows are
+    objects in column order, as ``iter_columns`` reads them back.
+    """
+    import json
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    rows, writer = 0, None
+    path = str(path)
+    with open(path, "wb") as out:
+        for batch in batches:
+            if writer is None:
+                schema = batch.schema
+                if fmt == "csv":
+                    writer = pacsv.CSVWriter(out, schema)
+                elif fmt == "parquet":
+                    writer = pq.ParquetWriter(out, schema)
+                elif fmt == "jsonl":
+                    writer = "jsonl"
+                else:
+                    raise LoadError(f"unknown dataset format {fmt!r}")
+            if writer == "jsonl":
+                for row in batch.to_pylist():
+                    out.write(json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n")
+            else:
+                writer.write_batch(batch)
+            rows += batch.num_rows
+        if writer is None and schema is not None and fmt in ("csv", "parquet"):
+            writer = pacsv.CSVWriter(out, schema) if fmt == "csv" else pq.ParquetWriter(out, schema)
+        if writer is not None and writer != "jsonl":
+            writer.close()
+    return rows

@@ -9,12 +9,11 @@ from rest_framework.reverse import reverse
 
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun
+from apps.evidence.selectors import review_state
 
 
 class EvidenceRequestInput(serializers.Serializer):
-    kind = serializers.CharField(
-        max_length=32, help_text=f"One of {', '.join(EvidenceKind.values)} (only bias is available yet)."
-    )
+    kind = serializers.CharField(max_length=32, help_text=f"One of {', '.join(EvidenceKind.values)}.")
     parameters = serializers.JSONField(
         required=False,
         default=dict,
@@ -22,7 +21,13 @@ class EvidenceRequestInput(serializers.Serializer):
             "For bias: sensitive_columns (default: the columns with role sensitive), label_column (default: the "
             "role label column), prediction_column (default: the role prediction column; with none, a version's "
             "model is scored on the dataset's feature columns), positive_label "
-            "(optional), reference_groups (optional, {column: group label})."
+            "(optional), reference_groups (optional, {column: group label}). "
+            "For pii_scan: columns (default: all), entities (default: all supported), score_threshold (0.5), "
+            "language (en), allow_list (values never reported), sample_size (1000 values per structured column), "
+            "scrub (false; true writes a scrubbed copy as a new dataset), operators ({ENTITY_TYPE: "
+            "redact|mask|replace|hash|keep}, default replace). "
+            "For explainability (versions only): sample_size (200), background_size (100), max_evals (permutation "
+            "budget per row), rows (row numbers to explain locally), local_count (5), seed (0)."
         ),
     )
     rerun = serializers.BooleanField(
@@ -52,6 +57,55 @@ class RequesterOutput(serializers.Serializer):
     service_account = serializers.CharField(allow_null=True)
 
 
+class EvidenceFileOutput(serializers.Serializer):
+    """A result file of a run; ``url`` downloads it (audited)."""
+
+    name = serializers.CharField()
+    title = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    url = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, file) -> str:
+        return reverse(
+            "api:evidence-file-download",
+            kwargs={"run_id": file.run.public_id, "name": file.name},
+            request=self.context.get("request"),
+        )
+
+
+class FindingReviewOutput(serializers.Serializer):
+    """A reviewer's verdict on one finding."""
+
+    finding = serializers.CharField()
+    verdict = serializers.CharField()
+    reason = serializers.CharField()
+    reviewer = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_reviewer(self, review) -> str | None:
+        if review.reviewer_service_account_id:
+            return review.reviewer_service_account.name
+        return review.reviewer.username if review.reviewer_id else None
+
+
+class ReviewStateOutput(serializers.Serializer):
+    """A PII scan's findings by review: false positives apart; ``unresolved`` is what policies read."""
+
+    unresolved = serializers.ListField(child=serializers.CharField())
+    false_positives = serializers.ListField(child=serializers.CharField())
+    confirmed = serializers.ListField(child=serializers.CharField())
+    unresolved_count = serializers.IntegerField()
+
+
+class FindingReviewInput(serializers.Serializer):
+    finding = serializers.CharField(max_length=300, help_text="The finding's id from the summary: <column>:<ENTITY>.")
+    verdict = serializers.ChoiceField(choices=["false_positive", "confirmed"])
+    reason = serializers.CharField(max_length=2000, help_text="Why (mandatory).")
+
+
 class EvidenceRunOutput(serializers.Serializer):
     """An evidence run: status and progress while it works, then its summary (or why it failed)."""
 
@@ -64,11 +118,17 @@ class EvidenceRunOutput(serializers.Serializer):
     parameters = serializers.JSONField()
     summary = serializers.JSONField(
         allow_null=True,
-        help_text="The kind's versioned summary once succeeded: assay.bias/v1 for bias (see the README).",
+        help_text=(
+            "The kind's versioned summary once succeeded: assay.bias/v1, assay.pii/v1 or assay.explain/v1 "
+            "(schemas in the README)."
+        ),
     )
     error = serializers.CharField(help_text="Why the run failed, in words.")
     engine_versions = serializers.DictField(child=serializers.CharField())
     input_digests = serializers.DictField(child=serializers.CharField(allow_blank=True), help_text="SHA-256 by input.")
+    files = serializers.SerializerMethodField()
+    reviews = serializers.SerializerMethodField()
+    review_state = serializers.SerializerMethodField()
     requested_by = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -105,6 +165,18 @@ class EvidenceRunOutput(serializers.Serializer):
                 "api:registry-dataset-detail", kwargs={"dataset_id": run.dataset_id}, request=request
             ),
         }
+
+    @extend_schema_field(EvidenceFileOutput(many=True))
+    def get_files(self, run: EvidenceRun) -> list:
+        return EvidenceFileOutput(run.files.all(), many=True, context=self.context).data
+
+    @extend_schema_field(FindingReviewOutput(many=True))
+    def get_reviews(self, run: EvidenceRun) -> list:
+        return FindingReviewOutput(run.reviews.all(), many=True).data
+
+    @extend_schema_field(ReviewStateOutput(allow_null=True))
+    def get_review_state(self, run: EvidenceRun) -> dict | None:
+        return review_state(run)
 
     @extend_schema_field(RequesterOutput)
     def get_requested_by(self, run: EvidenceRun) -> dict:

@@ -2,7 +2,14 @@
 
 from django.urls import path
 
-from .views import DatasetEvidenceApi, EvidenceRunDetailApi, VersionEvidenceApi
+from .views import (
+    DatasetEvidenceApi,
+    EvidenceFileDownloadApi,
+    EvidenceRunCancelApi,
+    EvidenceRunDetailApi,
+    FindingReviewApi,
+    VersionEvidenceApi,
+)
 
 urlpatterns = [
     path(
@@ -10,4 +17,7 @@ urlpatterns = [
     ),
     path("datasets/<int:dataset_id>/evidence/", DatasetEvidenceApi.as_view(), name="evidence-dataset-list"),
     path("evidence/<uuid:run_id>/", EvidenceRunDetailApi.as_view(), name="evidence-run-detail"),
+    path("evidence/<uuid:run_id>/cancel/", EvidenceRunCancelApi.as_view(), name="evidence-run-cancel"),
+    path("evidence/<uuid:run_id>/reviews/", FindingReviewApi.as_view(), name="evidence-run-reviews"),
+    path("evidence/<uuid:run_id>/files/<str:name>/", EvidenceFileDownloadApi.as_view(), name="evidence-file-download"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -16,6 +17,8 @@ from .serializers import (
     EvidenceRequestInput,
     EvidenceRequestOutput,
     EvidenceRunOutput,
+    FindingReviewInput,
+    FindingReviewOutput,
     VersionEvidenceRequestInput,
     evidence_run_url,
 )
@@ -128,3 +131,67 @@ class EvidenceRunDetailApi(GenericAPIView):
     def get(self, request, run_id):
         run = selectors.evidence_run_get(actor=request.principal, run_id=run_id)
         return Response(EvidenceRunOutput(run, context={"request": request}).data)
+
+
+_RUN_ID = OpenApiParameter("run_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class EvidenceRunCancelApi(GenericAPIView):
+    """Cancel a queued or running run; a worker computing it stops at its next progress report (409 if finished)."""
+
+    serializer_class = EvidenceRunOutput
+
+    @extend_schema(
+        operation_id="evidence_cancel",
+        request=None,
+        parameters=[_RUN_ID],
+        responses={200: EvidenceRunOutput, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+    )
+    def post(self, request, run_id):
+        services.evidence_run_cancel(actor=request.principal, run_id=run_id)
+        run = selectors.evidence_run_get(actor=request.principal, run_id=run_id)
+        return Response(EvidenceRunOutput(run, context={"request": request}).data)
+
+
+class FindingReviewApi(GenericAPIView):
+    """``GET``: the reviews of a PII scan's findings, newest first. ``POST``: mark a finding (reviewers)."""
+
+    serializer_class = FindingReviewOutput
+
+    @extend_schema(
+        operation_id="evidence_reviews_list",
+        parameters=[_RUN_ID],
+        responses={200: FindingReviewOutput(many=True), 401: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, run_id):
+        run = selectors.evidence_run_get(actor=request.principal, run_id=run_id)
+        return Response(FindingReviewOutput(run.reviews.all(), many=True).data)
+
+    @extend_schema(
+        operation_id="evidence_reviews_create",
+        parameters=[_RUN_ID],
+        request=FindingReviewInput,
+        responses={201: FindingReviewOutput, **_REFUSALS},
+    )
+    def post(self, request, run_id):
+        data = FindingReviewInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.evidence_finding_review(actor=request.principal, run_id=run_id, **data.validated_data)
+        return Response(FindingReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+class EvidenceFileDownloadApi(GenericAPIView):
+    """Download one result file of a run (a table, the SHAP values); every download is audited."""
+
+    @extend_schema(
+        operation_id="evidence_file_download",
+        parameters=[_RUN_ID, OpenApiParameter("name", str, OpenApiParameter.PATH)],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 401: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, run_id, name: str):
+        return file_response(*services.evidence_file_download(actor=request.principal, run_id=run_id, name=name))
+
+
+def file_response(file, stream) -> FileResponse:
+    """Stream a stored result file as an attachment under its own (generated, safe) name."""
+    return FileResponse(stream, as_attachment=True, filename=file.name, content_type=file.content_type)

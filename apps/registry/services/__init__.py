@@ -9,7 +9,7 @@ request leaves no row and no stored bytes. The worker's status changes are in
 ``apps.registry.verification``.
 """
 
-from .datasets import VERIFY_DATASET, dataset_create, dataset_reverify
+from .datasets import VERIFY_DATASET, dataset_create, dataset_create_derived, dataset_reverify
 from .models import MODEL_EDITABLE, model_create, model_update
 from .versions import VERIFY_VERSION, DuplicateArtifact, version_create, version_retire, version_reverify, version_url
 
@@ -19,6 +19,7 @@ __all__ = [
     "VERIFY_VERSION",
     "DuplicateArtifact",
     "dataset_create",
+    "dataset_create_derived",
     "dataset_reverify",
     "model_create",
     "model_update",

@@ -15,7 +15,7 @@ from apps.jobs.models import Job
 from apps.rbac import services as rbac
 
 from .. import sniffing
-from ..choices import ColumnRole, DatasetFormat
+from ..choices import ColumnRole, DatasetFormat, DatasetStatus
 from ..models import Dataset
 from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
@@ -196,5 +196,59 @@ def dataset_reverify(*, actor: Principal, dataset_id: int) -> Dataset:
         params={"dataset_id": dataset.pk},
         action="dataset.verification_requested",
         related=dataset.owner_team,
+    )
+    return dataset
+
+
+def dataset_create_derived(
+    *,
+    actor: Principal,
+    source: Dataset,
+    name: str,
+    stored: Stored,
+    format: str,
+    row_count: int,
+    schema: list[dict],
+    description: str,
+    reason: str,
+) -> Dataset:
+    """Register a dataset a worker wrote from ``source`` (a scrubbed copy): ready at once, linked to its source.
+
+    Runs in the caller's transaction (the worker's, which records what produced it). The bytes
+    were written and hashed by the worker, so there is nothing left to verify. Same team as
+    the source, so it is visible exactly where the source is. Audited ``dataset.created``.
+    """
+    dataset = Dataset.objects.create(
+        name=name[:200],
+        owner_team_id=source.owner_team_id,
+        description=description,
+        uri=stored.key,
+        is_reference=False,
+        format=format,
+        status=DatasetStatus.READY,
+        sha256=stored.sha256,
+        size=stored.size,
+        row_count=row_count,
+        schema=schema,
+        source=source,
+        **author(actor),
+    )
+    audit.record(
+        action="dataset.created",
+        actor=actor,
+        target=dataset,
+        related=source,
+        after={
+            "name": dataset.name,
+            "format": format,
+            "uri": dataset.uri,
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "row_count": row_count,
+            "source": source.pk,
+            "status": DatasetStatus.READY,
+        },
+        reason=reason,
+        artifact_sha256=stored.sha256,
     )
     return dataset
