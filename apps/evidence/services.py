@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,16 +228,25 @@ class RunFinished(Conflict):
 
 
 def _locked_run(actor: Principal, run_id: Any, permission: str, audit_action: str) -> EvidenceRun:
-    """The run under its row lock, once ``permission`` on it is checked (404 outside the actor's scope)."""
-    from .selectors import evidence_run_get
+    """The run under its row lock, once ``permission`` on it is checked.
 
-    visible = evidence_run_get(actor=actor, run_id=run_id)
-    rbac.require(actor, permission, visible, audit_action=audit_action)
-    return (
+    A run outside the actor's scope is a 404 and one they may only see a 403; both are
+    audited as ``audit_action`` denied by the error handlers.
+    """
+    try:
+        public_id = uuid.UUID(str(run_id))
+    except ValueError:
+        raise NotFound("No evidence run matches the given query.")
+    run = (
         EvidenceRun.objects.select_for_update(of=("self",))
         .select_related("version__model", "dataset", "job")
-        .get(pk=visible.pk)
+        .filter(public_id=public_id)
+        .first()
     )
+    if run is None:
+        raise NotFound("No evidence run matches the given query.")
+    rbac.require(actor, permission, run, audit_action=audit_action)
+    return run
 
 
 @transaction.atomic
