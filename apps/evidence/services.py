@@ -20,7 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.errors import Conflict, NotFound, ValidationFailed
+from apps.audit.choices import Outcome
+from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
@@ -32,6 +33,7 @@ from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
 from .parameters import _refuse, kind_parameters
 
 RUN_JOB = "evidence.run"
+WORKER_DEFAULTS = Principal.system("evidence-defaults")
 AVAILABLE_KINDS: tuple[str, ...] = tuple(EvidenceKind.values)
 
 
@@ -351,3 +353,50 @@ def evidence_file_download(*, actor: Principal, run_id: Any, name: str) -> tuple
             artifact_sha256=file.sha256,
         )
     return file, stream
+
+
+def _author(version: ModelVersion) -> Principal | None:
+    """Who registered the version, as the principal that asks for its default evidence."""
+    from apps.accounts.principals import principal_for_service_account, principal_for_user
+
+    if version.created_by_service_account_id:
+        return principal_for_service_account(version.created_by_service_account)
+    if version.created_by_id:
+        return principal_for_user(version.created_by)
+    return None
+
+
+def default_evidence_request(*, version_id: int) -> list[EvidenceRun]:
+    """Request the model's default evidence for a version that was just verified, as its author.
+
+    Each kind is asked for on its own, with the same rules as any request (the author must
+    hold ``evidence.request``; an equal run is reused). A kind that cannot be computed (no
+    evaluation dataset, no sensitive column, ...) is skipped and the reason audited as
+    ``evidence_run.default_skipped``, so the version page and the trail say why it is missing.
+    """
+    version = (
+        ModelVersion.objects.select_related("model", "created_by", "created_by_service_account")
+        .filter(pk=version_id)
+        .first()
+    )
+    if version is None or version.status != VersionStatus.READY:
+        return []
+    actor = _author(version)
+    requested = []
+    for kind in version.model.default_evidence:
+        try:
+            if actor is None:
+                raise ValidationFailed("the version has no author to ask for it")
+            requested.append(evidence_request(actor=actor, kind=kind, version=version).run)
+        except (ValidationFailed, Conflict, NotFound, Denied) as exc:
+            with transaction.atomic():
+                audit.record(
+                    action="evidence_run.default_skipped",
+                    actor=WORKER_DEFAULTS,
+                    outcome=Outcome.FAILED,
+                    target=version,
+                    related=version.model,
+                    after={"kind": kind},
+                    reason=str(getattr(exc, "detail", exc)),
+                )
+    return requested

@@ -22,6 +22,9 @@ class RegisteredModel(TimestampedModel):
     risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, default=RiskTier.LIMITED)
     data_categories = models.JSONField(default=list, blank=True)
     jurisdictions = models.JSONField(default=list, blank=True)
+    default_evidence = models.JSONField(
+        default=list, blank=True, help_text="Evidence kinds requested for each version once it is verified."
+    )
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The last version number handed out (see services.versions._draw_number); never decreases.
     last_version_number = models.PositiveIntegerField(default=0, editable=False)

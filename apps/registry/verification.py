@@ -124,6 +124,11 @@ def version_mark_ready(
         after={"status": VersionStatus.READY, "sha256": version.sha256, "size": version.size, **(details or {})},
         artifact_sha256=version.sha256,
     )
+    if version.model.default_evidence:
+        from apps.evidence.services import default_evidence_request
+
+        version_pk = version.pk
+        transaction.on_commit(lambda: default_evidence_request(version_id=version_pk))
     return VersionStatus.READY
 
 

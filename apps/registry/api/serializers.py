@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 from rest_framework.utils.serializer_helpers import BindingDict
 
+from apps.evidence.choices import EvidenceKind
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
 from apps.registry.models import Dataset, ModelVersion, RegisteredModel
 
@@ -158,6 +159,7 @@ class ModelOutput(serializers.ModelSerializer):
     owner_team = serializers.SlugRelatedField(slug_field="name", read_only=True)
     data_categories = serializers.ListField(child=serializers.ChoiceField(choices=DataCategory.choices))
     jurisdictions = serializers.ListField(child=serializers.CharField())
+    default_evidence = serializers.ListField(child=serializers.ChoiceField(choices=EvidenceKind.choices))
     version_count = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     url = serializers.SerializerMethodField()
@@ -174,6 +176,7 @@ class ModelOutput(serializers.ModelSerializer):
             "risk_tier",
             "data_categories",
             "jurisdictions",
+            "default_evidence",
             "version_count",
             "created_by",
             "created_at",
@@ -364,6 +367,12 @@ class ModelCreateInput(serializers.Serializer):
     jurisdictions = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, default=list, help_text='e.g. ["EU", "US-CA"]'
     )
+    default_evidence = serializers.ListField(
+        child=serializers.ChoiceField(choices=EvidenceKind.choices),
+        required=False,
+        default=list,
+        help_text='Evidence requested for every version once it is verified, e.g. ["bias", "explainability"].',
+    )
 
 
 class ModelUpdateInput(serializers.Serializer):
@@ -376,6 +385,9 @@ class ModelUpdateInput(serializers.Serializer):
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
     data_categories = serializers.ListField(child=serializers.ChoiceField(choices=DataCategory.choices), required=False)
     jurisdictions = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+    default_evidence = serializers.ListField(
+        child=serializers.ChoiceField(choices=EvidenceKind.choices), required=False
+    )
 
 
 class _VersionFields(serializers.Serializer):

@@ -17,7 +17,15 @@ from ..choices import DataCategory, RiskTier
 from ..models import RegisteredModel
 from .common import author, resolve_team
 
-MODEL_EDITABLE = ("description", "intended_use", "limitations", "risk_tier", "data_categories", "jurisdictions")
+MODEL_EDITABLE = (
+    "description",
+    "intended_use",
+    "limitations",
+    "risk_tier",
+    "data_categories",
+    "jurisdictions",
+    "default_evidence",
+)
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
@@ -57,6 +65,14 @@ def _model_snapshot(model: RegisteredModel) -> dict:
     }
 
 
+def _evidence_kinds(value) -> list[str]:
+    """The evidence kinds to request for each verified version, in a stable order; 400 for unknown kinds."""
+    from apps.evidence.choices import EvidenceKind
+
+    kinds = _choices(value, EvidenceKind, "default_evidence")
+    return [k for k in EvidenceKind.values if k in kinds]
+
+
 @transaction.atomic
 def model_create(
     *,
@@ -69,6 +85,7 @@ def model_create(
     risk_tier: str = RiskTier.LIMITED,
     data_categories: list[str] | tuple = (),
     jurisdictions: list[str] | tuple = (),
+    default_evidence: list[str] | tuple = (),
 ) -> RegisteredModel:
     """Register a model owned by a team. Needs ``registry.model_create`` on that team. Audited ``model.created``."""
     team = resolve_team(owner_team)
@@ -90,6 +107,7 @@ def model_create(
         risk_tier=_risk_tier(risk_tier),
         data_categories=_choices(data_categories, DataCategory, "data_categories"),
         jurisdictions=_strings(jurisdictions, "jurisdictions"),
+        default_evidence=_evidence_kinds(default_evidence),
         created_by_id=author(actor)["created_by_id"],
     )
     audit.record(action="model.created", actor=actor, target=model, related=team, after=_model_snapshot(model))
@@ -114,6 +132,7 @@ def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredMod
         "risk_tier": _risk_tier,
         "data_categories": lambda v: _choices(v, DataCategory, "data_categories"),
         "jurisdictions": lambda v: _strings(v, "jurisdictions"),
+        "default_evidence": _evidence_kinds,
     }
     before, after = {}, {}
     for field in MODEL_EDITABLE:
