@@ -231,6 +231,12 @@ ASSAY_JOB_QUEUED_GRACE_SECONDS = env_int("ASSAY_JOB_QUEUED_GRACE_SECONDS", 60)
 ASSAY_SWEEP_INTERVAL_SECONDS = env_int("ASSAY_SWEEP_INTERVAL_SECONDS", 30)
 ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
 
+# Evidence: a bias report or PII scan on a dataset of more than ASSAY_EVIDENCE_CHUNK_ROWS rows is split into
+# chunks of that many rows, computed by as many jobs in parallel and merged exactly.
+ASSAY_EVIDENCE_CHUNK_ROWS = env_int("ASSAY_EVIDENCE_CHUNK_ROWS", 1_000_000)
+# Secret salt of the PII scrub's `hash` operator; without it a salt is derived from DJANGO_SECRET_KEY.
+ASSAY_PII_HASH_SALT = env("ASSAY_PII_HASH_SALT", "")
+
 # Caches hold throttling counters, so they must be shared by every process.
 CACHES = {
     "default": (

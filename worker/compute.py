@@ -77,22 +77,50 @@ def _as_column_type(value: Any, arrow_type) -> Any:
     return value
 
 
-def compute_bias(
-    path: Path, fmt: str, parameters: dict, row_count: int | None, report: Report, score: loaders.Scorer | None = None
-) -> dict:
-    """The ``assay.bias/v1`` summary of a dataset file, read in chunks and merged exactly.
+def rows_between(batches, start: int, stop: int | None) -> Iterator:
+    """The rows ``start`` (inclusive) to ``stop`` (exclusive) of a stream of record batches, as batches.
 
-    With ``score`` (the run's predictions come from the model), each chunk's feature columns
-    are scored and the predictions counted; otherwise the prediction column is read.
+    Batches before ``start`` are read and dropped (Parquet, CSV and JSON Lines readers stream,
+    so memory stays at one batch); reading stops once ``stop`` is reached.
+    """
+    seen = 0
+    for batch in batches:
+        n = batch.num_rows
+        if stop is not None and seen >= stop:
+            return
+        lo, hi = max(start - seen, 0), n if stop is None else min(stop - seen, n)
+        seen += n
+        if hi <= lo:
+            continue
+        yield batch if (lo, hi) == (0, n) else batch.slice(lo, hi - lo)
+
+
+def bias_partial_of(
+    path: Path,
+    fmt: str,
+    parameters: dict,
+    row_count: int | None,
+    report: Report,
+    score: loaders.Scorer | None = None,
+    rows: tuple[int, int | None] = (0, None),
+) -> dict | None:
+    """Per-group confusion counts of the rows ``rows`` of a dataset file, read in batches and summed.
+
+    Returns a JSON-safe dict (``partial``: the engine's counts; ``positive_label`` and
+    ``reference`` converted to the columns' types) that ``bias_summary_of`` merges exactly with
+    other chunks', or None when the rows are empty. With ``score`` (the predictions come from
+    the model) each batch's feature columns are scored; otherwise the prediction column is read.
     """
     label, prediction = parameters["label_column"], parameters.get("prediction_column")
     features = list(parameters.get("feature_columns") or []) if score is not None else []
     sensitive = list(parameters["sensitive_columns"])
     progress = _throttled(report, 30, 90, "scoring the model and counting per group" if score else "counting per group")
     merged: bias.BiasPartial | None = None
-    positive, reference, rows = parameters.get("positive_label"), None, 0
+    positive, reference, done = parameters.get("positive_label"), None, 0
     wanted = [label, *sensitive, *features] if score is not None else [label, prediction, *sensitive]
-    for batch in loaders.iter_columns(path, fmt, wanted):
+    start, stop = rows
+    expected = (stop if stop is not None else (row_count or 0)) - start
+    for batch in rows_between(loaders.iter_columns(path, fmt, wanted), start, stop):
         if batch.num_rows == 0:
             continue
         if reference is None:  # types are known from the first batch on
@@ -119,40 +147,93 @@ def compute_bias(
             positive_label=positive,
         )
         merged = part if merged is None else bias.merge_partials([merged, part])
-        rows += batch.num_rows
-        progress(rows / max(1, row_count or rows))
+        done += batch.num_rows
+        progress(done / max(1, expected or done))
     if merged is None:
+        return None
+    return {"partial": merged.to_dict(), "positive_label": positive, "reference": reference or {}}
+
+
+def bias_summary_of(partials: list[dict | None]) -> dict:
+    """The ``assay.bias/v1`` summary of chunks' partials, merged exactly (the counts are summed)."""
+    present = [p for p in partials if p is not None]
+    if not present:
         raise DataProblem("the dataset has no rows: the bias report needs at least one row")
+    merged = bias.merge_partials([bias.BiasPartial.from_dict(p["partial"]) for p in present])
+    return bias.summary(merged, positive_label=present[0]["positive_label"], reference=present[0]["reference"])
+
+
+def compute_bias(
+    path: Path, fmt: str, parameters: dict, row_count: int | None, report: Report, score: loaders.Scorer | None = None
+) -> dict:
+    """The ``assay.bias/v1`` summary of a whole dataset file in one pass (batches summed as they are read)."""
+    partial = bias_partial_of(path, fmt, parameters, row_count, report, score)
     report(92, "summarising")
-    return bias.summary(merged, positive_label=positive, reference=reference)
+    return bias_summary_of([partial])
+
+
+def _pii_columns(parameters: dict, schema: list[dict]) -> list:
+    from worker.engines import pii
+
+    roles = {c.get("name"): c.get("role", "") for c in schema}
+    return [pii.ColumnSpec(name, roles.get(name, "")) for name in parameters["columns"]]
+
+
+def pii_scan_of(
+    path: Path,
+    fmt: str,
+    parameters: dict,
+    schema: list[dict],
+    row_count: int | None,
+    report: Report,
+    rows: tuple[int, int | None] = (0, None),
+    high: int = 90,
+):
+    """The PII engine's mergeable partial result for the rows ``rows`` of a dataset file (read as text)."""
+    from worker.engines import pii
+
+    config = pii_config(parameters)
+    progress = _throttled(report, 30, high, "scanning for PII")
+    report(30, "loading the PII analyzer")
+    pii.analyzer(config)
+    start, stop = rows
+    expected = max(1, (stop if stop is not None else (row_count or 1)) - start)
+
+    def batches() -> Iterator:
+        done = 0
+        for batch in rows_between(
+            loaders.iter_columns(path, fmt, parameters["columns"], csv_as_text=True), start, stop
+        ):
+            yield batch
+            done += batch.num_rows
+            progress(done / expected)
+
+    try:
+        return pii.scan(batches(), _pii_columns(parameters, schema), config)
+    except ValueError as exc:
+        raise DataProblem(str(exc))
+
+
+def pii_summary_of(partials: list, parameters: dict) -> dict:
+    """The ``assay.pii/v1`` summary of chunks' partials (as stored: JSON), merged exactly."""
+    from worker.engines import pii
+
+    config = pii_config(parameters)
+    merged = pii.merge_partials([pii.PiiPartial.from_json(p) for p in partials])
+    return pii.summary(merged, config, pii.analyzer(config).name)
 
 
 def compute_pii(
     path: Path, fmt: str, parameters: dict, schema: list[dict], row_count: int | None, report: Report
 ) -> tuple[dict, Any]:
-    """The ``assay.pii/v1`` summary of a dataset file, and the scan's partial result (the scrub's plan)."""
+    """The ``assay.pii/v1`` summary of a whole dataset file, and the scan's partial result (the scrub's plan)."""
     from worker.engines import pii
 
-    config = pii_config(parameters)
-    roles = {c.get("name"): c.get("role", "") for c in schema}
-    columns = [pii.ColumnSpec(name, roles.get(name, "")) for name in parameters["columns"]]
     high = 70 if parameters.get("scrub") else 90
-    progress = _throttled(report, 30, high, "scanning for PII")
-    report(30, "loading the PII analyzer")
-    engine = pii.analyzer(config)
-    rows = [0]
-
-    def batches() -> Iterator:
-        for batch in loaders.iter_columns(path, fmt, parameters["columns"], csv_as_text=True):
-            rows[0] += batch.num_rows
-            yield batch
-
-    try:
-        partial = pii.scan(batches(), columns, config, progress=lambda f: progress(f))
-    except ValueError as exc:
-        raise DataProblem(str(exc))
+    partial = pii_scan_of(path, fmt, parameters, schema, row_count, report, high=high)
     report(high, "summarising")
-    return pii.summary(partial, config, engine.name), partial
+    config = pii_config(parameters)
+    return pii.summary(partial, config, pii.analyzer(config).name), partial
 
 
 def pii_config(parameters: dict):

@@ -129,3 +129,33 @@ class FindingReview(TimestampedModel):
 
     def audit_ref(self) -> tuple[str, str, str]:
         return ("finding_review", str(self.pk), self.finding)
+
+
+class EvidenceChunk(TimestampedModel):
+    """One slice of a large run's dataset (rows ``row_start`` to ``row_stop``), computed by its own job.
+
+    Several workers compute a run's chunks in parallel; each stores its mergeable partial result
+    (bias: confusion counts; PII: counts, scores and masked examples) here, never in Celery's
+    result backend. Whichever chunk finishes last merges them all under the run's row lock, so
+    the merge happens exactly once. A killed worker's chunk is re-queued by the job sweeper and
+    the chunks already done are kept: the run resumes where it stopped.
+    """
+
+    run = models.ForeignKey(EvidenceRun, on_delete=models.PROTECT, related_name="chunks")
+    index = models.PositiveIntegerField()
+    row_start = models.BigIntegerField()
+    row_stop = models.BigIntegerField()
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    partial = models.JSONField(null=True, blank=True)
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="evidence_chunk_unique_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.run}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("evidence_chunk", str(self.pk), f"chunk {self.index} of {self.run.public_id}")

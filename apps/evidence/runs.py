@@ -1,4 +1,4 @@
-"""State changes the evidence worker makes: a run starts, then succeeds or fails.
+"""State changes the evidence worker makes: a run starts, is split into chunks, then succeeds or fails.
 
 Each runs in one transaction under the run's row lock and writes its audit
 event there (``evidence_run.started``, ``evidence_run.succeeded``,
@@ -9,7 +9,7 @@ evidence worker; the job's origin context keeps the requester's request id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -18,13 +18,16 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.principals import Principal
+from apps.jobs import services as jobs
+from apps.jobs.models import FINISHED as JOB_FINISHED
 from apps.registry.services import dataset_create_derived
 from apps.registry.storage import Stored
 
 from .choices import FINISHED, RunStatus
-from .models import EvidenceFile, EvidenceRun
+from .models import EvidenceChunk, EvidenceFile, EvidenceRun
 
 WORKER = Principal.system("evidence-worker")
+CHUNK_JOB = "evidence.chunk"
 
 
 def _locked(run_id: int) -> EvidenceRun | None:
@@ -140,8 +143,14 @@ def evidence_run_succeed(
 
 
 @transaction.atomic
-def evidence_run_fail(*, run_id: int, reason: str, engine_versions: dict | None = None) -> bool:
-    """The run failed for ``reason`` (a sentence for people). False when it was already finished. Audited."""
+def evidence_run_fail(
+    *, run_id: int, reason: str, engine_versions: dict | None = None, chunk_id: int | None = None
+) -> bool:
+    """The run failed for ``reason`` (a sentence for people). False when it was already finished. Audited.
+
+    From a chunk (``chunk_id``): that chunk is marked failed, and the run's other unfinished
+    chunks are cancelled with their jobs, since their work can no longer give a report.
+    """
     run = _locked(run_id)
     if run is None or run.status in FINISHED:
         return False
@@ -151,6 +160,11 @@ def evidence_run_fail(*, run_id: int, reason: str, engine_versions: dict | None 
     run.engine_versions = engine_versions or run.engine_versions
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "error", "engine_versions", "finished_at", "updated_at"])
+    if chunk_id is not None:
+        EvidenceChunk.objects.filter(pk=chunk_id, run=run).update(
+            status=RunStatus.FAILED, finished_at=run.finished_at, updated_at=run.finished_at
+        )
+    cancel_chunk_jobs(run, reason=f"another chunk of the run failed: {reason}")
     audit.record(
         action="evidence_run.failed",
         actor=WORKER,
@@ -162,3 +176,105 @@ def evidence_run_fail(*, run_id: int, reason: str, engine_versions: dict | None 
         reason=reason,
     )
     return True
+
+
+def cancel_chunk_jobs(run: EvidenceRun, *, reason: str) -> int:
+    """Cancel the jobs of a run's unfinished chunks (the run failed or was cancelled); returns how many."""
+    cancelled = 0
+    for chunk in EvidenceChunk.objects.filter(run=run).exclude(status__in=FINISHED).select_related("job"):
+        chunk.status = RunStatus.CANCELLED
+        chunk.finished_at = timezone.now()
+        chunk.save(update_fields=["status", "finished_at", "updated_at"])
+        if chunk.job_id and chunk.job.status not in JOB_FINISHED:
+            cancelled += jobs.job_cancel(job_id=chunk.job_id, reason=reason)
+    return cancelled
+
+
+@transaction.atomic
+def evidence_run_plan_chunks(*, run_id: int, ranges: Sequence[tuple[int, int]]) -> list[EvidenceChunk]:
+    """Split a running run into chunks of rows, one job each, sent to workers after commit.
+
+    Idempotent: a run that already has chunks (its planning job ran again after a worker died)
+    keeps them, so finished chunks are never computed twice. Audited ``evidence_run.chunked``.
+    """
+    run = _locked(run_id)
+    if run is None or run.status in FINISHED:
+        return []
+    existing = list(EvidenceChunk.objects.filter(run=run).order_by("index"))
+    if existing:
+        return existing
+    chunks = []
+    for index, (start, stop) in enumerate(ranges):
+        chunk = EvidenceChunk.objects.create(run=run, index=index, row_start=start, row_stop=stop)
+        chunk.job = jobs.job_enqueue(kind=CHUNK_JOB, target=run, params={"run_id": run.pk, "chunk_id": chunk.pk})
+        chunk.save(update_fields=["job", "updated_at"])
+        chunks.append(chunk)
+    audit.record(
+        action="evidence_run.chunked",
+        actor=WORKER,
+        target=run,
+        related=run.version or run.dataset,
+        after={"chunks": len(chunks), "rows": [[start, stop] for start, stop in ranges]},
+    )
+    return chunks
+
+
+@transaction.atomic
+def evidence_chunk_start(*, chunk_id: int) -> EvidenceChunk | None:
+    """Mark a chunk running; None when it, or its run, is finished (nothing to compute). Not audited: the
+    chunk's job writes ``job.started``."""
+    chunk = EvidenceChunk.objects.select_for_update(of=("self",)).select_related("run").filter(pk=chunk_id).first()
+    if chunk is None or chunk.status in FINISHED or chunk.run.status in FINISHED:
+        return None
+    chunk.status = RunStatus.RUNNING
+    chunk.save(update_fields=["status", "updated_at"])
+    return chunk
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What merging every chunk's partial gave: the summary, the engines' versions and the result files."""
+
+    summary: dict
+    engine_versions: dict
+    files: Sequence[ResultFile] = ()
+
+
+@transaction.atomic
+def evidence_chunk_complete(*, chunk_id: int, partial: dict, merge: Callable[[list[dict]], Merged]) -> str:
+    """Store a chunk's partial result; the last chunk to finish merges them all and the run succeeds.
+
+    Locks the run row first (every chunk takes the same lock, in the same order), so exactly
+    one chunk sees all the others done and merges; the merge and the run's success commit
+    together. Returns ``"merged"``, ``"stored"`` (others still work) or ``"finished"`` (the run
+    was already finished, e.g. cancelled: nothing stored).
+    """
+    chunk = EvidenceChunk.objects.filter(pk=chunk_id).values("run_id").first()
+    if chunk is None:
+        return "finished"
+    run = _locked(chunk["run_id"])
+    chunk = EvidenceChunk.objects.select_for_update(of=("self",)).get(pk=chunk_id)
+    if run is None or run.status in FINISHED or chunk.status in FINISHED:
+        return "finished"
+    chunk.status = RunStatus.SUCCEEDED
+    chunk.partial = partial
+    chunk.finished_at = timezone.now()
+    chunk.save(update_fields=["status", "partial", "finished_at", "updated_at"])
+    if EvidenceChunk.objects.filter(run=run).exclude(status=RunStatus.SUCCEEDED).exists():
+        return "stored"
+    partials = list(EvidenceChunk.objects.filter(run=run).order_by("index").values_list("partial", flat=True))
+    merged = merge(partials)
+    evidence_run_succeed(
+        run_id=run.pk, summary=merged.summary, engine_versions=merged.engine_versions, files=merged.files
+    )
+    return "merged"
+
+
+def run_progress(run: EvidenceRun) -> tuple[int, str]:
+    """(percent, message) of a run: its job's, or for a chunked run the mean of its chunks' jobs."""
+    chunks = list(run.chunks.all())
+    if not chunks:
+        return (run.job.progress, run.job.message) if run.job_id else (0, "")
+    done = sum(1 for c in chunks if c.status == RunStatus.SUCCEEDED)
+    total = sum(100 if c.status == RunStatus.SUCCEEDED else (c.job.progress if c.job_id else 0) for c in chunks)
+    return total // len(chunks), f"{done} of {len(chunks)} chunks done"

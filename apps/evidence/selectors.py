@@ -11,7 +11,7 @@ from apps.core.principals import Principal
 from apps.rbac import services as rbac
 from apps.registry.models import Dataset, ModelVersion
 
-from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
+from .models import EvidenceChunk, EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
 
 
 def _runs() -> QuerySet[EvidenceRun]:
@@ -19,6 +19,7 @@ def _runs() -> QuerySet[EvidenceRun]:
         "job", "version", "version__model", "dataset", "requested_by", "requested_by_service_account"
     ).prefetch_related(
         Prefetch("files", queryset=EvidenceFile.objects.order_by("name")),
+        Prefetch("chunks", queryset=EvidenceChunk.objects.select_related("job").order_by("index")),
         Prefetch(
             "reviews",
             queryset=FindingReview.objects.select_related("reviewer", "reviewer_service_account").order_by(

@@ -31,6 +31,7 @@ from apps.registry.models import Dataset, ModelVersion
 from .choices import FINISHED, REUSABLE, EvidenceKind, RunStatus
 from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
 from .parameters import _refuse, kind_parameters
+from .runs import cancel_chunk_jobs
 
 RUN_JOB = "evidence.run"
 WORKER_DEFAULTS = Principal.system("evidence-defaults")
@@ -267,6 +268,7 @@ def evidence_run_cancel(*, actor: Principal, run_id: Any) -> EvidenceRun:
     run.save(update_fields=["status", "finished_at", "updated_at"])
     if run.job_id:
         jobs.job_cancel(job_id=run.job_id, reason="the evidence run was cancelled")
+    cancel_chunk_jobs(run, reason="the evidence run was cancelled")
     audit.record(
         action="evidence_run.cancelled",
         actor=actor,

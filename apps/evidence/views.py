@@ -19,6 +19,7 @@ from apps.rbac import services as rbac
 
 from . import charts, selectors, services
 from .choices import EvidenceKind, RunStatus
+from .runs import run_progress
 
 # The per-group metrics a bias report shows, in this order, with their column headings.
 GROUP_METRICS = (
@@ -238,9 +239,13 @@ def run_detail(request, run_id):
     run = selectors.evidence_run_get(actor=actor, run_id=run_id)
     summary = run.summary or {}
     working = run.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+    progress, progress_message = run_progress(run)
     context = {
         "run": run,
         "working": working,
+        "progress": progress,
+        "progress_message": progress_message,
+        "chunks": list(run.chunks.all()),
         "files": list(run.files.all()),
         "can_cancel": working and rbac.allows(actor, "evidence.request", run),
         "reports": [],

@@ -193,11 +193,10 @@ def _compute(run: EvidenceRun, folder: Path, report: Report, stored: _Stored) ->
             score = _model_scorer(run.version, run.input_digests.get("model_version", ""), folder, report)
         report(30, "reading columns")
         summary = compute.compute_bias(path, dataset.format, params, dataset.row_count, report, score)
-        files = [stored.file("group_metrics.csv", "Per-group metrics", "text/csv", compute.bias_table(summary))]
-        return summary, files, None
+        return summary, _result_files(run, summary, stored), None
     if run.kind == EvidenceKind.PII_SCAN:
         summary, partial = compute.compute_pii(path, dataset.format, params, dataset.schema, dataset.row_count, report)
-        files = [stored.file("findings.csv", "Findings (masked examples)", "text/csv", compute.pii_table(summary))]
+        files = _result_files(run, summary, stored)
         scrubbed = None
         if params.get("scrub"):
             target = folder / "scrubbed"
@@ -220,15 +219,99 @@ def _compute(run: EvidenceRun, folder: Path, report: Report, stored: _Stored) ->
     return summary, files, None
 
 
+def chunk_ranges(run: EvidenceRun) -> list[tuple[int, int]]:
+    """The row ranges a run is split into, or [] when one worker computes it whole.
+
+    Bias reports and PII scans are merged exactly from chunks; an explainability report works
+    on a sample, and a scan that writes a scrubbed copy streams the dataset once, in order.
+    """
+    size = max(1, settings.ASSAY_EVIDENCE_CHUNK_ROWS)
+    rows = run.dataset.row_count or 0
+    mergeable = run.kind == EvidenceKind.BIAS or (run.kind == EvidenceKind.PII_SCAN and not run.parameters.get("scrub"))
+    if not mergeable or rows <= size:
+        return []
+    return [(start, min(start + size, rows)) for start in range(0, rows, size)]
+
+
+def _result_files(run: EvidenceRun, summary: dict, stored: _Stored) -> list[runs.ResultFile]:
+    if run.kind == EvidenceKind.BIAS:
+        return [stored.file("group_metrics.csv", "Per-group metrics", "text/csv", compute.bias_table(summary))]
+    return [stored.file("findings.csv", "Findings (masked examples)", "text/csv", compute.pii_table(summary))]
+
+
+@handles(runs.CHUNK_JOB)
+def run_evidence_chunk(job: Job, report: Report) -> dict:
+    """Compute one chunk of a run and store its partial; the last chunk done merges them all.
+
+    A finished chunk, or a chunk of a finished (failed, cancelled) run, is left alone.
+    A problem with the data fails the whole run, which cancels its other chunks.
+    """
+    chunk = runs.evidence_chunk_start(chunk_id=job.params["chunk_id"])
+    if chunk is None:
+        return {"skipped": "the chunk or its run is already finished"}
+    run = EvidenceRun.objects.select_related("dataset", "version").get(pk=chunk.run_id)
+    versions = engine_versions(*KIND_PACKAGES.get(run.kind, ()), *_model_packages(run))
+    stored = _Stored()
+    rows = (chunk.row_start, chunk.row_stop)
+    dataset = run.dataset
+    try:
+        report(5, "fetching the dataset")
+        with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
+            path = Path(folder) / "dataset"
+            _fetch_dataset(dataset, run.input_digests.get("dataset", ""), path, report)
+            if run.kind == EvidenceKind.BIAS:
+                score = None
+                if run.parameters.get("predictions") == "model":
+                    score = _model_scorer(run.version, run.input_digests.get("model_version", ""), Path(folder), report)
+                partial = compute.bias_partial_of(
+                    path, dataset.format, run.parameters, dataset.row_count, report, score, rows=rows
+                )
+            else:
+                scanned = compute.pii_scan_of(
+                    path, dataset.format, run.parameters, dataset.schema, dataset.row_count, report, rows=rows
+                )
+                partial = scanned.to_json()
+
+        def merge(partials: list) -> runs.Merged:
+            if run.kind == EvidenceKind.BIAS:
+                summary = compute.bias_summary_of(partials)
+            else:
+                summary = compute.pii_summary_of(partials, run.parameters)
+            return runs.Merged(summary=summary, engine_versions=versions, files=_result_files(run, summary, stored))
+
+        report(95, "storing the chunk's result")
+        outcome = runs.evidence_chunk_complete(chunk_id=chunk.pk, partial=partial, merge=merge)
+        if outcome == "finished":
+            stored.discard()
+    except (DataProblem, loaders.LoadError, ValueError) as exc:
+        stored.discard()
+        reason = str(exc)
+        runs.evidence_run_fail(run_id=run.pk, reason=reason, engine_versions=versions, chunk_id=chunk.pk)
+        return {"status": "failed", "reason": reason}
+    except LeaseLost:
+        stored.discard()
+        raise
+    except Exception:
+        stored.discard()
+        logger.exception("chunk %s of evidence run %s failed unexpectedly", chunk.index, run.public_id)
+        runs.evidence_run_fail(run_id=run.pk, reason=INTERNAL_ERROR, engine_versions=versions, chunk_id=chunk.pk)
+        raise JobFailed(INTERNAL_ERROR)
+    return {"chunk": chunk.index, "outcome": outcome}
+
+
 @handles(RUN_JOB)
 def run_evidence(job: Job, report: Report) -> dict:
-    """Compute one evidence run; a finished (or cancelled) run is left alone."""
+    """Compute one evidence run, or split a large one into chunks; a finished (or cancelled) run is left alone."""
     run = EvidenceRun.objects.select_related("dataset", "version").filter(pk=job.params["run_id"]).first()
     if run is None:
         raise JobFailed("the evidence run no longer exists")
     run = runs.evidence_run_start(run_id=run.pk)
     if run is None:
         return {"skipped": "the run is already finished"}
+    ranges = chunk_ranges(run)
+    if ranges:
+        chunks = runs.evidence_run_plan_chunks(run_id=run.pk, ranges=ranges)
+        return {"chunks": len(chunks)}
     versions = engine_versions(*KIND_PACKAGES.get(run.kind, ()), *_model_packages(run))
     stored = _Stored()
     try:

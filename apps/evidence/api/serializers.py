@@ -9,6 +9,7 @@ from rest_framework.reverse import reverse
 
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun
+from apps.evidence.runs import run_progress
 from apps.evidence.selectors import review_state
 
 
@@ -69,9 +70,10 @@ class EvidenceFileOutput(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, file) -> str:
+        run_id = self.context["run_public_id"]
         return reverse(
             "api:evidence-file-download",
-            kwargs={"run_id": file.run.public_id, "name": file.name},
+            kwargs={"run_id": run_id, "name": file.name},
             request=self.context.get("request"),
         )
 
@@ -138,12 +140,12 @@ class EvidenceRunOutput(serializers.Serializer):
     def get_progress(self, run: EvidenceRun) -> int:
         if run.status == RunStatus.SUCCEEDED:
             return 100
-        return run.job.progress if run.job_id else 0
+        return run_progress(run)[0]
 
     def get_message(self, run: EvidenceRun) -> str:
         if run.status == RunStatus.FAILED:
             return run.error
-        return run.job.message if run.job_id else ""
+        return run_progress(run)[1]
 
     @extend_schema_field(SubjectOutput)
     def get_subject(self, run: EvidenceRun) -> dict:
@@ -168,7 +170,8 @@ class EvidenceRunOutput(serializers.Serializer):
 
     @extend_schema_field(EvidenceFileOutput(many=True))
     def get_files(self, run: EvidenceRun) -> list:
-        return EvidenceFileOutput(run.files.all(), many=True, context=self.context).data
+        context = {**self.context, "run_public_id": run.public_id}
+        return EvidenceFileOutput(run.files.all(), many=True, context=context).data
 
     @extend_schema_field(FindingReviewOutput(many=True))
     def get_reviews(self, run: EvidenceRun) -> list:
