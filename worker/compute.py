@@ -320,8 +320,13 @@ def _sample_rows(
 
 def compute_explanation(
     path: Path, fmt: str, parameters: dict, model_path: Path, model_format: str, report: Report
-) -> tuple[dict, np.ndarray | None, list[int]]:
-    """The ``assay.explain/v1`` summary, the SHAP matrix of the explained rows, and their row numbers."""
+) -> tuple[dict, bytes]:
+    """The ``assay.explain/v1`` summary, and the SHAP table of the explained rows (by dataset row number).
+
+    The engine explains rows of a seeded uniform sample of the dataset (``sample_size`` +
+    ``background_size`` rows, read in one pass) plus the rows asked for by number; the
+    summary's local explanations name their dataset row as ``dataset_row``.
+    """
     from worker.engines import explain
 
     features = list(parameters["feature_columns"])
@@ -333,12 +338,12 @@ def compute_explanation(
     local = [numbers.index(r) for r in named]
     progress = _throttled(report, 35, 92, "explaining the model")
     try:
-        summary, values = explain.explain_with_values(
+        explanation = explain.explain_with_values(
             model_path,
             model_format,
             X,
             features,
-            sample_size=parameters["sample_size"],
+            sample_size=min(parameters["sample_size"], len(X)),
             background_size=parameters["background_size"],
             max_evals=parameters.get("max_evals"),
             rows=local,
@@ -350,9 +355,16 @@ def compute_explanation(
         raise DataProblem(f"the model does not load for explanation: {exc}")
     except ValueError as exc:
         raise DataProblem(str(exc))
+    summary = explanation.summary
     for item in summary.get("local", []):
         item["dataset_row"] = numbers[item["row"]]
-    return summary, values, numbers
+    header = ["row", "base_value", "prediction", *features]
+    table = [
+        [numbers[int(i)], float(explanation.base_values[k]), float(explanation.predictions[k])]
+        + [float(v) for v in explanation.values[k]]
+        for k, i in enumerate(explanation.rows)
+    ]
+    return summary, csv_bytes(header, table)
 
 
 def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -405,9 +417,3 @@ def pii_table(summary: dict) -> bytes:
                 ]
             )
     return csv_bytes(["column", "entity_type", "count", "rows", "share_of_rows", "max_score", "examples"], rows)
-
-
-def shap_table(features: list[str], values: np.ndarray, numbers: list[int]) -> bytes:
-    """The SHAP value of every feature for every explained row, by dataset row number."""
-    rows = [[numbers[i], *(float(v) for v in values[i])] for i in range(min(len(numbers), len(values)))]
-    return csv_bytes(["row", *features], rows)

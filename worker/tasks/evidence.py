@@ -209,13 +209,8 @@ def _compute(run: EvidenceRun, folder: Path, report: Report, stored: _Stored) ->
     if run.version is None or run.version.format == ArtifactFormat.PREDICTIONS_ONLY:
         raise DataProblem("an explainability report needs a model artifact to explain")
     model_path = _fetch_artifact(run.version, run.input_digests.get("model_version", ""), folder, report)
-    summary, values, numbers = compute.compute_explanation(
-        path, dataset.format, params, model_path, run.version.format, report
-    )
-    files = []
-    if values is not None:
-        table = compute.shap_table(list(params["feature_columns"]), values, numbers)
-        files.append(stored.file("shap_values.csv", "SHAP values of the explained rows", "text/csv", table))
+    summary, table = compute.compute_explanation(path, dataset.format, params, model_path, run.version.format, report)
+    files = [stored.file("shap_values.csv", "SHAP values of the explained rows", "text/csv", table)]
     return summary, files, None
 
 
