@@ -9,6 +9,7 @@ allow-list, XGBoost and LightGBM through their own readers; nothing is unpickled
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,10 @@ def _float_rows(predict: Callable) -> Callable[[np.ndarray], np.ndarray]:
 
     def run(x: np.ndarray) -> np.ndarray:
         try:
-            out = np.asarray(predict(x), dtype=np.float64)
+            with warnings.catch_warnings():
+                # the columns were checked against the names the model was fitted with, if it kept any
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                out = np.asarray(predict(x), dtype=np.float64)
         except Exception as exc:
             raise ValueError(f"the model cannot score the features: {exc}") from exc
         if out.ndim == 2 and out.shape[1] == 1:

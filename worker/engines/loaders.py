@@ -168,7 +168,8 @@ def xgboost_booster(path: str | Path):
         booster.num_features()  # a model that loaded half-way fails here, not later
         return booster
     except Exception as exc:
-        raise LoadError(f"XGBoost cannot load the model: {exc}") from exc
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LoadError(f"XGBoost cannot load the model: {first_line}") from exc  # not XGBoost's C++ stack
 
 
 def lightgbm_booster(path: str | Path):
