@@ -148,6 +148,62 @@ def load_lightgbm(path: str | Path) -> dict:
         raise LoadError(f"LightGBM cannot load the model: {exc}") from exc
 
 
+# ---------------------------------------------------------------------------------------------
+# Native models, for engines that need the library's own object (explanations)
+
+
+def onnx_session(path: str | Path):
+    """The checks of ``load_onnx`` (self-contained, accepted by the checker), then a one-thread session."""
+    load_onnx(path)
+    return _onnx_session(path)
+
+
+def xgboost_booster(path: str | Path):
+    """An ``xgboost.Booster`` loaded from the bytes (JSON or UBJ, told apart by XGBoost itself)."""
+    import xgboost
+
+    try:
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(Path(path).read_bytes()))
+        booster.num_features()  # a model that loaded half-way fails here, not later
+        return booster
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LoadError(f"XGBoost cannot load the model: {first_line}") from exc  # not XGBoost's C++ stack
+
+
+def lightgbm_booster(path: str | Path):
+    """A ``lightgbm.Booster`` read from the text model."""
+    import lightgbm
+
+    try:
+        booster = lightgbm.Booster(model_file=str(path))
+        booster.num_feature()
+        return booster
+    except Exception as exc:
+        raise LoadError(f"LightGBM cannot load the model: {exc}") from exc
+
+
+NATIVE_LOADERS: dict[str, Callable] = {
+    "onnx": onnx_session,
+    "skops": _skops_estimator,
+    "xgboost": xgboost_booster,
+    "lightgbm": lightgbm_booster,
+}
+
+
+def native_model(path: str | Path, fmt: str):
+    """The library's own object for an artifact: an onnxruntime session, the skops estimator, a Booster.
+
+    The same safety as verification: ONNX passes the checker and holds no external data, skops
+    loads only the trusted types (others are refused by name), nothing is unpickled.
+    """
+    loader = NATIVE_LOADERS.get(fmt)
+    if loader is None:
+        raise LoadError(f"no loader for format {fmt!r}")
+    return loader(path)
+
+
 LOADERS: dict[str, Callable[[str | Path], dict]] = {
     "onnx": load_onnx,
     "skops": load_skops,
@@ -206,8 +262,7 @@ def _checked(expected: int | None, predict: Callable) -> Scorer:
 def _onnx_scorer(path: str | Path) -> Scorer:
     import numpy as np
 
-    load_onnx(path)  # the same checks as verification: self-contained, accepted by the checker
-    session = _onnx_session(path)
+    session = onnx_session(path)  # the same checks as verification: self-contained, accepted by the checker
     first = session.get_inputs()[0]
     outputs = session.get_outputs()
     # skl2onnx classifiers (zipmap off) give "label" then "probabilities"; prefer the label output.
@@ -233,24 +288,14 @@ def _skops_scorer(path: str | Path) -> Scorer:
 def _xgboost_scorer(path: str | Path) -> Scorer:
     import xgboost
 
-    try:
-        booster = xgboost.Booster()
-        booster.load_model(bytearray(Path(path).read_bytes()))
-        width = booster.num_features()
-    except Exception as exc:
-        raise LoadError(f"XGBoost cannot load the model: {exc}") from exc
+    booster = xgboost_booster(path)
+    width = booster.num_features()
     return _checked(width or None, lambda features: booster.predict(xgboost.DMatrix(features)))
 
 
 def _lightgbm_scorer(path: str | Path) -> Scorer:
-    import lightgbm
-
-    try:
-        booster = lightgbm.Booster(model_file=str(path))
-        width = booster.num_feature()
-    except Exception as exc:
-        raise LoadError(f"LightGBM cannot load the model: {exc}") from exc
-    return _checked(width or None, booster.predict)
+    booster = lightgbm_booster(path)
+    return _checked(booster.num_feature() or None, booster.predict)
 
 
 SCORERS: dict[str, Callable[[str | Path], Scorer]] = {
