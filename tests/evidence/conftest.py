@@ -7,6 +7,7 @@ import random
 import pytest
 
 import worker.tasks  # noqa: F401 - registers every job handler
+from apps.demo import artifacts as demo
 from apps.registry import services as registry
 from tests.registry import fixtures
 from tests.registry.fixtures import job_of, upload
@@ -103,3 +104,43 @@ def version(contributor_principal, model, dataset, run):
     version.refresh_from_db()
     assert version.status == "ready", version.status_reason
     return version
+
+
+@pytest.fixture
+def unscored(contributor_principal, team, run):
+    """unscored(data, name) -> a ready dataset with feature, sensitive and label columns and no prediction column."""
+
+    def make(data: demo.DemoData, name: str = "unscored"):
+        dataset = registry.dataset_create(
+            actor=contributor_principal,
+            name=name,
+            owner_team=team,
+            file=upload(data.csv_bytes(), f"{name}.csv"),
+            schema=data.schema(),
+        )
+        assert run(job_of(dataset).pk) == "succeeded"
+        dataset.refresh_from_db()
+        assert dataset.status == "ready", dataset.status_reason
+        return dataset
+
+    return make
+
+
+@pytest.fixture
+def loaded_version(contributor_principal, model, run):
+    """loaded_version(artifact, fmt, dataset) -> the next ready version of 'churn' holding a real artifact."""
+
+    def make(artifact: bytes, fmt: str, dataset):
+        version = registry.version_create(
+            actor=contributor_principal,
+            model_name="churn",
+            artifact=upload(artifact, f"model.{fmt}"),
+            format=fmt,
+            evaluation_dataset_id=dataset.pk,
+        )
+        assert run(job_of(version).pk) == "succeeded"
+        version.refresh_from_db()
+        assert version.status == "ready", version.status_reason
+        return version
+
+    return make
