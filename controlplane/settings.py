@@ -313,6 +313,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "apps.registry.choices.ColumnRole",  # a dataset column's role, kept apart from AccessRoleEnum
         "AccessRoleEnum": "apps.rbac.roles.Role",
         "EvidenceRunStatusEnum": "apps.evidence.choices.RunStatus",
+        "EvidenceKindEnum": "apps.evidence.choices.EvidenceKind",
     },
 }
 

@@ -240,3 +240,21 @@ def test_the_same_request_reuses_the_run_unless_a_rerun_is_asked(cora, requested
 def test_different_parameters_are_a_different_run(cora, requested):
     other = cora.post(VERSION_URL, {"kind": "bias", "parameters": {"sensitive_columns": ["sex"]}}, format="json")
     assert other.status_code == 202 and other.json()["id"] != requested["id"]
+
+
+def test_the_openapi_schema_describes_every_summary_and_the_new_endpoints(anon_client):
+    # given the published API schema
+    schema = anon_client.get("/api/v1/schema/", {"format": "json"}).json()
+    # then a run's summary is one of the three versioned documents policies read
+    run = schema["components"]["schemas"]["EvidenceRunOutput"]["properties"]["summary"]
+    assert [s["title"] for s in run["oneOf"]] == ["assay.bias/v1", "assay.explain/v1", "assay.pii/v1"]
+    # and cancel, reviews and downloads are documented paths
+    for path in ("/api/v1/evidence/{run_id}/cancel/", "/api/v1/evidence/{run_id}/reviews/"):
+        assert "post" in schema["paths"][path]
+    assert "get" in schema["paths"]["/api/v1/evidence/{run_id}/files/{name}/"]
+
+
+def test_the_schema_generates_without_warnings():
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")

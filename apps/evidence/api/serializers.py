@@ -12,6 +12,8 @@ from apps.evidence.models import EvidenceRun
 from apps.evidence.runs import run_progress
 from apps.evidence.selectors import review_state
 
+from .schemas import SUMMARY
+
 
 class EvidenceRequestInput(serializers.Serializer):
     kind = serializers.CharField(max_length=32, help_text=f"One of {', '.join(EvidenceKind.values)}.")
@@ -56,6 +58,11 @@ class SubjectOutput(serializers.Serializer):
 class RequesterOutput(serializers.Serializer):
     user = serializers.CharField(allow_null=True)
     service_account = serializers.CharField(allow_null=True)
+
+
+@extend_schema_field(SUMMARY)
+class SummaryField(serializers.JSONField):
+    """A run's summary: assay.bias/v1, assay.explain/v1 or assay.pii/v1, described in the OpenAPI schema."""
 
 
 class EvidenceFileOutput(serializers.Serializer):
@@ -118,7 +125,7 @@ class EvidenceRunOutput(serializers.Serializer):
     message = serializers.SerializerMethodField()
     subject = serializers.SerializerMethodField()
     parameters = serializers.JSONField()
-    summary = serializers.JSONField(
+    summary = SummaryField(
         allow_null=True,
         help_text=(
             "The kind's versioned summary once succeeded: assay.bias/v1, assay.pii/v1 or assay.explain/v1 "
