@@ -72,30 +72,52 @@ def test_demo_artifacts_pass_the_workers_full_verification(django_capture_on_com
 
 
 @pytest.mark.django_db
-def test_the_demo_gets_a_finished_bias_report_once_verified(django_capture_on_commit_callbacks):
+def test_the_demo_gets_finished_evidence_of_every_kind_once_verified(django_capture_on_commit_callbacks):
     from apps.evidence.models import EvidenceRun
-    from apps.jobs.models import Job
+    from apps.jobs.models import Job, JobStatus
 
-    # given: the demo, verified by the worker
-    call_command("demo_load", "--quiet")
-    for job_id in Job.objects.order_by("id").values_list("id", flat=True):
-        run_job(job_id)
+    def drain() -> None:
+        while True:
+            queued = list(Job.objects.filter(status=JobStatus.QUEUED).order_by("id").values_list("id", flat=True))
+            if not queued:
+                return
+            for job_id in queued:
+                with django_capture_on_commit_callbacks(execute=True):
+                    run_job(job_id)
+
+    # given: the demo, verified by the worker (credit-scoring's default evidence is asked for then)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("demo_load", "--quiet")
+    drain()
     # when: the run command's background step asks for the evidence, twice, and the worker runs it
     call_command("demo_evidence", "--wait", "0")
     call_command("demo_evidence", "--wait", "0")
-    runs = list(EvidenceRun.objects.all())
-    for run in runs:
-        with django_capture_on_commit_callbacks(execute=True):
-            run_job(run.job_id)
-    # then: every version with an evaluation dataset has one finished bias report, asked for by its author
+    drain()
+    # then: every version with an evaluation dataset has a bias report, every one holding a model an
+    # explainability report, and every demo dataset a PII scan; none twice
     versions = ModelVersion.objects.filter(evaluation_dataset__isnull=False)
-    assert sorted((r.version_id, r.kind) for r in runs) == sorted((v.pk, "bias") for v in versions)
-    assert {v.format for v in versions} >= {"onnx", "skops", "predictions_only"}
-    for run in EvidenceRun.objects.select_related("version__model", "requested_by"):
-        assert run.status == "succeeded", (str(run.version), run.error)
+    expected = {(v.pk, "bias") for v in versions} | {
+        (v.pk, "explainability") for v in versions if v.format != "predictions_only"
+    }
+    runs = list(EvidenceRun.objects.select_related("version__model", "requested_by", "dataset"))
+    assert {(r.version_id, r.kind) for r in runs if r.version_id and r.kind != "pii_scan"} == expected
+    assert len([r for r in runs if r.version_id and r.kind != "pii_scan"]) == len(expected)
+    scanned = {r.dataset.name for r in runs if r.kind == "pii_scan" and r.version_id is None}
+    assert "customer-records" in scanned and len(scanned) == Dataset.objects.filter(source__isnull=True).count()
+    for run in runs:
+        assert run.status == "succeeded", (run.kind, str(run.version or run.dataset), run.error)
+    for run in (r for r in runs if r.kind == "bias"):
         assert run.summary["schema"] == "assay.bias/v1" and run.summary["n_rows"] == 200
         # a loaded model is scored unless its evaluation dataset holds predictions (churn's does)
         scored = run.version.format != "predictions_only" and run.version.model.name != "churn-predictor"
         assert (run.parameters.get("predictions") == "model") == scored, str(run.version)
+    for run in (r for r in runs if r.kind == "explainability"):
+        assert run.summary["additivity"]["passed"], str(run.version)
     churn = EvidenceRun.objects.get(version__model__name="churn-predictor", version__format="predictions_only")
     assert churn.requested_by.username == "mark"
+    # and the customer records were found to hold PII, and a scrubbed copy was registered from them
+    customers = next(r for r in runs if r.kind == "pii_scan" and r.dataset.name == "customer-records")
+    assert customers.summary["has_pii"]
+    copy = Dataset.objects.get(pk=customers.summary["scrubbed_dataset"]["id"])
+    assert copy.source_id == customers.dataset_id and copy.status == "ready"
+    assert copy.row_count == customers.dataset.row_count

@@ -2,12 +2,14 @@
 
     python manage.py demo_evidence [--wait 120]
 
-The run command starts it in the background after the worker: every ready demo version with
-an evaluation dataset gets a bias report (a loaded model is scored on the dataset's feature
-columns; a predictions-only version uses its prediction column), requested by the version's
-author, as a person would from the version's page. Waits up to ``--wait`` seconds for the
-versions to be verified. Idempotent: an equal report already asked for is reused, not asked
-for again.
+The run command starts it in the background after the worker. Every ready demo version with an
+evaluation dataset gets a bias report (a loaded model is scored on the dataset's feature
+columns; a predictions-only version uses its prediction column) and, when it holds a model, an
+explainability report; every demo dataset gets a PII scan, and the customer records a scan that
+also writes a scrubbed copy (card numbers masked, e-mails hashed, the rest replaced by their
+entity type). Each is requested by the author of the version or dataset, as a person would from
+its page. Waits up to ``--wait`` seconds for verification. Idempotent: an equal report already
+asked for is reused, not asked for again.
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ from django.core.management.base import BaseCommand
 
 from apps.accounts.principals import principal_for_service_account, principal_for_user
 from apps.audit import context
+from apps.core.principals import Principal
 from apps.evidence import services as evidence
-from apps.registry.choices import VersionStatus
-from apps.registry.models import ModelVersion
+from apps.registry.choices import ArtifactFormat, DatasetStatus, VersionStatus
+from apps.registry.models import Dataset, ModelVersion
 
-from .demo_load import MODELS
+from .demo_load import CUSTOMERS, MODELS
+
+SCRUB = {
+    "scrub": True,
+    "operators": {"CREDIT_CARD": "mask", "IBAN_CODE": "mask", "EMAIL_ADDRESS": "hash", "PHONE_NUMBER": "mask"},
+}
 
 
-def _candidates() -> list[ModelVersion]:
+def _versions() -> list[ModelVersion]:
     """The demo's versions with an evaluation dataset: their model is scored on it, or its predictions read."""
     names = [spec["name"] for spec in MODELS]
     return list(
@@ -35,8 +43,24 @@ def _candidates() -> list[ModelVersion]:
     )
 
 
+def _datasets() -> list[Dataset]:
+    """The demo's datasets (the models' training and evaluation data, and the customer records); no copies."""
+    names = [f"{spec['name']}-{part}" for spec in MODELS for part in ("training", "evaluation")] + [CUSTOMERS]
+    return list(
+        Dataset.objects.filter(name__in=names, source__isnull=True)
+        .select_related("created_by", "created_by_service_account")
+        .order_by("name")
+    )
+
+
+def _author(obj) -> Principal:
+    if obj.created_by_service_account_id:
+        return principal_for_service_account(obj.created_by_service_account)
+    return principal_for_user(obj.created_by)
+
+
 class Command(BaseCommand):
-    help = "Request the demo's bias reports once its versions are verified (idempotent)."
+    help = "Request the demo's bias, explainability and PII reports once its data is verified (idempotent)."
 
     def add_arguments(self, parser):
         parser.add_argument("--wait", type=float, default=120, help="seconds to wait for verification (default 120)")
@@ -45,22 +69,35 @@ class Command(BaseCommand):
         context.update(source="cli")
         deadline = time.monotonic() + options["wait"]
         while True:
-            versions = _candidates()
+            versions, datasets = _versions(), _datasets()
             pending = [v for v in versions if v.status == VersionStatus.PENDING_VERIFICATION]
+            pending += [d for d in datasets if d.status == DatasetStatus.PENDING_VERIFICATION]
             if not pending or time.monotonic() >= deadline:
                 break
             time.sleep(1)
         asked = 0
         for version in versions:
             if version.status != VersionStatus.READY:
-                self.stderr.write(f"{version}: {version.get_status_display().lower()}, no bias report asked for")
+                self.stderr.write(f"{version}: {version.get_status_display().lower()}, no evidence asked for")
                 continue
-            author = (
-                principal_for_service_account(version.created_by_service_account)
-                if version.created_by_service_account_id
-                else principal_for_user(version.created_by)
+            kinds = ["bias"] if version.format == ArtifactFormat.PREDICTIONS_ONLY else ["bias", "explainability"]
+            for kind in kinds:
+                asked += self._ask(f"{version}: {kind}", actor=_author(version), kind=kind, version=version)
+        for dataset in datasets:
+            if dataset.status != DatasetStatus.READY:
+                self.stderr.write(f"dataset {dataset.name}: not ready, no PII scan asked for")
+                continue
+            parameters = SCRUB if dataset.name == CUSTOMERS else {}
+            asked += self._ask(
+                f"dataset {dataset.name}: pii_scan",
+                actor=_author(dataset),
+                kind="pii_scan",
+                dataset_id=dataset.pk,
+                parameters=parameters,
             )
-            requested = evidence.evidence_request(actor=author, kind="bias", version=version)
-            asked += not requested.reused
-            self.stdout.write(f"{version}: bias report {'already there' if requested.reused else 'asked for'}")
         self.stdout.write(self.style.SUCCESS(f"demo evidence: {asked} report(s) asked for"))
+
+    def _ask(self, label: str, **request) -> int:
+        requested = evidence.evidence_request(**request)
+        self.stdout.write(f"{label} {'already there' if requested.reused else 'asked for'}")
+        return int(not requested.reused)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import os
 
+import pyarrow.csv as pacsv
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -16,11 +18,13 @@ from apps.accounts.models import ServiceAccount, Team, User
 from apps.accounts.principals import principal_for_service_account, principal_for_user
 from apps.audit import context
 from apps.core.principals import Principal
-from apps.demo import artifacts
+from apps.demo import artifacts, customers
 from apps.rbac import services as rbac
 from apps.registry import services as registry
 from apps.registry.models import Dataset, ModelVersion, RegisteredModel
 
+CUSTOMERS = "customer-records"
+CUSTOMER_ROWS = 600
 DEMO_PASSWORD_ENV = "ASSAY_DEMO_PASSWORD"  # noqa: S105 (the variable's name, not a secret)
 DEFAULT_PASSWORD = "assay-demo-2026"  # noqa: S105 - printed on start; the demo is for a laptop, never production
 
@@ -55,6 +59,8 @@ MODELS = [
         "columns": ["income", "debt_ratio", "credit_history_months", "open_accounts"],
         "versions": ["onnx", "skops"],
         "author": "ci-credit",
+        # every new version gets these as soon as it is verified
+        "default_evidence": ["bias", "explainability", "pii_scan"],
     },
     {
         "name": "fraud-detector",
@@ -129,6 +135,7 @@ class Command(BaseCommand):
         created = 0
         for i, spec in enumerate(MODELS):
             created += self._model(spec, seed=100 + i, actor=actors[spec["author"]], teams=teams)
+        self._customers(actors["alice"], teams["credit-risk"])
         self.stdout.write(self.style.SUCCESS(f"demo loaded ({created} new versions)"))
         if not options["quiet"]:
             self._print_logins(password)
@@ -185,6 +192,7 @@ class Command(BaseCommand):
                 risk_tier=spec["risk_tier"],
                 data_categories=spec["data_categories"],
                 jurisdictions=spec["jurisdictions"],
+                default_evidence=spec.get("default_evidence", []),
             )
         data = artifacts.make_data(seed, spec["columns"])
         train = self._dataset(f"{spec['name']}-training", data, teams[spec["owner_team"]], actor)
@@ -239,6 +247,25 @@ class Command(BaseCommand):
             format="csv",
             schema=data.schema(with_prediction=predictions is not None),
             description=f"Synthetic {name.replace('-', ' ')} data ({len(data.y)} rows)",
+        )
+
+    def _customers(self, actor: Principal, team: Team) -> Dataset:
+        """A customer table with PII in structured and free-text columns, for the PII scan and its scrub."""
+        existing = Dataset.objects.filter(name=CUSTOMERS, owner_team=team).first()
+        if existing is not None:
+            return existing
+        table, _ = customers.customer_table(CUSTOMER_ROWS, seed=7)
+        out = io.BytesIO()
+        pacsv.write_csv(table, out)
+        return registry.dataset_create(
+            actor=actor,
+            name=CUSTOMERS,
+            owner_team=team,
+            file=io.BytesIO(out.getvalue()),
+            format="csv",
+            schema=customers.column_schema(),
+            description=f"Synthetic customer records with personal data ({CUSTOMER_ROWS} rows): names, e-mails, "
+            "phones, addresses, birth dates, card numbers, IBANs and free-text notes",
         )
 
     def _print_logins(self, password: str) -> None:
