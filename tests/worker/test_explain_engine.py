@@ -486,3 +486,16 @@ def test_warm_up_compiles_without_touching_numpys_global_generator():
     before = np.random.get_state()[1].copy()
     explain.warm_up()
     assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_a_tree_model_shap_cannot_read_is_refused_in_words(tmp_path, data):
+    import skops.io as sio
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = data
+    boosted = GradientBoostingClassifier(n_estimators=3, init=LogisticRegression()).fit(x, y)
+    path = tmp_path / "init.skops"
+    path.write_bytes(sio.dumps(boosted))
+    with pytest.raises(ValueError, match="shap's TreeExplainer cannot read this .*GradientBoostingClassifier model"):
+        explain.explain(path, "skops", x, NAMES)

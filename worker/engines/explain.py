@@ -192,7 +192,10 @@ def _tree_values(model: ExplainableModel, x: np.ndarray, progress: ProgressFn | 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LightGBM's "output has changed to a list" notice
-        explainer = shap.TreeExplainer(model.native)
+        try:
+            explainer = shap.TreeExplainer(model.native)
+        except Exception as exc:  # shap refuses some variants (e.g. a custom init estimator) by raising
+            raise ValueError(f"shap's TreeExplainer cannot read this {model.type} model: {exc}") from exc
         parts = []
         for start in range(0, len(x), TREE_BATCH_ROWS):
             parts.append(np.asarray(explainer.shap_values(x[start : start + TREE_BATCH_ROWS], check_additivity=False)))
