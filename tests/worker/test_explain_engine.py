@@ -451,3 +451,51 @@ def test_unusable_options_are_refused(models, data, option, value, message):
     path, fmt, _, _ = models["lightgbm"]
     with pytest.raises(ValueError, match=message):
         explain.explain(path, fmt, x, NAMES, **{option: value})
+
+
+def test_an_onnx_classifier_without_a_probabilities_tensor_is_refused_in_words(tmp_path, data):
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    # given a classifier converted with skl2onnx's default ZipMap (probabilities as a list of maps)
+    x, y = data
+    path = tmp_path / "zipmap.onnx"
+    path.write_bytes(to_onnx(LogisticRegression().fit(x, y), x[:1].astype(np.float32)).SerializeToString())
+    # when / then
+    expected = r"needs one float output .* zipmap=False.*it has output_label tensor\(int64\), output_probability seq"
+    with pytest.raises(ValueError, match=expected):
+        explain.explain(path, "onnx", x, NAMES)
+
+
+def test_an_onnx_classifier_of_three_classes_is_refused_in_words(tmp_path, data):
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    x, _ = data
+    model = LogisticRegression().fit(x, np.arange(len(x)) % 3)
+    path = tmp_path / "three.onnx"
+    path.write_bytes(to_onnx(model, x[:1].astype(np.float32), options={"zipmap": False}).SerializeToString())
+    with pytest.raises(
+        ValueError, match="only binary classifiers and single-output models can be explained; 3 classes"
+    ):
+        explain.explain(path, "onnx", x, NAMES)
+
+
+def test_warm_up_compiles_without_touching_numpys_global_generator():
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
+    explain.warm_up()
+    assert np.array_equal(np.random.get_state()[1], before)
+
+
+def test_a_tree_model_shap_cannot_read_is_refused_in_words(tmp_path, data):
+    import skops.io as sio
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = data
+    boosted = GradientBoostingClassifier(n_estimators=3, init=LogisticRegression()).fit(x, y)
+    path = tmp_path / "init.skops"
+    path.write_bytes(sio.dumps(boosted))
+    with pytest.raises(ValueError, match="shap's TreeExplainer cannot read this .*GradientBoostingClassifier model"):
+        explain.explain(path, "skops", x, NAMES)

@@ -1,7 +1,7 @@
 """Explainability engine: SHAP values for a model version on its evaluation rows.
 
 shap is the definition. Tree models get ``shap.TreeExplainer`` (exact, path-dependent TreeSHAP,
-milliseconds per thousand rows); every other model gets shap's permutation explainer with an
+a fraction of a second per thousand rows); every other model gets shap's permutation explainer with an
 ``Independent`` masker over a background sample and a budget of ``max_evals`` coalitions per
 row. Models are loaded by ``explainable.load_explainable`` as safely as verification loads them
 (nothing is unpickled).
@@ -21,7 +21,7 @@ What is explained (the summary's ``output``):
   classifier, else ``decision_function``, else ``predict``.
 
 Binary classifiers and single-output models only; more classes are refused in words. The
-first permutation explanation in a process compiles shap's numba kernels (about 15 s on a
+first permutation explanation in a process compiles shap's numba kernels (10 to 20 s on a
 busy core); ``warm_up()`` does that ahead of time.
 
 ## Explainability summary (`assay.explain/v1`)
@@ -63,7 +63,10 @@ the model's explained output space: for every explained row,
   `tolerance = rtol * max(1, largest absolute prediction)`. `rtol` is 1e-9 where both sides
   are float64 (scikit-learn, LightGBM, float64 ONNX) and 1e-5, about 100 float32 ulps, where
   the model computes in float32 (XGBoost's leaves and contributions, a float32 ONNX graph,
-  whose kernels may sum in a different order for a different batch).
+  whose kernels may sum in a different order for a different batch). TreeSHAP is exact; the
+  permutation estimate is additive by construction (each permutation's forward and backward
+  passes telescope from the background mean to the row's output), so any error beyond
+  rounding means a wrong explanation.
 - `budget`: `{"max_evals", "background_size", "sample_size", "evaluations",
   "evaluations_per_row", "model_rows"}`: for permutation, the coalition budget per row, the
   background rows used, the sample size asked for, the coalitions evaluated in total and for
@@ -192,7 +195,10 @@ def _tree_values(model: ExplainableModel, x: np.ndarray, progress: ProgressFn | 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LightGBM's "output has changed to a list" notice
-        explainer = shap.TreeExplainer(model.native)
+        try:
+            explainer = shap.TreeExplainer(model.native)
+        except Exception as exc:  # shap refuses some variants (e.g. a custom init estimator) by raising
+            raise ValueError(f"shap's TreeExplainer cannot read this {model.type} model: {exc}") from exc
         parts = []
         for start in range(0, len(x), TREE_BATCH_ROWS):
             parts.append(np.asarray(explainer.shap_values(x[start : start + TREE_BATCH_ROWS], check_additivity=False)))
@@ -492,9 +498,11 @@ def warm_up() -> None:
 
     rng = np.random.default_rng(0)
     background = rng.normal(size=(4, 2))
-    explainer = shap.explainers.PermutationExplainer(lambda z: z.sum(axis=1), shap.maskers.Independent(background))
-    state = np.random.get_state()
+    state = np.random.get_state()  # the explainer seeds numpy's global generator
     try:
+        explainer = shap.explainers.PermutationExplainer(
+            lambda z: z.sum(axis=1), shap.maskers.Independent(background), seed=0
+        )
         explainer(background[:1], max_evals=5, silent=True)
     finally:
         np.random.set_state(state)

@@ -231,21 +231,24 @@ def _onnx_model(path: str | Path) -> ExplainableModel:
             "the ONNX model needs one float output to explain (a classifier's probabilities, converted "
             f"with zipmap=False, or a regressor's value); it has {outputs or 'none'}"
         )
-    width = chosen.shape[1] if len(chosen.shape) == 2 else 1
+    width = chosen.shape[1] if len(chosen.shape) == 2 else 1  # None when the graph leaves it open
     if isinstance(width, int) and width > 2:
         raise ValueError(f"only binary classifiers and single-output models can be explained; {width} classes")
-    column = 1 if width == 2 else 0
 
     def run(x: np.ndarray) -> np.ndarray:
         out = session.run([chosen.name], {first.name: np.ascontiguousarray(x, dtype=dtype)})[0]
-        return out[:, column] if out.ndim == 2 else out
+        if out.ndim == 2 and out.shape[1] > 2:
+            raise ValueError(
+                f"only binary classifiers and single-output models can be explained; {out.shape[1]} classes"
+            )
+        return out[:, -1] if out.ndim == 2 else out  # the positive class of two, or the one value
 
     n_features = first.shape[1] if isinstance(first.shape[1], int) else None
     return ExplainableModel(
         fmt="onnx",
         type="onnxruntime.InferenceSession",
         method="permutation",
-        output="probability" if width == 2 else "raw",
+        output="probability" if width == 2 or chosen.name == "probabilities" else "raw",
         predict=_float_rows(run),
         n_features=n_features,
         rtol=RTOL_FLOAT32 if dtype is np.float32 else RTOL_FLOAT64,
