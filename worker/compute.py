@@ -272,7 +272,8 @@ def scrub_dataset(
             yield batch
 
     try:
-        scrubbed = pii.scrub(batches(), partial, parameters.get("operators") or {}, salt)
+        plan = pii.ScrubPlan.from_partial(partial, pii_config(parameters))
+        scrubbed = pii.scrub(batches(), plan, parameters.get("operators") or {}, salt)
         return loaders.write_batches(target, fmt, scrubbed)
     except ValueError as exc:
         raise DataProblem(str(exc))

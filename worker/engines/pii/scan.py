@@ -129,6 +129,8 @@ class PiiPartial:
                 "nlp": self.nlp,
                 "sample_size": self.sample_size,
                 "columns": self.columns,
+                # JSON objects are written with sorted keys; the scan's column order is kept apart
+                "column_order": list(self.columns),
                 "skipped": self.skipped,
                 "row_patterns": self.row_patterns,
             },
@@ -142,9 +144,10 @@ class PiiPartial:
         data = json.loads(text)
         if data.get("format") != PARTIAL_FORMAT:
             raise ValueError(f"not a PII partial ({PARTIAL_FORMAT}): format is {data.get('format')!r}")
+        order = data.get("column_order") or list(data["columns"])
         return cls(
             n_rows=int(data["n_rows"]),
-            columns=data["columns"],
+            columns={name: data["columns"][name] for name in order},
             skipped=data["skipped"],
             row_patterns={k: int(v) for k, v in data["row_patterns"].items()},
             nlp=data["nlp"],

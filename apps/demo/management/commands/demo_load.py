@@ -9,7 +9,6 @@ import io
 import os
 
 import pyarrow.csv as pacsv
-
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
