@@ -27,6 +27,8 @@ from apps.registry.models import Dataset, ModelVersion
 
 from .demo_load import CUSTOMERS, MODELS
 
+# ONNX models are explained by the permutation explainer; a lighter budget keeps the demo's reports quick.
+PERMUTATION = {"sample_size": 100, "background_size": 50, "max_evals": 100}
 SCRUB = {
     "scrub": True,
     "operators": {"CREDIT_CARD": "mask", "IBAN_CODE": "mask", "EMAIL_ADDRESS": "hash", "PHONE_NUMBER": "mask"},
@@ -80,9 +82,16 @@ class Command(BaseCommand):
             if version.status != VersionStatus.READY:
                 self.stderr.write(f"{version}: {version.get_status_display().lower()}, no evidence asked for")
                 continue
-            kinds = ["bias"] if version.format == ArtifactFormat.PREDICTIONS_ONLY else ["bias", "explainability"]
-            for kind in kinds:
-                asked += self._ask(f"{version}: {kind}", actor=_author(version), kind=kind, version=version)
+            asked += self._ask(f"{version}: bias", actor=_author(version), kind="bias", version=version)
+            if version.format != ArtifactFormat.PREDICTIONS_ONLY:
+                parameters = PERMUTATION if version.format == ArtifactFormat.ONNX else {}
+                asked += self._ask(
+                    f"{version}: explainability",
+                    actor=_author(version),
+                    kind="explainability",
+                    version=version,
+                    parameters=parameters,
+                )
         for dataset in datasets:
             if dataset.status != DatasetStatus.READY:
                 self.stderr.write(f"dataset {dataset.name}: not ready, no PII scan asked for")

@@ -59,7 +59,7 @@ MODELS = [
         "versions": ["onnx", "skops"],
         "author": "ci-credit",
         # every new version gets these as soon as it is verified
-        "default_evidence": ["bias", "explainability", "pii_scan"],
+        "default_evidence": ["bias", "pii_scan"],
     },
     {
         "name": "fraud-detector",
