@@ -107,7 +107,7 @@ def waterfall(local: dict, limit: int = 10) -> dict:
         position = end
     return {
         "bars": bars,
-        "height": len(bars) * ROW + 30,
+        "height": len(bars) * ROW + 6,
         "width": WIDTH,
         "base": base,
         "prediction": position,

@@ -70,7 +70,7 @@ class EvidenceRun(TimestampedModel):
     def subject_label(self) -> str:
         if self.version_id:
             return f"{self.version.model.name} v{self.version.number}"
-        return f"dataset {self.dataset_id}"
+        return f"dataset {self.dataset.name}"
 
 
 class EvidenceFile(TimestampedModel):

@@ -218,6 +218,14 @@ def _pii_context(run, actor) -> dict:
     }
 
 
+def _additivity_text(additivity: dict) -> str:
+    """'largest error 2.3e-16 (tolerance 1e-09)': the check in numbers a reader can compare."""
+    error, tolerance = additivity.get("max_abs_error"), additivity.get("tolerance")
+    if not isinstance(error, int | float) or not isinstance(tolerance, int | float):
+        return ""
+    return f"largest error {error:.2g} (tolerance {tolerance:.2g})"
+
+
 def _explain_context(summary: dict) -> dict:
     local = []
     for item in summary.get("local", []):
@@ -227,6 +235,7 @@ def _explain_context(summary: dict) -> dict:
         "beeswarm": charts.beeswarm(summary.get("beeswarm") or {}),
         "local_explanations": local,
         "additivity": summary.get("additivity") or {},
+        "additivity_text": _additivity_text(summary.get("additivity") or {}),
         "budget": summary.get("budget") or {},
     }
 
