@@ -53,8 +53,10 @@ PATTERNS_NAME = "patterns"
 PREFILTERS: dict[str, re.Pattern] = {
     "EMAIL_ADDRESS": re.compile(r"@"),
     "PHONE_NUMBER": re.compile(r"\d(?:\D{0,3}\d){6}"),
-    "CREDIT_CARD": re.compile(r"\d(?:[ -]?\d){11}"),
-    "US_SSN": re.compile(r"\d{3}\D?\d{2}\D?\d{4}"),
+    # presidio's card pattern (prefixes 1, 3-6) and the 2-series added below, without their lookaheads
+    "CREDIT_CARD": re.compile(r"\b[1-6]\d{3}[- ]?\d{3,4}[- ]?\d{3,4}[- ]?\d{3,5}\b"),
+    # presidio's five SSN patterns: 3-2-4 with - . or space or none, 5-4, 3-6
+    "US_SSN": re.compile(r"\b\d{3}[- .]?\d{2}[- .]?\d{4}\b|\b\d{5}-\d{4}\b|\b\d{3}-\d{6}\b"),
     "IBAN_CODE": re.compile(r"[a-zA-Z]{2}\d{2}"),
     "IP_ADDRESS": re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d|[0-9a-fA-F]*:[0-9a-fA-F]*:"),
     "DATE_TIME": re.compile(r"\d\s*[-/.:]\s*\d|[a-zA-Z]{3}-\d|\d-[a-zA-Z]{3}"),
@@ -78,6 +80,49 @@ _HAS_ALNUM = re.compile(r"[\p{L}\p{N}]")
 _SPACY_LABELS = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
                  "DATE": "DATE_TIME", "TIME": "DATE_TIME"}  # fmt: skip
 _PIPE_BATCH = 512
+_NER_CACHE_LIMIT = 200_000
+# A sentence ends at . ! or ? followed by space and a capital, unless the word before is an abbreviation or an initial.
+_SENTENCE_END = re.compile(r"([\p{L}\p{N}]*)[.!?]+[\"')\]]*\s+(?=[\p{Lu}\"'(\[])")
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "no",
+        "nr",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "ave",
+        "blvd",
+        "rd",
+        "mt",
+        "ft",
+        "vs",
+        "etc",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "approx",
+        "dept",
+        "est",
+    ]
+)
 
 
 @dataclass
@@ -161,6 +206,8 @@ class Analyzer:
     tokenizer: Any = None
     language: str = "en"
     recognizers: dict | None = None
+    ner_cache: dict = field(default_factory=dict)
+    empty_artifacts: Any = None
 
     @property
     def has_ner(self) -> bool:
@@ -278,6 +325,50 @@ def value_shapes(value: str, entity_types: Iterable[str]) -> list[str]:
     ]
 
 
+def sentences(text: str) -> list[tuple[int, str]]:
+    """``text`` cut into sentences, each with its offset; abbreviations and initials do not end one."""
+    out, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        word = match.group(1)
+        if len(word) <= 1 or word.lower() in _ABBREVIATIONS:
+            continue
+        out.append((start, text[start : match.end()]))
+        start = match.end()
+    if start < len(text):
+        out.append((start, text[start:]))
+    return out
+
+
+def _named_entities(az: Analyzer, texts: Sequence[str], positions: list[int], progress=None) -> dict[int, list]:
+    """spaCy's entities of presidio's types in ``texts[i]`` for each i: (start, end, entity type).
+
+    The NER component runs alone, once per distinct sentence (agent notes and tickets repeat
+    whole sentences), and its answers are kept per process; a sentence is what the full
+    pipeline's parser would mark, as the entity recognizer never crosses one.
+    """
+    cache = az.ner_cache
+    pieces = {i: sentences(texts[i]) for i in positions}
+    todo = list(dict.fromkeys(sentence for i in positions for _, sentence in pieces[i] if sentence not in cache))
+    if len(cache) + len(todo) > _NER_CACHE_LIMIT:
+        cache.clear()
+    if todo:
+        ner_only = [name for name in az.nlp.pipe_names if name != "ner"]
+        stream = az.nlp.pipe(todo, batch_size=_PIPE_BATCH, disable=ner_only)
+        for n, (sentence, doc) in enumerate(zip(todo, stream, strict=True), start=1):
+            cache[sentence] = tuple(
+                (e.start_char, e.end_char, _SPACY_LABELS[e.label_]) for e in doc.ents if e.label_ in _SPACY_LABELS
+            )
+            if progress is not None and n % _PIPE_BATCH == 0:
+                progress(n, len(todo))
+    out = {}
+    for i in positions:
+        found = []
+        for offset, sentence in pieces[i]:
+            found += [(offset + s, offset + e, label) for s, e, label in cache.get(sentence, ())]
+        out[i] = found
+    return out
+
+
 def _artifacts(az: Analyzer, doc) -> Any:
     """presidio NlpArtifacts holding a doc's tokens for the context enhancer (empty without a doc).
 
@@ -286,8 +377,10 @@ def _artifacts(az: Analyzer, doc) -> Any:
     """
     from presidio_analyzer.nlp_engine import NlpArtifacts
 
+    if doc is None and az.empty_artifacts is not None:
+        return az.empty_artifacts
     tokens = doc if doc is not None else []
-    return NlpArtifacts(
+    artifacts = NlpArtifacts(
         entities=[],
         tokens=tokens,
         tokens_indices=[t.idx for t in tokens],
@@ -296,26 +389,28 @@ def _artifacts(az: Analyzer, doc) -> Any:
         language=az.language,
         scores=[],
     )
+    if doc is None:
+        az.empty_artifacts = artifacts
+    return artifacts
+
+
+_CHECKED_ENTITIES = PATTERN_ENTITIES - {"DATE_TIME"}
 
 
 def _drop_contained(findings: list[Finding]) -> list[Finding]:
-    """Drop a finding inside another type's finding that scores at least as high (spaCy's DATE inside a card)."""
+    """Drop a named entity found by spaCy inside a pattern finding (a "date" inside a card number or an IBAN).
+
+    Only PERSON, LOCATION and DATE_TIME give way, and only to e-mails, phones, cards, SSNs,
+    IBANs and IPs, whose patterns (and checksums) are far more precise than the small model.
+    """
     if len(findings) < 2:
         return findings
-    kept = []
-    for f in findings:
-        inside = any(
-            g is not f
-            and g.entity_type != f.entity_type
-            and g.start <= f.start
-            and f.end <= g.end
-            and (g.end - g.start) > (f.end - f.start)
-            and g.score >= f.score
-            for g in findings
-        )
-        if not inside:
-            kept.append(f)
-    return kept
+    return [
+        f
+        for f in findings
+        if f.entity_type not in NER_ENTITIES
+        or not any(g.entity_type in _CHECKED_ENTITIES and g.start <= f.start and f.end <= g.end for g in findings)
+    ]
 
 
 def _recognizers(az: Analyzer) -> dict[str, list]:
@@ -417,6 +512,48 @@ def _enhance(enhancer, text: str, results: list, recognizers: list, artifacts, c
             )
 
 
+_IBAN_CANDIDATE = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){2,9}")
+
+
+def _iban_retry(recognizer, text: str) -> list:
+    """IBANs presidio's recognizer misses because the word after them was read as a last group.
+
+    Its pattern allows a space and up to four letters or digits per group, so in "to
+    ES0720561466792638353265 held for review" the match runs on into "held" and fails the
+    checksum. Each candidate is tried again without its trailing space-separated groups, with
+    the recognizer's own validation (mod-97 and the country's format); a valid one scores 1.0,
+    as presidio scores a validated IBAN.
+    """
+    from presidio_analyzer import AnalysisExplanation, RecognizerResult
+
+    out = []
+    for match in _IBAN_CANDIDATE.finditer(text):
+        candidate = match.group()
+        while " " in candidate:
+            candidate = candidate.rsplit(" ", 1)[0]
+            if len(candidate.replace(" ", "")) >= 15 and recognizer.validate_result(candidate) is True:
+                start = match.start()
+                out.append(
+                    RecognizerResult(
+                        entity_type="IBAN_CODE",
+                        start=start,
+                        end=start + len(candidate),
+                        score=1.0,
+                        analysis_explanation=AnalysisExplanation(
+                            recognizer=type(recognizer).__name__,
+                            original_score=1.0,
+                            textual_explanation="an IBAN (checksum and country format) before a short word",
+                        ),
+                        recognition_metadata={
+                            RecognizerResult.RECOGNIZER_NAME_KEY: recognizer.name,
+                            RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: recognizer.id,
+                        },
+                    )
+                )
+                break
+    return out
+
+
 def detect(
     texts: Sequence[str],
     config: PiiConfig,
@@ -453,27 +590,21 @@ def detect(
     context = [c.lower() for c in context or []]
     allow = set(config.allow_list)
     gated = {e: [r for r in recognizers[e] if _needs_context(r, e, threshold)] for e in pattern_types}
-    docs: dict[int, Any] = {}
+    entities: dict[int, list] = {}
     if ner_types:
         need_ner = [i for i, t in enumerate(texts) if t and _HAS_ALNUM.search(t)]
-        ner_only = [name for name in az.nlp.pipe_names if name != "ner"]
-        stream = az.nlp.pipe((texts[i] for i in need_ner), batch_size=_PIPE_BATCH, disable=ner_only)
-        for n, (i, doc) in enumerate(zip(need_ner, stream, strict=True), start=1):
-            docs[i] = doc
-            if progress is not None and n % _PIPE_BATCH == 0:
-                progress(n, len(need_ner))
+        entities = _named_entities(az, texts, need_ner, progress)
     enhancer = az.engine.context_aware_enhancer
     ner_score = az.engine.nlp_engine.ner_model_configuration.default_score if az.has_ner else 0.0
     for i, text in enumerate(texts):
         if not text:
             continue
-        doc = docs.get(i)
+        doc = None
         results = []
-        if doc is not None and ner_score >= threshold:
-            for ent in doc.ents:
-                label = _SPACY_LABELS.get(ent.label_)
+        if ner_score >= threshold:
+            for start, end, label in entities.get(i, ()):
                 if label in ner_types:
-                    results.append(RecognizerResult(label, ent.start_char, ent.end_char, ner_score))
+                    results.append(RecognizerResult(label, start, end, ner_score))
         lowered = None
         pattern_results = []
         used = []
@@ -487,6 +618,8 @@ def detect(
                     found = _phone_whole_value(rec, text)
                 else:
                     found = rec.analyze(text=text, entities=[entity], nlp_artifacts=None)
+                    if entity == "IBAN_CODE" and not found and hasattr(rec, "validate_result"):
+                        found = _iban_retry(rec, text)
                 for r in found:
                     if r.recognition_metadata is None:
                         r.recognition_metadata = {}
@@ -494,14 +627,15 @@ def detect(
                 pattern_results += found
                 used.append(rec)
         if pattern_results:
-            if doc is None and az.tokenizer is not None and not whole_values:
+            if az.tokenizer is not None and not whole_values:
                 doc = az.tokenizer(text)
             _enhance(enhancer, text, pattern_results, used, _artifacts(az, None if whole_values else doc), context)
             results += pattern_results
         if not results:
             continue
         results = [r for r in results if r.score >= threshold]
-        results = EntityRecognizer.remove_duplicates(results)
+        if len(results) > 1:
+            results = EntityRecognizer.remove_duplicates(results)
         if allow:
             results = [r for r in results if text[r.start : r.end] not in allow]
         findings = sorted(
@@ -509,8 +643,6 @@ def detect(
             key=lambda f: (f.start, f.end, f.entity_type),
         )
         out[i] = _drop_contained(findings)
-    if progress is not None and ner_types:
-        progress(len(docs), len(docs))
     return out
 
 

@@ -72,6 +72,12 @@ def _new_stats() -> dict:
     return {"count": 0, "rows": 0, "score_sum": 0, "score_min": None, "score_max": None, "examples": {}}
 
 
+def _wants_example(stats: dict, fp: int) -> bool:
+    """True when a value of this fingerprint would be among the kept examples (so masking it is worth it)."""
+    examples = stats["examples"]
+    return len(examples) < EXAMPLES or f"{fp:016x}" < max(examples)
+
+
 def _add(stats: dict, *, count: int, rows: int, score: int | None, example: tuple[int, str] | None) -> None:
     stats["count"] += count
     stats["rows"] += rows
@@ -128,10 +134,8 @@ class PiiPartial:
                 "n_rows": self.n_rows,
                 "nlp": self.nlp,
                 "sample_size": self.sample_size,
-                "columns": self.columns,
-                # JSON objects are written with sorted keys; the scan's column order is kept apart
-                "column_order": list(self.columns),
-                "skipped": self.skipped,
+                "columns": [{"name": name, **col} for name, col in self.columns.items()],
+                "skipped": [{"name": name, **info} for name, info in self.skipped.items()],
                 "row_patterns": self.row_patterns,
             },
             sort_keys=True,
@@ -144,11 +148,10 @@ class PiiPartial:
         data = json.loads(text)
         if data.get("format") != PARTIAL_FORMAT:
             raise ValueError(f"not a PII partial ({PARTIAL_FORMAT}): format is {data.get('format')!r}")
-        order = data.get("column_order") or list(data["columns"])
         return cls(
             n_rows=int(data["n_rows"]),
-            columns={name: data["columns"][name] for name in order},
-            skipped=data["skipped"],
+            columns={c.pop("name"): c for c in data["columns"]},
+            skipped={s.pop("name"): s for s in data["skipped"]},
             row_patterns={k: int(v) for k, v in data["row_patterns"].items()},
             nlp=data["nlp"],
             sample_size=int(data["sample_size"]),
@@ -355,13 +358,9 @@ class _Scanner:
             mult = int(counts[i])
             for f in findings:
                 span = text[f.start : f.end]
-                _add(
-                    col.stats_for(f.entity_type),
-                    count=mult,
-                    rows=0,
-                    score=_score(f.score),
-                    example=(fingerprint(span), mask_example(span, f.entity_type)),
-                )
+                stats, fp = col.stats_for(f.entity_type), fingerprint(span)
+                example = (fp, mask_example(span, f.entity_type)) if _wants_example(stats, fp) else None
+                _add(stats, count=mult, rows=0, score=_score(f.score), example=example)
             for entity in {f.entity_type for f in findings}:
                 col.stats_for(entity)["rows"] += mult
                 with_type.setdefault(entity, []).append(i)
@@ -411,13 +410,9 @@ class _Scanner:
                 if len(col.sample) >= 2 * k:
                     self._prune(col)
             for entity, score in check.items():
-                _add(
-                    col.stats_for(entity),
-                    count=mult,
-                    rows=mult,
-                    score=score,
-                    example=(fp, mask_example(text, entity)),
-                )
+                stats = col.stats_for(entity)
+                example = (fp, mask_example(text, entity)) if _wants_example(stats, fp) else None
+                _add(stats, count=mult, rows=mult, score=score, example=example)
                 with_type.setdefault(entity, []).append(i)
         return [(f"{col.spec.name}:{e}", np.isin(indices, ids)) for e, ids in with_type.items()]
 
