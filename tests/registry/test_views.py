@@ -166,6 +166,13 @@ def test_the_model_page_shows_fields_and_versions(credit_viewer, credit):
     assert "Rank consumer loan applications" in page
     assert 'href="/models/credit-scoring/versions/2/"' in page and 'href="/models/credit-scoring/versions/1/"' in page
     assert "badge-status-retired" in page
+    assert "none: evidence is asked for by hand" in page
+    # with default evidence, the page names the kinds asked for each new version
+    credit.default_evidence = ["bias", "pii_scan"]
+    credit.save(update_fields=["default_evidence"])
+    page = credit_viewer.get("/models/credit-scoring/").content.decode()
+    section = page[page.index('id="default-evidence"') :][:300]
+    assert ">bias<" in section and ">pii_scan<" in section
 
 
 @pytest.mark.django_db
