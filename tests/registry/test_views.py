@@ -264,6 +264,9 @@ def test_the_dataset_page_shows_the_schema_with_roles(credit_viewer, credit):
     page = response.content.decode()
     assert "income" in page and "badge-role-sensitive" in page and "Sensitive" in page and "Label" in page
     assert "a" * 64 in page
+    assert f"<title>{dataset.name} · Assay</title>" in page
+    # its evidence card, once, without request buttons for a viewer
+    assert page.count('id="evidence"') == 1 and "Scan for PII" not in page
 
 
 @pytest.mark.django_db
