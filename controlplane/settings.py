@@ -229,6 +229,10 @@ ASSAY_JOB_LEASE_SECONDS = env_int("ASSAY_JOB_LEASE_SECONDS", 120)
 ASSAY_JOB_MAX_ATTEMPTS = env_int("ASSAY_JOB_MAX_ATTEMPTS", 5)
 ASSAY_JOB_QUEUED_GRACE_SECONDS = env_int("ASSAY_JOB_QUEUED_GRACE_SECONDS", 60)
 ASSAY_SWEEP_INTERVAL_SECONDS = env_int("ASSAY_SWEEP_INTERVAL_SECONDS", 30)
+# The job table is the queue: each process sends the workers at most one wake-up per interval
+# (the first at once), however many jobs it enqueued meanwhile.
+ASSAY_JOB_WAKE_INTERVAL_SECONDS = float(env("ASSAY_JOB_WAKE_INTERVAL_SECONDS", "0.1"))
+ASSAY_JOB_DRAIN_MAX_JOBS = env_int("ASSAY_JOB_DRAIN_MAX_JOBS", 100)
 ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
 
 # Caches hold throttling counters, so they must be shared by every process.
