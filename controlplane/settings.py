@@ -114,18 +114,21 @@ INSTALLED_APPS = [
     "apps.demo",
 ]
 
+# The Browser* entries are Django's session, CSRF, auth and messages middleware (and ours for the
+# session user and error pages), standing aside for API requests that carry a bearer token, which
+# never use a session (apps/core/middleware.py).
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.core.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "apps.audit.middleware.PrincipalContextMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.middleware.BrowserCsrfMiddleware",
+    "apps.core.middleware.BrowserAuthenticationMiddleware",
+    "apps.core.middleware.BrowserPrincipalMiddleware",
+    "apps.core.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "apps.core.middleware.DomainErrorMiddleware",
+    "apps.core.middleware.BrowserDomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
