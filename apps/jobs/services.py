@@ -46,7 +46,7 @@ from django.utils import timezone
 from apps.audit import context
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
-from apps.core.models import PreparedInsert
+from apps.core.models import PreparedInsert, after_commit
 from apps.core.principals import Principal
 
 from .doorbell import Doorbell
@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 RUN_TASK = "jobs.run"  # one named job (the sweeper's re-send, a redelivery)
 WAKE_TASK = "jobs.wake"  # "there are queued jobs": the worker drains the table
 _new_job = PreparedInsert(Job)  # a job row per registration: the ORM's save costs more than the insert
+_new_job_with_id = PreparedInsert(Job, with_pk=True)
 SWEEP_BATCH = 500
 
 
@@ -97,8 +98,12 @@ def job_enqueue(
     params: dict | None = None,
     max_attempts: int | None = None,
     actor: Principal | None = None,
+    job_id: int | None = None,
 ) -> Job:
     """Create a queued job in the caller's transaction; the workers are woken after commit.
+
+    ``job_id``: an id the caller drew from the table's sequence (so another row can point at
+    the job while both are written in one statement, see ``written_together``).
 
     The job remembers the request id and principal of the work that asked for
     it (``actor``, else the current audit context), so the events its run
@@ -108,7 +113,9 @@ def job_enqueue(
     target_type, target_id, _ = audit.describe(target)
     ctx = context.current()
     principal = actor or ctx.principal
-    job = _new_job.create(
+    values = {"id": job_id} if job_id is not None else {}
+    job = (_new_job_with_id if job_id is not None else _new_job).create(
+        **values,
         kind=kind,
         params=params or {},
         target_type=target_type,
@@ -118,7 +125,7 @@ def job_enqueue(
         principal=principal.as_dict() if principal else None,
         dispatched_at=timezone.now(),
     )
-    transaction.on_commit(lambda: _wake_workers(job.pk))
+    after_commit(lambda: _wake_workers(job.pk))
     return job
 
 
