@@ -39,6 +39,7 @@ class Doorbell:
         self._pid = os.getpid()
         self._cond = threading.Condition()
         self._rung = False
+        self._sending = False
         self._last_sent = float("-inf")
         self._thread: threading.Thread | None = None
         self.sent = 0  # messages sent by this process (tests and benchmarks read it)
@@ -68,8 +69,14 @@ class Doorbell:
                         break
                     self._cond.wait(wait)
                 self._rung = False
+                self._sending = True
                 self._last_sent = time.monotonic()
-            self._deliver()
+            try:
+                self._deliver()
+            finally:
+                with self._cond:
+                    self._sending = False
+                    self._cond.notify_all()
 
     def _deliver(self) -> None:
         try:
@@ -78,11 +85,13 @@ class Doorbell:
         except Exception:
             logger.warning("could not send a wake-up to the workers; the sweeper will send the jobs", exc_info=True)
 
-    def flush(self) -> None:
-        """Send a pending ring now (at process exit, so a last ring is not left to the sweeper)."""
+    def flush(self, timeout: float = 5.0) -> None:
+        """Send a pending ring now, and let a message being sent finish (at process exit, so that a
+        short-lived process's last ring is not left to the sweeper)."""
         if self._pid != os.getpid():
             return
         with self._cond:
+            self._cond.wait_for(lambda: not self._sending, timeout)
             pending, self._rung = self._rung, False
             if pending:
                 self._last_sent = time.monotonic()

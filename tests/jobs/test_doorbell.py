@@ -149,3 +149,24 @@ def test_a_forked_child_rings_with_a_thread_of_its_own():
     # then the child's ring was sent, by the child
     assert parent_line == str(os.getpid())
     assert child_line == str(pid)
+
+
+def test_flush_waits_for_a_message_being_sent():
+    # given a slow broker, and a ring its thread is sending
+    sending = threading.Event()
+    done: list[float] = []
+
+    def slow_send() -> None:
+        sending.set()
+        time.sleep(0.3)
+        done.append(time.monotonic())
+
+    bell = Doorbell(slow_send, 10.0)
+    bell.ring()
+    assert sending.wait(2)
+
+    # when the process flushes it (at exit)
+    bell.flush()
+
+    # then the message was sent in full before flush returned
+    assert len(done) == 1
