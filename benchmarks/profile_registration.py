@@ -4,8 +4,11 @@
 
 Runs in one process, through Django's full request stack (middleware, DRF,
 authentication, rbac, the service, audit, the job and its after-commit
-dispatch) with ``django.test.Client``, against the database a benchmark run
-left behind (``assay_bench``; run ``benchmarks/run.sh`` first). It prints:
+dispatch), against the database a benchmark run left behind (``assay_bench``;
+run ``benchmarks/run.sh`` first). Requests go straight to the WSGI application
+with the environ a server such as gunicorn builds (``--client test`` uses
+``django.test.Client`` instead, which adds its own signals, copies and checks
+on every request, about a tenth of the total). It prints:
 
 - every query of one registration, with its time;
 - the mean wall time per registration and how much of it the database took;
@@ -27,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import onnx_payload  # noqa: E402
+from assay_setup import multipart  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "bench-model"
@@ -85,14 +89,60 @@ def make_token() -> str:
     return full
 
 
+class WsgiClient:
+    """Calls the WSGI application as a server does: one environ per request, the body read from a stream."""
+
+    def __init__(self, token: str) -> None:
+        from django.core.wsgi import get_wsgi_application
+
+        self.app = get_wsgi_application()
+        self.token = token
+
+    def post(self, url: str, body: bytes, content_type: str) -> tuple[int, bytes]:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "SCRIPT_NAME": "",
+            "PATH_INFO": url,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_AUTHORIZATION": f"Bearer {self.token}",
+            "HTTP_ACCEPT": "*/*",
+            "CONTENT_TYPE": content_type,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        status: list[str] = []
+        chunks = self.app(environ, lambda s, headers, exc_info=None: status.append(s))
+        try:
+            content = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()  # request_finished: Django's end-of-request connection handling
+        return int(status[0].split()[0]), content
+
+
 class Registrar:
-    """Posts one distinct registration per call through the test client."""
+    """Posts one distinct registration per call through the WSGI application (or the test client)."""
 
-    def __init__(self, mode: str, token: str) -> None:
-        from django.test import Client
-
+    def __init__(self, mode: str, token: str, client: str = "wsgi") -> None:
         self.mode = mode
-        self.client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", REMOTE_ADDR="127.0.0.1")
+        if client == "test":
+            from django.test import Client
+
+            self.client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", REMOTE_ADDR="127.0.0.1")
+            self.wsgi = None
+        else:
+            self.wsgi = WsgiClient(token)
         self.url = f"/api/v1/models/{MODEL}/versions/"
         self.base, self.trailer = onnx_payload.build() if mode == "multipart" else (b"", 0)
         self.n = 0
@@ -100,6 +150,21 @@ class Registrar:
     def __call__(self) -> int:
         self.n += 1
         uid = f"{secrets.token_hex(6)}-{self.n}"
+        if self.wsgi is not None:
+            if self.mode == "json":
+                body = {
+                    "artifact_uri": f"s3://{BUCKET}/profile/{uid}/model.onnx",
+                    "sha256": secrets.token_hex(32),
+                    "format": "onnx",
+                }
+                code, content = self.wsgi.post(self.url, json.dumps(body).encode(), "application/json")
+            else:
+                data = onnx_payload.with_trailer(self.base, f"profile {uid}".ljust(self.trailer, ".").encode())
+                payload, ctype = multipart({"format": "onnx"}, "artifact", "model.onnx", data)
+                code, content = self.wsgi.post(self.url, payload, ctype)
+            if code != 201:
+                raise SystemExit(f"registration answered {code}: {content[:500]!r}")
+            return code
         if self.mode == "json":
             body = {
                 "artifact_uri": f"s3://{BUCKET}/profile/{uid}/model.onnx",
@@ -129,13 +194,21 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--cpu", action="store_true", help="profile CPU time instead of wall time")
     parser.add_argument("--grep", default="", help="also list profile rows whose function matches these words")
+    parser.add_argument(
+        "--client",
+        choices=["wsgi", "test"],
+        default="wsgi",
+        help="the WSGI application (default) or django.test.Client",
+    )
+    parser.add_argument("--full-paths", action="store_true", help="keep the profile's file paths")
+    parser.add_argument("--no-profile", action="store_true", help="only the queries and the CPU per registration")
     args = parser.parse_args()
     setup(args)
 
     from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
-    register = Registrar(args.mode, make_token())
+    register = Registrar(args.mode, make_token(), args.client)
     for _ in range(20):  # warm caches, connections, imports
         register()
 
@@ -170,6 +243,8 @@ def main() -> int:
         + (f", of its PostgreSQL backend {backend / args.requests * 1000:.2f} ms each" if backend_pid else "")
     )
 
+    if args.no_profile:
+        return 0
     # --cpu profiles CPU time only (time.process_time), so waiting on the database does not show.
     profiler = cProfile.Profile(time.process_time) if args.cpu else cProfile.Profile()
     profiler.enable()
@@ -178,7 +253,8 @@ def main() -> int:
     profiler.disable()
     for order in ("cumulative", "tottime"):
         out = io.StringIO()
-        stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order)
+        stats = pstats.Stats(profiler, stream=out)
+        stats = (stats if args.full_paths else stats.strip_dirs()).sort_stats(order)
         stats.print_stats(args.top)
         kind = "CPU" if args.cpu else "wall"
         print(f"\n== cProfile ({kind} time) of {args.requests} registrations, by {order}")

@@ -114,18 +114,21 @@ INSTALLED_APPS = [
     "apps.demo",
 ]
 
+# The Browser* entries are Django's session, CSRF, auth and messages middleware (and ours for the
+# session user and error pages), standing aside for API requests that carry a bearer token, which
+# never use a session (apps/core/middleware.py).
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.core.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "apps.audit.middleware.PrincipalContextMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.middleware.BrowserCsrfMiddleware",
+    "apps.core.middleware.BrowserAuthenticationMiddleware",
+    "apps.core.middleware.BrowserPrincipalMiddleware",
+    "apps.core.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "apps.core.middleware.DomainErrorMiddleware",
+    "apps.core.middleware.BrowserDomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -229,6 +232,10 @@ ASSAY_JOB_LEASE_SECONDS = env_int("ASSAY_JOB_LEASE_SECONDS", 120)
 ASSAY_JOB_MAX_ATTEMPTS = env_int("ASSAY_JOB_MAX_ATTEMPTS", 5)
 ASSAY_JOB_QUEUED_GRACE_SECONDS = env_int("ASSAY_JOB_QUEUED_GRACE_SECONDS", 60)
 ASSAY_SWEEP_INTERVAL_SECONDS = env_int("ASSAY_SWEEP_INTERVAL_SECONDS", 30)
+# The job table is the queue: each process sends the workers at most one wake-up per interval
+# (the first at once), however many jobs it enqueued meanwhile.
+ASSAY_JOB_WAKE_INTERVAL_SECONDS = float(env("ASSAY_JOB_WAKE_INTERVAL_SECONDS", "0.1"))
+ASSAY_JOB_DRAIN_MAX_JOBS = env_int("ASSAY_JOB_DRAIN_MAX_JOBS", 100)
 ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
 
 # Evidence: a bias report or PII scan on a dataset of more than ASSAY_EVIDENCE_CHUNK_ROWS rows is split into

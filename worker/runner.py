@@ -1,5 +1,9 @@
 """Runs job rows: claims one, calls its handler with a progress reporter, records the outcome.
 
+A worker runs a job named by a ``jobs.run`` message (``run_job``), or, woken by a
+``jobs.wake`` message, every queued job it can take until none is left
+(``run_queued``).
+
 A handler is ``fn(job, report)`` registered with ``@handles("kind")``; it calls
 ``report(percent, message)`` as it goes (which renews the job's lease) and
 returns a JSON-able result. Raising ``JobFailed`` fails the job with a message
@@ -14,11 +18,13 @@ Handlers should therefore be safe to run again from the start.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+
 from apps.audit import context
-from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 
@@ -48,16 +54,9 @@ def handles(kind: str) -> Callable[[Handler], Handler]:
 
 def _origin_context(job_id: int) -> None:
     """Act for the request that enqueued the job: its request id and principal go into every event."""
-    origin = Job.objects.filter(pk=job_id).values("request_id", "principal").first()
-    if origin is None:
-        return
-    changes: dict = {}
-    if origin["request_id"]:
-        changes["request_id"] = origin["request_id"]
-    if origin["principal"]:
-        changes["principal"] = Principal.from_dict(origin["principal"])
-    if changes:
-        context.update(**changes)
+    origin = Job.objects.filter(pk=job_id).only("request_id", "principal").first()
+    if origin is not None:
+        jobs.act_for(origin)
 
 
 def run_job(job_id: int) -> str:
@@ -78,11 +77,50 @@ def run_job(job_id: int) -> str:
         context.set_context(previous)
 
 
+DRAIN_SECONDS = 60.0  # a drain hands its worker back after this long, and asks another to go on
+
+
+def run_queued(*, max_jobs: int | None = None) -> list[tuple[int, str]]:
+    """Run queued jobs, oldest first, until none is left: what a worker does when woken.
+
+    Each job is claimed as it is taken (``jobs.job_claim_next``), so several workers
+    drain the table side by side without taking the same job, and each runs as
+    ``run_job`` would run it. While more jobs wait, the worker rings its own doorbell
+    so that an idle worker joins in; after ``max_jobs`` (``ASSAY_JOB_DRAIN_MAX_JOBS``)
+    or ``DRAIN_SECONDS`` it stops and rings, so one wake-up never holds a worker
+    forever. Returns ``(job id, outcome)`` for each job it took.
+    """
+    import worker.tasks  # noqa: F401
+
+    limit = max_jobs or settings.ASSAY_JOB_DRAIN_MAX_JOBS
+    deadline = time.monotonic() + DRAIN_SECONDS
+    done: list[tuple[int, str]] = []
+    while len(done) < limit and time.monotonic() < deadline:
+        previous = context.current()
+        try:
+            claim = jobs.job_claim_next()
+            if claim is None:
+                return done
+            if jobs.jobs_waiting():
+                jobs.doorbell.ring()
+            done.append((claim.job.pk, _run(claim)))
+        finally:
+            context.set_context(previous)
+    if jobs.jobs_waiting():
+        jobs.doorbell.ring()
+    return done
+
+
 def _run_claimed(job_id: int) -> str:
     claim = jobs.job_claim(job_id)
     if claim is None:
         return "skipped"
+    return _run(claim)
+
+
+def _run(claim: jobs.Claim) -> str:
     job = claim.job
+    job_id = job.pk
     handler = HANDLERS.get(job.kind)
     if handler is None:
         jobs.job_finish(claim, ok=False, error=f"no handler for job kind {job.kind!r}")

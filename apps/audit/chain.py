@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.core.models import after_commit
+
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
@@ -402,7 +404,7 @@ def seal_after_commit() -> None:
             sids, func = entry[0], entry[1]
             if func is _seal_quietly and sids <= current:
                 return
-    transaction.on_commit(_seal_quietly)
+    after_commit(_seal_quietly)  # inside written_together(): once the event's statement has committed
 
 
 # One thread per process seals at a time; commits meanwhile only raise a flag that it picks up.

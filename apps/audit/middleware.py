@@ -17,14 +17,21 @@ def client_address(request) -> str:
 
 
 class RequestContextMiddleware:
-    """Give every request an id (kept from X-Request-ID when sane) and return it as X-Request-ID."""
+    """Give every request an id (kept from X-Request-ID when sane) and return it as X-Request-ID.
+
+    Also marks a bearer-token API request (``request.token_api``), for which the browser's
+    middleware (sessions, CSRF, the session user, messages) stands aside.
+    """
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
 
     def __call__(self, request):
+        from apps.core.middleware import is_token_api_request
+
         request_id = context.clean_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id
+        request.token_api = is_token_api_request(request)  # the browser's middleware stands aside
         source = "api" if request.path.startswith("/api/") else "web"
         token = context.set_context(
             context.AuditContext(source=source, request_id=request_id, client_ip=client_address(request))

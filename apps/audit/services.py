@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
+from apps.core.models import defer_insert
 from apps.core.principals import Principal
 
 from . import context
@@ -146,11 +147,13 @@ def _insert(event: AuditEvent) -> None:
         value = getattr(event, column)
         field = _PREPARED.get(column)
         params.append(field.get_db_prep_save(value, connection) if field is not None else value)
+    event._state.adding = False
+    event._state.db = connection.alias
+    if defer_insert(connection.alias, _insert_sql(), params, lambda pk: setattr(event, "pk", pk)):
+        return  # written with the rows of its change, in one statement (apps.core.models.written_together)
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(), params)
         event.pk = cursor.fetchone()[0]
-    event._state.adding = False
-    event._state.db = connection.alias
 
 
 def _insert_sql() -> str:

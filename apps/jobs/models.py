@@ -30,7 +30,7 @@ class Job(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=64, db_index=True)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=500, blank=True)
     params = models.JSONField(default=dict, blank=True)
@@ -53,7 +53,12 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["target_type", "target_id"], name="job_target_idx")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="job_target_idx"),
+            # Workers take the oldest queued job (status = 'queued' ORDER BY id); it also serves every
+            # lookup by status, so it replaces the status column's own index(es).
+            models.Index(fields=["status", "id"], name="job_status_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"

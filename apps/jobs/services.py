@@ -1,7 +1,15 @@
 """Enqueue, claim, report, finish and sweep jobs.
 
-The database remembers unfinished work; Celery only carries job ids. The web
-process enqueues by task *name*, so it never imports worker code.
+The job table is the queue; the broker is a doorbell. Enqueueing writes a
+queued row and, after commit, rings this process's doorbell
+(``apps.jobs.doorbell``): at most one ``jobs.wake`` message per process per
+``ASSAY_JOB_WAKE_INTERVAL_SECONDS``, however many jobs were enqueued. A worker
+that gets it claims queued rows one at a time (``job_claim_next``: the oldest
+row nobody holds, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock of
+the IMMEDIATE transaction on SQLite) until none is left. The sweeper sends a
+``jobs.run`` message naming the job for work whose message or wake-up was lost,
+and a duplicate ``jobs.run`` finds the job held or finished and does nothing.
+The web process sends tasks by *name*, so it never imports worker code.
 
 Life of a job::
 
@@ -38,20 +46,33 @@ from django.utils import timezone
 from apps.audit import context
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
-from apps.core.models import PreparedInsert
+from apps.core.models import PreparedInsert, after_commit
 from apps.core.principals import Principal
 
+from .doorbell import Doorbell
 from .models import FINISHED, Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
-RUN_TASK = "jobs.run"
+RUN_TASK = "jobs.run"  # one named job (the sweeper's re-send, a redelivery)
+WAKE_TASK = "jobs.wake"  # "there are queued jobs": the worker drains the table
 _new_job = PreparedInsert(Job)  # a job row per registration: the ORM's save costs more than the insert
+_new_job_with_id = PreparedInsert(Job, with_pk=True)
 SWEEP_BATCH = 500
 
 
+def _send_wake() -> None:
+    from controlplane.celery import app
+
+    app.send_task(WAKE_TASK)
+
+
+# One per process; its messages carry no job id, so rings from many requests share one.
+doorbell = Doorbell(_send_wake, lambda: settings.ASSAY_JOB_WAKE_INTERVAL_SECONDS)
+
+
 def _dispatch(job_id: int) -> None:
-    """Send the courier task by name; with ASSAY_CELERY_EAGER (development only) run the job right here."""
+    """Send the courier task for one job by name; with ASSAY_CELERY_EAGER (development only) run it here."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         from worker.runner import run_job
 
@@ -62,6 +83,14 @@ def _dispatch(job_id: int) -> None:
     app.send_task(RUN_TASK, args=[job_id])
 
 
+def _wake_workers(job_id: int) -> None:
+    """After commit: ring the doorbell (the job is in the table for whichever worker answers it)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _dispatch(job_id)
+        return
+    doorbell.ring()
+
+
 def job_enqueue(
     *,
     kind: str,
@@ -69,8 +98,12 @@ def job_enqueue(
     params: dict | None = None,
     max_attempts: int | None = None,
     actor: Principal | None = None,
+    job_id: int | None = None,
 ) -> Job:
-    """Create a queued job in the caller's transaction; its task is sent after commit.
+    """Create a queued job in the caller's transaction; the workers are woken after commit.
+
+    ``job_id``: an id the caller drew from the table's sequence (so another row can point at
+    the job while both are written in one statement, see ``written_together``).
 
     The job remembers the request id and principal of the work that asked for
     it (``actor``, else the current audit context), so the events its run
@@ -80,7 +113,9 @@ def job_enqueue(
     target_type, target_id, _ = audit.describe(target)
     ctx = context.current()
     principal = actor or ctx.principal
-    job = _new_job.create(
+    values = {"id": job_id} if job_id is not None else {}
+    job = (_new_job_with_id if job_id is not None else _new_job).create(
+        **values,
         kind=kind,
         params=params or {},
         target_type=target_type,
@@ -90,7 +125,7 @@ def job_enqueue(
         principal=principal.as_dict() if principal else None,
         dispatched_at=timezone.now(),
     )
-    transaction.on_commit(lambda: _dispatch(job.pk))
+    after_commit(lambda: _wake_workers(job.pk))
     return job
 
 
@@ -127,6 +162,44 @@ def _give_up(job: Job, now) -> None:
     )
 
 
+def act_for(job: Job) -> None:
+    """Put the request id and principal that enqueued the job into the audit context (the caller restores it)."""
+    changes: dict = {}
+    if job.request_id:
+        changes["request_id"] = job.request_id
+    if job.principal:
+        changes["principal"] = Principal.from_dict(job.principal)
+    if changes:
+        context.update(**changes)
+
+
+def _claim_locked(job: Job, now) -> Claim | None:
+    """Claim a job whose row the caller holds locked, or None when it is finished or held under a live lease."""
+    if job.status in FINISHED:
+        return None
+    if job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at > now:
+        return None
+    if job.attempts >= job.max_attempts:
+        _give_up(job, now)
+        return None
+    token = uuid.uuid4().hex
+    job.status = JobStatus.RUNNING
+    job.attempts += 1
+    job.lease_token = token
+    job.lease_expires_at = now + timedelta(seconds=settings.ASSAY_JOB_LEASE_SECONDS)
+    job.worker = worker_name()
+    job.started_at = job.started_at or now
+    job.message = "started" if job.attempts == 1 else f"restarted (attempt {job.attempts} of {job.max_attempts})"
+    job.save()
+    audit.record(
+        action="job.started",
+        target=job,
+        after={"attempt": job.attempts, "worker": job.worker},
+        related=(job.target_type, job.target_id, ""),
+    )
+    return Claim(job=job, token=token)
+
+
 def job_claim(job_id: int) -> Claim | None:
     """Take a job for this worker, or None when it is finished, missing or held under a live lease.
 
@@ -136,29 +209,37 @@ def job_claim(job_id: int) -> Claim | None:
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.status in FINISHED:
+        if job is None:
             return None
-        if job.status == JobStatus.RUNNING and job.lease_expires_at and job.lease_expires_at > now:
-            return None
-        if job.attempts >= job.max_attempts:
-            _give_up(job, now)
-            return None
-        token = uuid.uuid4().hex
-        job.status = JobStatus.RUNNING
-        job.attempts += 1
-        job.lease_token = token
-        job.lease_expires_at = now + timedelta(seconds=settings.ASSAY_JOB_LEASE_SECONDS)
-        job.worker = worker_name()
-        job.started_at = job.started_at or now
-        job.message = "started" if job.attempts == 1 else f"restarted (attempt {job.attempts} of {job.max_attempts})"
-        job.save()
-        audit.record(
-            action="job.started",
-            target=job,
-            after={"attempt": job.attempts, "worker": job.worker},
-            related=(job.target_type, job.target_id, ""),
-        )
-        return Claim(job=job, token=token)
+        return _claim_locked(job, now)
+
+
+def job_claim_next() -> Claim | None:
+    """Take the oldest queued job that no other worker is taking, or None when there is none.
+
+    The row is locked as it is read, skipping rows other workers hold (PostgreSQL's
+    ``FOR UPDATE SKIP LOCKED``; on SQLite the IMMEDIATE transaction holds the
+    database's write lock), so two workers never take the same job, and only a
+    ``queued`` job is taken: a running one, live or not, is the sweeper's. Sets the
+    audit context to the job's origin (request id, principal) for ``job.started``
+    and the run; the caller restores its own afterwards.
+    """
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            job = Job.objects.select_for_update(skip_locked=True).filter(status=JobStatus.QUEUED).order_by("pk").first()
+            if job is None:
+                return None
+            act_for(job)
+            claim = _claim_locked(job, now)
+        if claim is not None:
+            return claim
+        # it had used up its attempts and was failed: look at the next one
+
+
+def jobs_waiting() -> bool:
+    """Whether any job is queued (a draining worker rings for help while there is more to do)."""
+    return Job.objects.filter(status=JobStatus.QUEUED).exists()
 
 
 def job_report(claim: Claim, *, progress: int, message: str = "") -> bool:

@@ -56,6 +56,24 @@ def test_a_request_right_after_a_commit_skips_the_health_check_round_trip(monkey
     assert checks == []
 
 
+def test_a_request_right_after_rows_written_together_skips_the_health_check(monkeypatch):
+    # given: a request whose rows were written in one statement of their own (no COMMIT call)
+    from apps.core.models import PreparedInsert, written_together
+    from apps.jobs.models import Job
+
+    start_request()
+    backend_pid()
+    time.sleep(HEALTH_CHECK_BYPASS_S + 0.1)  # whatever proved the connection before is too old now
+    with written_together():
+        PreparedInsert(Job).create(kind="tests.noop", params={})
+    checks = count_health_checks(monkeypatch)
+    # when: the next request starts at once
+    start_request()
+    backend_pid()
+    # then: that statement's commit counted as proof: no SELECT 1 was sent
+    assert checks == []
+
+
 def test_after_an_idle_spell_the_health_check_runs_again(monkeypatch):
     with transaction.atomic():
         backend_pid()

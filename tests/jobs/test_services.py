@@ -234,3 +234,110 @@ def test_a_claim_past_max_attempts_fails_the_job_instead_of_running_it(audit_mar
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert mark.actions() == ["job.failed"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The table as the queue: a woken worker takes the oldest queued job nobody else holds.
+
+
+def test_claim_next_takes_the_oldest_queued_job_and_acts_for_its_request(make_user, principal_of, audit_mark):
+    # given a running job, a finished one, and two queued ones enqueued by two requests
+    user = make_user()
+    running = jobs.job_enqueue(kind="tests.noop")
+    jobs.job_claim(running.pk)
+    done = jobs.job_enqueue(kind="tests.noop")
+    jobs.job_finish(jobs.job_claim(done.pk), ok=True)
+    context.update(request_id="req-older", principal=principal_of(user))
+    older = jobs.job_enqueue(kind="tests.noop")
+    context.update(request_id="req-newer")
+    newer = jobs.job_enqueue(kind="tests.noop")
+    context.update(request_id="req-worker", principal=None)
+    mark = audit_mark()
+
+    # when a woken worker claims the next job, twice, then once more
+    first = jobs.job_claim_next()
+    first_context = context.current()
+    second = jobs.job_claim_next()
+    third = jobs.job_claim_next()
+
+    # then it took the queued jobs oldest first, and nothing once the queue was empty
+    assert (first.job.pk, second.job.pk, third) == (older.pk, newer.pk, None)
+    older.refresh_from_db()
+    assert (older.status, older.attempts, older.lease_token) == (JobStatus.RUNNING, 1, first.token)
+    # and it acted for the request that enqueued each job
+    assert first_context.request_id == "req-older" and first_context.principal == principal_of(user)
+    events = mark.new()
+    assert [(e.action, e.target_id, e.request_id) for e in events] == [
+        ("job.started", str(older.pk), "req-older"),
+        ("job.started", str(newer.pk), "req-newer"),
+    ]
+    assert events[0].actor_id == str(user.pk)
+
+
+def test_claim_next_fails_a_queued_job_past_its_attempts_and_takes_the_next(audit_mark):
+    # given a queued job that has used up its attempts, and a fresh one behind it
+    spent = jobs.job_enqueue(kind="tests.noop", max_attempts=2)
+    Job.objects.filter(pk=spent.pk).update(attempts=2)
+    fresh = jobs.job_enqueue(kind="tests.noop")
+    mark = audit_mark()
+
+    # when a worker claims the next job
+    claim = jobs.job_claim_next()
+
+    # then the spent one is failed with a reason and the fresh one is running
+    assert claim.job.pk == fresh.pk
+    spent.refresh_from_db()
+    assert spent.status == JobStatus.FAILED and "gave up after 2 attempt(s)" in spent.error
+    assert mark.actions() == ["job.failed", "job.started"]
+
+
+def test_enqueue_wakes_the_workers_through_the_broker_after_commit_and_not_before(
+    django_capture_on_commit_callbacks,
+):
+    # given this process's doorbell with nothing pending (an earlier ring has had its interval)
+    import time
+
+    time.sleep(0.3)
+    sent_before = jobs.doorbell.sent
+
+    # when a job is enqueued in a transaction that commits
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        jobs.job_enqueue(kind="tests.noop")
+        time.sleep(0.2)
+        assert jobs.doorbell.sent == sent_before  # nothing is sent before the commit
+
+    # then one wake-up is sent to the broker after it
+    deadline = time.monotonic() + 5
+    while jobs.doorbell.sent == sent_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(callbacks) == 1
+    assert jobs.doorbell.sent == sent_before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_next_skips_a_job_another_worker_is_claiming(settings):
+    # given two queued jobs, the older one locked by another worker's open claim (PostgreSQL: row locks)
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL (on SQLite a claim holds the whole database's write lock)")
+    import psycopg
+
+    older = jobs.job_enqueue(kind="tests.noop")
+    newer = jobs.job_enqueue(kind="tests.noop")
+    s = connection.settings_dict
+    other = psycopg.connect(
+        host=s["HOST"], port=s["PORT"] or None, user=s["USER"], password=s["PASSWORD"] or None, dbname=s["NAME"]
+    )
+    try:
+        other.execute("SELECT id FROM jobs_job WHERE id = %s FOR UPDATE", [older.pk])
+
+        # when this worker claims the next job meanwhile
+        claim = jobs.job_claim_next()
+
+        # then it took the newer job without waiting, and left the locked one queued for its holder
+        assert claim.job.pk == newer.pk
+        assert Job.objects.get(pk=older.pk).status == JobStatus.QUEUED
+    finally:
+        other.rollback()
+        other.close()

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 
 from apps.audit.models import AuditEvent
+from apps.jobs.models import Job
 from apps.registry.models import ModelVersion, RegisteredModel
 from apps.registry.services import versions
 from tests.factories.registry import ModelVersionFactory
@@ -117,5 +118,28 @@ def test_racing_identical_registrations_create_one_version_and_name_it_to_the_ot
     assert {e.extra["existing_version"] for e in errors} == {created[0].number}
     assert ModelVersion.objects.filter(model=model).count() == 1
     assert AuditEvent.objects.filter(action="model_version.created").count() == 1
+    # and a refused attempt left nothing behind: its job, version and event were one statement
+    assert Job.objects.count() == 1
     # and the next registration still gets a fresh, higher number
     assert register(contributor_principal).number > created[0].number
+
+
+def test_on_postgresql_a_registration_is_three_statements_and_no_transaction_round_trip(model, contributor_principal):
+    needs_postgresql()
+    from django.test.utils import CaptureQueriesContext
+
+    # given a model (its row read once, as the API does before the service's own read)
+    register(contributor_principal)
+
+    # when a version is registered outside any transaction, as an API request is
+    with CaptureQueriesContext(connection) as queries:
+        version = register(contributor_principal)
+
+    # then: the model read, the number's draw, and one INSERT of the job, the version and its event
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    assert statements == ["SELECT", "UPDATE", "WITH"], [q["sql"][:80] for q in queries.captured_queries]
+    version.refresh_from_db()
+    job = Job.objects.get(pk=version.verification_job_id)
+    assert (job.kind, job.params, job.status) == ("registry.verify_version", {"version_id": version.pk}, "queued")
+    event = AuditEvent.objects.get(action="model_version.created", target_id=str(version.pk))
+    assert event.after["number"] == version.number and event.request_id == job.request_id

@@ -6,8 +6,10 @@ Worker processes load this module through ``ASSAY_EXTRA_TASK_MODULES=tests.worke
 
 - ``ready-<node name>``: the worker is consuming messages;
 - ``executions.log``: ``<job id> <attempt> <pid>`` each time the ``tests.sleep`` handler starts;
-- ``deliveries.log``: ``<job id> <pid> <outcome>`` each time a worker finished handling a ``jobs.run``
-  message (``succeeded``, ``skipped``, ...), so a duplicate delivery is visible.
+- ``deliveries.log``: ``<job id> <pid> <outcome> <task>`` each time a worker finished handling a job
+  for a ``jobs.run`` message (``succeeded``, ``skipped``, ...) or took one while draining the queue for
+  a ``jobs.wake`` message, so a duplicate delivery is visible;
+- ``wakes.log``: ``<pid> <jobs taken>`` for each ``jobs.wake`` message a worker handled.
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ def _ready(sender=None, **_: object) -> None:
 @task_postrun.connect
 def _delivered(task=None, args=None, retval=None, **_: object) -> None:
     if task is not None and task.name == jobs.RUN_TASK and args:
-        trace("deliveries.log", f"{args[0]} {os.getpid()} {retval}")
+        trace("deliveries.log", f"{args[0]} {os.getpid()} {retval} run")
+    if task is not None and task.name == jobs.WAKE_TASK:
+        for job_id, outcome in retval or []:
+            trace("deliveries.log", f"{job_id} {os.getpid()} {outcome} wake")
+        trace("wakes.log", f"{os.getpid()} {len(retval or [])}")
 
 
 class SleepJobInput(serializers.Serializer):

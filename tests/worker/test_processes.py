@@ -282,7 +282,7 @@ def test_a_slow_live_job_runs_once_despite_sweeps_and_a_duplicate_message(worker
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert (job.finished_at - job.started_at).total_seconds() > LEASE_SECONDS  # it outlived its first lease
     assert len(sweeps) > 1 and all(ids == [] for ids in sweeps)
-    assert sorted(outcome for _, _, outcome in deliveries) == ["skipped", "succeeded"]
+    assert sorted((outcome, task) for _, _, outcome, task in deliveries) == [("skipped", "run"), ("succeeded", "wake")]
     assert len(traced(workers, "executions.log", job)) == 1
     assert job.attempts == 1
     events = job_events(job)
@@ -318,3 +318,54 @@ def context_request(request_id: str):
         yield
     finally:
         context.set_context(previous)
+
+
+def test_jobs_enqueued_together_are_woken_by_a_few_messages_and_each_runs_once(workers, settings):
+    # given two idle workers, and the queued-job grace (the sweeper's re-send) far away
+    settings.ASSAY_JOB_QUEUED_GRACE_SECONDS = 3600
+    workers.start("a", "b")
+    sent_before = jobs.doorbell.sent
+
+    # when 12 short jobs are enqueued one after another, each in its own transaction (12 commits, 12 rings)
+    started = time.monotonic()
+    with context_request("burst-0001"):
+        burst = [jobs.job_enqueue(kind="tests.sleep", params={"seconds": 0.4}) for _ in range(12)]
+    enqueue_s = time.monotonic() - started
+
+    # then every job finishes, without any sweep, each run exactly once
+    for job in burst:
+        wait_for(f"job {job.pk} to finish", lambda job=job: finished(job), state=job_state(job))
+    runs = {job.pk: traced(workers, "executions.log", job) for job in burst}
+    assert all(len(r) == 1 for r in runs.values()), runs
+    assert {Job.objects.get(pk=job.pk).attempts for job in burst} == {1}
+    # and both workers took part (the first rang for help while more jobs waited)
+    assert len({r[0][2] for r in runs.values()}) == 2
+    # and this process sent one wake-up per interval at most, not one per job
+    sent = jobs.doorbell.sent - sent_before
+    assert 1 <= sent <= 2 + enqueue_s / settings.ASSAY_JOB_WAKE_INTERVAL_SECONDS
+    assert sent < len(burst)
+    # and the events of each run name the request that enqueued it
+    assert set(
+        AuditEvent.objects.filter(action="job.started", target_id__in=[str(j.pk) for j in burst]).values_list(
+            "request_id", flat=True
+        )
+    ) == {"burst-0001"}
+
+
+def test_a_job_enqueued_right_after_a_wake_up_still_starts_promptly(workers, settings):
+    # given an idle worker, and the sweeper's re-send of unclaimed jobs far away
+    settings.ASSAY_JOB_QUEUED_GRACE_SECONDS = 3600
+    workers.start("solo")
+    first = jobs.job_enqueue(kind="tests.sleep", params={"seconds": 0})
+    wait_for("the first job to finish", lambda: finished(first), state=job_state(first))
+
+    # when two jobs are enqueued within one wake-up interval (the second ring waits for the interval)
+    jobs.job_enqueue(kind="tests.sleep", params={"seconds": 0})
+    committed = time.monotonic()
+    second = jobs.job_enqueue(kind="tests.sleep", params={"seconds": 0})
+
+    # then the second still starts soon: a message follows every ring within the interval
+    wait_for("the second job to finish", lambda: finished(second), timeout=10, state=job_state(second))
+    assert time.monotonic() - committed < 10
+    second.refresh_from_db()
+    assert second.status == JobStatus.SUCCEEDED and second.attempts == 1

@@ -47,6 +47,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super().commit()
         self._proved_at = time.monotonic()
 
+    def note_committed(self):
+        """A statement just committed on its own (autocommit): the connection is as proved as by a COMMIT."""
+        self._proved_at = time.monotonic()
+
     def close(self):
         self._proved_at = float("-inf")
         super().close()

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from apps.audit import services as audit
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from apps.core.models import PreparedInsert, first_or_none
+from apps.core.models import PreparedInsert, first_or_none, written_together
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
@@ -115,14 +115,17 @@ def _draw_sql(connection, *, own_transaction: bool) -> str:
     postgresql = connection.vendor == "postgresql"
     greatest = "GREATEST" if postgresql else "MAX"  # SQLite's scalar MAX
     relaxed = own_transaction and postgresql
-    # PostgreSQL also hands out the version row's id from its sequence, so the version's job can be
-    # written first and the version row point at it as it is inserted (no UPDATE afterwards).
+    # PostgreSQL also hands out the ids of the version row and of its job from their sequences, so
+    # the version row can point at its job as both are inserted, in one statement (no UPDATE after).
     version_id = ""
     if postgresql:
+        sequences = []
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [ModelVersion._meta.db_table, "id"])
-            sequence = cursor.fetchone()[0]
-        version_id = f", nextval('{sequence.replace(chr(39), chr(39) * 2)}'::regclass)" if sequence else ""
+            for model in (ModelVersion, Job):
+                cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, "id"])
+                sequences.append(cursor.fetchone()[0])
+        if all(sequences):
+            version_id = "".join(f", nextval('{seq.replace(chr(39), chr(39) * 2)}'::regclass)" for seq in sequences)
     return (
         f"UPDATE {models_table} SET last_version_number = {greatest}(last_version_number,"
         f" COALESCE((SELECT MAX(v.number) FROM {versions_table} v WHERE v.model_id = {models_table}.id), 0)) + 1"
@@ -136,9 +139,9 @@ def _draw_sql(connection, *, own_transaction: bool) -> str:
 _draw_statements: dict[tuple[str, bool], str] = {}
 
 
-def _draw_number(model: RegisteredModel, digest: str) -> tuple[int, int | None]:
-    """The model's next version number and, on PostgreSQL, the new row's id; or DuplicateArtifact
-    (409) when the digest is taken."""
+def _draw_number(model: RegisteredModel, digest: str) -> tuple[int, int | None, int | None]:
+    """The model's next version number and, on PostgreSQL, the ids of the new version and of its job;
+    or DuplicateArtifact (409) when the digest is taken."""
     connection = connections[router.db_for_write(ModelVersion)]
     own_transaction = not connection.in_atomic_block
     key = (connection.alias, own_transaction)
@@ -151,7 +154,7 @@ def _draw_number(model: RegisteredModel, digest: str) -> tuple[int, int | None]:
     if row is None:
         _refuse_duplicate(model, digest)  # names the version and its status
         raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
-    return row[0], (row[1] if len(row) > 1 else None)
+    return (row[0], row[1], row[2]) if len(row) > 2 else (row[0], None, None)
 
 
 def _set_verification_job(version_id: int, job_id: int) -> None:
@@ -256,7 +259,7 @@ def version_create(
             digest, size = spooled.sha256, spooled.size
             _refuse_duplicate(model, digest)
             stored = save_bytes(spooled, kind="artifacts")
-        number, version_id = _draw_number(model, digest)
+        number, version_id, job_id = _draw_number(model, digest)
         fields = dict(
             model=model,
             number=number,
@@ -275,14 +278,19 @@ def version_create(
             model_card=model_card,
             **author(actor),
         )
+        # On PostgreSQL, without training datasets (whose rows need queries of their own), the job,
+        # the version and its audit event are one INSERT statement, atomic by itself: no BEGIN or
+        # COMMIT round trip (see written_together). Elsewhere they are one transaction.
+        together = written_together() if version_id is not None and not training else transaction.atomic()
         try:
-            with transaction.atomic():
-                if version_id is not None:  # PostgreSQL: the id is known, so the job goes first
+            with together:
+                if version_id is not None:  # PostgreSQL: the ids are known, so the job goes first
                     job = jobs.job_enqueue(
                         kind=VERIFY_VERSION,
                         target=("model_version", version_id),
                         params={"version_id": version_id},
                         actor=actor,
+                        job_id=job_id,
                     )
                     version = _new_version_with_id.create(id=version_id, verification_job=job, **fields)
                 else:

@@ -1,0 +1,103 @@
+"""written_together(): rows inserted in one block are written at once, all or none (apps/core/models.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from apps.audit import services as audit
+from apps.audit.models import AuditEvent
+from apps.core.models import PreparedInsert, after_commit, written_together
+from apps.jobs.models import Job
+
+_new_job = PreparedInsert(Job)
+
+
+def job_row(**values) -> Job:
+    return _new_job.create(kind="tests.noop", params={}, **values)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_and_their_event_are_written_at_once_and_callbacks_run_after():
+    # given a block that inserts two jobs and an audit event, and asks for a callback after commit
+    seen_by_callback: list[int] = []
+
+    # when it runs outside any transaction (as an API request's service does)
+    with CaptureQueriesContext(connection) as queries, written_together():
+        first, second = job_row(), job_row()
+        event = audit.record(action="test.written_together", target=("job", "x", "x"))
+        after_commit(lambda: seen_by_callback.append(Job.objects.filter(pk__in=[first.pk, second.pk]).count()))
+
+    # then every row is there with its key, and the callback ran once they were committed
+    assert Job.objects.filter(pk__in=[first.pk, second.pk]).count() == 2
+    assert AuditEvent.objects.filter(pk=event.pk, action="test.written_together").exists()
+    assert seen_by_callback == [2]
+    if connection.vendor == "postgresql":
+        # in one statement, with no BEGIN or COMMIT of its own, then the callback's read
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH", "SELECT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_row_leaves_none_of_the_others_and_no_callback():
+    # given a job whose public id the next block reuses (unique)
+    taken = job_row()
+    called: list[str] = []
+
+    # when a block writes a fresh job, an event, and a job with the taken id
+    with pytest.raises(IntegrityError), written_together():
+        job_row(target_id="fresh-one")
+        audit.record(action="test.refused_together", target=("job", "y", "y"))
+        job_row(public_id=taken.public_id)
+        after_commit(lambda: called.append("after"))
+
+    # then nothing of it was written, and its callback never ran
+    assert not Job.objects.filter(target_id="fresh-one").exists()
+    assert not AuditEvent.objects.filter(action="test.refused_together").exists()
+    assert called == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_a_refused_block_leaves_the_transaction_usable():
+    # given an outer transaction that has written a job
+    taken = job_row()
+    with transaction.atomic():
+        kept = job_row(target_id="kept")
+
+        # when a block inside it is refused
+        with pytest.raises(IntegrityError), written_together():
+            job_row(target_id="dropped")
+            job_row(public_id=taken.public_id)
+
+        # then the outer transaction goes on (the block ran in a savepoint)
+        job_row(target_id="after")
+
+    # and only the block's rows are gone
+    assert set(Job.objects.filter(target_id__in=["kept", "dropped", "after"]).values_list("target_id", flat=True)) == {
+        "kept",
+        "after",
+    }
+    assert Job.objects.filter(pk=kept.pk).exists()
+
+
+@pytest.mark.django_db
+def test_written_together_stores_what_one_insert_each_would():
+    # given the same values written alone and together
+    values = {"kind": "tests.noop", "params": {"ünï": [1, None, 2.5], "q": "it's 100% 'quoted'"}, "target_id": "7"}
+    alone = _new_job.create(**values)
+    with written_together():
+        together = _new_job.create(**values)
+        _new_job.create(**{**values, "target_id": "8"})
+
+    # then the rows are equal but for their identities and times
+    def row(job):
+        data = Job.objects.filter(pk=job.pk).values().get()
+        for key in ("id", "public_id", "created_at", "updated_at"):
+            data.pop(key)
+        return data
+
+    assert together.pk and together.pk != alone.pk
+    assert row(together) == row(alone)
+    assert isinstance(together.public_id, uuid.UUID)
