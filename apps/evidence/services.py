@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from .runs import cancel_chunk_jobs
 
 RUN_JOB = "evidence.run"
 WORKER_DEFAULTS = Principal.system("evidence-defaults")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 AVAILABLE_KINDS: tuple[str, ...] = tuple(EvidenceKind.values)
 
 
@@ -338,7 +340,8 @@ def evidence_file_download(*, actor: Principal, run_id: Any, name: str) -> tuple
     from .selectors import evidence_run_get
 
     run = evidence_run_get(actor=actor, run_id=run_id)
-    file = EvidenceFile.objects.filter(run=run, name=name).first()
+    # Result files have names the worker chose; anything else (a NUL byte, a path) names no file.
+    file = EvidenceFile.objects.filter(run=run, name=name).first() if _FILE_NAME.match(name) else None
     if file is None:
         raise NotFound(f"The run has no file named {name!r}.")
     try:
