@@ -554,6 +554,79 @@ def _iban_retry(recognizer, text: str) -> list:
     return out
 
 
+def _lean_pattern_score(recognizer, text: str) -> float:
+    """The best score presidio's PatternRecognizer gives a match in ``text``, without building its results.
+
+    The same steps as ``PatternRecognizer.analyze``: every pattern's matches, the pattern's
+    score, then ``validate_result`` (True: 1.0, False: 0) and ``invalidate_result`` (0).
+    """
+    best = 0.0
+    flags = recognizer.global_regex_flags
+    for pattern in recognizer.patterns:
+        if not pattern.compiled_regex or pattern.compiled_with_flags != flags:
+            pattern.compiled_with_flags = flags
+            pattern.compiled_regex = re.compile(pattern.regex, flags=flags)
+        for match in pattern.compiled_regex.finditer(text):
+            current = match.group()
+            if not current:
+                continue
+            score = pattern.score
+            valid = recognizer.validate_result(current)
+            if valid is not None:
+                score = 1.0 if valid else 0.0
+            if recognizer.invalidate_result(current):
+                score = 0.0
+            best = max(best, score)
+    return best
+
+
+def whole_value_scores(
+    values: Sequence[str], config: PiiConfig, az: Analyzer, *, entity_types: Iterable[str], context: list[str]
+) -> list[dict[str, float]]:
+    """For each structured value, the pattern entity types it holds and presidio's score: {type: score}.
+
+    The cheap full-column check: presidio's own recognizers, patterns and validators, with the
+    column's name as context (so a phone number in a ``phone`` column gets the context boost),
+    but none of the per-call work of ``analyze`` (spaCy, explanations, result objects). An IBAN
+    is first validated as the whole value; a phone number is parsed (see ``_phone_whole_value``).
+    """
+    recognizers = _recognizers(az)
+    threshold = float(config.score_threshold)
+    context = [c.lower() for c in context]
+    enhancer = az.engine.context_aware_enhancer
+    factor, floor = enhancer.context_similarity_factor, enhancer.min_score_with_context_similarity
+    types = [e for e in entity_types if e in PATTERN_ENTITIES and e in config.entity_types]
+    boosted = {id(r): any(w in c for c in context for w in (r.context or [])) for e in types for r in recognizers[e]}
+    out: list[dict[str, float]] = []
+    for value in values:
+        text = value.strip()
+        scores: dict[str, float] = {}
+        if text and text not in config.allow_list:
+            lowered = None
+            for entity in pattern_candidates(text, types):
+                for rec in recognizers[entity]:
+                    if _needs_context(rec, entity, threshold):
+                        lowered = text.lower() if lowered is None else lowered
+                        if not _has_context_word(rec, lowered, context):
+                            continue
+                    if entity == "PHONE_NUMBER" and hasattr(rec, "supported_regions"):
+                        score = max((r.score for r in _phone_whole_value(rec, text)), default=0.0)
+                    elif entity == "IBAN_CODE" and hasattr(rec, "validate_result"):
+                        score = 1.0 if rec.validate_result(text) is True else 0.0
+                        if not score:
+                            score = max(
+                                (r.score for r in rec.analyze(text, [entity]) or _iban_retry(rec, text)), default=0.0
+                            )
+                    else:
+                        score = _lean_pattern_score(rec, text)
+                    if 0.0 < score < 1.0 and boosted[id(rec)]:
+                        score = min(1.0, max(score + factor, floor))
+                    if score >= threshold and score > scores.get(entity, 0.0):
+                        scores[entity] = score
+        out.append(scores)
+    return out
+
+
 def detect(
     texts: Sequence[str],
     config: PiiConfig,
