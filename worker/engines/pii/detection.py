@@ -1,20 +1,33 @@
 """Finding PII in strings with presidio: the analyzer, the configuration, and batched detection.
 
-Detection is presidio's: every finding comes out of ``AnalyzerEngine.analyze`` (its
-recognizers, validation, context enhancement, score threshold and allow-list). What changes is
-the work around it, so that a column of free text costs far less than one ``analyze`` per cell:
+Findings are presidio's: its recognizers, their patterns and validators (Luhn, mod-97,
+phonenumbers, SSN rules), its context enhancer, its score threshold, duplicate removal and
+exact allow-list. What changes is the work around them, so that a column costs far less than
+one ``AnalyzerEngine.analyze`` per cell (measured in ``benchmarks/pii_bench.py``):
 
-- each distinct string is analyzed once (cells repeat, in a batch and across batches);
-- spaCy runs once per batch of strings through ``nlp.pipe`` with only its ``ner`` component (in
-  ``en_core_web_sm`` NER has its own token-to-vector layer, so its entities are the same as the
-  full pipeline's); presidio gets the result as precomputed ``NlpArtifacts``, with each token's
-  lower-cased text standing in for its lemma, because presidio matches context words as
-  substrings of the words around a finding ("call" matches "called");
+- each distinct string is analyzed once per call, and spaCy's answer once per distinct
+  *sentence* per process (notes and tickets repeat whole sentences);
+- spaCy runs through ``nlp.pipe`` with its ``ner`` component alone (in ``en_core_web_sm`` NER
+  has its own token-to-vector layer); each sentence is piped on its own, as the full
+  pipeline's parser would bound it (the entity recognizer never crosses a sentence);
 - a pattern recognizer runs on a string only when a cheap regular expression that accepts
-  everything its patterns accept finds a candidate (an ``@`` for e-mails, seven or more digits
-  for phone numbers, ...), and ``analyze`` is called only for the entity types that can be there;
-- strings with nothing to find (no candidate and no named entity of a requested type) never
-  reach ``analyze``.
+  everything its patterns accept finds a candidate (an ``@`` for e-mails, presidio's own card
+  pattern, seven digits for a phone number...); the phone recognizer (score 0.4) and the SSN
+  patterns (at most 0.5) run only when one of their context words is present, since below the
+  threshold nothing else can make them count;
+- structured values get ``whole_value_scores``: the same recognizers without ``analyze``'s
+  per-call work, and a phone number is parsed rather than searched for.
+
+Deliberate differences from stock presidio 2.2.366, each found by the tests or the benchmark:
+
+- context words are matched against each word's lower-cased text instead of its lemma (the
+  lemmatizer needs the tagger); presidio matches them as substrings, so "called" still gives
+  "call", and a word spaCy counts as a stop word in lemma form (such as "call") is not lost;
+- Mastercard's 2-series (2221-2720) is added to the card recognizer (Luhn-checked as the rest);
+- an IBAN followed by a short word ("... 3265 held for review") is found: presidio's pattern reads
+  the word as a last group and the checksum fails; the candidate is retried without it;
+- a PERSON, LOCATION or DATE_TIME from spaCy inside a card, IBAN, SSN, phone, e-mail or IP
+  finding is dropped (the small model reads "1111 1111" in a card number as a date).
 """
 
 from __future__ import annotations
@@ -461,7 +474,11 @@ def _phone_whole_value(recognizer, text: str) -> list:
 
     stripped = text.strip()
     offset = text.index(stripped) if stripped else 0
-    if not 7 <= sum(ch.isdigit() for ch in stripped) <= 15:  # E.164: at most 15 digits
+    digits = sum(ch.isdigit() for ch in stripped)
+    international = stripped.startswith(("+", "00", "011"))
+    # A national number (with its trunk or carrier prefix) has at most 14 digits; E.164 at most 15
+    # after the country code, so only an international prefix allows more (a 15-digit Amex is no phone).
+    if digits < 7 or digits > (18 if international else 14):
         return []
     for region in (None,) if stripped.startswith("+") else recognizer.supported_regions:
         try:
