@@ -317,8 +317,14 @@ def _build_analyzer(mode: str, language: str) -> Analyzer:
 # --- detection ------------------------------------------------------------------------------
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def pattern_candidates(text: str, entity_types: Iterable[str]) -> list[str]:
-    """The pattern entity types whose prefilter matches ``text``."""
+    """The pattern entity types whose prefilter matches ``text`` (all but e-mails and IPv6 need a digit)."""
+    if _DIGIT.search(text) is None:
+        types = [e for e in ("EMAIL_ADDRESS", "IP_ADDRESS") if e in entity_types]
+        return [e for e in types if ("@" in text if e == "EMAIL_ADDRESS" else PREFILTERS[e].search(text))]
     return [e for e in entity_types if e in PREFILTERS and PREFILTERS[e].search(text)]
 
 
@@ -668,7 +674,8 @@ def detect(
     from presidio_analyzer import EntityRecognizer, RecognizerResult
 
     az = az or analyzer(config)
-    wanted = [e for e in (entity_types or config.entity_types) if e in config.entity_types]
+    requested = config.entity_types if entity_types is None else tuple(entity_types)
+    wanted = [e for e in requested if e in config.entity_types]
     wanted = list(az.detectable(wanted))
     ner_types = {e for e in wanted if e in NER_ENTITIES} if az.has_ner else set()
     pattern_types = [e for e in wanted if e in PATTERN_ENTITIES]
@@ -734,19 +741,3 @@ def detect(
         )
         out[i] = _drop_contained(findings)
     return out
-
-
-def engine_versions(az: Analyzer) -> dict:
-    """Versions of what found the PII, for the report."""
-
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "nlp": az.name,
-        "presidio_analyzer": version("presidio-analyzer"),
-        "spacy": version("spacy") if az.has_ner else None,
-    }
