@@ -420,3 +420,17 @@ def test_bad_input_is_refused_in_words(config):
         pii.scrub_batch(batch, plan, {"PERSON": "hash"})
     with pytest.raises(ValueError, match="nlp must be one of"):
         pii.PiiConfig(nlp="stanza")
+
+
+def test_scrub_keeps_batch_boundaries_and_reports_progress(config):
+    # given: one batch larger than a slice, and a smaller one
+    emails = [f"user{i}@gmail.com" for i in range(pii.SLICE_ROWS + 500)]
+    batches = [pa.RecordBatch.from_pydict({"email": emails}), pa.RecordBatch.from_pydict({"email": emails[:10]})]
+    plan = pii.ScrubPlan({"email": pii.ColumnPlan("structured", ("EMAIL_ADDRESS",))}, config)
+    seen = []
+    # when
+    out = list(pii.scrub(batches, plan, progress=seen.append))
+    # then
+    assert [b.num_rows for b in out] == [len(emails), 10]
+    assert set(out[0].column(0).to_pylist()) == {"<EMAIL_ADDRESS>"}
+    assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) == 4

@@ -91,6 +91,7 @@ from .detection import (
     PiiConfig,
     analyzer,
     detect,
+    sentences,
     spacy_available,
 )
 from .masking import HASH_LENGTH, mask_example
@@ -125,6 +126,7 @@ __all__ = [
     "scrub",
     "scrub_batch",
     "scrub_text",
+    "sentences",
     "spacy_available",
     "summary",
 ]

@@ -1,20 +1,33 @@
 """Finding PII in strings with presidio: the analyzer, the configuration, and batched detection.
 
-Detection is presidio's: every finding comes out of ``AnalyzerEngine.analyze`` (its
-recognizers, validation, context enhancement, score threshold and allow-list). What changes is
-the work around it, so that a column of free text costs far less than one ``analyze`` per cell:
+Findings are presidio's: its recognizers, their patterns and validators (Luhn, mod-97,
+phonenumbers, SSN rules), its context enhancer, its score threshold, duplicate removal and
+exact allow-list. What changes is the work around them, so that a column costs far less than
+one ``AnalyzerEngine.analyze`` per cell (measured in ``benchmarks/pii_bench.py``):
 
-- each distinct string is analyzed once (cells repeat, in a batch and across batches);
-- spaCy runs once per batch of strings through ``nlp.pipe`` with only its ``ner`` component (in
-  ``en_core_web_sm`` NER has its own token-to-vector layer, so its entities are the same as the
-  full pipeline's); presidio gets the result as precomputed ``NlpArtifacts``, with each token's
-  lower-cased text standing in for its lemma, because presidio matches context words as
-  substrings of the words around a finding ("call" matches "called");
+- each distinct string is analyzed once per call, and spaCy's answer once per distinct
+  *sentence* per process (notes and tickets repeat whole sentences);
+- spaCy runs through ``nlp.pipe`` with its ``ner`` component alone (in ``en_core_web_sm`` NER
+  has its own token-to-vector layer); each sentence is piped on its own, as the full
+  pipeline's parser would bound it (the entity recognizer never crosses a sentence);
 - a pattern recognizer runs on a string only when a cheap regular expression that accepts
-  everything its patterns accept finds a candidate (an ``@`` for e-mails, seven or more digits
-  for phone numbers, ...), and ``analyze`` is called only for the entity types that can be there;
-- strings with nothing to find (no candidate and no named entity of a requested type) never
-  reach ``analyze``.
+  everything its patterns accept finds a candidate (an ``@`` for e-mails, presidio's own card
+  pattern, seven digits for a phone number...); the phone recognizer (score 0.4) and the SSN
+  patterns (at most 0.5) run only when one of their context words is present, since below the
+  threshold nothing else can make them count;
+- structured values get ``whole_value_scores``: the same recognizers without ``analyze``'s
+  per-call work, and a phone number is parsed rather than searched for.
+
+Deliberate differences from stock presidio 2.2.366, each found by the tests or the benchmark:
+
+- context words are matched against each word's lower-cased text instead of its lemma (the
+  lemmatizer needs the tagger); presidio matches them as substrings, so "called" still gives
+  "call", and a word spaCy counts as a stop word in lemma form (such as "call") is not lost;
+- Mastercard's 2-series (2221-2720) is added to the card recognizer (Luhn-checked as the rest);
+- an IBAN followed by a short word ("... 3265 held for review") is found: presidio's pattern reads
+  the word as a last group and the checksum fails; the candidate is retried without it;
+- a PERSON, LOCATION or DATE_TIME from spaCy inside a card, IBAN, SSN, phone, e-mail or IP
+  finding is dropped (the small model reads "1111 1111" in a card number as a date).
 """
 
 from __future__ import annotations
@@ -304,8 +317,14 @@ def _build_analyzer(mode: str, language: str) -> Analyzer:
 # --- detection ------------------------------------------------------------------------------
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def pattern_candidates(text: str, entity_types: Iterable[str]) -> list[str]:
-    """The pattern entity types whose prefilter matches ``text``."""
+    """The pattern entity types whose prefilter matches ``text`` (all but e-mails and IPv6 need a digit)."""
+    if _DIGIT.search(text) is None:
+        types = [e for e in ("EMAIL_ADDRESS", "IP_ADDRESS") if e in entity_types]
+        return [e for e in types if ("@" in text if e == "EMAIL_ADDRESS" else PREFILTERS[e].search(text))]
     return [e for e in entity_types if e in PREFILTERS and PREFILTERS[e].search(text)]
 
 
@@ -461,7 +480,11 @@ def _phone_whole_value(recognizer, text: str) -> list:
 
     stripped = text.strip()
     offset = text.index(stripped) if stripped else 0
-    if not 7 <= sum(ch.isdigit() for ch in stripped) <= 15:  # E.164: at most 15 digits
+    digits = sum(ch.isdigit() for ch in stripped)
+    international = stripped.startswith(("+", "00", "011"))
+    # A national number (with its trunk or carrier prefix) has at most 14 digits; E.164 at most 15
+    # after the country code, so only an international prefix allows more (a 15-digit Amex is no phone).
+    if digits < 7 or digits > (18 if international else 14):
         return []
     for region in (None,) if stripped.startswith("+") else recognizer.supported_regions:
         try:
@@ -554,6 +577,79 @@ def _iban_retry(recognizer, text: str) -> list:
     return out
 
 
+def _lean_pattern_score(recognizer, text: str) -> float:
+    """The best score presidio's PatternRecognizer gives a match in ``text``, without building its results.
+
+    The same steps as ``PatternRecognizer.analyze``: every pattern's matches, the pattern's
+    score, then ``validate_result`` (True: 1.0, False: 0) and ``invalidate_result`` (0).
+    """
+    best = 0.0
+    flags = recognizer.global_regex_flags
+    for pattern in recognizer.patterns:
+        if not pattern.compiled_regex or pattern.compiled_with_flags != flags:
+            pattern.compiled_with_flags = flags
+            pattern.compiled_regex = re.compile(pattern.regex, flags=flags)
+        for match in pattern.compiled_regex.finditer(text):
+            current = match.group()
+            if not current:
+                continue
+            score = pattern.score
+            valid = recognizer.validate_result(current)
+            if valid is not None:
+                score = 1.0 if valid else 0.0
+            if recognizer.invalidate_result(current):
+                score = 0.0
+            best = max(best, score)
+    return best
+
+
+def whole_value_scores(
+    values: Sequence[str], config: PiiConfig, az: Analyzer, *, entity_types: Iterable[str], context: list[str]
+) -> list[dict[str, float]]:
+    """For each structured value, the pattern entity types it holds and presidio's score: {type: score}.
+
+    The cheap full-column check: presidio's own recognizers, patterns and validators, with the
+    column's name as context (so a phone number in a ``phone`` column gets the context boost),
+    but none of the per-call work of ``analyze`` (spaCy, explanations, result objects). An IBAN
+    is first validated as the whole value; a phone number is parsed (see ``_phone_whole_value``).
+    """
+    recognizers = _recognizers(az)
+    threshold = float(config.score_threshold)
+    context = [c.lower() for c in context]
+    enhancer = az.engine.context_aware_enhancer
+    factor, floor = enhancer.context_similarity_factor, enhancer.min_score_with_context_similarity
+    types = [e for e in entity_types if e in PATTERN_ENTITIES and e in config.entity_types]
+    boosted = {id(r): any(w in c for c in context for w in (r.context or [])) for e in types for r in recognizers[e]}
+    out: list[dict[str, float]] = []
+    for value in values:
+        text = value.strip()
+        scores: dict[str, float] = {}
+        if text and text not in config.allow_list:
+            lowered = None
+            for entity in pattern_candidates(text, types):
+                for rec in recognizers[entity]:
+                    if _needs_context(rec, entity, threshold):
+                        lowered = text.lower() if lowered is None else lowered
+                        if not _has_context_word(rec, lowered, context):
+                            continue
+                    if entity == "PHONE_NUMBER" and hasattr(rec, "supported_regions"):
+                        score = max((r.score for r in _phone_whole_value(rec, text)), default=0.0)
+                    elif entity == "IBAN_CODE" and hasattr(rec, "validate_result"):
+                        score = 1.0 if rec.validate_result(text) is True else 0.0
+                        if not score:
+                            score = max(
+                                (r.score for r in rec.analyze(text, [entity]) or _iban_retry(rec, text)), default=0.0
+                            )
+                    else:
+                        score = _lean_pattern_score(rec, text)
+                    if 0.0 < score < 1.0 and boosted[id(rec)]:
+                        score = min(1.0, max(score + factor, floor))
+                    if score >= threshold and score > scores.get(entity, 0.0):
+                        scores[entity] = score
+        out.append(scores)
+    return out
+
+
 def detect(
     texts: Sequence[str],
     config: PiiConfig,
@@ -578,7 +674,8 @@ def detect(
     from presidio_analyzer import EntityRecognizer, RecognizerResult
 
     az = az or analyzer(config)
-    wanted = [e for e in (entity_types or config.entity_types) if e in config.entity_types]
+    requested = config.entity_types if entity_types is None else tuple(entity_types)
+    wanted = [e for e in requested if e in config.entity_types]
     wanted = list(az.detectable(wanted))
     ner_types = {e for e in wanted if e in NER_ENTITIES} if az.has_ner else set()
     pattern_types = [e for e in wanted if e in PATTERN_ENTITIES]
@@ -644,19 +741,3 @@ def detect(
         )
         out[i] = _drop_contained(findings)
     return out
-
-
-def engine_versions(az: Analyzer) -> dict:
-    """Versions of what found the PII, for the report."""
-
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "nlp": az.name,
-        "presidio_analyzer": version("presidio-analyzer"),
-        "spacy": version("spacy") if az.has_ner else None,
-    }

@@ -33,6 +33,7 @@ from .detection import (
     analyzer,
     detect,
     value_shapes,
+    whole_value_scores,
 )
 from .masking import fingerprint, mask_example
 
@@ -378,17 +379,12 @@ class _Scanner:
             if t.strip() and t not in col.allow and (not col.integer or abs(v) >= _INTEGER_MIN)
         ]
         if pattern_types and positions:
-            found = detect(
-                [texts[i] for i in positions],
-                self.config,
-                self.az,
-                entity_types=pattern_types,
-                context=col.context,
-                whole_values=True,
+            found = whole_value_scores(
+                [texts[i] for i in positions], self.config, self.az, entity_types=pattern_types, context=col.context
             )
-            for i, findings in zip(positions, found, strict=True):
-                for f in findings:
-                    out[i][f.entity_type] = max(out[i].get(f.entity_type) or 0, _score(f.score))
+            for i, scores in zip(positions, found, strict=True):
+                for entity, score in scores.items():
+                    out[i][entity] = _score(score)
         for i in positions:
             for entity in value_shapes(texts[i], shape_types):
                 out[i].setdefault(entity, None)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .detection import SUPPORTED_ENTITIES, Finding, PiiConfig, analyzer, detect
 from .masking import hash_int, hash_token, mask_operator
 from .report import summary
-from .scan import PiiPartial, _distinct
+from .scan import SLICE_ROWS, PiiPartial, _distinct
 
 OPERATORS = ("redact", "mask", "replace", "hash", "keep")
 DEFAULT_OPERATOR = "replace"
@@ -185,13 +185,26 @@ def scrub(
     *,
     total_rows: int | None = None,
 ):
-    """Yield ``scrub_batch`` of each batch; ``progress(fraction)`` after each (by rows of ``total_rows`` if given)."""
-    _operators(operators, salt)  # refuse bad operators before reading anything
+    """Yield ``scrub_batch`` of each batch (same batch boundaries), working ``SLICE_ROWS`` rows at a time.
+
+    ``progress(fraction)`` is called after every slice, by rows out of ``total_rows`` when
+    given (or when ``batches`` is a list), otherwise by a fraction growing towards 1; and with
+    1.0 at the end. Bad operators or a hash without salt are refused before any batch is read.
+    """
+    import pyarrow as pa
+
+    _operators(operators, salt)
+    if total_rows is None and isinstance(batches, list | tuple):
+        total_rows = sum(b.num_rows for b in batches)
     done = 0
     for batch in batches:
-        yield scrub_batch(batch, plan, operators, salt)
-        done += batch.num_rows
-        if progress is not None:
-            progress(min(1.0, done / total_rows) if total_rows else done / (done + 100_000))
+        pieces = []
+        for offset in range(0, max(batch.num_rows, 1), SLICE_ROWS):
+            piece = batch.slice(offset, SLICE_ROWS)
+            pieces.append(scrub_batch(piece, plan, operators, salt))
+            done += piece.num_rows
+            if progress is not None:
+                progress(min(0.99, done / total_rows) if total_rows else done / (done + 100_000))
+        yield pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
     if progress is not None:
         progress(1.0)
