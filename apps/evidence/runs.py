@@ -267,6 +267,8 @@ def evidence_chunk_complete(*, chunk_id: int, partial: dict, merge: Callable[[li
     evidence_run_succeed(
         run_id=run.pk, summary=merged.summary, engine_versions=merged.engine_versions, files=merged.files
     )
+    # A PII partial keeps keyed fingerprints of sampled values: once merged, nothing needs them.
+    EvidenceChunk.objects.filter(run=run).update(partial=None)
     return "merged"
 
 

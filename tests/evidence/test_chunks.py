@@ -55,6 +55,8 @@ def test_a_large_bias_run_is_merged_from_its_chunks_into_the_one_pass_summary(
     assert evidence.status == "succeeded"
     assert evidence.summary == whole.summary
     assert [f.name for f in evidence.files.all()] == ["group_metrics.csv"]
+    # and the partials were dropped once merged (a PII partial holds fingerprints of sampled values)
+    assert list(EvidenceChunk.objects.filter(run=evidence).values_list("partial", flat=True)) == [None] * 3
     actions = list(
         AuditEvent.objects.filter(target_type="evidence_run", target_id=str(evidence.public_id))
         .order_by("id")
