@@ -314,7 +314,8 @@ def run_evidence(job: Job, report: Report) -> dict:
         with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
             summary, files, scrubbed = _compute(run, Path(folder), report, stored)
         engine = summary.get("engine") if isinstance(summary.get("engine"), dict) else {}
-        versions = {**versions, **{k: str(v) for k, v in engine.items() if k not in versions}}
+        # the engine's own record (spaCy pipeline, shap, ...) joins the installed versions; only its text fields
+        versions = {**versions, **{k: v for k, v in engine.items() if k not in versions and isinstance(v, str)}}
         report(95, "recording the summary")
         if not runs.evidence_run_succeed(
             run_id=run.pk, summary=summary, engine_versions=versions, files=files, scrubbed=scrubbed
