@@ -111,6 +111,9 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.registry",
     "apps.evidence",
+    "apps.policies",
+    "apps.releases",
+    "apps.notifications",
     "apps.demo",
 ]
 

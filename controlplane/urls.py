@@ -12,6 +12,9 @@ api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.registry.api.urls")),
     path("", include("apps.evidence.api.urls")),
+    path("", include("apps.policies.api.urls")),
+    path("", include("apps.releases.api.urls")),
+    path("", include("apps.notifications.api.urls")),
     path("", include("apps.audit.api.urls")),
     # Keep last: any other /api/v1/ path is a problem+json 401 (anonymous) or 404.
     re_path(r"^.*$", ApiNotFoundView.as_view(), name="not_found"),
@@ -22,6 +25,9 @@ urlpatterns = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.registry.urls")),
     path("", include("apps.evidence.urls")),
+    path("", include("apps.policies.urls")),
+    path("", include("apps.releases.urls")),
+    path("", include("apps.notifications.urls")),
     path("", include("apps.audit.urls")),
 ]
 

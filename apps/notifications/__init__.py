@@ -1,0 +1,1 @@
+"""Outbound webhooks: signed notifications of governance events to each team's endpoints."""

@@ -1,0 +1,27 @@
+"""Governance events for outbound webhooks.
+
+``emit`` is called by services inside their transaction; the notifications
+app turns it into signed deliveries after commit.
+"""
+
+from __future__ import annotations
+
+# Event types a webhook may subscribe to.
+EVENT_TYPES = (
+    "release.requested",
+    "release.approval_needed",
+    "release.approved",
+    "release.rejected",
+    "evidence.completed",
+    "evidence.failed",
+    "policy.changed",
+)
+
+
+def emit(*, event: str, team_id: int | None, payload: dict) -> None:
+    """Queue ``event`` for the webhooks of ``team_id`` (None: every team's) that subscribe to it.
+
+    Call inside the writer's transaction: a rollback drops the deliveries with the change.
+    """
+    if event not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event!r}")

@@ -1,0 +1,5 @@
+"""Dashboard URLs for notifications."""
+
+app_name = "notifications"
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Policy packs in Rego (shipped and custom), their bindings, and the decisions they give."""

@@ -1,0 +1,3 @@
+"""Policies API under /api/v1/."""
+
+urlpatterns: list = []

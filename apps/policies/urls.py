@@ -1,0 +1,5 @@
+"""Dashboard URLs for policies."""
+
+app_name = "policies"
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Release requests, approvals with four eyes, environments, and the gate CI asks."""

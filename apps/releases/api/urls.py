@@ -1,0 +1,3 @@
+"""Releases API under /api/v1/."""
+
+urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""Dashboard URLs for releases."""
+
+app_name = "releases"
+
+urlpatterns: list = []
