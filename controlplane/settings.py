@@ -247,6 +247,12 @@ ASSAY_EVIDENCE_CHUNK_ROWS = env_int("ASSAY_EVIDENCE_CHUNK_ROWS", 1_000_000)
 # Secret salt of the PII scrub's `hash` operator; without it a salt is derived from DJANGO_SECRET_KEY.
 ASSAY_PII_HASH_SALT = env("ASSAY_PII_HASH_SALT", "")
 
+# Releases: an open request (pending evidence or approval) expires after this many hours; an approval
+# for a production environment must be renewed after the months given per risk tier ("tier=months,...").
+ASSAY_RELEASE_REQUEST_TTL_HOURS = env_int("ASSAY_RELEASE_REQUEST_TTL_HOURS", 7 * 24)
+ASSAY_REVALIDATION_MONTHS = env("ASSAY_REVALIDATION_MONTHS", "high=12,limited=24,minimal=36")
+ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS = env_int("ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS", 300)
+
 # Caches hold throttling counters, so they must be shared by every process.
 CACHES = {
     "default": (
