@@ -330,7 +330,7 @@ def role_grant(
     if role not in Role.values:
         raise ValidationFailed(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
     if sum(x is not None for x in (team, model, environment)) > 1:
-        raise ValidationFailed("A binding is scoped to a team, a model or an environment, not several.")
+        raise ValidationFailed("A binding is scoped to one team, model or environment, not both.")
     scope = {"scope_type": ScopeType.GLOBAL, "scope_team": None, "scope_model": None, "scope_environment": None}
     if team is not None:
         scope.update(scope_type=ScopeType.TEAM, scope_team=team)
