@@ -1,0 +1,12 @@
+# placeholder
+package assay.fairness
+
+import rego.v1
+
+title := "fairness"
+
+applies := false
+
+rules := []
+
+violations := set()
