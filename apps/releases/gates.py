@@ -46,9 +46,6 @@ def release_input_for(release: ReleaseRequest) -> dict:
 
 def decide(*, version: ModelVersion, environment: Environment, release: dict | None = None) -> Any:
     """The policy decision (``PolicyDecision``) for ``version`` going to ``environment``."""
-    try:
-        from apps.policies.decisions import policy_decide
-    except ImportError:  # until the policies branch is merged
-        from .interim_policy import policy_decide
+    from apps.policies.decisions import policy_decide
 
     return policy_decide(version=version, environment=environment.as_policy_input(), release=release)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from apps.accounts.principals import principal_for_service_account, principal_for_user
@@ -13,6 +11,7 @@ from apps.registry.choices import RiskTier
 from apps.releases import services
 from apps.releases.models import Environment
 from tests.factories.accounts import ServiceAccountFactory
+from tests.factories.policies import bias_summary, compliant_model, compliant_version, evidence_run, explain_summary
 from tests.factories.registry import ModelVersionFactory, RegisteredModelFactory
 
 
@@ -76,14 +75,45 @@ def version(model, author):
     return ModelVersionFactory(model=model, number=1, created_by=author, sha256="a" * 64)
 
 
+# Until the shipped EU AI Act pack asks for it, a custom pack bound to high-risk models in production
+# does: one compliance officer. Packs merge by the maximum count per role, so this stays right after.
+OFFICER_PACK = """package assay.officer_review
+
+import rego.v1
+
+title := "Officer review"
+
+applies := true
+
+rules := [{"rule": "officer_review.high_risk", "clause": "EU AI Act Art. 14 (human oversight)",
+  "title": "A compliance officer approves high-risk production releases", "applies": true}]
+
+violations := set()
+
+required_approvals contains a if {
+  input.model.risk_tier == "high"
+  input.environment.production == true
+  a := {"role": "compliance_officer", "count": 1, "reason": "officer_review.high_risk"}
+}
+"""
+
+
 @pytest.fixture
-def high_model(team):
-    return RegisteredModelFactory(name="credit-score", owner_team=team, risk_tier=RiskTier.HIGH, data_categories=[])
+def high_model(team, make_user):
+    """A high-risk model whose documented facts satisfy the shipped packs."""
+    from apps.policies import services as policies
+
+    model = compliant_model(name="credit-score", owner_team=team, risk_tier=RiskTier.HIGH)
+    admin = who(make_user("admin", username="root"))
+    policies.policy_pack_create(actor=admin, name="officer-review", source=OFFICER_PACK)
+    policies.policy_binding_create(actor=admin, pack_name="officer-review", model=model, environment="production")
+    return model
 
 
 @pytest.fixture
 def high_version(high_model, author):
-    return ModelVersionFactory(model=high_model, number=1, created_by=author, sha256="b" * 64)
+    """A ready high-risk version with its model card, a scanned training set, bias and explainability reports."""
+    return compliant_version(high_model, number=1, created_by=author, sha256="b" * 64)
 
 
 @pytest.fixture
@@ -111,15 +141,8 @@ def ci_principal(ci_account):
     return principal_for_service_account(ci_account)
 
 
-def add_evidence(version, kind="bias", summary=None) -> EvidenceRun:
-    """A succeeded evidence run on the version (what a worker leaves behind), with a summary of its own."""
-    summary = summary or {"schema": f"assay.{kind}/v1", "note": hashlib.sha256(str(version.pk).encode()).hexdigest()}
-    return EvidenceRun.objects.create(
-        kind=kind,
-        version=version,
-        owner_team=version.model.owner_team,
-        model=version.model,
-        status=RunStatus.SUCCEEDED,
-        summary=summary,
-        reuse_key=hashlib.sha256(f"{version.pk}{kind}{summary}".encode()).hexdigest(),
-    )
+def add_evidence(version, kind="bias", status=RunStatus.SUCCEEDED) -> EvidenceRun:
+    """A new evidence run on the version (what a worker leaves behind), with a summary of the real schema."""
+    if kind == "bias":
+        return evidence_run(kind=kind, summary=bias_summary(dp=0.03), version=version, status=status)
+    return evidence_run(kind=kind, summary=explain_summary(), version=version, status=status)

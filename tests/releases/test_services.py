@@ -12,6 +12,7 @@ from apps.releases import selectors, services
 from apps.releases.choices import ReleaseStatus, ReviewStatus
 from apps.releases.matching import match
 from apps.releases.models import Approval, ReleaseRequest
+from tests.factories.policies import bias_summary
 from tests.factories.registry import ModelVersionFactory
 from tests.releases.conftest import add_evidence, who
 
@@ -281,12 +282,10 @@ def test_evidence_finishing_re_evaluates_open_requests(
     from apps.evidence.choices import RunStatus
 
     release = request_release(requester, version)
-    run = add_evidence(version, "bias")
-    run.status = RunStatus.RUNNING
-    run.save()
+    run = add_evidence(version, "bias", status=RunStatus.RUNNING)
     mark = audit_mark()
     with django_capture_on_commit_callbacks(execute=True):
-        runs.evidence_run_succeed(run_id=run.pk, summary={"schema": "assay.bias/v1", "x": 1}, engine_versions={})
+        runs.evidence_run_succeed(run_id=run.pk, summary=bias_summary(), engine_versions={})
     assert "release.reset" in mark.actions()
     release.refresh_from_db()
     assert str(run.public_id) in [e["run"] for e in release.decision["evidence"]]
@@ -397,19 +396,31 @@ def test_a_compliance_officer_closes_the_review_with_findings(
     assert selectors.approval_queue(actor=who(officer)) == []
 
 
-def test_an_unacceptable_risk_model_is_never_released_even_in_an_emergency(
-    request_release, manager, requester, team, author
+def test_blocking_violations_refuse_a_request_but_not_a_break_glass_release(
+    request_release, requester, manager, model, author
 ):
+    # given a version whose artifact format may execute code (the security pack blocks it)
+    unsafe = ModelVersionFactory(model=model, number=2, created_by=author, format="pickle")
+    # when a contributor asks for it, the request is refused with the violations
+    with pytest.raises(services.PolicyNotSatisfied) as refused:
+        request_release(requester, unsafe)
+    assert [v["rule"] for v in refused.value.extra["violations"]] == ["security.safe_format"]
+    assert ReleaseRequest.objects.count() == 0
+    # and a release manager may still break the glass, recorded with the violations it overrode
+    release = request_release(manager, unsafe, emergency=True, justification="the fix for an outage")
+    assert release.status == ReleaseStatus.APPROVED
+    gate = selectors.gate_for(version=unsafe, environment=release.environment)
+    assert gate.allowed and gate.status == "emergency" and gate.violations
+
+
+def test_an_unacceptable_risk_model_is_never_released_even_in_an_emergency(request_release, manager, team, author):
     from tests.factories.registry import RegisteredModelFactory
 
     banned = RegisteredModelFactory(
         name="social-scoring", owner_team=team, risk_tier="unacceptable", data_categories=[]
     )
     version = ModelVersionFactory(model=banned, number=1, created_by=author)
-    with pytest.raises(services.PolicyNotSatisfied) as refused:
-        request_release(requester, version)
-    assert refused.value.extra["violations"]
-    with pytest.raises(services.PolicyNotSatisfied):
+    with pytest.raises(services.PolicyNotSatisfied, match="unacceptable"):
         request_release(manager, version, emergency=True)
     assert ReleaseRequest.objects.count() == 0
 
