@@ -442,3 +442,15 @@ def test_the_queue_shows_what_waits_for_me_and_not_my_own(
     assert high.pk in {i.release.pk for i in selectors.approval_queue(actor=who(officer))}
     # the requester, who holds no approving role, has nothing waiting
     assert selectors.approval_queue(actor=who(requester)) == []
+
+
+def test_the_periodic_expiry_task_is_scheduled_and_safe_to_repeat(request_release, requester, version):
+    from worker.schedule import beat_schedule
+    from worker.tasks import releases as tasks
+
+    release = request_release(requester, version)
+    ReleaseRequest.objects.filter(pk=release.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert beat_schedule()["releases-expire"]["task"] == "releases.expire"
+    assert tasks.expire() == 1
+    assert tasks.expire() == 0
+    assert status_of(release) == ReleaseStatus.EXPIRED
