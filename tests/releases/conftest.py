@@ -117,7 +117,7 @@ def high_version(high_model, author):
 
 
 @pytest.fixture
-def request_release(staging):
+def request_release(staging, production):
     """request_release(user_or_principal, version, env="staging", **kw) -> ReleaseRequest."""
 
     def make(actor, version, environment="staging", **kw):
