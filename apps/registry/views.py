@@ -112,8 +112,23 @@ def version_detail(request, name: str, number: int):
             and bool(version.evaluation_dataset_id)
             and rbac.allows(actor, "evidence.request", version),
             "can_explain": version.format != ArtifactFormat.PREDICTIONS_ONLY,
+            **_release_context(actor, version),
         },
     )
+
+
+def _release_context(actor, version) -> dict:
+    """The version's gate per environment and the "Request release" form (the releases app decides both)."""
+    from apps.releases import selectors as releases
+
+    if version.status != VersionStatus.READY:
+        return {"release_gates": [], "can_request_release": False}
+    return {
+        "release_gates": releases.version_gates(actor=actor, version=version),
+        "can_request_release": rbac.has_anywhere(actor, "releases.request")
+        or rbac.has_anywhere(actor, "releases.emergency"),
+        "can_break_glass": rbac.has_anywhere(actor, "releases.emergency"),
+    }
 
 
 @login_required
