@@ -275,9 +275,8 @@ def role_binding_create(
         raise _invalid("role", f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
     if sum(bool(s) for s in (scope_team, scope_model, scope_environment)) > 1:
         message = "A binding is scoped to one team, model or environment, not both."
-        raise ValidationFailed(
-            message, errors={"scope_team": [message], "scope_model": [message], "scope_environment": [message]}
-        )
+        given = {"scope_team": scope_team, "scope_model": scope_model, "scope_environment": scope_environment}
+        raise ValidationFailed(message, errors={field: [message] for field, value in given.items() if value})
     if subject_type == SubjectType.USER:
         target = _user(subject, field="subject")
     elif subject_type == SubjectType.TEAM:

@@ -117,14 +117,18 @@ def approval_queue(*, actor: Principal) -> list[QueueItem]:
 # The gate
 
 
-def _current_release(version: ModelVersion, env: Environment) -> ReleaseRequest | None:
+def _pick(releases: list[ReleaseRequest]) -> ReleaseRequest | None:
     """The request the gate judges: the newest approved one, else the open one, else the newest of any state."""
-    qs = ReleaseRequest.objects.filter(version=version, environment=env)
-    for statuses in ((ReleaseStatus.APPROVED,), OPEN, None):
-        found = (qs.filter(status__in=statuses) if statuses else qs).order_by("-created_at", "-id").first()
-        if found is not None:
-            return found
-    return None
+    releases = sorted(releases, key=lambda r: (r.created_at, r.pk), reverse=True)
+    for statuses in ((ReleaseStatus.APPROVED,), OPEN):
+        for release in releases:
+            if release.status in statuses:
+                return release
+    return releases[0] if releases else None
+
+
+def _current_release(version: ModelVersion, env: Environment) -> ReleaseRequest | None:
+    return _pick(list(_releases().filter(version=version, environment=env)))
 
 
 def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
@@ -183,20 +187,21 @@ class Gate:
         return list(self.decision.get("missing_evidence", []))
 
 
-def gate_for(*, version: ModelVersion, environment: Environment, refresh: bool = True) -> Gate:
+def gate_for(*, version: ModelVersion, environment: Environment, refresh: bool = True, release: Any = ...) -> Gate:
     """May ``version`` go to ``environment`` now? (The caller has checked the actor may see the version.)
 
     Allowed only when the policies pass on the current evidence (or the release is a
     break-glass one) AND an approved release exists whose binding digest is the current one,
     that has not expired, and whose revalidation date (production) has not passed. The
-    request is re-evaluated (and expired) first, lazily, in a transaction of its own.
+    request is re-evaluated (and expired) first, lazily, in a transaction of its own (with
+    ``refresh=False`` nothing is written: a changed digest still closes the gate).
+    ``release``, when given, is the request already picked (with its approvals prefetched).
     """
-    release = _current_release(version, environment)
+    if release is ...:
+        release = _current_release(version, environment)
     if refresh and release is not None and release.status in LIVE:
         services.release_refresh(release_id=release.public_id, reason="the gate was asked")
         release = _current_release(version, environment)
-    if release is not None:
-        release = _releases().get(pk=release.pk)
     release_input = gates.release_input_for(release) if release is not None else None
     decision = gates.decide(version=version, environment=environment, release=release_input).as_dict()
     approvals = approvals_summary(release, decision)
@@ -245,8 +250,18 @@ def gate_decision(*, actor: Principal, model_name: str, number: int, environment
 
 
 def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
-    """The gate of a version in every environment (the version page's block)."""
-    return [gate_for(version=version, environment=env) for env in environment_list()]
+    """The gate of a version in every environment (the version page's block): its releases are read
+    in one go and nothing is written (the page shows a changed digest as a closed gate)."""
+    releases = list(_releases().filter(version=version))
+    return [
+        gate_for(
+            version=version,
+            environment=env,
+            refresh=False,
+            release=_pick([r for r in releases if r.environment_id == env.pk]),
+        )
+        for env in environment_list()
+    ]
 
 
 def models_revalidation_due(*, model_ids: list[int]) -> set[int]:
