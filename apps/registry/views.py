@@ -66,7 +66,11 @@ def model_list(request):
     page = Paginator(selectors.model_inventory(actor=actor, **form.filters()), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    from apps.releases.selectors import models_revalidation_due
+
+    due = models_revalidation_due(model_ids=[m.pk for m in page])
     for model in page:
+        model.revalidation_due = model.pk in due
         model.category_labels = _category_labels(model.data_categories)
         model.latest_status_label = (
             _label(VersionStatus, model.latest_version_status) if model.latest_version_status else ""

@@ -109,3 +109,22 @@ def test_the_release_list_filters(request_release, requester, reviewer, version)
     assert str(release.public_id) in web.get("/releases/").content.decode()
     assert str(release.public_id) not in web.get("/releases/", {"status": "approved"}).content.decode()
     assert 'href="/approvals/"' in web.get("/releases/").content.decode()
+
+
+def test_the_inventory_flags_a_model_whose_production_approval_is_due(
+    request_release, requester, reviewer, officer, high_version
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.releases import services
+    from tests.releases.conftest import who
+
+    release = request_release(requester, high_version, environment="production", change_reference="CHG-7")
+    for person in (reviewer, officer):
+        services.approval_decide(actor=who(person), release_id=release.public_id, decision="approve")
+    web = logged_in(officer)
+    assert "revalidation due" not in web.get("/").content.decode()
+    ReleaseRequest.objects.filter(pk=release.pk).update(revalidate_at=timezone.now() - timedelta(days=1))
+    assert "revalidation due" in web.get("/").content.decode()
