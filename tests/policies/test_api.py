@@ -15,12 +15,14 @@ import rego.v1
 
 applies := true
 
-rules := [{"rule": "loan_limits.card", "clause": "Internal policy L-1", "title": "A model card exists", "applies": true}]
+rules := [{"rule": "loan_limits.card", "clause": "Internal policy L-1", "title": "A model card", "applies": true}]
 
 violations contains v if {
 	count(input.version.model_card) == 0
-	v := {"rule": "loan_limits.card", "message": "Internal policy L-1: the version has no model card",
-	      "clause": "Internal policy L-1", "severity": "blocking"}
+	v := {
+		"rule": "loan_limits.card", "message": "Internal policy L-1: the version has no model card",
+		"clause": "Internal policy L-1", "severity": "blocking",
+	}
 }
 """
 
