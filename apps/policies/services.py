@@ -24,7 +24,7 @@ from .inputs import SAMPLE_INPUT
 from .models import PolicyBinding, PolicyPack, PolicyPackVersion, package_for
 
 MAX_SOURCE_BYTES = 256 * 1024
-RESERVED_NAMES = frozenset({"dry-run", "bindings"})
+RESERVED_NAMES = frozenset({"dry-run", "bindings", "new"})
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
 
