@@ -4,40 +4,57 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0003_model_default_evidence'),
+        ("registry", "0003_model_default_evidence"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='registeredmodel',
-            name='automated_decisions',
-            field=models.BooleanField(default=False, help_text='Makes decisions about people with legal or similarly significant effect (GDPR Art. 22).'),
+            model_name="registeredmodel",
+            name="automated_decisions",
+            field=models.BooleanField(
+                default=False,
+                help_text="Makes decisions about people with legal or similarly significant effect (GDPR Art. 22).",
+            ),
         ),
         migrations.AddField(
-            model_name='registeredmodel',
-            name='dpia_reference',
-            field=models.CharField(blank=True, help_text='Reference of the data protection impact assessment (GDPR Art. 35).', max_length=300),
+            model_name="registeredmodel",
+            name="dpia_reference",
+            field=models.CharField(
+                blank=True,
+                help_text="Reference of the data protection impact assessment (GDPR Art. 35).",
+                max_length=300,
+            ),
         ),
         migrations.AddField(
-            model_name='registeredmodel',
-            name='fairness_thresholds',
-            field=models.JSONField(blank=True, default=dict, help_text='Largest allowed differences, e.g. {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}.'),
+            model_name="registeredmodel",
+            name="fairness_thresholds",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='Largest allowed differences, e.g. {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}.',
+            ),
         ),
         migrations.AddField(
-            model_name='registeredmodel',
-            name='human_oversight',
-            field=models.TextField(blank=True, help_text='Who oversees the model in use and how they can intervene (EU AI Act Art. 14).'),
+            model_name="registeredmodel",
+            name="human_oversight",
+            field=models.TextField(
+                blank=True, help_text="Who oversees the model in use and how they can intervene (EU AI Act Art. 14)."
+            ),
         ),
         migrations.AddField(
-            model_name='registeredmodel',
-            name='human_review_path',
-            field=models.TextField(blank=True, help_text='How a person can obtain human review of an automated decision (GDPR Art. 22(3)).'),
+            model_name="registeredmodel",
+            name="human_review_path",
+            field=models.TextField(
+                blank=True, help_text="How a person can obtain human review of an automated decision (GDPR Art. 22(3))."
+            ),
         ),
         migrations.AddField(
-            model_name='registeredmodel',
-            name='minimisation_justification',
-            field=models.TextField(blank=True, help_text='Why direct identifiers are needed among the training features (GDPR Art. 5(1)(c)).'),
+            model_name="registeredmodel",
+            name="minimisation_justification",
+            field=models.TextField(
+                blank=True,
+                help_text="Why direct identifiers are needed among the training features (GDPR Art. 5(1)(c)).",
+            ),
         ),
     ]
