@@ -24,6 +24,7 @@ from .inputs import SAMPLE_INPUT
 from .models import PolicyBinding, PolicyPack, PolicyPackVersion, package_for
 
 MAX_SOURCE_BYTES = 256 * 1024
+RESERVED_NAMES = frozenset({"dry-run", "bindings", "new"})
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
 
@@ -65,13 +66,13 @@ def source_check(*, name: str, source: str) -> str:
         raise PolicySourceInvalid(
             f"Syntax error: {exc.message}",
             errors={"source": [f"Syntax error: {exc.message}"]},
-            extra={"line": exc.line, "errors": exc.errors},
+            extra={"line": exc.line, "syntax_errors": exc.errors},
         )
     try:
         result = engine._query_local(source, sha256, expected, SAMPLE_INPUT)
         engine.read_document(result, require_violations=True)
     except engine.RegoSyntaxError as exc:
-        raise PolicySourceInvalid(f"Syntax error: {exc.message}", extra={"line": exc.line, "errors": exc.errors})
+        raise PolicySourceInvalid(f"Syntax error: {exc.message}", extra={"line": exc.line, "syntax_errors": exc.errors})
     except engine.EvaluationError as exc:
         message = f"The module does not give the decision's shape on the sample input: {exc}"
         raise PolicySourceInvalid(message, errors={"source": [message]})
@@ -98,6 +99,8 @@ def policy_pack_create(
             "A pack name is 2-63 lowercase letters, digits or hyphens, starting with a letter.",
             errors={"name": ["Use lowercase letters, digits and hyphens."]},
         )
+    if name in RESERVED_NAMES:
+        raise ValidationFailed(f"{name!r} is reserved.", errors={"name": ["Reserved name."]})
     if name in SHIPPED or PolicyPack.objects.filter(name=name).exists():
         raise Conflict(f"A policy pack named {name!r} exists already; upload a new version of it instead.")
     sha256 = source_check(name=name, source=source)

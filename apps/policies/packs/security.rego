@@ -19,7 +19,7 @@ violations contains v if {
 	not input.version.format in safe_formats
 	v := {
 		"rule": "security.safe_format",
-		"message": sprintf("Assay security baseline SB-1: artifact format \"%s\" may execute code when loaded; use ONNX, skops, XGBoost JSON/UBJ or LightGBM text", [input.version.format]),
+		"message": concat("", ["Assay security baseline SB-1: artifact format '", input.version.format, "' may execute code when loaded; use ONNX, skops, XGBoost JSON/UBJ or LightGBM text"]),
 		"clause": "Assay security baseline SB-1 (safe serialization)",
 		"severity": "blocking",
 	}
@@ -29,7 +29,7 @@ violations contains v if {
 	not digest_verified
 	v := {
 		"rule": "security.verified_digest",
-		"message": sprintf("Assay security baseline SB-2: the artifact's digest is not verified (version status \"%s\")", [input.version.status]),
+		"message": concat("", ["Assay security baseline SB-2: the artifact's digest is not verified (version status '", input.version.status, "')"]),
 		"clause": "Assay security baseline SB-2 (artifact integrity)",
 		"severity": "blocking",
 	}
