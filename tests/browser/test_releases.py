@@ -9,12 +9,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from apps.accounts import services as accounts
 from apps.core.principals import Principal
-from apps.policies import services as policies
 from apps.rbac import services as rbac
 from apps.releases.models import Environment, ReleaseRequest
 from tests.factories.accounts import TeamFactory
 from tests.factories.policies import compliant_model, compliant_version
-from tests.releases.conftest import OFFICER_PACK
 
 PASSWORD = "a long enough passphrase 42"
 
@@ -36,14 +34,10 @@ def people():
         ("rex", "contributor", credit),
         ("rita", "reviewer", credit),
         ("cleo", "compliance_officer", None),
-        ("root", "admin", None),
     ]:
         users[name] = accounts.user_create(actor=system, username=name, password=PASSWORD)
         rbac.role_grant(actor=system, subject=users[name], role=role, team=scope)
     model = compliant_model(name="credit-scoring", owner_team=credit, risk_tier="high")
-    admin = Principal(kind="user", id=users["root"].pk, name="root")
-    policies.policy_pack_create(actor=admin, name="officer-review", source=OFFICER_PACK)
-    policies.policy_binding_create(actor=admin, pack_name="officer-review", model=model, environment="production")
     compliant_version(model, number=1, created_by=users["ava"], sha256="c" * 64)
     return users
 

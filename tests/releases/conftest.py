@@ -75,39 +75,11 @@ def version(model, author):
     return ModelVersionFactory(model=model, number=1, created_by=author, sha256="a" * 64)
 
 
-# Until the shipped EU AI Act pack asks for it, a custom pack bound to high-risk models in production
-# does: one compliance officer. Packs merge by the maximum count per role, so this stays right after.
-OFFICER_PACK = """package assay.officer_review
-
-import rego.v1
-
-title := "Officer review"
-
-applies := true
-
-rules := [{"rule": "officer_review.high_risk", "clause": "EU AI Act Art. 14 (human oversight)",
-  "title": "A compliance officer approves high-risk production releases", "applies": true}]
-
-violations := set()
-
-required_approvals contains a if {
-  input.model.risk_tier == "high"
-  input.environment.production == true
-  a := {"role": "compliance_officer", "count": 1, "reason": "officer_review.high_risk"}
-}
-"""
-
-
 @pytest.fixture
-def high_model(team, make_user):
-    """A high-risk model whose documented facts satisfy the shipped packs."""
-    from apps.policies import services as policies
-
-    model = compliant_model(name="credit-score", owner_team=team, risk_tier=RiskTier.HIGH)
-    admin = who(make_user("admin", username="root"))
-    policies.policy_pack_create(actor=admin, name="officer-review", source=OFFICER_PACK)
-    policies.policy_binding_create(actor=admin, pack_name="officer-review", model=model, environment="production")
-    return model
+def high_model(team):
+    """A high-risk EU model whose documented facts satisfy the shipped packs (the EU AI Act pack then asks
+    for a compliance officer's approval besides the baseline reviewer in production)."""
+    return compliant_model(name="credit-score", owner_team=team, risk_tier=RiskTier.HIGH)
 
 
 @pytest.fixture

@@ -425,6 +425,27 @@ def test_an_unacceptable_risk_model_is_never_released_even_in_an_emergency(reque
     assert ReleaseRequest.objects.count() == 0
 
 
+def test_a_high_risk_version_without_its_reports_waits_for_evidence_then_for_people(
+    request_release, requester, reviewer, high_model, author, audit_mark
+):
+    from tests.factories.policies import bias_run, compliant_version, explain_run
+
+    # given a high-risk version whose bias and explainability reports are not there yet
+    version = compliant_version(high_model, number=2, created_by=author, evidence=False)
+    release = request_release(requester, version, environment="production", change_reference="CHG-8")
+    # then the request waits for evidence, naming it, and nobody can approve it yet
+    assert release.status == ReleaseStatus.PENDING_EVIDENCE
+    assert {m["kind"] for m in release.decision["missing_evidence"]} >= {"bias", "explainability"}
+    with pytest.raises(Conflict, match="waits for evidence"):
+        approve(reviewer, release)
+    # when the reports arrive
+    bias_run(version)
+    explain_run(version)
+    services.releases_reevaluate(version_ids=[version.pk], reason="new evidence")
+    # then it waits for people
+    assert status_of(release) == ReleaseStatus.PENDING_APPROVAL
+
+
 # ---------------------------------------------------------------------------------------------
 # The approval queue
 
