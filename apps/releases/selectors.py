@@ -199,11 +199,13 @@ def gate_for(*, version: ModelVersion, environment: Environment, refresh: bool =
     """
     if release is ...:
         release = _current_release(version, environment)
+    decision = None
     if refresh and release is not None and release.status in LIVE:
-        services.release_refresh(release_id=release.public_id, reason="the gate was asked")
+        decision = services.release_refresh(release_id=release.public_id, reason="the gate was asked")
         release = _current_release(version, environment)
-    release_input = gates.release_input_for(release) if release is not None else None
-    decision = gates.decide(version=version, environment=environment, release=release_input).as_dict()
+    if decision is None or release is None or release.status not in LIVE:
+        release_input = gates.release_input_for(release) if release is not None else None
+        decision = gates.decide(version=version, environment=environment, release=release_input).as_dict()
     approvals = approvals_summary(release, decision)
     now = timezone.now()
     blocked = bool(services.blocking(decision))

@@ -567,9 +567,14 @@ def _refresh(release_id: Any, *, reason: str) -> ReleaseRequest | None:
     return release
 
 
-def release_refresh(*, release_id: Any, reason: str) -> None:
-    """Lazily expire or re-evaluate one request before it is read (the gate, the release page)."""
+def release_refresh(*, release_id: Any, reason: str) -> dict | None:
+    """Lazily expire or re-evaluate one request before it is read (the gate, the release page).
+
+    Returns the request's decision as re-evaluated now (None when it was not: expired, final,
+    emergency), so the caller need not evaluate the policies a second time."""
     _refresh(release_id, reason=reason)
+    release = ReleaseRequest.objects.filter(public_id=release_id, status__in=LIVE, emergency=False).first()
+    return release.decision if release is not None else None
 
 
 def releases_expire_due(*, now: datetime | None = None) -> int:
