@@ -105,3 +105,22 @@ def test_binding_digest_follows_the_artifact():
     d2 = policy_decide(version=v2, environment=PRODUCTION)
     assert d1.artifact_sha256 != d2.artifact_sha256
     assert d1.binding_digest != d2.binding_digest
+
+
+def test_an_unreachable_opa_server_blocks_with_a_clear_violation(settings):
+    # given an OPA URL where nothing listens (a port just freed)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.ASSAY_OPA_URL = f"http://127.0.0.1:{port}"
+    settings.ASSAY_OPA_TIMEOUT_SECONDS = 1
+    version = compliant_version()
+    # when
+    decision = policy_decide(version=version, environment=STAGING)
+    # then every pack is blocked with an evaluation error naming the server, no exception
+    assert not decision.allow
+    errors = [v for v in decision.violations if v.rule.endswith(".evaluation_error")]
+    assert {v.pack for v in errors} >= {"security", "baseline"}
+    assert f"127.0.0.1:{port}" in errors[0].message
