@@ -188,7 +188,12 @@ def policy_binding_create(
 def policy_binding_delete(*, actor: Principal, binding_id: int) -> None:
     """Remove a binding. Audited: ``policy_binding.deleted``."""
     rbac.require(actor, "policies.manage", audit_action="policy_binding.deleted")
-    binding = PolicyBinding.objects.select_for_update().select_related("pack", "model").filter(pk=binding_id).first()
+    binding = (
+        PolicyBinding.objects.select_for_update(of=("self",))
+        .select_related("pack", "model")
+        .filter(pk=binding_id)
+        .first()
+    )
     if binding is None:
         raise NotFound("No such policy binding.")
     pack = binding.pack
