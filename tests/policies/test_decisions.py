@@ -124,3 +124,25 @@ def test_an_unreachable_opa_server_blocks_with_a_clear_violation(settings):
     errors = [v for v in decision.violations if v.rule.endswith(".evaluation_error")]
     assert {v.pack for v in errors} >= {"security", "baseline"}
     assert f"127.0.0.1:{port}" in errors[0].message
+
+
+def test_a_changed_shipped_file_becomes_an_audited_new_version(audit_mark, monkeypatch, tmp_path):
+    # given a packs folder whose security pack changed with an upgrade
+    import shutil
+
+    from apps.policies import catalog
+
+    shutil.copytree(catalog.PACKS_DIR, tmp_path / "packs")
+    with open(tmp_path / "packs" / "security.rego", "a") as f:
+        f.write("\n# 2.0\n")
+    monkeypatch.setattr(catalog, "PACKS_DIR", tmp_path / "packs")
+    before = PolicyPackVersion.objects.filter(pack__name="security").count()
+    mark = audit_mark()
+    # when the sync runs (as after migrate), twice
+    created = catalog.shipped_packs_sync()
+    again = catalog.shipped_packs_sync()
+    # then one new version, audited once, and nothing the second time
+    assert [(v.pack.name, v.number) for v in created] == [("security", before + 1)]
+    assert again == []
+    assert mark.actions() == ["policy_pack.version_created"]
+    assert policy_decide(version=compliant_version(), environment=STAGING).packs[1]["version"] == before + 1
