@@ -227,6 +227,10 @@ ASSAY_CHECKPOINT_INTERVAL_SECONDS = env_int("ASSAY_CHECKPOINT_INTERVAL_SECONDS",
 # transaction commits, in the writing process (a transaction more per write, for deployments without beat).
 ASSAY_AUDIT_SEAL_ON_COMMIT = env_bool("ASSAY_AUDIT_SEAL_ON_COMMIT", False)
 ASSAY_AUDIT_SEAL_INTERVAL_SECONDS = env_int("ASSAY_AUDIT_SEAL_INTERVAL_SECONDS", 2)
+
+# Policies: evaluate the Rego packs on an OPA server (its Data API) instead of in-process with regopy.
+ASSAY_OPA_URL = env("ASSAY_OPA_URL", "")
+ASSAY_OPA_TIMEOUT_SECONDS = env_int("ASSAY_OPA_TIMEOUT_SECONDS", 5)
 ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS = env_int("ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS", 60)
 
 # Jobs: a running job renews its lease as it reports progress; the sweeper

@@ -188,7 +188,12 @@ def policy_binding_create(
 def policy_binding_delete(*, actor: Principal, binding_id: int) -> None:
     """Remove a binding. Audited: ``policy_binding.deleted``."""
     rbac.require(actor, "policies.manage", audit_action="policy_binding.deleted")
-    binding = PolicyBinding.objects.select_for_update().select_related("pack", "model").filter(pk=binding_id).first()
+    binding = (
+        PolicyBinding.objects.select_for_update(of=("self",))
+        .select_related("pack", "model")
+        .filter(pk=binding_id)
+        .first()
+    )
     if binding is None:
         raise NotFound("No such policy binding.")
     pack = binding.pack
@@ -205,18 +210,22 @@ def policy_binding_delete(*, actor: Principal, binding_id: int) -> None:
 
 
 def shipped_versions_store(entries: list[tuple[str, str, str]], *, descriptions: dict) -> list[PolicyPackVersion]:
-    """For each shipped (name, source, title): create the pack if new, and a version if the source
-    changed. Runs as the system inside the caller's transaction. Audited like an upload."""
+    """For each shipped (name, source, title): create the pack if new, and a version if the source changed.
+
+    Runs as the system inside the caller's transaction (after every migrate, and after a test
+    flush). A shipped pack's first version is installed silently, like the rest of the schema;
+    a later version (the file changed with an upgrade of Assay) is audited as
+    ``policy_pack.version_created`` and passes ``_policies_changed``, since decisions change.
+    """
     actor = Principal.system("policies-sync")
     created = []
     for name, source, title in entries:
+        description = descriptions.get(name, "")
         pack, new = PolicyPack.objects.get_or_create(
-            name=name, defaults={"title": title, "description": descriptions.get(name, ""), "shipped": True}
+            name=name, defaults={"title": title, "description": description, "shipped": True}
         )
-        if new:
-            audit.record(action="policy_pack.created", actor=actor, target=pack, after={"name": name, "shipped": True})
-        elif pack.title != title or pack.description != descriptions.get(name, ""):
-            PolicyPack.objects.filter(pk=pack.pk).update(title=title, description=descriptions.get(name, ""))
+        if not new and (pack.title != title or pack.description != description):
+            PolicyPack.objects.filter(pk=pack.pk).update(title=title, description=description)
         pack = PolicyPack.objects.select_for_update().get(pk=pack.pk)
         sha256 = sha256_text(source)
         latest = pack.versions.order_by("-number").first()
@@ -226,13 +235,15 @@ def shipped_versions_store(entries: list[tuple[str, str, str]], *, descriptions:
         version = PolicyPackVersion.objects.create(
             pack=pack, number=number, source=source, sha256=sha256, note="shipped with Assay"
         )
-        audit.record(
-            action="policy_pack.version_created",
-            actor=actor,
-            target=version,
-            related=pack,
-            after={"pack": name, "number": number, "sha256": sha256, "shipped": True},
-        )
-        _policies_changed(actor=actor, change="version_created", pack=pack, version=number, sha256=sha256)
+        if latest is not None:
+            audit.record(
+                action="policy_pack.version_created",
+                actor=actor,
+                target=version,
+                related=pack,
+                before={"number": latest.number, "sha256": latest.sha256},
+                after={"pack": name, "number": number, "sha256": sha256, "shipped": True},
+            )
+            _policies_changed(actor=actor, change="version_created", pack=pack, version=number, sha256=sha256)
         created.append(version)
     return created

@@ -105,3 +105,44 @@ def test_binding_digest_follows_the_artifact():
     d2 = policy_decide(version=v2, environment=PRODUCTION)
     assert d1.artifact_sha256 != d2.artifact_sha256
     assert d1.binding_digest != d2.binding_digest
+
+
+def test_an_unreachable_opa_server_blocks_with_a_clear_violation(settings):
+    # given an OPA URL where nothing listens (a port just freed)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.ASSAY_OPA_URL = f"http://127.0.0.1:{port}"
+    settings.ASSAY_OPA_TIMEOUT_SECONDS = 1
+    version = compliant_version()
+    # when
+    decision = policy_decide(version=version, environment=STAGING)
+    # then every pack is blocked with an evaluation error naming the server, no exception
+    assert not decision.allow
+    errors = [v for v in decision.violations if v.rule.endswith(".evaluation_error")]
+    assert {v.pack for v in errors} >= {"security", "baseline"}
+    assert f"127.0.0.1:{port}" in errors[0].message
+
+
+def test_a_changed_shipped_file_becomes_an_audited_new_version(audit_mark, monkeypatch, tmp_path):
+    # given a packs folder whose security pack changed with an upgrade
+    import shutil
+
+    from apps.policies import catalog
+
+    shutil.copytree(catalog.PACKS_DIR, tmp_path / "packs")
+    with open(tmp_path / "packs" / "security.rego", "a") as f:
+        f.write("\n# 2.0\n")
+    monkeypatch.setattr(catalog, "PACKS_DIR", tmp_path / "packs")
+    before = PolicyPackVersion.objects.filter(pack__name="security").count()
+    mark = audit_mark()
+    # when the sync runs (as after migrate), twice
+    created = catalog.shipped_packs_sync()
+    again = catalog.shipped_packs_sync()
+    # then one new version, audited once, and nothing the second time
+    assert [(v.pack.name, v.number) for v in created] == [("security", before + 1)]
+    assert again == []
+    assert mark.actions() == ["policy_pack.version_created"]
+    assert policy_decide(version=compliant_version(), environment=STAGING).packs[1]["version"] == before + 1
