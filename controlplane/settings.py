@@ -227,6 +227,10 @@ ASSAY_CHECKPOINT_INTERVAL_SECONDS = env_int("ASSAY_CHECKPOINT_INTERVAL_SECONDS",
 # transaction commits, in the writing process (a transaction more per write, for deployments without beat).
 ASSAY_AUDIT_SEAL_ON_COMMIT = env_bool("ASSAY_AUDIT_SEAL_ON_COMMIT", False)
 ASSAY_AUDIT_SEAL_INTERVAL_SECONDS = env_int("ASSAY_AUDIT_SEAL_INTERVAL_SECONDS", 2)
+
+# Policies: evaluate the Rego packs on an OPA server (its Data API) instead of in-process with regopy.
+ASSAY_OPA_URL = env("ASSAY_OPA_URL", "")
+ASSAY_OPA_TIMEOUT_SECONDS = env_int("ASSAY_OPA_TIMEOUT_SECONDS", 5)
 ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS = env_int("ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS", 60)
 
 # Jobs: a running job renews its lease as it reports progress; the sweeper
@@ -246,6 +250,12 @@ ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
 ASSAY_EVIDENCE_CHUNK_ROWS = env_int("ASSAY_EVIDENCE_CHUNK_ROWS", 1_000_000)
 # Secret salt of the PII scrub's `hash` operator; without it a salt is derived from DJANGO_SECRET_KEY.
 ASSAY_PII_HASH_SALT = env("ASSAY_PII_HASH_SALT", "")
+
+# Releases: an open request (pending evidence or approval) expires after this many hours; an approval
+# for a production environment must be renewed after the months given per risk tier ("tier=months,...").
+ASSAY_RELEASE_REQUEST_TTL_HOURS = env_int("ASSAY_RELEASE_REQUEST_TTL_HOURS", 7 * 24)
+ASSAY_REVALIDATION_MONTHS = env("ASSAY_REVALIDATION_MONTHS", "high=12,limited=24,minimal=36")
+ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS = env_int("ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS", 300)
 
 # Caches hold throttling counters, so they must be shared by every process.
 CACHES = {

@@ -9,4 +9,8 @@ def beat_schedule() -> dict:
         "jobs-sweep": {"task": "jobs.sweep", "schedule": float(settings.ASSAY_SWEEP_INTERVAL_SECONDS)},
         "audit-seal": {"task": "audit.seal", "schedule": float(settings.ASSAY_AUDIT_SEAL_INTERVAL_SECONDS)},
         "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(settings.ASSAY_CHECKPOINT_INTERVAL_SECONDS)},
+        "releases-expire": {
+            "task": "releases.expire",
+            "schedule": float(settings.ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS),
+        },
     }

@@ -100,8 +100,15 @@ class RoleGrantForm(forms.Form):
         label="On model",
         max_length=100,
         required=False,
-        help_text="Give a team or a model to narrow the role; neither means everywhere.",
+        help_text="Give a team, a model or an environment to narrow the role; none means everywhere.",
         widget=forms.TextInput(attrs={"placeholder": "model name", **_NAME}),
+    )
+    scope_environment = forms.CharField(
+        label="On environment",
+        max_length=50,
+        required=False,
+        help_text="Releases into this environment only (e.g. a release manager for staging).",
+        widget=forms.TextInput(attrs={"placeholder": "environment name", **_NAME}),
     )
 
     def __init__(self, *args, team_names: list[str], **kwargs):
@@ -110,6 +117,6 @@ class RoleGrantForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("scope_team") and data.get("scope_model"):
-            raise forms.ValidationError("A role is scoped to a team or to a model, not both.")
+        if sum(bool(data.get(f)) for f in ("scope_team", "scope_model", "scope_environment")) > 1:
+            raise forms.ValidationError("A role is scoped to one team, model or environment, not both.")
         return data

@@ -239,6 +239,7 @@ def role_grant(request):
             role=values["role"],
             scope_team=values["scope_team"] or None,
             scope_model=values["scope_model"] or None,
+            scope_environment=values.get("scope_environment") or None,
         )
         return f"Granted: {binding}."
 

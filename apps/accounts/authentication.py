@@ -66,6 +66,7 @@ class _TokenLookup:
             f" WHERE t.{fk['token_id']} = %s"
         )
         self.alias = alias
+        self.grant_width = rbac.GRANT_COLUMNS
 
     def fetch(self, token_id: str) -> tuple[ApiToken | None, list]:
         """The token (None if unknown) and its subject's grant rows."""
@@ -93,7 +94,7 @@ class _TokenLookup:
         if account is not None:
             account.owner = owner
             token.service_account = account
-        return token, [r[-4:] for r in rows]
+        return token, [r[-self.grant_width :] for r in rows]
 
 
 _token_lookups: dict[str, _TokenLookup] = {}

@@ -140,7 +140,9 @@ def service_account_list(*, actor: Principal, owner: str = "", team: str = "") -
 
 
 def _bindings() -> QuerySet[RoleBinding]:
-    return RoleBinding.objects.select_related("user", "team", "service_account", "scope_team", "scope_model")
+    return RoleBinding.objects.select_related(
+        "user", "team", "service_account", "scope_team", "scope_model", "scope_environment"
+    )
 
 
 def role_binding_list(

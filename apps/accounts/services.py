@@ -257,8 +257,10 @@ def role_binding_create(
     role: str,
     scope_team: str | None = None,
     scope_model: str | None = None,
+    scope_environment: str | None = None,
 ):
-    """Grant ``role`` to a user, team or service account named ``subject``: globally, on a team or on a model.
+    """Grant ``role`` to a user, team or service account named ``subject``: globally, on a team, on a model
+    or on an environment (its releases only).
 
     Names are resolved after the admin check; an unknown one is a 400 naming its field
     (``subject``, ``scope_team``, ``scope_model``). An identical binding is a ``Conflict``.
@@ -271,9 +273,10 @@ def role_binding_create(
     _require_admin(actor, "role_binding.created")
     if role not in Role.values:
         raise _invalid("role", f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
-    if scope_team and scope_model:
-        message = "A binding is scoped to a team or to a model, not both."
-        raise ValidationFailed(message, errors={"scope_team": [message], "scope_model": [message]})
+    if sum(bool(s) for s in (scope_team, scope_model, scope_environment)) > 1:
+        message = "A binding is scoped to one team, model or environment, not both."
+        given = {"scope_team": scope_team, "scope_model": scope_model, "scope_environment": scope_environment}
+        raise ValidationFailed(message, errors={field: [message] for field, value in given.items() if value})
     if subject_type == SubjectType.USER:
         target = _user(subject, field="subject")
     elif subject_type == SubjectType.TEAM:
@@ -290,7 +293,16 @@ def role_binding_create(
         model = RegisteredModel.objects.filter(name=scope_model).first()
         if model is None:
             raise _invalid("scope_model", f"No model named {scope_model!r}.")
-    return rbac.role_grant(actor=actor, subject=target, role=role, team=team, model=model, exists_ok=False)
+    environment = None
+    if scope_environment:
+        from apps.releases.models import Environment
+
+        environment = Environment.objects.filter(name=scope_environment).first()
+        if environment is None:
+            raise _invalid("scope_environment", f"No environment named {scope_environment!r}.")
+    return rbac.role_grant(
+        actor=actor, subject=target, role=role, team=team, model=model, environment=environment, exists_ok=False
+    )
 
 
 def _validate_scopes(scopes: list[str] | None) -> list[str]:

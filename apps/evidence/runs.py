@@ -139,7 +139,24 @@ def evidence_run_succeed(
             "files": [f.name for f in files],
         },
     )
+    transaction.on_commit(lambda: _reevaluate_releases(run))
     return True
+
+
+def _reevaluate_releases(run: EvidenceRun) -> None:
+    """New evidence may change a release's decision: re-evaluate the open requests it bears on."""
+    from apps.registry.models import ModelVersion
+    from apps.releases.services import evidence_succeeded
+
+    if run.version_id:
+        version_ids = [run.version_id]
+    else:  # a dataset's evidence bears on the versions trained or evaluated on it
+        versions = ModelVersion.objects.filter(evaluation_dataset_id=run.dataset_id) | ModelVersion.objects.filter(
+            training_datasets=run.dataset_id
+        )
+        version_ids = list(versions.values_list("id", flat=True).distinct())
+    if version_ids:
+        evidence_succeeded(version_ids=version_ids)
 
 
 @transaction.atomic

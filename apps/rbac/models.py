@@ -20,10 +20,12 @@ class ScopeType(models.TextChoices):
     GLOBAL = "global", "Global"
     TEAM = "team", "Team"
     MODEL = "model", "Model"
+    ENVIRONMENT = "environment", "Environment"
 
 
 class RoleBinding(models.Model):
-    """Grants ``role`` to a user, a team's members or a service account, globally or on one team or model."""
+    """Grants ``role`` to a user, a team's members or a service account: globally, on one team or model,
+    or on one environment (releases into that environment, whichever team owns the model)."""
 
     subject_type = models.CharField(max_length=16, choices=SubjectType.choices)
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE, related_name="role_bindings")
@@ -36,6 +38,10 @@ class RoleBinding(models.Model):
     scope_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     scope_model = models.ForeignKey(
         "registry.RegisteredModel", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # Releases (and later deployments) into one environment only, whichever team owns the model.
+    scope_environment = models.ForeignKey(
+        "releases.Environment", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     granted_by = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -56,9 +62,32 @@ class RoleBinding(models.Model):
                 name="binding_subject_matches_type",
             ),
             models.CheckConstraint(
-                condition=(Q(scope_type="global", scope_team__isnull=True, scope_model__isnull=True))
-                | Q(scope_type="team", scope_team__isnull=False, scope_model__isnull=True)
-                | Q(scope_type="model", scope_team__isnull=True, scope_model__isnull=False),
+                condition=(
+                    Q(
+                        scope_type="global",
+                        scope_team__isnull=True,
+                        scope_model__isnull=True,
+                        scope_environment__isnull=True,
+                    )
+                )
+                | Q(
+                    scope_type="team",
+                    scope_team__isnull=False,
+                    scope_model__isnull=True,
+                    scope_environment__isnull=True,
+                )
+                | Q(
+                    scope_type="model",
+                    scope_team__isnull=True,
+                    scope_model__isnull=False,
+                    scope_environment__isnull=True,
+                )
+                | Q(
+                    scope_type="environment",
+                    scope_team__isnull=True,
+                    scope_model__isnull=True,
+                    scope_environment__isnull=False,
+                ),
                 name="binding_scope_matches_type",
             ),
         ]
@@ -76,6 +105,8 @@ class RoleBinding(models.Model):
             return f"team {self.scope_team}"
         if self.scope_type == ScopeType.MODEL:
             return f"model {self.scope_model}"
+        if self.scope_type == ScopeType.ENVIRONMENT:
+            return f"environment {self.scope_environment}"
         return "everything"
 
     def audit_ref(self) -> tuple[str, str, str]:

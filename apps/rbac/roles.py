@@ -47,6 +47,7 @@ PERMISSIONS: dict[str, str] = {
     "releases.approve": Scope.RELEASES_WRITE,
     "releases.deploy": Scope.RELEASES_WRITE,
     "releases.emergency": Scope.RELEASES_WRITE,
+    "releases.review": Scope.RELEASES_WRITE,  # close the post-release review of a break-glass release
     "policies.view": Scope.READ,
     "policies.manage": Scope.POLICIES_WRITE,
     "audit.view": Scope.AUDIT_READ,
@@ -72,7 +73,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.VIEWER: frozenset(_VIEW),
     Role.CONTRIBUTOR: frozenset(_VIEW | _CONTRIBUTE),
     Role.REVIEWER: frozenset(_VIEW | _REVIEW),
-    Role.COMPLIANCE_OFFICER: frozenset(_VIEW | _REVIEW | _AUDIT | {"policies.manage"}),
+    Role.COMPLIANCE_OFFICER: frozenset(_VIEW | _REVIEW | _AUDIT | {"policies.manage", "releases.review"}),
     Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
     Role.AUDITOR: frozenset(_VIEW | _AUDIT | {"accounts.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),

@@ -7,8 +7,10 @@ only what is in scope and an object outside it is a 404. ``grant`` and
 ``revoke`` are the only writers of role bindings.
 
 A principal's permissions on an object are the union of its bindings whose
-scope covers the object (global, the object's owning team, or the object's
-model), intersected with its token's scopes when it authenticated by token.
+scope covers the object (global, the object's owning team, the object's
+model, or, for releases, the object's environment), intersected with its
+token's scopes when it authenticated by token. An object's ``rbac_scope()``
+returns (team id, model id) or (team id, model id, environment id).
 """
 
 from __future__ import annotations
@@ -36,13 +38,22 @@ class Grant:
     scope_type: str
     team_id: int | None
     model_id: int | None
+    environment_id: int | None = None
 
-    def covers(self, team_id: int | None, model_id: int | None) -> bool:
+    def covers(self, team_id: int | None, model_id: int | None, environment_id: int | None = None) -> bool:
         if self.scope_type == ScopeType.GLOBAL:
             return True
         if self.scope_type == ScopeType.TEAM:
             return team_id is not None and self.team_id == team_id
+        if self.scope_type == ScopeType.ENVIRONMENT:
+            # Only objects that live in an environment (releases) carry one: a staging-only
+            # release manager acts on staging releases, never on the model or other environments.
+            return environment_id is not None and self.environment_id == environment_id
         return model_id is not None and self.model_id == model_id
+
+
+# Columns of a grant row, as read by ``_grant_sql`` and ``token_grants_join``.
+GRANT_COLUMNS = 5
 
 
 # Grants are read once per request or task: the cache is keyed by the audit context's request id.
@@ -60,10 +71,11 @@ def _grant_sql() -> tuple[str, str]:
     from apps.accounts.models import TeamMembership
 
     rb, tm = RoleBinding._meta.db_table, TeamMembership._meta.db_table
-    cols = "role, scope_type, scope_team_id, scope_model_id"
+    cols = "role, scope_type, scope_team_id, scope_model_id, scope_environment_id"
     user = (
         f"SELECT {cols} FROM {rb} WHERE subject_type = %s AND user_id = %s"
-        f" UNION ALL SELECT b.role, b.scope_type, b.scope_team_id, b.scope_model_id FROM {rb} b"
+        f" UNION ALL SELECT b.role, b.scope_type, b.scope_team_id, b.scope_model_id, b.scope_environment_id"
+        f" FROM {rb} b"
         f" JOIN {tm} m ON m.team_id = b.team_id WHERE b.subject_type = %s AND m.user_id = %s"
     )
     service_account = f"SELECT {cols} FROM {rb} WHERE subject_type = %s AND service_account_id = %s"
@@ -98,16 +110,16 @@ def token_grants_join(connection, *, user_column: str, service_account_column: s
     own (``tests/rbac/test_token_grants.py`` holds the two to each other). On PostgreSQL a
     LATERAL union of index lookups; SQLite, which has no LATERAL, gets one join condition (an
     embedded setup holds few bindings). The two columns are the token's, qualified and quoted.
-    Hand the rows' last four columns to ``remember_grants``.
+    Hand the rows' last ``GRANT_COLUMNS`` columns to ``remember_grants``.
     """
     from apps.accounts.models import TeamMembership
 
     quote = connection.ops.quote_name
     rb, tm = quote(RoleBinding._meta.db_table), quote(TeamMembership._meta.db_table)
     user, team, account = SubjectType.USER.value, SubjectType.TEAM.value, SubjectType.SERVICE_ACCOUNT.value
-    columns = "rb.role, rb.scope_type, rb.scope_team_id, rb.scope_model_id"
+    columns = "rb.role, rb.scope_type, rb.scope_team_id, rb.scope_model_id, rb.scope_environment_id"
     if connection.vendor == "postgresql":
-        cols = "b.role, b.scope_type, b.scope_team_id, b.scope_model_id"
+        cols = "b.role, b.scope_type, b.scope_team_id, b.scope_model_id, b.scope_environment_id"
         join = (
             f" LEFT JOIN LATERAL ("
             f"SELECT {cols} FROM {rb} b WHERE b.subject_type = '{user}' AND b.user_id = {user_column}"
@@ -173,19 +185,20 @@ def _granting(principal: Principal | None, permission: str) -> list[Grant]:
     return grants
 
 
-def scope_of(obj: Any) -> tuple[int | None, int | None]:
-    """(team id, model id) that an object's access is decided by."""
+def scope_of(obj: Any) -> tuple[int | None, int | None, int | None]:
+    """(team id, model id, environment id) that an object's access is decided by."""
     if obj is None:
-        return (None, None)
-    return obj.rbac_scope()
+        return (None, None, None)
+    scope = tuple(obj.rbac_scope())
+    return scope + (None,) * (3 - len(scope))
 
 
 def allows(principal: Principal | None, permission: str, obj: Any = None) -> bool:
     """May ``principal`` perform ``permission`` on ``obj`` (or, without an object, anywhere it has it globally)."""
     if obj is None:
         return any(g.scope_type == ScopeType.GLOBAL for g in _granting(principal, permission))
-    team_id, model_id = scope_of(obj)
-    return any(g.covers(team_id, model_id) for g in _granting(principal, permission))
+    team_id, model_id, environment_id = scope_of(obj)
+    return any(g.covers(team_id, model_id, environment_id) for g in _granting(principal, permission))
 
 
 def has_global(principal: Principal | None, permission: str) -> bool:
@@ -236,7 +249,8 @@ def require(
 def restrict(principal: Principal | None, queryset: QuerySet, permission: str) -> QuerySet:
     """Filter ``queryset`` to the objects on which the principal holds ``permission``.
 
-    The model declares how it maps to a scope with ``RBAC_PATHS = {"team": ..., "model": ...}``.
+    The model declares how it maps to a scope with ``RBAC_PATHS = {"team": ..., "model": ...}``
+    and, for objects that live in an environment, ``"environment": ...``.
     """
     grants = _granting(principal, permission)
     if any(g.scope_type == ScopeType.GLOBAL for g in grants):
@@ -249,6 +263,9 @@ def restrict(principal: Principal | None, queryset: QuerySet, permission: str) -
         condition |= Q(**{f"{paths['team']}__in": teams})
     if models and paths.get("model"):
         condition |= Q(**{f"{paths['model']}__in": models})
+    environments = {g.environment_id for g in grants if g.scope_type == ScopeType.ENVIRONMENT}
+    if environments and paths.get("environment"):
+        condition |= Q(**{f"{paths['environment']}__in": environments})
     return queryset.filter(condition)
 
 
@@ -270,6 +287,12 @@ def can_approve(principal: Principal | None, obj: Any) -> bool:
     return allows(principal, "releases.approve", obj)
 
 
+def roles_with(principal: Principal | None, permission: str, obj: Any) -> set[str]:
+    """The roles through which ``principal`` holds ``permission`` on ``obj`` (what an approval slot is filled by)."""
+    team_id, model_id, environment_id = scope_of(obj)
+    return {g.role for g in _granting(principal, permission) if g.covers(team_id, model_id, environment_id)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Writes: only admins (and operator commands, acting as the system) grant and revoke roles.
 
@@ -288,9 +311,17 @@ def _subject_kwargs(subject: Any) -> dict:
 
 @transaction.atomic
 def role_grant(
-    *, actor: Principal, subject: Any, role: str, team: Any = None, model: Any = None, exists_ok: bool = True
+    *,
+    actor: Principal,
+    subject: Any,
+    role: str,
+    team: Any = None,
+    model: Any = None,
+    environment: Any = None,
+    exists_ok: bool = True,
 ) -> RoleBinding:
-    """Bind ``role`` to ``subject`` globally, on a team, or on one model. Audited.
+    """Bind ``role`` to ``subject`` globally, on a team, on one model, or on one environment
+    (``releases.Environment``: its releases only). Audited.
 
     Idempotent; with ``exists_ok=False`` an existing identical binding is a ``Conflict`` instead.
     """
@@ -298,13 +329,15 @@ def role_grant(
         require(actor, "accounts.manage", audit_action="role_binding.created")
     if role not in Role.values:
         raise ValidationFailed(f"Unknown role {role!r}; choose one of: {', '.join(Role.values)}.")
-    if team is not None and model is not None:
-        raise ValidationFailed("A binding is scoped to a team or to a model, not both.")
-    scope = {"scope_type": ScopeType.GLOBAL, "scope_team": None, "scope_model": None}
+    if sum(x is not None for x in (team, model, environment)) > 1:
+        raise ValidationFailed("A binding is scoped to one team, model or environment, not both.")
+    scope = {"scope_type": ScopeType.GLOBAL, "scope_team": None, "scope_model": None, "scope_environment": None}
     if team is not None:
         scope.update(scope_type=ScopeType.TEAM, scope_team=team)
     if model is not None:
         scope.update(scope_type=ScopeType.MODEL, scope_model=model)
+    if environment is not None:
+        scope.update(scope_type=ScopeType.ENVIRONMENT, scope_environment=environment)
     binding, created = RoleBinding.objects.get_or_create(
         **_subject_kwargs(subject), role=role, **scope, defaults={"granted_by": actor.name}
     )

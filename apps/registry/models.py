@@ -25,6 +25,29 @@ class RegisteredModel(TimestampedModel):
     default_evidence = models.JSONField(
         default=list, blank=True, help_text="Evidence kinds requested for each version once it is verified."
     )
+    # Facts the policy packs read (apps/policies/packs/README.md).
+    automated_decisions = models.BooleanField(
+        default=False,
+        help_text="Makes decisions about people with legal or similarly significant effect (GDPR Art. 22).",
+    )
+    human_review_path = models.TextField(
+        blank=True, help_text="How a person can obtain human review of an automated decision (GDPR Art. 22(3))."
+    )
+    dpia_reference = models.CharField(
+        max_length=300, blank=True, help_text="Reference of the data protection impact assessment (GDPR Art. 35)."
+    )
+    human_oversight = models.TextField(
+        blank=True, help_text="Who oversees the model in use and how they can intervene (EU AI Act Art. 14)."
+    )
+    minimisation_justification = models.TextField(
+        blank=True, help_text="Why direct identifiers are needed among the training features (GDPR Art. 5(1)(c))."
+    )
+    fairness_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Largest allowed differences, e.g. {"demographic_parity_difference": 0.1, '
+        '"equalized_odds_difference": 0.1}.',
+    )
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # The last version number handed out (see services.versions._draw_number); never decreases.
     last_version_number = models.PositiveIntegerField(default=0, editable=False)

@@ -66,7 +66,11 @@ def model_list(request):
     page = Paginator(selectors.model_inventory(actor=actor, **form.filters()), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    from apps.releases.selectors import models_revalidation_due
+
+    due = models_revalidation_due(model_ids=[m.pk for m in page])
     for model in page:
+        model.revalidation_due = model.pk in due
         model.category_labels = _category_labels(model.data_categories)
         model.latest_status_label = (
             _label(VersionStatus, model.latest_version_status) if model.latest_version_status else ""
@@ -112,8 +116,23 @@ def version_detail(request, name: str, number: int):
             and bool(version.evaluation_dataset_id)
             and rbac.allows(actor, "evidence.request", version),
             "can_explain": version.format != ArtifactFormat.PREDICTIONS_ONLY,
+            **_release_context(actor, version),
         },
     )
+
+
+def _release_context(actor, version) -> dict:
+    """The version's gate per environment and the "Request release" form (the releases app decides both)."""
+    from apps.releases import selectors as releases
+
+    if version.status != VersionStatus.READY:
+        return {"release_gates": [], "can_request_release": False}
+    return {
+        "release_gates": releases.version_gates(actor=actor, version=version),
+        "can_request_release": rbac.has_anywhere(actor, "releases.request")
+        or rbac.has_anywhere(actor, "releases.emergency"),
+        "can_break_glass": rbac.has_anywhere(actor, "releases.emergency"),
+    }
 
 
 @login_required

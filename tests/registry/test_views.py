@@ -149,8 +149,8 @@ def test_the_inventory_query_count_does_not_grow_with_models(
         model = RegisteredModelFactory(name=f"model-{n:02d}", owner_team=team)
         ModelVersionFactory(model=model, number=1)
         ModelVersionFactory(model=model, number=2, status="pending_verification")
-    # session, user, role bindings, team choices, count, page
-    with django_assert_max_num_queries(6):
+    # session, user, role bindings, team choices, count, page, the page's models due for revalidation
+    with django_assert_max_num_queries(7):
         response = global_viewer.get("/?risk_tier=limited")
     assert len(response.context["page"]) == 25
 
@@ -177,8 +177,10 @@ def test_the_model_page_shows_fields_and_versions(credit_viewer, credit):
 
 @pytest.mark.django_db
 def test_the_version_page_shows_digest_lineage_metrics_and_card(credit_viewer, credit, django_assert_max_num_queries):
-    # session, user, role bindings, version (with model, team, datasets), training datasets, evidence runs
-    with django_assert_max_num_queries(6):
+    # session, user, role bindings, version (with model, team, datasets), training datasets, evidence runs;
+    # the release gate block (22 today): the version's releases, the environments, then one policy decision
+    # per environment (about 10 queries each: the policy input document and the packs in force)
+    with django_assert_max_num_queries(6 + 22):
         response = credit_viewer.get("/models/credit-scoring/versions/2/")
     assert response.status_code == 200
     page = response.content.decode()

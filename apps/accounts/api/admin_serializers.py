@@ -85,6 +85,7 @@ class RoleBindingOutput(serializers.ModelSerializer):
     scope_type = serializers.ChoiceField(choices=ScopeType.choices, read_only=True)
     scope_team = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     scope_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    scope_environment = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
 
     class Meta:
@@ -97,6 +98,7 @@ class RoleBindingOutput(serializers.ModelSerializer):
             "scope_type",
             "scope_team",
             "scope_model",
+            "scope_environment",
             "granted_by",
             "created_at",
             "url",
@@ -192,4 +194,7 @@ class RoleBindingCreateInput(serializers.Serializer):
     subject = serializers.CharField(max_length=150, help_text="The user's, team's or service account's name.")
     role = serializers.ChoiceField(choices=Role.choices)
     scope_team = _OptionalName(max_length=64, help_text="Limit the role to this team's models and datasets.")
-    scope_model = _OptionalName(max_length=100, help_text="Limit the role to this model. Without either: global.")
+    scope_model = _OptionalName(max_length=100, help_text="Limit the role to this model. Without any scope: global.")
+    scope_environment = _OptionalName(
+        max_length=50, help_text="Limit the role to releases into this environment (e.g. staging)."
+    )

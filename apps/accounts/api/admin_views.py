@@ -269,6 +269,7 @@ class RoleBindingListCreateApi(GenericAPIView):
             role=values["role"],
             scope_team=values["scope_team"] or None,
             scope_model=values["scope_model"] or None,
+            scope_environment=values["scope_environment"] or None,
         )
         binding = selectors.role_binding_get(actor=request.principal, binding_id=binding.pk)
         return _created(RoleBindingOutput(binding, context=_context(request)).data)

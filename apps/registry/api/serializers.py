@@ -177,6 +177,12 @@ class ModelOutput(serializers.ModelSerializer):
             "data_categories",
             "jurisdictions",
             "default_evidence",
+            "automated_decisions",
+            "human_review_path",
+            "dpia_reference",
+            "human_oversight",
+            "minimisation_justification",
+            "fairness_thresholds",
             "version_count",
             "created_by",
             "created_at",
@@ -387,6 +393,26 @@ class ModelUpdateInput(serializers.Serializer):
     jurisdictions = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
     default_evidence = serializers.ListField(
         child=serializers.ChoiceField(choices=EvidenceKind.choices), required=False
+    )
+    automated_decisions = serializers.BooleanField(
+        required=False, help_text="Decides about people with legal or similarly significant effect (GDPR Art. 22)."
+    )
+    human_review_path = serializers.CharField(
+        required=False, allow_blank=True, help_text="How a person obtains human review (GDPR Art. 22(3))."
+    )
+    dpia_reference = serializers.CharField(
+        required=False, allow_blank=True, max_length=300, help_text="DPIA reference (GDPR Art. 35)."
+    )
+    human_oversight = serializers.CharField(
+        required=False, allow_blank=True, help_text="Human-oversight note (EU AI Act Art. 14)."
+    )
+    minimisation_justification = serializers.CharField(
+        required=False, allow_blank=True, help_text="Why direct identifiers are training features (GDPR Art. 5(1)(c))."
+    )
+    fairness_thresholds = serializers.DictField(
+        child=serializers.FloatField(min_value=0, max_value=1),
+        required=False,
+        help_text='e.g. {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}',
     )
 
 

@@ -25,7 +25,15 @@ MODEL_EDITABLE = (
     "data_categories",
     "jurisdictions",
     "default_evidence",
+    # facts the policy packs read (apps/policies/packs/README.md)
+    "automated_decisions",
+    "human_review_path",
+    "dpia_reference",
+    "human_oversight",
+    "minimisation_justification",
+    "fairness_thresholds",
 )
+FAIRNESS_METRICS = ("demographic_parity_difference", "equalized_odds_difference")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 
 
@@ -63,6 +71,25 @@ def _model_snapshot(model: RegisteredModel) -> dict:
         "owner_team": model.owner_team.name,
         **{field: getattr(model, field) for field in MODEL_EDITABLE},
     }
+
+
+def _fairness_thresholds(value: Any) -> dict:
+    """``{metric: largest allowed difference}`` for the fairness pack; 400 for unknown metrics or bad numbers."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise ValidationFailed("fairness_thresholds: expected an object.", errors={"fairness_thresholds": ["Object."]})
+    unknown = sorted(set(value) - set(FAIRNESS_METRICS))
+    if unknown:
+        raise ValidationFailed(
+            f"fairness_thresholds: unknown metric(s) {', '.join(unknown)}; use {', '.join(FAIRNESS_METRICS)}.",
+            errors={"fairness_thresholds": [f"unknown: {m}" for m in unknown]},
+        )
+    for metric, limit in value.items():
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 <= limit <= 1:
+            raise ValidationFailed(
+                f"fairness_thresholds.{metric} must be a number from 0 to 1.", errors={"fairness_thresholds": [metric]}
+            )
+    return {m: float(value[m]) for m in FAIRNESS_METRICS if m in value}
 
 
 def _evidence_kinds(value) -> list[str]:
@@ -133,6 +160,8 @@ def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredMod
         "data_categories": lambda v: _choices(v, DataCategory, "data_categories"),
         "jurisdictions": lambda v: _strings(v, "jurisdictions"),
         "default_evidence": _evidence_kinds,
+        "automated_decisions": bool,
+        "fairness_thresholds": _fairness_thresholds,
     }
     before, after = {}, {}
     for field in MODEL_EDITABLE:

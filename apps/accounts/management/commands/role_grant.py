@@ -1,4 +1,5 @@
-"""``manage.py role_grant (--user U | --team T | --service-account S) --role R [--model M | --team-scope T]``.
+"""``manage.py role_grant (--user U | --team T | --service-account S) --role R [--model M | --team-scope T]``,
+or ``[--environment E]`` (releases into that environment only).
 
 ``--team`` plays two parts, as the issue writes the command: with ``--user`` or
 ``--service-account`` it is the scope (the role applies to that team's models and
@@ -35,6 +36,7 @@ class Command(OperatorCommand):
         parser.add_argument("--role", required=True, help=f"One of: {', '.join(Role.values)}.")
         parser.add_argument("--model", help="Limit the role to this model (by name).")
         parser.add_argument("--team-scope", help="Limit the role to this team's models and datasets.")
+        parser.add_argument("--environment", help="Limit the role to releases into this environment (by name).")
 
     def handle(self, *args, **options):
         user_name, account_name, team_name = options["user"], options["service_account"], options["team"]
@@ -64,5 +66,21 @@ class Command(OperatorCommand):
             model = RegisteredModel.objects.filter(name=options["model"]).first()
             if model is None:
                 raise CommandError(f"No model named {options['model']!r}.")
-        binding = rbac.role_grant(actor=self.actor, subject=subject, role=options["role"], team=scope_team, model=model)
+        environment = None
+        if options["environment"]:
+            from apps.releases.models import Environment
+
+            if scope_team_name or options["model"]:
+                raise CommandError("A role is scoped to one team, model or environment, not both.")
+            environment = Environment.objects.filter(name=options["environment"]).first()
+            if environment is None:
+                raise CommandError(f"No environment named {options['environment']!r}.")
+        binding = rbac.role_grant(
+            actor=self.actor,
+            subject=subject,
+            role=options["role"],
+            team=scope_team,
+            model=model,
+            environment=environment,
+        )
         self.done(f"Granted: {binding}.")

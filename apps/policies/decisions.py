@@ -1,0 +1,224 @@
+"""The policy decision for a model version in an environment: the contract releases code against.
+
+``policy_decide(version=..., environment=..., release=...)`` builds the input document
+(``inputs.build_input``), evaluates every pack in force (``catalog.packs_in_force``) and merges
+their answers into one ``PolicyDecision``. It writes nothing and checks no permission: callers
+check ``policies.view`` / ``releases.view`` first.
+
+Approvals are bound to ``binding_digest``: the artifact's sha256, the digests of the evidence
+the decision saw, and the pack versions applied, never the approvals or the release context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from . import engine
+from .catalog import PackInForce, packs_in_force
+from .inputs import build_input
+
+RESULT_PASS, RESULT_FAIL, RESULT_WARNING, RESULT_NOT_APPLICABLE = "pass", "fail", "warning", "not_applicable"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One failed rule."""
+
+    rule: str  # stable id, e.g. "eu_ai_act.high_risk_bias_report"
+    pack: str  # pack name, e.g. "eu-ai-act"
+    message: str  # readable, cites the clause
+    clause: str  # e.g. "EU AI Act Art. 10(2)(f)"
+    severity: str  # "blocking" | "warning"
+
+
+@dataclass(frozen=True)
+class RequiredApproval:
+    """Approvals a release needs: ``count`` people holding ``role``."""
+
+    role: str  # an rbac Role value: "reviewer" | "compliance_officer" | ...
+    count: int
+    reason: str  # the rule/clause that asks for it
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """What the packs in force say about one version in one environment (and release, if any)."""
+
+    allow: bool  # no blocking violation and no missing evidence (approvals are counted by releases)
+    violations: tuple[Violation, ...]
+    missing_evidence: tuple[dict, ...]  # {"kind", "subject", "reason", "rule"}
+    required_approvals: tuple[RequiredApproval, ...]  # merged over packs: the max count per role
+    rules: tuple[dict, ...]  # {"rule","pack","clause","title","result","message"}
+    packs: tuple[dict, ...]  # {"name","version","sha256"} of each pack applied
+    evidence: tuple[dict, ...]  # {"run","kind","subject","summary_sha256"} evidence seen
+    artifact_sha256: str
+    input: dict = field(compare=False)
+
+    @property
+    def binding_digest(self) -> str:
+        """sha256 over the artifact, the evidence digests and the pack versions (what approvals are bound to)."""
+        body = {
+            "artifact_sha256": self.artifact_sha256,
+            "evidence": sorted(
+                [e["run"], e["kind"], e["summary_sha256"], e.get("review_sha256", "")] for e in self.evidence
+            ),
+            "packs": sorted([p["name"], p["version"], p["sha256"]] for p in self.packs if p["version"] is not None)
+            + sorted([p["name"], -1, p["sha256"]] for p in self.packs if p["version"] is None),
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    @property
+    def blocking(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "blocking")
+
+    def as_dict(self) -> dict:
+        return {
+            "allow": self.allow,
+            "violations": [
+                {"rule": v.rule, "pack": v.pack, "message": v.message, "clause": v.clause, "severity": v.severity}
+                for v in self.violations
+            ],
+            "missing_evidence": [dict(m) for m in self.missing_evidence],
+            "required_approvals": [
+                {"role": a.role, "count": a.count, "reason": a.reason} for a in self.required_approvals
+            ],
+            "rules": [dict(r) for r in self.rules],
+            "packs": [dict(p) for p in self.packs],
+            "evidence": [dict(e) for e in self.evidence],
+            "artifact_sha256": self.artifact_sha256,
+            "binding_digest": self.binding_digest,
+            "input": self.input,
+        }
+
+
+def _engine_failure(pack: PackInForce, exc: Exception) -> Violation:
+    what = exc.message if isinstance(exc, engine.RegoSyntaxError) else str(exc)
+    return Violation(
+        rule=f"{pack.package.split('.', 1)[1]}.evaluation_error",
+        pack=pack.name,
+        message=f"Policy pack {pack.name} v{pack.number} could not be evaluated ({what}); the release is blocked "
+        "until the pack is fixed.",
+        clause="Assay policy engine",
+        severity="blocking",
+    )
+
+
+def _rule_rows(pack: PackInForce, result: engine.PackResult, applied: bool) -> list[dict]:
+    """Each declared rule's result: not applicable, fail, warning or pass; undeclared failures too."""
+    failing: dict[str, list[dict]] = {}
+    for v in result.violations:
+        failing.setdefault(v["rule"], []).append(v)
+    for m in result.missing_evidence:
+        failing.setdefault(m["rule"], []).append(
+            {"severity": "blocking", "message": f"Missing evidence: {m['reason']}", "clause": ""}
+        )
+    rows, declared = [], set()
+    for rule in result.rules:
+        declared.add(rule["rule"])
+        hits = failing.get(rule["rule"], [])
+        if not applied or (rule.get("applies") is False and not hits):
+            outcome, message = RESULT_NOT_APPLICABLE, ""
+        elif any(h["severity"] == "blocking" for h in hits):
+            outcome, message = RESULT_FAIL, "; ".join(h["message"] for h in hits)
+        elif hits:
+            outcome, message = RESULT_WARNING, "; ".join(h["message"] for h in hits)
+        else:
+            outcome, message = RESULT_PASS, ""
+        rows.append(
+            {
+                "rule": rule["rule"],
+                "pack": pack.name,
+                "clause": rule["clause"],
+                "title": rule["title"],
+                "result": outcome,
+                "message": message,
+            }
+        )
+    if applied:
+        for rule_id, hits in failing.items():
+            if rule_id not in declared:
+                blocking = any(h["severity"] == "blocking" for h in hits)
+                rows.append(
+                    {
+                        "rule": rule_id,
+                        "pack": pack.name,
+                        "clause": next((h["clause"] for h in hits if h["clause"]), ""),
+                        "title": rule_id,
+                        "result": RESULT_FAIL if blocking else RESULT_WARNING,
+                        "message": "; ".join(h["message"] for h in hits),
+                    }
+                )
+    return rows
+
+
+def decide_with(*, document: dict, seen: list[dict], packs: list[PackInForce], artifact_sha256: str) -> PolicyDecision:
+    """Evaluate ``packs`` on ``document`` and merge their answers (``policy_decide`` without the reads)."""
+    violations: list[Violation] = []
+    missing: dict[tuple, dict] = {}
+    approvals: dict[str, RequiredApproval] = {}
+    rules: list[dict] = []
+    applied: list[dict] = []
+    for pack in packs:
+        try:
+            result = engine.evaluate(source=pack.source, sha256=pack.sha256, package=pack.package, document=document)
+        except (engine.RegoSyntaxError, engine.EvaluationError) as exc:
+            failure = _engine_failure(pack, exc)
+            violations.append(failure)
+            applied.append({"name": pack.name, "version": pack.number, "sha256": pack.sha256})
+            rules.append(
+                {
+                    "rule": failure.rule,
+                    "pack": pack.name,
+                    "clause": failure.clause,
+                    "title": "The pack evaluates",
+                    "result": RESULT_FAIL,
+                    "message": failure.message,
+                }
+            )
+            continue
+        in_force = pack.bound or result.applies
+        rules.extend(_rule_rows(pack, result, in_force))
+        if not in_force:
+            continue
+        applied.append({"name": pack.name, "version": pack.number, "sha256": pack.sha256})
+        violations.extend(
+            Violation(rule=v["rule"], pack=pack.name, message=v["message"], clause=v["clause"], severity=v["severity"])
+            for v in result.violations
+        )
+        for m in result.missing_evidence:
+            item = {"kind": m["kind"], "subject": m["subject"], "reason": m["reason"], "rule": m["rule"]}
+            missing.setdefault((item["kind"], item["subject"], item["rule"]), item)
+        for a in result.required_approvals:
+            current = approvals.get(a["role"])
+            if a["count"] > 0 and (current is None or a["count"] > current.count):
+                approvals[a["role"]] = RequiredApproval(role=a["role"], count=a["count"], reason=a["reason"])
+    violations.sort(key=lambda v: (v.severity != "blocking", v.pack, v.rule, v.message))
+    allow = not any(v.severity == "blocking" for v in violations) and not missing
+    return PolicyDecision(
+        allow=allow,
+        violations=tuple(violations),
+        missing_evidence=tuple(sorted(missing.values(), key=lambda m: (m["rule"], m["kind"], m["subject"]))),
+        required_approvals=tuple(sorted(approvals.values(), key=lambda a: a.role)),
+        rules=tuple(rules),
+        packs=tuple(applied),
+        evidence=tuple(sorted(seen, key=lambda e: (e["kind"], e["subject"], e["run"]))),
+        artifact_sha256=artifact_sha256,
+        input=document,
+    )
+
+
+def policy_decide(
+    *, version, environment: dict, release: dict | None = None, pin: dict | None = None
+) -> PolicyDecision:
+    """The decision for ``version`` in ``environment``.
+
+    ``environment = {"name": "production", "production": True}``; ``release = {"change_reference": str,
+    "requested_by": [kind, id], "emergency": bool, "approvals": [{"person": [kind, id], "roles": [...],
+    "decision": "approve"|"reject"}]}`` or None. ``pin`` ({pack name: PolicyPackVersion}) evaluates
+    those versions instead of the latest (dry-runs). No writes, no permission check.
+    """
+    document, seen = build_input(version=version, environment=environment, release=release)
+    packs = packs_in_force(model=version.model, environment_name=document["environment"]["name"], pin=pin)
+    return decide_with(document=document, seen=seen, packs=packs, artifact_sha256=version.sha256)

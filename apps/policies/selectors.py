@@ -1,0 +1,87 @@
+"""Reads for policy packs, versions, bindings and decisions.
+
+Packs are global (they hold no model's data): anyone holding ``policies.view`` at any scope
+may read them. A decision is about a version, so it needs ``registry.view`` on it (404
+otherwise) and ``policies.view`` on its model (403).
+"""
+
+from __future__ import annotations
+
+from django.db.models import Count, Max, QuerySet
+
+from apps.core.errors import Denied, NotFound, ValidationFailed
+from apps.core.principals import Principal
+from apps.rbac import services as rbac
+from apps.registry import selectors as registry
+
+from .decisions import PolicyDecision, policy_decide
+from .models import PolicyBinding, PolicyPack, PolicyPackVersion
+
+
+def _require_view(actor: Principal) -> None:
+    if not rbac.has_anywhere(actor, "policies.view"):
+        raise Denied(
+            "You do not have the 'policies.view' permission.",
+            action="policies.view",
+            audit_action="policies.denied",
+            visible=True,
+        )
+
+
+def policy_pack_list(*, actor: Principal) -> QuerySet[PolicyPack]:
+    """Every pack with its version count and latest number, shipped first."""
+    _require_view(actor)
+    return PolicyPack.objects.annotate(version_count=Count("versions"), latest_number=Max("versions__number")).order_by(
+        "-shipped", "name"
+    )
+
+
+def policy_pack_get(*, actor: Principal, name: str) -> PolicyPack:
+    _require_view(actor)
+    pack = PolicyPack.objects.filter(name=name).first()
+    if pack is None:
+        raise NotFound(f"No policy pack named {name!r}.")
+    return pack
+
+
+def policy_pack_versions(*, pack: PolicyPack) -> QuerySet[PolicyPackVersion]:
+    return pack.versions.select_related("created_by", "created_by_service_account").order_by("-number")
+
+
+def policy_pack_version_get(*, actor: Principal, name: str, number: int) -> PolicyPackVersion:
+    pack = policy_pack_get(actor=actor, name=name)
+    version = pack.versions.select_related("pack", "created_by").filter(number=number).first()
+    if version is None:
+        raise NotFound(f"Policy pack {name!r} has no version {number}.")
+    return version
+
+
+def policy_binding_list(*, pack: PolicyPack) -> QuerySet[PolicyBinding]:
+    return pack.bindings.select_related("team", "model", "created_by").order_by("id")
+
+
+def environment_for(name: str, production: bool | None = None) -> dict:
+    """The environment facts a decision reads. Until releases define environments, 'production' is production."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed(
+            "Name an environment (e.g. staging or production).", errors={"environment": ["Required."]}
+        )
+    return {"name": name, "production": (name == "production") if production is None else bool(production)}
+
+
+def policy_decision_get(
+    *,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    environment: dict,
+    release: dict | None = None,
+    pin: PolicyPackVersion | None = None,
+) -> PolicyDecision:
+    """The decision for a version the actor may see (``pin``: evaluate that pack version, bound, instead)."""
+    version = registry.version_get(actor=actor, model_name=model_name, number=number)
+    rbac.require(actor, "policies.view", obj=version.model)
+    return policy_decide(
+        version=version, environment=environment, release=release, pin={pin.pack.name: pin} if pin else None
+    )

@@ -1,0 +1,187 @@
+"""Releases API shapes. Serializers check shape only; the services decide what is allowed."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from apps.releases.choices import ApprovalDecision, ReleaseStatus
+from apps.releases.models import Environment, ReleaseRequest
+
+
+def release_url(release: ReleaseRequest, request) -> str:
+    return reverse("api:release-detail", kwargs={"release_id": release.public_id}, request=request)
+
+
+class EnvironmentOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Environment
+        fields = ["name", "production", "requires_change_reference", "description", "created_at"]
+        read_only_fields = fields
+
+
+class EnvironmentInput(serializers.Serializer):
+    name = serializers.SlugField(max_length=50)
+    production = serializers.BooleanField(required=False, default=False)
+    requires_change_reference = serializers.BooleanField(required=False, default=False)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReleaseRequestInput(serializers.Serializer):
+    model = serializers.SlugField(max_length=100)
+    version = serializers.IntegerField(min_value=1)
+    environment = serializers.SlugField(max_length=50)
+    justification = serializers.CharField(allow_blank=True, help_text="Why this version should be released.")
+    change_reference = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="A ticket; required where the environment says so."
+    )
+    emergency = serializers.BooleanField(
+        required=False, default=False, help_text="Break-glass (release managers only): opens a post-release review."
+    )
+
+
+class ApprovalInput(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=ApprovalDecision.choices)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", help_text="Required to reject.")
+    binding_digest = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The decision digest you reviewed; if the decision changed since, the approval is refused (409).",
+    )
+
+
+class CancelInput(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReviewCloseInput(serializers.Serializer):
+    findings = serializers.CharField(allow_blank=True)
+
+
+class RequiredApprovalOutput(serializers.Serializer):
+    role = serializers.CharField()
+    count = serializers.IntegerField()
+    reason = serializers.CharField()
+    filled = serializers.IntegerField()
+
+
+class ReceivedApprovalOutput(serializers.Serializer):
+    person = serializers.CharField()
+    service_account = serializers.CharField(allow_null=True)
+    roles = serializers.ListField(child=serializers.CharField())
+    decision = serializers.ChoiceField(choices=ApprovalDecision.choices)
+    comment = serializers.CharField()
+    at = serializers.DateTimeField()
+    void = serializers.BooleanField(help_text="Voided: the decision changed after it; it no longer counts.")
+    fills = serializers.CharField(allow_null=True, help_text="The required role this approval fills, if any.")
+    revalidate_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApprovalsOutput(serializers.Serializer):
+    required = RequiredApprovalOutput(many=True)
+    received = ReceivedApprovalOutput(many=True)
+
+
+class ReviewOutput(serializers.Serializer):
+    status = serializers.CharField()
+    findings = serializers.CharField()
+    closed_by = serializers.CharField(allow_null=True, source="closed_by.username", default=None)
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReleaseOutput(serializers.ModelSerializer):
+    """A release request, its stored policy decision and its approvals."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    url = serializers.SerializerMethodField()
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="version.number")
+    environment = serializers.CharField(source="environment.name")
+    status = serializers.ChoiceField(choices=ReleaseStatus.choices)
+    requested_by = serializers.SerializerMethodField()
+    approvals = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
+    decision = serializers.JSONField(help_text="The policy decision (packs, rules, evidence, digests) last evaluated.")
+
+    class Meta:
+        model = ReleaseRequest
+        fields = [
+            "id",
+            "url",
+            "model",
+            "version",
+            "environment",
+            "status",
+            "emergency",
+            "justification",
+            "change_reference",
+            "requested_by",
+            "binding_digest",
+            "decision",
+            "approvals",
+            "review",
+            "created_at",
+            "evaluated_at",
+            "expires_at",
+            "approved_at",
+            "revalidate_at",
+            "closed_at",
+            "closed_reason",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, obj) -> str:
+        return release_url(obj, self.context.get("request"))
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                "user": {"type": "string", "nullable": True},
+                "service_account": {"type": "string", "nullable": True},
+            },
+        }
+    )
+    def get_requested_by(self, obj) -> dict:
+        return {
+            "user": obj.requested_by.username if obj.requested_by_id else None,
+            "service_account": obj.requested_by_service_account.name if obj.requested_by_service_account_id else None,
+        }
+
+    @extend_schema_field(ApprovalsOutput)
+    def get_approvals(self, obj) -> dict:
+        from apps.releases.selectors import approvals_summary
+
+        return approvals_summary(obj, obj.decision)
+
+    @extend_schema_field(ReviewOutput(allow_null=True))
+    def get_review(self, obj) -> dict | None:
+        review = getattr(obj, "review", None) if obj.emergency else None
+        return ReviewOutput(review).data if review is not None else None
+
+
+class GateOutput(serializers.Serializer):
+    """The gate's answer: may this version go to this environment now, and if not, why."""
+
+    allowed = serializers.BooleanField()
+    status = serializers.CharField(
+        help_text="allowed | emergency | blocked | missing_evidence | release_required | pending_evidence | "
+        "pending_approval | revalidation_due | rejected | expired | cancelled"
+    )
+    model = serializers.CharField(source="version.model.name")
+    version = serializers.IntegerField(source="version.number")
+    environment = serializers.CharField(source="environment.name")
+    violations = serializers.ListField(child=serializers.DictField())
+    missing_evidence = serializers.ListField(child=serializers.DictField())
+    approvals = ApprovalsOutput()
+    binding_digest = serializers.CharField(source="decision.binding_digest")
+    revalidate_at = serializers.DateTimeField(allow_null=True)
+    release = serializers.SerializerMethodField()
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_release(self, gate) -> str | None:
+        return release_url(gate.release, self.context.get("request")) if gate.release is not None else None

@@ -1,0 +1,162 @@
+"""Environments, release requests, their approvals, and the reviews that follow a break-glass release."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.models import TimestampedModel
+from apps.registry.models import ModelVersion, RegisteredModel
+
+from .choices import OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+
+
+class Environment(TimestampedModel):
+    """Where a version is released to: ``staging`` and ``production`` ship; admins define more.
+
+    ``production`` environments get production policy rules and approvals that need revalidation;
+    ``requires_change_reference`` makes a change reference (a ticket) mandatory on requests.
+    """
+
+    name = models.SlugField(max_length=50, unique=True)
+    production = models.BooleanField(default=False)
+    requires_change_reference = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("environment", str(self.pk), self.name)
+
+    def as_policy_input(self) -> dict:
+        return {"name": self.name, "production": self.production}
+
+
+class ReleaseRequest(TimestampedModel):
+    """A request to release one version into one environment, with the policy decision it was judged on.
+
+    ``decision`` is the policy decision (``PolicyDecision.as_dict()``) last evaluated: the packs and
+    their versions, the evidence and artifact digests it saw. Approvals bind to ``binding_digest``;
+    when a re-evaluation yields another digest the approvals are voided and the request returns to
+    pending. ``owner_team`` and ``model`` copy the version's scope, so access is decided by team,
+    model or environment (``rbac_scope``). At most one open request per version and environment.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="release_requests")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="release_requests")
+    status = models.CharField(max_length=24, choices=ReleaseStatus.choices, db_index=True)
+    justification = models.TextField()
+    change_reference = models.CharField(max_length=200, blank=True)
+    emergency = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.JSONField(default=dict)
+    binding_digest = models.CharField(max_length=64)
+    evaluated_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Open requests expire at this time.")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revalidate_at = models.DateTimeField(
+        null=True, blank=True, help_text="Production approvals must be renewed after this time."
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.TextField(blank=True)
+
+    RBAC_PATHS = {"team": "owner_team_id", "model": "model_id", "environment": "environment_id"}
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "environment"],
+                condition=Q(status__in=[s.value for s in OPEN]),
+                name="one_open_release_per_version_environment",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"release of {self.model.name} v{self.version.number} to {self.environment.name}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("release", str(self.public_id), f"{self.model.name} v{self.version.number} to {self.environment.name}")
+
+    def rbac_scope(self) -> tuple[int | None, int | None, int | None]:
+        return (self.owner_team_id, self.model_id, self.environment_id)
+
+
+class Approval(models.Model):
+    """One person's decision on a release request, bound to the decision digest it was given on.
+
+    ``approver`` is the accountable person (a service account's owner); ``roles`` are the roles the
+    approver held on the release when deciding, which fill the required approval slots. A voided
+    approval (the decision changed after it) is kept and no longer counts. One live approval per person.
+    """
+
+    release = models.ForeignKey(ReleaseRequest, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    approver_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=ApprovalDecision.choices)
+    comment = models.TextField(blank=True)
+    roles = models.JSONField(default=list)
+    binding_digest = models.CharField(max_length=64)
+    revalidate_at = models.DateTimeField(null=True, blank=True)
+    void = models.BooleanField(default=False)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # The database's own guard for "one person counts once", whatever races the service loses.
+            models.UniqueConstraint(
+                fields=["release", "approver"], condition=Q(void=False), name="one_live_approval_per_person"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.approver} on {self.release_id}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("approval", str(self.pk), f"{self.decision} by {self.approver}")
+
+
+class PostReleaseReview(TimestampedModel):
+    """The review a break-glass release opens; a compliance officer closes it with findings."""
+
+    release = models.OneToOneField(ReleaseRequest, on_delete=models.CASCADE, related_name="review")
+    status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.OPEN, db_index=True)
+    findings = models.TextField(blank=True)
+    closed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    RBAC_PATHS = {
+        "team": "release__owner_team_id",
+        "model": "release__model_id",
+        "environment": "release__environment_id",
+    }
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"post-release review of {self.release_id}"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("post_release_review", str(self.pk), f"review of release {self.release.public_id}")
+
+    def rbac_scope(self) -> tuple[int | None, int | None, int | None]:
+        return self.release.rbac_scope()

@@ -1,0 +1,670 @@
+"""Writes for releases: request, approve or reject, cancel, re-evaluate, expire, and the break-glass review.
+
+Every state change happens here, in one transaction, under a row lock on the request
+(``select_for_update``), with its audit event and its notifications (``events.emit``, inside the
+transaction so a rollback drops them). Four eyes is enforced here, not in the pages: the
+requester and the version's author never approve (a service account counts as its owner), a
+person counts once, an auditor never approves, and approvals fill the decision's required
+roles by a proper matching (``matching.match``).
+
+States::
+
+    pending_evidence ──evidence arrives──► pending_approval ──quorum──► approved
+         │   ▲                                │   ▲                        │
+         │   └────── release.reset ◄──────────┴───┴── decision changed ◄───┘
+         └──────────────┴── expired (TTL) │ rejected (any approver) │ cancelled (requester, release manager)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.audit import services as audit
+from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core.principals import Principal, PrincipalKind
+from apps.notifications import events
+from apps.rbac import services as rbac
+from apps.registry.choices import RiskTier, VersionStatus
+from apps.registry.models import ModelVersion
+
+from . import gates
+from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .matching import match
+from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = Principal.system("releases")
+# Every release needs at least this, whatever the packs ask: four eyes is never optional.
+APPROVAL_FLOOR = (("reviewer", 1),)
+
+
+class PolicyNotSatisfied(Conflict):
+    """The policy decision has blocking violations (409, with the violations)."""
+
+    code = "policy_not_satisfied"
+    title = "Policy not satisfied"
+
+
+class DecisionChanged(Conflict):
+    """The decision the approver saw is no longer the request's (409): review it again."""
+
+    code = "decision_changed"
+    title = "Decision changed"
+
+
+class ApprovalNotNeeded(Conflict):
+    """The approver's roles fill none of the slots still open (409)."""
+
+    code = "approval_not_needed"
+    title = "Approval not needed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+@dataclass(frozen=True)
+class ReleaseTarget:
+    """A release not yet created, as rbac sees it: the version's team and model, and the environment."""
+
+    version: ModelVersion
+    environment: Environment
+
+    def rbac_scope(self) -> tuple[int, int, int]:
+        return (self.version.model.owner_team_id, self.version.model_id, self.environment.pk)
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("model_version", str(self.version.pk), f"{self.version} to {self.environment.name}")
+
+
+def _person_id(actor: Principal) -> int | None:
+    """The accountable person's user id (a service account's owner)."""
+    kind, pk = actor.person_key
+    return pk if kind == PrincipalKind.USER else None
+
+
+def _revalidation_months() -> dict[str, int]:
+    """``ASSAY_REVALIDATION_MONTHS`` ("high=12,limited=24,minimal=36") as {risk tier: months}."""
+    months = {}
+    for part in str(settings.ASSAY_REVALIDATION_MONTHS).split(","):
+        if "=" in part:
+            tier, _, value = part.partition("=")
+            months[tier.strip()] = int(value)
+    return months
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.month - 1 + months, 12)
+    day = min(moment.day, 28)
+    return moment.replace(year=moment.year + year, month=month + 1, day=day)
+
+
+def revalidation_date(release: ReleaseRequest, approved_at: datetime) -> datetime | None:
+    """When a production approval must be renewed (None outside production or for an unlisted tier)."""
+    if not release.environment.production:
+        return None
+    months = _revalidation_months().get(release.model.risk_tier)
+    return _add_months(approved_at, months) if months else None
+
+
+def required_approvals(decision: dict) -> list[tuple[str, int]]:
+    """(role, count) the decision asks for, never less than ``APPROVAL_FLOOR`` in total."""
+    required = [(r["role"], int(r["count"])) for r in decision.get("required_approvals", []) if int(r["count"]) > 0]
+    return required or list(APPROVAL_FLOOR)
+
+
+def blocking(decision: dict) -> list[dict]:
+    return [v for v in decision.get("violations", []) if v.get("severity") == "blocking"]
+
+
+def approval_matching(release: ReleaseRequest, approvals: Iterable[Approval] | None = None):
+    """The matching of the live approvals onto the decision's required slots."""
+    live = [a for a in (approvals if approvals is not None else release.approvals.all()) if not a.void]
+    approvers = [(a.approver_id, a.roles) for a in live if a.decision == ApprovalDecision.APPROVE]
+    return match(required_approvals(release.decision), approvers)
+
+
+def _locked(release_id: Any) -> ReleaseRequest:
+    release = (
+        ReleaseRequest.objects.select_for_update(of=("self",))
+        .select_related("version", "model", "environment", "owner_team")
+        .filter(public_id=release_id)
+        .first()
+    )
+    if release is None:
+        raise NotFound("No such release request.")
+    return release
+
+
+def _event_payload(release: ReleaseRequest) -> dict:
+    return {
+        "release": str(release.public_id),
+        "model": release.model.name,
+        "version": release.version.number,
+        "environment": release.environment.name,
+        "status": release.status,
+        "emergency": release.emergency,
+    }
+
+
+def _emit(event: str, release: ReleaseRequest) -> None:
+    events.emit(event=event, team_id=release.owner_team_id, payload=_event_payload(release))
+
+
+def _pending_status(decision: dict) -> str:
+    return ReleaseStatus.PENDING_EVIDENCE if decision.get("missing_evidence") else ReleaseStatus.PENDING_APPROVAL
+
+
+def _ttl() -> timedelta:
+    return timedelta(hours=settings.ASSAY_RELEASE_REQUEST_TTL_HOURS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Request
+
+
+@transaction.atomic
+def release_request_create(
+    *,
+    actor: Principal,
+    model_name: str,
+    number: int,
+    environment: str,
+    justification: str,
+    change_reference: str = "",
+    emergency: bool = False,
+) -> ReleaseRequest:
+    """Ask to release a version into an environment; the policy decision is evaluated and stored.
+
+    Needs ``releases.request`` (``releases.emergency`` for a break-glass request) on the version
+    in that environment. Refused with 409 when the decision has blocking violations (unless
+    emergency), when the version is not ready, or when an open request exists. Writes
+    ``release.requested`` (+ ``release.emergency_requested``, ``release.approved`` and
+    ``post_release_review.opened`` for an emergency); emits ``release.requested`` and, when it
+    waits for people, ``release.approval_needed``.
+    """
+    version = (
+        ModelVersion.objects.select_related("model", "model__owner_team")
+        .filter(model__name=model_name, number=number)
+        .first()
+    )
+    if version is None:
+        rbac.require(actor, "registry.view", None, audit_action="release.requested")
+        raise NotFound(f"No version {number} of a model named {model_name!r}.")
+    env = Environment.objects.filter(name=environment).first()
+    if env is None:
+        raise ValidationFailed(
+            f"Unknown environment {environment!r}.", errors={"environment": [f"unknown environment: {environment}"]}
+        )
+    target = ReleaseTarget(version, env)
+    action = "release.emergency_requested" if emergency else "release.requested"
+    rbac.require(actor, "releases.emergency" if emergency else "releases.request", target, audit_action=action)
+    justification = (justification or "").strip()
+    change_reference = (change_reference or "").strip()
+    if not justification:
+        raise ValidationFailed(
+            "A justification is required.", errors={"justification": ["Say why this version should be released."]}
+        )
+    if env.requires_change_reference and not change_reference:
+        raise ValidationFailed(
+            f"Releases to {env.name} need a change reference.",
+            errors={"change_reference": [f"required for {env.name}"]},
+        )
+    if version.status != VersionStatus.READY:
+        raise Conflict(f"{version} is {version.status.replace('_', ' ')}: only verified versions are released.")
+    if emergency and version.model.risk_tier == RiskTier.UNACCEPTABLE:
+        raise PolicyNotSatisfied("A model of unacceptable risk is never released, not even in an emergency.")
+    requester_id = _person_id(actor)
+    decision = gates.decide(
+        version=version,
+        environment=env,
+        release=gates.release_input(
+            change_reference=change_reference, requested_by_id=requester_id, emergency=emergency
+        ),
+    )
+    document = decision.as_dict()
+    if blocking(document) and not emergency:
+        raise PolicyNotSatisfied(
+            f"The policies refuse {version} in {env.name}: " + "; ".join(v["message"] for v in blocking(document)),
+            extra={"violations": blocking(document)},
+        )
+    if ReleaseRequest.objects.filter(version=version, environment=env, status__in=OPEN).exists():
+        raise Conflict(f"{version} already has an open release request for {env.name}.")
+    now = timezone.now()
+    status = ReleaseStatus.APPROVED if emergency else _pending_status(document)
+    release = ReleaseRequest(
+        version=version,
+        model=version.model,
+        owner_team=version.model.owner_team,
+        environment=env,
+        status=status,
+        justification=justification,
+        change_reference=change_reference,
+        emergency=emergency,
+        requested_by_id=requester_id,
+        requested_by_service_account_id=actor.id if actor.kind == PrincipalKind.SERVICE_ACCOUNT else None,
+        decision=document,
+        binding_digest=document["binding_digest"],
+        evaluated_at=now,
+        expires_at=None if emergency else now + _ttl(),
+    )
+    try:
+        with transaction.atomic():
+            release.save()
+    except IntegrityError:
+        raise Conflict(f"{version} already has an open release request for {env.name}.") from None
+    after = {
+        "status": status,
+        "environment": env.name,
+        "justification": justification,
+        "change_reference": change_reference,
+        "emergency": emergency,
+        "binding_digest": release.binding_digest,
+        "packs": document.get("packs", []),
+        "violations": [v["rule"] for v in document.get("violations", [])],
+        "missing_evidence": document.get("missing_evidence", []),
+    }
+    audit.record(
+        action="release.requested",
+        actor=actor,
+        target=release,
+        related=version,
+        after=after,
+        reason=justification,
+        artifact_sha256=version.sha256,
+    )
+    _emit("release.requested", release)
+    if emergency:
+        _open_emergency(release, actor=actor, now=now)
+    elif status == ReleaseStatus.PENDING_APPROVAL:
+        _emit("release.approval_needed", release)
+    return release
+
+
+def _open_emergency(release: ReleaseRequest, *, actor: Principal, now: datetime) -> None:
+    """A break-glass release is approved at once, recorded prominently, and opens its mandatory review."""
+    audit.record(
+        action="release.emergency_requested",
+        actor=actor,
+        target=release,
+        related=release.version,
+        after={"violations": blocking(release.decision), "missing_evidence": release.decision.get("missing_evidence")},
+        reason=release.justification,
+        artifact_sha256=release.version.sha256,
+    )
+    release.approved_at = now
+    release.revalidate_at = revalidation_date(release, now)
+    release.save(update_fields=["approved_at", "revalidate_at", "updated_at"])
+    audit.record(
+        action="release.approved",
+        actor=actor,
+        target=release,
+        before={"status": ReleaseStatus.PENDING_APPROVAL},
+        after={"status": ReleaseStatus.APPROVED, "emergency": True},
+        reason="break-glass release",
+    )
+    review = PostReleaseReview.objects.create(release=release)
+    audit.record(action="post_release_review.opened", actor=actor, target=review, related=release)
+    _emit("release.approved", release)
+
+
+# ---------------------------------------------------------------------------------------------
+# Approvals
+
+
+def _refuse(actor: Principal, release: ReleaseRequest, detail: str) -> None:
+    raise Denied(detail, action="releases.approve", audit_action="release.approval_recorded", target=release)
+
+
+def _check_four_eyes(actor: Principal, release: ReleaseRequest) -> None:
+    """The requester and the version's author never decide on it; service accounts count as their owner."""
+    me = actor.person_key
+    if release.requested_by_id is not None and me == (PrincipalKind.USER, release.requested_by_id):
+        _refuse(actor, release, "You requested this release: someone else must decide on it (four eyes).")
+    version = release.version
+    authors = {version.created_by_id}
+    if version.created_by_service_account_id:
+        authors.add(version.created_by_service_account.owner_id)
+    if any(a is not None and me == (PrincipalKind.USER, a) for a in authors):
+        _refuse(actor, release, "You are the author of this version: someone else must decide on it (four eyes).")
+
+
+def approval_decide(
+    *, actor: Principal, release_id: Any, decision: str, comment: str = "", binding_digest: str = ""
+) -> Approval:
+    """Record a person's approval or rejection; approve the release once every required slot is filled.
+
+    The request is first re-evaluated (and expired if due) in a transaction of its own, so a
+    changed decision resets it before anyone approves the old one. ``binding_digest``, when
+    given, is the digest the approver saw: another one is a 409 (``DecisionChanged``).
+    Audited ``release.approval_recorded`` then ``release.approved`` or ``release.rejected``.
+    """
+    _refresh(release_id, reason="an approval was submitted")
+    return _approval_decide(
+        actor=actor, release_id=release_id, decision=decision, comment=comment, binding_digest=binding_digest
+    )
+
+
+@transaction.atomic
+def _approval_decide(
+    *, actor: Principal, release_id: Any, decision: str, comment: str, binding_digest: str
+) -> Approval:
+    release = _locked(release_id)
+    rbac.require(actor, "releases.approve", release, audit_action="release.approval_recorded")
+    if not rbac.can_approve(actor, release):
+        _refuse(actor, release, "Auditors never approve releases.")
+    if decision not in ApprovalDecision.values:
+        raise ValidationFailed(
+            f"Unknown decision {decision!r}; choose approve or reject.", errors={"decision": ["approve or reject"]}
+        )
+    comment = (comment or "").strip()
+    if decision == ApprovalDecision.REJECT and not comment:
+        raise ValidationFailed("A rejection needs a reason.", errors={"comment": ["Say why the release is rejected."]})
+    if release.status == ReleaseStatus.PENDING_EVIDENCE and decision == ApprovalDecision.APPROVE:
+        raise Conflict(
+            "This release waits for evidence: "
+            + "; ".join(m.get("reason", m.get("kind", "")) for m in release.decision.get("missing_evidence", []))
+        )
+    if release.status not in OPEN:
+        raise Conflict(f"This release is {release.status.replace('_', ' ')}: it takes no more decisions.")
+    if binding_digest and binding_digest != release.binding_digest:
+        raise DecisionChanged(
+            "The policy decision changed since you read it (new evidence or policies): review it again.",
+            extra={"binding_digest": release.binding_digest},
+        )
+    _check_four_eyes(actor, release)
+    person_id = _person_id(actor)
+    approvals = list(release.approvals.all())
+    if any(a.approver_id == person_id and not a.void for a in approvals):
+        raise Conflict("You have already decided on this release: one person counts once.")
+    if decision == ApprovalDecision.APPROVE and blocking(release.decision) and not release.emergency:
+        raise PolicyNotSatisfied(
+            "The policies refuse this release now: " + "; ".join(v["message"] for v in blocking(release.decision)),
+            extra={"violations": blocking(release.decision)},
+        )
+    roles = sorted(rbac.roles_with(actor, "releases.approve", release))
+    now = timezone.now()
+    approval = Approval(
+        release=release,
+        approver_id=person_id,
+        approver_service_account_id=actor.id if actor.kind == PrincipalKind.SERVICE_ACCOUNT else None,
+        decision=decision,
+        comment=comment,
+        roles=roles,
+        binding_digest=release.binding_digest,
+    )
+    if decision == ApprovalDecision.APPROVE:
+        before = approval_matching(release, approvals)
+        after = approval_matching(release, [*approvals, approval])
+        if len(after.assigned) <= len(before.assigned):
+            open_slots = [s.role for s in after.slots if s not in after.assigned]
+            raise ApprovalNotNeeded(
+                f"Your roles ({', '.join(roles) or 'none'}) fill none of the approvals still needed "
+                f"({', '.join(open_slots) or 'none'})."
+            )
+    try:
+        with transaction.atomic():
+            approval.save()
+    except IntegrityError:
+        raise Conflict("You have already decided on this release: one person counts once.") from None
+    audit.record(
+        action="release.approval_recorded",
+        actor=actor,
+        target=release,
+        related=approval,
+        after={"decision": decision, "roles": roles, "binding_digest": release.binding_digest},
+        reason=comment,
+    )
+    if decision == ApprovalDecision.REJECT:
+        _close(release, actor=actor, status=ReleaseStatus.REJECTED, action="release.rejected", reason=comment, now=now)
+        _emit("release.rejected", release)
+        return approval
+    if after.complete:
+        release.status = ReleaseStatus.APPROVED
+        release.approved_at = now
+        release.revalidate_at = revalidation_date(release, now)
+        release.expires_at = None
+        release.save(update_fields=["status", "approved_at", "revalidate_at", "expires_at", "updated_at"])
+        if release.revalidate_at:
+            Approval.objects.filter(release=release, void=False, decision=ApprovalDecision.APPROVE).update(
+                revalidate_at=release.revalidate_at
+            )
+            approval.revalidate_at = release.revalidate_at
+        audit.record(
+            action="release.approved",
+            actor=actor,
+            target=release,
+            before={"status": ReleaseStatus.PENDING_APPROVAL},
+            after={
+                "status": ReleaseStatus.APPROVED,
+                "binding_digest": release.binding_digest,
+                "revalidate_at": release.revalidate_at.isoformat() if release.revalidate_at else None,
+                "approvers": {f"{s.role}#{s.index}": key for s, key in after.assigned.items()},
+            },
+        )
+        _emit("release.approved", release)
+    return approval
+
+
+def _close(release: ReleaseRequest, *, actor: Principal, status: str, action: str, reason: str, now) -> None:
+    before = release.status
+    release.status = status
+    release.closed_at = now
+    release.closed_reason = reason
+    release.save(update_fields=["status", "closed_at", "closed_reason", "updated_at"])
+    audit.record(
+        action=action, actor=actor, target=release, before={"status": before}, after={"status": status}, reason=reason
+    )
+
+
+@transaction.atomic
+def release_cancel(*, actor: Principal, release_id: Any, reason: str = "") -> ReleaseRequest:
+    """Withdraw a request that is open or approved (not yet deployed): its requester, or a release manager.
+
+    Audited ``release.cancelled``.
+    """
+    release = _locked(release_id)
+    is_requester = release.requested_by_id is not None and actor.person_key == (
+        PrincipalKind.USER,
+        release.requested_by_id,
+    )
+    permission = "releases.request" if is_requester else "releases.deploy"
+    rbac.require(actor, permission, release, audit_action="release.cancelled")
+    if release.status not in LIVE:
+        raise Conflict(f"This release is {release.status.replace('_', ' ')}: there is nothing to cancel.")
+    _close(
+        release,
+        actor=actor,
+        status=ReleaseStatus.CANCELLED,
+        action="release.cancelled",
+        reason=(reason or "").strip(),
+        now=timezone.now(),
+    )
+    return release
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-evaluation and expiry
+
+
+def releases_reevaluate(*, version_ids: Iterable[int] | None = None, reason: str) -> list[ReleaseRequest]:
+    """Re-evaluate the live requests (open or approved, not emergency) of these versions (None: all).
+
+    Called after an evidence run succeeds and after a policy change. Each request is judged
+    in a transaction of its own under its row lock; a request whose binding digest changed
+    returns to pending and its approvals are voided (``release.reset``). Returns those reset.
+    """
+    qs = ReleaseRequest.objects.filter(status__in=LIVE, emergency=False)
+    if version_ids is not None:
+        qs = qs.filter(version_id__in=list(version_ids))
+    reset = []
+    for public_id in qs.values_list("public_id", flat=True):
+        release = _refresh(public_id, reason=reason)
+        if release is not None:
+            reset.append(release)
+    return reset
+
+
+@transaction.atomic
+def _refresh(release_id: Any, *, reason: str) -> ReleaseRequest | None:
+    """Expire the request if due, else re-evaluate it; the request when it was reset, else None."""
+    release = (
+        ReleaseRequest.objects.select_for_update(of=("self",))
+        .select_related("version", "version__model", "model", "environment")
+        .filter(public_id=release_id)
+        .first()
+    )
+    if release is None or release.status not in LIVE or release.emergency:
+        return None
+    now = timezone.now()
+    if release.status in OPEN and release.expires_at is not None and release.expires_at <= now:
+        _close(release, actor=SYSTEM, status=ReleaseStatus.EXPIRED, action="release.expired", reason="expired", now=now)
+        return None
+    decision = gates.decide(
+        version=release.version, environment=release.environment, release=gates.release_input_for(release)
+    ).as_dict()
+    if decision["binding_digest"] == release.binding_digest:
+        release.decision = decision  # same artifact, evidence and packs: approvals keep counting
+        release.evaluated_at = now
+        release.save(update_fields=["decision", "evaluated_at", "updated_at"])
+        return None
+    voided = Approval.objects.filter(release=release, void=False).update(
+        void=True, voided_at=now, void_reason=f"the decision changed: {reason}"
+    )
+    before = {"status": release.status, "binding_digest": release.binding_digest}
+    release.status = _pending_status(decision)
+    release.decision = decision
+    release.binding_digest = decision["binding_digest"]
+    release.evaluated_at = now
+    release.approved_at = None
+    release.revalidate_at = None
+    release.expires_at = now + _ttl()
+    release.save()
+    audit.record(
+        action="release.reset",
+        actor=SYSTEM,
+        target=release,
+        before=before,
+        after={
+            "status": release.status,
+            "binding_digest": release.binding_digest,
+            "approvals_voided": voided,
+            "violations": [v["rule"] for v in decision.get("violations", [])],
+        },
+        reason=reason,
+    )
+    if release.status == ReleaseStatus.PENDING_APPROVAL:
+        _emit("release.approval_needed", release)
+    return release
+
+
+def release_refresh(*, release_id: Any, reason: str) -> dict | None:
+    """Lazily expire or re-evaluate one request before it is read (the gate, the release page).
+
+    Returns the request's decision as re-evaluated now (None when it was not: expired, final,
+    emergency), so the caller need not evaluate the policies a second time."""
+    _refresh(release_id, reason=reason)
+    release = ReleaseRequest.objects.filter(public_id=release_id, status__in=LIVE, emergency=False).first()
+    return release.decision if release is not None else None
+
+
+def releases_expire_due(*, now: datetime | None = None) -> int:
+    """Expire open requests past their ``expires_at`` (the periodic job); each audited ``release.expired``."""
+    now = now or timezone.now()
+    due = ReleaseRequest.objects.filter(status__in=OPEN, expires_at__lte=now).values_list("public_id", flat=True)
+    count = 0
+    for public_id in list(due):
+        with transaction.atomic():
+            release = ReleaseRequest.objects.select_for_update(of=("self",)).filter(public_id=public_id).first()
+            if release is None or release.status not in OPEN or release.expires_at is None or release.expires_at > now:
+                continue
+            _close(
+                release, actor=SYSTEM, status=ReleaseStatus.EXPIRED, action="release.expired", reason="expired", now=now
+            )
+            count += 1
+    return count
+
+
+def evidence_succeeded(*, version_ids: Iterable[int]) -> None:
+    """The evidence hook: re-evaluate the versions' requests; a failure is logged, never the evidence's problem."""
+    try:
+        releases_reevaluate(version_ids=version_ids, reason="new evidence")
+    except Exception:  # noqa: BLE001 - the periodic job and lazy reads re-evaluate again
+        logger.exception("re-evaluating releases after new evidence failed")
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments and the break-glass review
+
+
+@transaction.atomic
+def environment_create(
+    *,
+    actor: Principal,
+    name: str,
+    production: bool = False,
+    requires_change_reference: bool = False,
+    description: str = "",
+) -> Environment:
+    """Define a new environment (admins). Audited ``environment.created``."""
+    rbac.require(actor, "accounts.manage", audit_action="environment.created")
+    if Environment.objects.filter(name=name).exists():
+        raise Conflict(f"An environment named {name!r} exists already.")
+    env = Environment.objects.create(
+        name=name, production=production, requires_change_reference=requires_change_reference, description=description
+    )
+    audit.record(
+        action="environment.created",
+        actor=actor,
+        target=env,
+        after={"name": name, "production": production, "requires_change_reference": requires_change_reference},
+    )
+    return env
+
+
+@transaction.atomic
+def post_release_review_close(*, actor: Principal, release_id: Any, findings: str) -> PostReleaseReview:
+    """A compliance officer closes the review a break-glass release opened, with findings. Audited."""
+    release = _locked(release_id)
+    review = PostReleaseReview.objects.select_for_update().filter(release=release).first()
+    if review is None:
+        raise NotFound("This release has no post-release review (it was not an emergency release).")
+    rbac.require(actor, "releases.review", release, audit_action="post_release_review.closed")
+    if release.requested_by_id is not None and actor.person_key == (PrincipalKind.USER, release.requested_by_id):
+        raise Denied(
+            "You requested this emergency release: another person must review it.",
+            action="releases.review",
+            audit_action="post_release_review.closed",
+            target=release,
+        )
+    findings = (findings or "").strip()
+    if not findings:
+        raise ValidationFailed(
+            "Closing a review needs findings.", errors={"findings": ["Write what the review found."]}
+        )
+    if review.status != ReviewStatus.OPEN:
+        raise Conflict("This review is closed already.")
+    review.status = ReviewStatus.CLOSED
+    review.findings = findings
+    review.closed_by_id = _person_id(actor)
+    review.closed_at = timezone.now()
+    review.save()
+    audit.record(
+        action="post_release_review.closed",
+        actor=actor,
+        target=review,
+        related=release,
+        before={"status": ReviewStatus.OPEN},
+        after={"status": ReviewStatus.CLOSED},
+        reason=findings,
+    )
+    return review
