@@ -18,6 +18,13 @@ EVENT_TYPES = (
 )
 
 
+def dashboard_url(path: str) -> str:
+    """A dashboard link for a payload: ``ASSAY_PUBLIC_URL`` and ``path`` (the path alone when it is not set)."""
+    from django.conf import settings
+
+    return f"{settings.ASSAY_PUBLIC_URL.rstrip('/')}{path}"
+
+
 def emit(*, event: str, team_id: int | None, payload: dict) -> None:
     """Queue ``event`` for the webhooks of ``team_id`` (None: every team's) that subscribe to it.
 
