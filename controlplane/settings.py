@@ -251,7 +251,7 @@ ASSAY_PII_HASH_SALT = env("ASSAY_PII_HASH_SALT", "")
 # is derived from DJANGO_SECRET_KEY), the HTTP timeout, and the retry schedule: attempt n waits
 # min(MAX_DELAY, BASE * 2**(n-1)) seconds, times a random factor in [1 - JITTER, 1 + JITTER].
 ASSAY_WEBHOOK_ENCRYPTION_KEY = env("ASSAY_WEBHOOK_ENCRYPTION_KEY", "")
-# The dashboard's external address (https://assay.example.com), for links in webhook payloads; without it they are paths.
+# The dashboard's external address (https://assay.example.com) for links in webhook payloads; else paths.
 ASSAY_PUBLIC_URL = env("ASSAY_PUBLIC_URL", "")
 ASSAY_WEBHOOK_TIMEOUT_SECONDS = float(env("ASSAY_WEBHOOK_TIMEOUT_SECONDS", "10"))
 ASSAY_WEBHOOK_MAX_ATTEMPTS = env_int("ASSAY_WEBHOOK_MAX_ATTEMPTS", 8)
