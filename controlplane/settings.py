@@ -257,6 +257,19 @@ ASSAY_RELEASE_REQUEST_TTL_HOURS = env_int("ASSAY_RELEASE_REQUEST_TTL_HOURS", 7 *
 ASSAY_REVALIDATION_MONTHS = env("ASSAY_REVALIDATION_MONTHS", "high=12,limited=24,minimal=36")
 ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS = env_int("ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS", 300)
 
+# Outbound webhooks (apps.notifications): the key that encrypts their signing secrets at rest (without it a key
+# is derived from DJANGO_SECRET_KEY), the HTTP timeout, and the retry schedule: attempt n waits
+# min(MAX_DELAY, BASE * 2**(n-1)) seconds, times a random factor in [1 - JITTER, 1 + JITTER].
+ASSAY_WEBHOOK_ENCRYPTION_KEY = env("ASSAY_WEBHOOK_ENCRYPTION_KEY", "")
+# The dashboard's external address (https://assay.example.com) for links in webhook payloads; else paths.
+ASSAY_PUBLIC_URL = env("ASSAY_PUBLIC_URL", "")
+ASSAY_WEBHOOK_TIMEOUT_SECONDS = float(env("ASSAY_WEBHOOK_TIMEOUT_SECONDS", "10"))
+ASSAY_WEBHOOK_MAX_ATTEMPTS = env_int("ASSAY_WEBHOOK_MAX_ATTEMPTS", 8)
+ASSAY_WEBHOOK_RETRY_BASE_SECONDS = float(env("ASSAY_WEBHOOK_RETRY_BASE_SECONDS", "30"))
+ASSAY_WEBHOOK_RETRY_MAX_DELAY_SECONDS = float(env("ASSAY_WEBHOOK_RETRY_MAX_DELAY_SECONDS", "3600"))
+ASSAY_WEBHOOK_RETRY_JITTER = float(env("ASSAY_WEBHOOK_RETRY_JITTER", "0.2"))
+ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS = env_int("ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS", 5)
+
 # Caches hold throttling counters, so they must be shared by every process.
 CACHES = {
     "default": (

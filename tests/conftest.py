@@ -104,6 +104,7 @@ def api_client_for(system) -> Callable:
             "evidence:write",
             "releases:write",
             "policies:write",
+            "notifications:write",
             "audit:read",
             "admin",
         ]

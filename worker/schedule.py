@@ -8,6 +8,10 @@ def beat_schedule() -> dict:
     return {
         "jobs-sweep": {"task": "jobs.sweep", "schedule": float(settings.ASSAY_SWEEP_INTERVAL_SECONDS)},
         "audit-seal": {"task": "audit.seal", "schedule": float(settings.ASSAY_AUDIT_SEAL_INTERVAL_SECONDS)},
+        "notifications-dispatch": {
+            "task": "notifications.dispatch",
+            "schedule": float(settings.ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS),
+        },
         "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(settings.ASSAY_CHECKPOINT_INTERVAL_SECONDS)},
         "releases-expire": {
             "task": "releases.expire",

@@ -15,5 +15,6 @@ def assay(request) -> dict:
             "can_view_audit": rbac.has_global(principal, "audit.view"),
             "is_admin": rbac.has_global(principal, "accounts.manage"),
             "can_view_access": rbac.has_global(principal, "accounts.view"),
+            "can_view_webhooks": rbac.has_anywhere(principal, "notifications.view"),
         }
     return {"assay_nav": nav, "assay_debug": settings.DEBUG}

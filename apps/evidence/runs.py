@@ -20,6 +20,7 @@ from apps.audit.choices import Outcome
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.jobs.models import FINISHED as JOB_FINISHED
+from apps.notifications import events as notifications
 from apps.registry.services import dataset_create_derived
 from apps.registry.storage import Stored
 
@@ -30,10 +31,32 @@ WORKER = Principal.system("evidence-worker")
 CHUNK_JOB = "evidence.chunk"
 
 
+def _notify(run: EvidenceRun, event: str) -> None:
+    """Tell the owning team's webhooks that a run finished (in this transaction: dropped on rollback)."""
+    from django.urls import reverse
+
+    subject: dict = {"type": "model_version" if run.version_id else "dataset"}
+    if run.version_id:
+        subject.update(model=run.version.model.name, version=run.version.number)
+    if run.dataset_id:
+        subject.update(dataset={"id": run.dataset_id, "name": run.dataset.name})
+    payload = {
+        "run": str(run.public_id),
+        "kind": run.kind,
+        "status": run.status,
+        "subject": subject,
+        "team": run.owner_team.name,
+        "url": notifications.dashboard_url(reverse("evidence:run_detail", args=[run.public_id])),
+    }
+    if run.status == RunStatus.FAILED:
+        payload["reason"] = run.error
+    notifications.emit(event=event, team_id=run.owner_team_id, payload=payload)
+
+
 def _locked(run_id: int) -> EvidenceRun | None:
     return (
         EvidenceRun.objects.select_for_update(of=("self",))
-        .select_related("version__model", "dataset")
+        .select_related("version__model", "dataset", "owner_team")
         .filter(pk=run_id)
         .first()
     )
@@ -140,6 +163,7 @@ def evidence_run_succeed(
         },
     )
     transaction.on_commit(lambda: _reevaluate_releases(run))
+    _notify(run, "evidence.completed")
     return True
 
 
@@ -192,6 +216,7 @@ def evidence_run_fail(
         after={"status": RunStatus.FAILED},
         reason=reason,
     )
+    _notify(run, "evidence.failed")
     return True
 
 

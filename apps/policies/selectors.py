@@ -61,13 +61,26 @@ def policy_binding_list(*, pack: PolicyPack) -> QuerySet[PolicyBinding]:
 
 
 def environment_for(name: str, production: bool | None = None) -> dict:
-    """The environment facts a decision reads. Until releases define environments, 'production' is production."""
+    """The environment facts a decision reads, from the environment of that name (``apps.releases``).
+
+    ``production`` overrides the stored flag, for a dry-run asking "what if this were production";
+    with it, the environment need not exist yet. Without it, an unknown name is a 400 naming the known ones.
+    """
+    from apps.releases.models import Environment
+
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(
             "Name an environment (e.g. staging or production).", errors={"environment": ["Required."]}
         )
-    return {"name": name, "production": (name == "production") if production is None else bool(production)}
+    if production is not None:
+        return {"name": name, "production": bool(production)}
+    environment = Environment.objects.filter(name=name).first()
+    if environment is None:
+        known = ", ".join(Environment.objects.order_by("name").values_list("name", flat=True)) or "none"
+        message = f"No environment is named {name!r}; known: {known}."
+        raise ValidationFailed(message, errors={"environment": [message]})
+    return environment.as_policy_input()
 
 
 def policy_decision_get(

@@ -27,6 +27,7 @@ class Scope(models.TextChoices):
     EVIDENCE_WRITE = "evidence:write", "Request and review evidence"
     RELEASES_WRITE = "releases:write", "Request, approve and deploy releases"
     POLICIES_WRITE = "policies:write", "Manage policies"
+    NOTIFICATIONS_WRITE = "notifications:write", "Manage a team's outbound webhooks"
     AUDIT_READ = "audit:read", "Read and export the audit trail"
     ADMIN = "admin", "Manage users, teams, roles and service accounts"
 
@@ -50,6 +51,9 @@ PERMISSIONS: dict[str, str] = {
     "releases.review": Scope.RELEASES_WRITE,  # close the post-release review of a break-glass release
     "policies.view": Scope.READ,
     "policies.manage": Scope.POLICIES_WRITE,
+    "notifications.view": Scope.READ,
+    "notifications.manage": Scope.NOTIFICATIONS_WRITE,
+    "notifications.allow_host": Scope.ADMIN,
     "audit.view": Scope.AUDIT_READ,
     "audit.export": Scope.AUDIT_READ,
     "accounts.view": Scope.READ,
@@ -73,9 +77,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.VIEWER: frozenset(_VIEW),
     Role.CONTRIBUTOR: frozenset(_VIEW | _CONTRIBUTE),
     Role.REVIEWER: frozenset(_VIEW | _REVIEW),
-    Role.COMPLIANCE_OFFICER: frozenset(_VIEW | _REVIEW | _AUDIT | {"policies.manage", "releases.review"}),
+    Role.COMPLIANCE_OFFICER: frozenset(
+        _VIEW | _REVIEW | _AUDIT | {"policies.manage", "releases.review", "notifications.view", "notifications.manage"}
+    ),
     Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
-    Role.AUDITOR: frozenset(_VIEW | _AUDIT | {"accounts.view"}),
+    Role.AUDITOR: frozenset(_VIEW | _AUDIT | {"accounts.view", "notifications.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),
 }
 
@@ -83,7 +89,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 NEVER_APPROVES = frozenset({Role.AUDITOR})
 
 # Permissions that only a global binding grants (the audit trail and the accounts span every team).
-GLOBAL_ONLY = frozenset({"audit.view", "audit.export", "accounts.view", "accounts.manage", "policies.manage"})
+# An allowed webhook host lifts the SSRF guard for every team, so only a global admin may add one.
+GLOBAL_ONLY = frozenset(
+    {"audit.view", "audit.export", "accounts.view", "accounts.manage", "policies.manage", "notifications.allow_host"}
+)
 
 VIEW_PERMISSION_FOR = {
     "registry": "registry.view",
@@ -92,6 +101,7 @@ VIEW_PERMISSION_FOR = {
     "policies": "policies.view",
     "audit": "audit.view",
     "accounts": "accounts.view",
+    "notifications": "notifications.view",
 }
 
 

@@ -18,7 +18,7 @@ States::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -496,7 +496,9 @@ def release_cancel(*, actor: Principal, release_id: Any, reason: str = "") -> Re
 # Re-evaluation and expiry
 
 
-def releases_reevaluate(*, version_ids: Iterable[int] | None = None, reason: str) -> list[ReleaseRequest]:
+def releases_reevaluate(
+    *, version_ids: Iterable[int] | None = None, reason: str, progress: Callable[[int, str], Any] | None = None
+) -> list[ReleaseRequest]:
     """Re-evaluate the live requests (open or approved, not emergency) of these versions (None: all).
 
     Called after an evidence run succeeds and after a policy change. Each request is judged
@@ -507,10 +509,13 @@ def releases_reevaluate(*, version_ids: Iterable[int] | None = None, reason: str
     if version_ids is not None:
         qs = qs.filter(version_id__in=list(version_ids))
     reset = []
-    for public_id in qs.values_list("public_id", flat=True):
+    ids = list(qs.values_list("public_id", flat=True))
+    for done, public_id in enumerate(ids, start=1):
         release = _refresh(public_id, reason=reason)
         if release is not None:
             reset.append(release)
+        if progress is not None:
+            progress(5 + 95 * done // len(ids), f"{done} of {len(ids)} requests judged, {len(reset)} reset")
     return reset
 
 

@@ -475,3 +475,37 @@ def test_the_periodic_expiry_task_is_scheduled_and_safe_to_repeat(request_releas
     assert tasks.expire() == 1
     assert tasks.expire() == 0
     assert status_of(release) == ReleaseStatus.EXPIRED
+
+
+def test_a_policy_change_queues_a_re_evaluation_that_resets_approved_releases(
+    request_release, requester, reviewer, officer, version, audit_mark
+):
+    from apps.jobs.models import Job
+    from apps.policies import services as policies
+    from tests.policies.test_api import GOOD
+    from worker.runner import run_queued
+
+    # given an approved staging release whose gate is open
+    release = request_release(requester, version)
+    approve(reviewer, release)
+    assert status_of(release) == ReleaseStatus.APPROVED
+    # when a compliance officer binds a new pack to every model
+    policies.policy_pack_create(actor=who(officer), name="loan-limits", source=GOOD)
+    policies.policy_binding_create(actor=who(officer), pack_name="loan-limits")
+    # then a re-evaluation job is queued for the workers, not done in the request
+    queued = Job.objects.filter(kind=policies.REEVALUATE_JOB, status="queued")
+    assert queued.count() == 2  # one per change: the pack, then its binding
+    assert status_of(release) == ReleaseStatus.APPROVED
+    # when a worker runs them
+    mark = audit_mark()
+    outcomes = run_queued()
+    # then the release was judged on the new pack: back to pending, its approval void, the gate closed
+    assert [o for _, o in outcomes] == ["succeeded", "succeeded"]
+    assert status_of(release) == ReleaseStatus.PENDING_APPROVAL
+    assert "release.reset" in mark.actions()
+    assert Approval.objects.get(release=release).void
+    release.refresh_from_db()
+    assert "loan-limits" in [p["name"] for p in release.decision["packs"]]
+    assert not selectors.gate_for(version=version, environment=release.environment).allowed
+    job = Job.objects.filter(kind=policies.REEVALUATE_JOB).order_by("-id").first()
+    assert job.progress == 100

@@ -1,11 +1,25 @@
-"""Release upkeep: expire open requests past their time."""
+"""Release upkeep: expire open requests past their time; re-judge live requests after a policy change."""
 
 from celery import shared_task
 
+from apps.jobs.models import Job
+from apps.policies.services import REEVALUATE_JOB
 from apps.releases import services
+from worker.runner import handles
 
 
 @shared_task(name="releases.expire")
 def expire() -> int:
     """Expire open release requests past ``expires_at`` (each audited ``release.expired``); safe to repeat."""
     return services.releases_expire_due()
+
+
+@handles(REEVALUATE_JOB)
+def reevaluate(job: Job, report) -> dict:
+    """Re-judge every live release request on the policies now in force; a request whose binding digest
+    moved returns to pending with its approvals voided (``release.reset``). Safe to repeat."""
+    report(5, "re-evaluating live release requests")
+    reset = services.releases_reevaluate(
+        version_ids=None, reason=job.params.get("reason", "policy changed"), progress=report
+    )
+    return {"reset": [str(r.public_id) for r in reset]}
