@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from . import engine
 from .catalog import PackInForce, packs_in_force
-from .inputs import build_input
+from .inputs import build_input, environment_part, release_part
 
 RESULT_PASS, RESULT_FAIL, RESULT_WARNING, RESULT_NOT_APPLICABLE = "pass", "fail", "warning", "not_applicable"
 
@@ -222,3 +222,20 @@ def policy_decide(
     document, seen = build_input(version=version, environment=environment, release=release)
     packs = packs_in_force(model=version.model, environment_name=document["environment"]["name"], pin=pin)
     return decide_with(document=document, seen=seen, packs=packs, artifact_sha256=version.sha256)
+
+
+def policy_decide_each(*, version, cases: list[tuple[dict, dict | None]]) -> list[PolicyDecision]:
+    """``policy_decide`` for one version in several (environment, release) cases, in that order.
+
+    The input document is read from the database once; only its ``environment`` and ``release``
+    parts differ between cases (the version page's gate per environment).
+    """
+    if not cases:
+        return []
+    document, seen = build_input(version=version, environment=cases[0][0], release=None)
+    decisions = []
+    for environment, release in cases:
+        case = {**document, "environment": environment_part(environment), "release": release_part(release)}
+        packs = packs_in_force(model=version.model, environment_name=case["environment"]["name"])
+        decisions.append(decide_with(document=case, seen=list(seen), packs=packs, artifact_sha256=version.sha256))
+    return decisions

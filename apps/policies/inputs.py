@@ -257,13 +257,19 @@ def build_input(*, version: ModelVersion, environment: dict, release: dict | Non
         "evidence": evidence,
         "access": _access(version),
         "audit": _audit_facts(),
-        "environment": {"name": str(environment.get("name", "")), "production": bool(environment.get("production"))},
-        "release": _release(release),
+        "environment": environment_part(environment),
+        "release": release_part(release),
     }
     return document, seen
 
 
-def _release(release: dict | None) -> dict | None:
+def environment_part(environment: dict) -> dict:
+    """The document's ``environment`` part."""
+    return {"name": str(environment.get("name", "")), "production": bool(environment.get("production"))}
+
+
+def release_part(release: dict | None) -> dict | None:
+    """The document's ``release`` part for a release context (None: no request yet)."""
     if release is None:
         return None
     return {

@@ -49,3 +49,11 @@ def decide(*, version: ModelVersion, environment: Environment, release: dict | N
     from apps.policies.decisions import policy_decide
 
     return policy_decide(version=version, environment=environment.as_policy_input(), release=release)
+
+
+def decide_each(*, version: ModelVersion, cases: list[tuple[Environment, dict | None]]) -> list[Any]:
+    """``decide`` for several environments (each with its release input or None), reading the version's
+    facts and evidence once."""
+    from apps.policies.decisions import policy_decide_each
+
+    return policy_decide_each(version=version, cases=[(env.as_policy_input(), rel) for env, rel in cases])

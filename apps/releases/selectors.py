@@ -187,7 +187,14 @@ class Gate:
         return list(self.decision.get("missing_evidence", []))
 
 
-def gate_for(*, version: ModelVersion, environment: Environment, refresh: bool = True, release: Any = ...) -> Gate:
+def gate_for(
+    *,
+    version: ModelVersion,
+    environment: Environment,
+    refresh: bool = True,
+    release: Any = ...,
+    decision: dict | None = None,
+) -> Gate:
     """May ``version`` go to ``environment`` now? (The caller has checked the actor may see the version.)
 
     Allowed only when the policies pass on the current evidence (or the release is a
@@ -195,15 +202,19 @@ def gate_for(*, version: ModelVersion, environment: Environment, refresh: bool =
     that has not expired, and whose revalidation date (production) has not passed. The
     request is re-evaluated (and expired) first, lazily, in a transaction of its own (with
     ``refresh=False`` nothing is written: a changed digest still closes the gate).
-    ``release``, when given, is the request already picked (with its approvals prefetched).
+    ``release``, when given, is the request already picked (with its approvals prefetched), and
+    ``decision`` (with ``refresh=False``) the decision already made for it (``version_gates``).
     """
     if release is ...:
         release = _current_release(version, environment)
-    decision = None
-    if refresh and release is not None and release.status in LIVE:
-        decision = services.release_refresh(release_id=release.public_id, reason="the gate was asked")
-        release = _current_release(version, environment)
-    if decision is None or release is None or release.status not in LIVE:
+    if refresh:
+        decision = None
+        if release is not None and release.status in LIVE:
+            decision = services.release_refresh(release_id=release.public_id, reason="the gate was asked")
+            release = _current_release(version, environment)
+            if release is None or release.status not in LIVE:
+                decision = None  # the request expired or closed meanwhile: judge the version alone
+    if decision is None:
         release_input = gates.release_input_for(release) if release is not None else None
         decision = gates.decide(version=version, environment=environment, release=release_input).as_dict()
     approvals = approvals_summary(release, decision)
@@ -255,14 +266,12 @@ def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
     """The gate of a version in every environment (the version page's block): its releases are read
     in one go and nothing is written (the page shows a changed digest as a closed gate)."""
     releases = list(_releases().filter(version=version))
+    picked = [(env, _pick([r for r in releases if r.environment_id == env.pk])) for env in environment_list()]
+    cases = [(env, gates.release_input_for(r) if r is not None else None) for env, r in picked]
+    decisions = gates.decide_each(version=version, cases=cases)
     return [
-        gate_for(
-            version=version,
-            environment=env,
-            refresh=False,
-            release=_pick([r for r in releases if r.environment_id == env.pk]),
-        )
-        for env in environment_list()
+        gate_for(version=version, environment=env, refresh=False, release=release, decision=decision.as_dict())
+        for (env, release), decision in zip(picked, decisions, strict=True)
     ]
 
 

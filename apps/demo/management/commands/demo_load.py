@@ -37,6 +37,7 @@ TEAMS = [
 PEOPLE = [
     ("admin", "Ada Admin", "admin", None, []),
     ("alice", "Alice Engineer", "contributor", "credit-risk", ["credit-risk"]),
+    ("priya", "Priya Engineer", "contributor", "credit-risk", ["credit-risk"]),
     ("mark", "Mark Engineer", "contributor", "marketing", ["marketing"]),
     ("bob", "Bob Reviewer", "reviewer", None, []),
     ("carol", "Carol Compliance", "compliance_officer", None, []),
@@ -60,6 +61,15 @@ MODELS = [
         "author": "ci-credit",
         # every new version gets these as soon as it is verified
         "default_evidence": ["bias", "pii_scan"],
+        # what the policy packs read (GDPR Art. 22 and 35, EU AI Act Art. 14, the fairness pack)
+        "facts": {
+            "automated_decisions": False,
+            "human_review_path": "Every ranked application is decided by an underwriter (Lending Ops LO-7).",
+            "dpia_reference": "DPIA-2026-014",
+            "human_oversight": "Underwriters see the score with its top SHAP reasons and may override it; "
+            "overrides are sampled monthly by Credit Risk.",
+            "fairness_thresholds": {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.2},
+        },
     },
     {
         "name": "fraud-detector",
@@ -99,6 +109,9 @@ MODELS = [
         "columns": ["age", "length_of_stay", "prior_admissions", "hba1c"],
         "versions": ["onnx"],
         "author": "admin",
+        "facts": {
+            "human_oversight": "A discharge planner reviews every score before it reaches the care plan.",
+        },
     },
     {
         "name": "emotion-recognition",
@@ -193,6 +206,7 @@ class Command(BaseCommand):
                 jurisdictions=spec["jurisdictions"],
                 default_evidence=spec.get("default_evidence", []),
             )
+        self._facts(model, spec.get("facts", {}), actor)
         data = artifacts.make_data(seed, spec["columns"])
         train = self._dataset(f"{spec['name']}-training", data, teams[spec["owner_team"]], actor)
         evaluation_data = artifacts.make_data(seed + 1, spec["columns"], rows=200)
@@ -233,6 +247,12 @@ class Command(BaseCommand):
                 )
             created += 1
         return created
+
+    def _facts(self, model: RegisteredModel, facts: dict, actor: Principal) -> None:
+        """Record what the policy packs read, as the model's owner would; only what differs (idempotent)."""
+        changes = {field: value for field, value in facts.items() if getattr(model, field) != value}
+        if changes:
+            registry.model_update(actor=actor, name=model.name, changes=changes)
 
     def _dataset(self, name: str, data, team: Team, actor: Principal, predictions=None) -> Dataset:
         existing = Dataset.objects.filter(name=name, owner_team=team).first()
