@@ -95,9 +95,12 @@ def test_the_demo_gets_finished_evidence_of_every_kind_once_verified(django_capt
     drain()
     # then: every version with an evaluation dataset has a bias report, every one holding a model an
     # explainability report, and every demo dataset a PII scan; none twice
-    versions = ModelVersion.objects.filter(evaluation_dataset__isnull=False)
+    versions = ModelVersion.objects.filter(evaluation_dataset__isnull=False).select_related("model")
+    # (credit-scoring v3's explainability report is left for a person: its release request waits for it)
     expected = {(v.pk, "bias") for v in versions} | {
-        (v.pk, "explainability") for v in versions if v.format != "predictions_only"
+        (v.pk, "explainability")
+        for v in versions
+        if v.format != "predictions_only" and (v.model.name, v.number) != ("credit-scoring", 3)
     }
     runs = list(EvidenceRun.objects.select_related("version__model", "requested_by", "dataset"))
     assert {(r.version_id, r.kind) for r in runs if r.version_id and r.kind != "pii_scan"} == expected
@@ -121,3 +124,34 @@ def test_the_demo_gets_finished_evidence_of_every_kind_once_verified(django_capt
     copy = Dataset.objects.get(pk=customers.summary["scrubbed_dataset"]["id"])
     assert copy.source_id == customers.dataset_id and copy.status == "ready"
     assert copy.row_count == customers.dataset.row_count
+
+    # when: the run command's last background step puts releases in every state, twice
+    from apps.releases.models import PostReleaseReview, ReleaseRequest
+
+    call_command("demo_releases", "--wait", "0")
+    call_command("demo_releases", "--wait", "0")
+    drain()
+    # then: every state a release can be in before deployment, each judged by the shipped packs on that evidence
+    states = sorted(
+        (r.version.model.name, r.version.number, r.environment.name, r.status)
+        for r in ReleaseRequest.objects.select_related("version__model", "environment")
+    )
+    assert states == [
+        ("churn-predictor", 1, "production", "rejected"),
+        ("churn-predictor", 1, "staging", "cancelled"),
+        ("churn-predictor", 1, "staging", "expired"),
+        ("credit-scoring", 2, "production", "approved"),
+        ("credit-scoring", 2, "staging", "pending_approval"),
+        ("credit-scoring", 3, "staging", "pending_evidence"),
+        ("fraud-detector", 1, "production", "pending_approval"),
+        ("fraud-detector", 1, "staging", "approved"),
+        ("readmission-risk", 1, "production", "approved"),
+    ]
+    production = ReleaseRequest.objects.get(version__model__name="credit-scoring", environment__name="production")
+    assert production.revalidate_at is not None  # high risk in production: renewed within 12 months
+    assert {a.approver.username for a in production.approvals.all()} == {"bob", "carol"}
+    emergency = ReleaseRequest.objects.get(version__model__name="readmission-risk")
+    assert emergency.emergency and emergency.decision["allow"] is False  # blocked by HIPAA and fairness
+    assert PostReleaseReview.objects.get(release=emergency).status == "open"
+    waiting = ReleaseRequest.objects.get(version__model__name="credit-scoring", version__number=3)
+    assert [m["kind"] for m in waiting.decision["missing_evidence"]] == ["explainability"]

@@ -2,9 +2,9 @@
 
     python manage.py demo_releases [--wait 300]
 
-The run command starts it after ``demo_evidence``. It waits (up to ``--wait`` seconds) until the
-demo's evidence runs have finished, so that each request is judged on real reports by the shipped
-policy packs, then acts as the demo's people would, through the release services:
+The run command starts it after ``demo_evidence``. It waits (up to ``--wait`` seconds) until every
+demo version is verified and every evidence run has finished, so that each request is judged on real
+reports by the shipped policy packs, then acts as the demo's people would, through the release services:
 
 - fraud-detector v1 to staging: requested by priya, approved by bob (reviewer): ``approved``;
 - fraud-detector v1 to production: requested by priya with a change reference: ``pending_approval``
@@ -12,7 +12,7 @@ policy packs, then acts as the demo's people would, through the release services
 - credit-scoring v2 to production (high risk): approved by bob and carol (compliance officer), so it
   carries a revalidation date; to staging: waiting in carol's queue (the EU AI Act pack asks a
   compliance officer's approval of a high-risk model in every environment);
-- credit-scoring v3, registered now by the CI account without an explainability report:
+- credit-scoring v3, which demo_evidence leaves without an explainability report:
   ``pending_evidence`` (ask for the report on its page and the request moves on);
 - churn-predictor v1: rejected by carol in production, one request to staging left to expire and
   another cancelled by its requester;
@@ -24,27 +24,20 @@ Idempotent: once any release request exists it does nothing.
 
 from __future__ import annotations
 
-import io
 import time
 
 from django.core.management.base import BaseCommand
 from django.test.utils import override_settings
 
-from apps.accounts.models import ServiceAccount, User
-from apps.accounts.principals import principal_for_service_account, principal_for_user
+from apps.accounts.models import User
+from apps.accounts.principals import principal_for_user
 from apps.audit import context
-from apps.demo import artifacts
 from apps.evidence.choices import FINISHED
 from apps.evidence.models import EvidenceRun
-from apps.registry import services as registry
 from apps.registry.choices import VersionStatus
 from apps.registry.models import ModelVersion
 from apps.releases import services as releases
 from apps.releases.models import ReleaseRequest
-
-from .demo_load import MODELS
-
-CREDIT = next(spec for spec in MODELS if spec["name"] == "credit-scoring")
 
 
 class Command(BaseCommand):
@@ -59,10 +52,9 @@ class Command(BaseCommand):
             self.stdout.write("demo releases: already there")
             return
         deadline = time.monotonic() + options["wait"]
-        if not self._wait(deadline, lambda: not EvidenceRun.objects.exclude(status__in=FINISHED).exists()):
+        if not self._wait(deadline, _settled):
             self.stderr.write("demo releases: evidence still running; the requests are judged on what is there")
         people = {u.username: principal_for_user(u) for u in User.objects.filter(username__in=PEOPLE)}
-        ci = principal_for_service_account(ServiceAccount.objects.get(name="ci-credit"))
         priya, bob, carol, dave, mark = (people[n] for n in ("priya", "bob", "carol", "dave", "mark"))
 
         def ask(actor, model, number, environment, justification, **kw):
@@ -134,12 +126,7 @@ class Command(BaseCommand):
             emergency=True,
         )
 
-        version = self._third_credit_version(ci)
-        if self._wait(deadline, lambda: _status(version) != VersionStatus.PENDING_VERIFICATION):
-            if _status(version) == VersionStatus.READY:
-                ask(priya, "credit-scoring", version.number, "staging", "Retrained on 2025 applications.")
-        else:
-            self.stderr.write(f"{version}: not verified in time, no release requested")
+        ask(priya, "credit-scoring", 3, "staging", "Retrained on 2025 applications.")
 
     def _wait(self, deadline: float, done) -> bool:
         while not done():
@@ -148,29 +135,11 @@ class Command(BaseCommand):
             time.sleep(1)
         return True
 
-    def _third_credit_version(self, ci) -> ModelVersion:
-        """A new credit-scoring version from CI: its default evidence (bias, PII) is asked for when it is
-        verified, but no explainability report, which the EU AI Act pack asks of a high-risk model."""
-        data = artifacts.make_data(100, CREDIT["columns"])
-        model = ModelVersion.objects.filter(model__name="credit-scoring").order_by("number").first()
-        return registry.version_create(
-            actor=ci,
-            model_name="credit-scoring",
-            artifact=io.BytesIO(artifacts.skops_gradient_boosting(data, 107)),
-            format="skops",
-            description="skops model retrained on 2025 applications",
-            metrics={"auc": 0.83, "accuracy": 0.77},
-            source_repository="https://git.example.com/credit-risk/credit-scoring",
-            source_commit="7d3f" * 10,
-            ci_run_url="https://ci.example.com/credit-scoring/runs/1007",
-            training_dataset_ids=list(model.training_datasets.values_list("pk", flat=True)),
-            evaluation_dataset_id=model.evaluation_dataset_id,
-            model_card=dict(model.model_card),
-        )
-
 
 PEOPLE = ("priya", "bob", "carol", "dave", "mark")
 
 
-def _status(version: ModelVersion) -> str:
-    return ModelVersion.objects.values_list("status", flat=True).get(pk=version.pk)
+def _settled() -> bool:
+    """Every demo version verified and every evidence run finished."""
+    verifying = ModelVersion.objects.filter(status=VersionStatus.PENDING_VERIFICATION).exists()
+    return not verifying and not EvidenceRun.objects.exclude(status__in=FINISHED).exists()
