@@ -171,29 +171,47 @@ def _http(method: str, url: str, body: bytes, content_type: str, timeout: float)
         return exc.code, exc.read().decode("utf-8", errors="replace")
 
 
+def _push_module(base: str, source: str, sha256: str, timeout: float) -> None:
+    status, text = _http("PUT", f"{base}/v1/policies/assay-{sha256}", source.encode(), "text/plain", timeout)
+    if status >= 400:
+        raise EvaluationError(f"OPA refused the module ({status}): {text[:300]}")
+    with _pushed_lock:
+        _pushed.add((base, sha256))
+
+
 def _query_opa(base_url: str, source: str, sha256: str, package: str, document: dict) -> Any:
-    """PUT the module to OPA's Policy API (once per sha256) and POST the input to its Data API."""
+    """PUT the module to OPA's Policy API (once per sha256 and server) and POST the input to its Data API.
+
+    An undefined answer for a module pushed earlier means the server lost it (a restart without
+    bundles): the module is pushed again and the query repeated, once.
+    """
     base = base_url.rstrip("/")
     timeout = float(getattr(settings, "ASSAY_OPA_TIMEOUT_SECONDS", 5))
+    body = json.dumps({"input": document}).encode()
+    path = f"{base}/v1/data/{package.replace('.', '/')}"
     try:
         with _pushed_lock:
             pushed = (base, sha256) in _pushed
         if not pushed:
-            status, text = _http("PUT", f"{base}/v1/policies/assay-{sha256}", source.encode(), "text/plain", timeout)
-            if status >= 400:
-                raise EvaluationError(f"OPA refused the module ({status}): {text[:300]}")
-            with _pushed_lock:
-                _pushed.add((base, sha256))
-        body = json.dumps({"input": document}).encode()
-        status, text = _http("POST", f"{base}/v1/data/{package.replace('.', '/')}", body, "application/json", timeout)
+            _push_module(base, source, sha256, timeout)
+        status, text = _http("POST", path, body, "application/json", timeout)
+        result = _opa_result(status, text)
+        if result is None and pushed:
+            _push_module(base, source, sha256, timeout)
+            result = _opa_result(*_http("POST", path, body, "application/json", timeout))
     except (urllib.error.URLError, OSError) as exc:
         raise EvaluationError(f"OPA server unreachable at {base}: {exc}")
+    return result
+
+
+def _opa_result(status: int, text: str) -> Any:
+    """The ``result`` of a Data API answer (None when the path is undefined)."""
     if status >= 400:
         raise EvaluationError(f"OPA answered {status}: {text[:300]}")
     try:
         return json.loads(text).get("result")
-    except ValueError:
-        raise EvaluationError(f"OPA answered with something that is not JSON: {text[:200]}")
+    except (ValueError, AttributeError):
+        raise EvaluationError(f"OPA answered with something that is not a JSON object: {text[:200]}")
 
 
 # --- the document ------------------------------------------------------------------------------
