@@ -256,6 +256,8 @@ def test_sox_production_needs_a_change_reference():
     assert result(policy_decide(version=version, environment=STAGING, release=no_ref), "sox.change_reference") == (
         "not_applicable"
     )
+    # before any release request (the gate, a dry-run) there is nothing to carry a reference yet
+    assert result(policy_decide(version=version, environment=PRODUCTION), "sox.change_reference") == "not_applicable"
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,21 @@ change_clause := "SOX Sec. 404 ITGC (change management)"
 sod_clause := "SOX Sec. 404 ITGC (segregation of duties)"
 
 rules := [
-	{"rule": "sox.change_reference", "clause": change_clause, "title": "A production release carries a change reference", "applies": production},
+	{"rule": "sox.change_reference", "clause": change_clause, "title": "A production release carries a change reference", "applies": production_release},
 	{"rule": "sox.segregation_of_duties", "clause": sod_clause, "title": "Requester, version author and approvers are distinct people", "applies": input.release != null},
 ]
 
-violations contains v if {
+# Judged on a release request: before there is one (a gate read, a dry-run) nothing carries a reference yet,
+# and the gate answers that a release is required.
+default production_release := false
+
+production_release if {
 	production
+	input.release != null
+}
+
+violations contains v if {
+	production_release
 	not has_change_reference
 	v := {
 		"rule": "sox.change_reference",
