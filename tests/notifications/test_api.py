@@ -212,3 +212,24 @@ def test_allowed_hosts_are_for_admins(anon_client, nobody, olga, auditor, ada, a
     assert mark.actions(action="webhook_host.removed", outcome="success") == ["webhook_host.removed"]
     assert not AllowedWebhookHost.objects.exists()
     assert ada.delete(one).status_code == 404
+
+
+def test_the_deliveries_list_query_count_does_not_grow_with_deliveries(
+    olga, hook, team, deliver, django_assert_max_num_queries
+):
+    from apps.notifications import events
+
+    # given a webhook with 12 delivered events, each with its attempt
+    webhook, _ = hook
+    for n in range(12):
+        events.emit(event="evidence.completed", team_id=team.pk, payload={"n": n})
+    for delivery in WebhookDelivery.objects.filter(webhook=webhook):
+        deliver(delivery)
+    # when the deliveries are listed
+    # (token with its grants, the token's last use, webhook, count, page of deliveries, their attempts)
+    with django_assert_max_num_queries(6):
+        response = olga.get(f"/api/v1/webhooks/{webhook.public_id}/deliveries/")
+    # then every delivery is there with its attempt, in a fixed number of queries
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == 12 and all(len(d["attempts"]) == 1 for d in results)

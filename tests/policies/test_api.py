@@ -260,3 +260,29 @@ def test_a_pack_failing_at_evaluation_blocks_with_a_clear_violation(officer_clie
     failure = next(v for v in decision["violations"] if v["pack"] == "loan-limits")
     assert failure["rule"] == "loan_limits.evaluation_error" and failure["severity"] == "blocking"
     assert "could not be evaluated" in failure["message"]
+
+
+def test_the_pack_list_query_count_does_not_grow_with_packs_or_versions(
+    api_client_for, make_user, officer, django_assert_max_num_queries
+):
+    from apps.accounts.principals import principal_for_user
+    from apps.policies import services
+
+    # given ten custom packs besides the shipped ones, each with two versions
+    actor = principal_for_user(officer)
+    for n in range(10):
+        name = f"limits-{n}"
+        source = GOOD.replace("assay.loan_limits", f"assay.limits_{n}")
+        services.policy_pack_create(actor=actor, name=name, source=source)
+        services.policy_pack_version_create(actor=actor, name=name, source=source + "\n# v2\n")
+    client = api_client_for(make_user("viewer"))
+    client.get("/api/v1/policies/")  # the token's first use is recorded once
+    # when
+    with django_assert_max_num_queries(5):
+        response = client.get("/api/v1/policies/")
+    # then every pack is listed with its latest version
+    assert response.status_code == 200
+    body = response.json()
+    packs = body["results"] if isinstance(body, dict) else body
+    custom = [p for p in packs if p["name"].startswith("limits-")]
+    assert len(custom) == 10
