@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q
 
 from apps.audit.models import AuditEvent
 from apps.evidence.choices import EvidenceKind, RunStatus
@@ -121,8 +122,11 @@ def _explain(run: EvidenceRun) -> dict:
 def _access(version: ModelVersion) -> dict:
     """Who can read the model: named teams (team or model grants) and broad global grants."""
     model = version.model
+    # Only the bindings that can reach this model: global ones, its team's and its own (not every binding).
     bindings = RoleBinding.objects.select_related("team", "user", "service_account").filter(
-        scope_type__in=[ScopeType.GLOBAL, ScopeType.TEAM, ScopeType.MODEL]
+        Q(scope_type=ScopeType.GLOBAL)
+        | Q(scope_type=ScopeType.TEAM, scope_team_id=model.owner_team_id)
+        | Q(scope_type=ScopeType.MODEL, scope_model_id=model.pk)
     )
     teams, broad = {model.owner_team.name}, []
     for b in bindings:
