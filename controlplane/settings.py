@@ -83,6 +83,11 @@ def database_from_url(url: str) -> dict:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
 
 
+# PostgreSQL: the hot path's few statements are prepared once per connection (apps/core/postgresql).
+# Turn off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+# transaction mode).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 VAR_DIR = Path(env("ASSAY_VAR_DIR", str(BASE_DIR / "var")))
 
@@ -314,6 +319,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apps.audit import context
+from apps.core.models import hot_cursor
 
 from . import tokens
 from .models import ApiToken, ServiceAccount, User
@@ -71,7 +72,7 @@ class _TokenLookup:
     def fetch(self, token_id: str) -> tuple[ApiToken | None, list]:
         """The token (None if unknown) and its subject's grant rows."""
         connection = connections[self.alias]
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:  # prepared on PostgreSQL: every API request runs it
             cursor.execute(self.sql, [token_id])
             rows = cursor.fetchall()
         if not rows:

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
-from apps.core.models import defer_insert
+from apps.core.models import Row, defer_insert
 from apps.core.principals import Principal
 
 from . import context
@@ -149,7 +149,8 @@ def _insert(event: AuditEvent) -> None:
         params.append(field.get_db_prep_save(value, connection) if field is not None else value)
     event._state.adding = False
     event._state.db = connection.alias
-    if defer_insert(connection.alias, _insert_sql(), params, lambda pk: setattr(event, "pk", pk)):
+    row = Row("audit_event", _INSERT_COLUMNS, params, "id", lambda pk: setattr(event, "pk", pk))
+    if defer_insert(connection.alias, row):
         return  # written with the rows of its change, in one statement (apps.core.models.written_together)
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(), params)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextvars
+import datetime
+import decimal
+import json
+import math
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from psycopg.types.json import Json, Jsonb
 
 
 class TimestampedModel(models.Model):
@@ -42,8 +48,6 @@ class PreparedInsert:
         self._built: dict[str, tuple[str, list]] = {}
 
     def _build(self, alias: str) -> tuple[str, list]:
-        from django.db import connections
-
         connection = connections[alias]
         meta = self.model._meta
         fields = [f for f in meta.local_concrete_fields if self.with_pk or f is not meta.auto_field]
@@ -52,22 +56,22 @@ class PreparedInsert:
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
             f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
         )
-        return sql, fields
+        return sql, fields, tuple(f.column for f in fields)
 
     def create(self, **values) -> models.Model:
-        from django.db import connections, router
-
         obj = self.model(**values)
         alias = router.db_for_write(self.model)
         built = self._built.get(alias)
         if built is None:
             built = self._built[alias] = self._build(alias)
-        sql, fields = built
+        sql, fields, columns = built
         connection = connections[alias]
         params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
         obj._state.adding = False
         obj._state.db = alias
-        if defer_insert(alias, sql, params, lambda pk: setattr(obj, "pk", pk)):
+        meta = self.model._meta
+        row = Row(meta.db_table, columns, params, meta.pk.column, lambda pk: setattr(obj, "pk", pk))
+        if defer_insert(alias, row):
             return obj  # written with the others at the end of written_together()
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -80,22 +84,33 @@ class PreparedInsert:
 # one statement instead of a transaction of three saves four round trips (BEGIN, two INSERTs, COMMIT).
 
 
+@dataclass(frozen=True)
+class Row:
+    """One row to INSERT: its table, its columns and their database values (``get_db_prep_save``'s)."""
+
+    table: str
+    columns: tuple[str, ...]
+    values: list
+    pk: str
+    set_pk: Callable[[object], None]
+
+
 @dataclass
 class _Together:
     alias: str
-    rows: list[tuple[str, list, Callable[[object], None]]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
 
 
 _together: contextvars.ContextVar[_Together | None] = contextvars.ContextVar("assay_written_together", default=None)
 
 
-def defer_insert(alias: str, sql: str, params: list, set_pk: Callable[[object], None]) -> bool:
-    """Inside ``written_together()`` on its database: keep an ``INSERT ... RETURNING <pk>`` for later, True."""
+def defer_insert(alias: str, row: Row) -> bool:
+    """Inside ``written_together()`` on its database: keep the row for the block's one statement, True."""
     together = _together.get()
     if together is None or together.alias != alias:
         return False
-    together.rows.append((sql, params, set_pk))
+    together.rows.append(row)
     return True
 
 
@@ -147,24 +162,99 @@ def written_together(using: str | None = None) -> Iterator[None]:
         transaction.on_commit(func, using=alias)
 
 
-def _write(connection, rows: list[tuple[str, list, Callable[[object], None]]]) -> None:
-    with connection.cursor() as cursor:
-        if len(rows) == 1:
-            cursor.execute(rows[0][0], rows[0][1])
-        else:
-            # Each INSERT is bound on its own, as the client-side binding cursor (Django's default)
-            # would bind it: psycopg caches the parsing of a statement of at most 50 parameters,
-            # and the three rows of a registration together have about 70. With server-side
-            # binding (no mogrify) the parameters go with the combined statement instead.
-            mogrify = getattr(cursor.cursor, "mogrify", None)
-            if mogrify is not None:
-                parts, params = [mogrify(sql, row_params) for sql, row_params, _ in rows], None
-            else:
-                parts, params = [sql for sql, _, _ in rows], [p for _, row_params, _ in rows for p in row_params]
-            ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts))
-            cursor.execute(
-                f"WITH {ctes} SELECT " + ", ".join(f"(SELECT * FROM w{i})" for i in range(len(rows))), params
+def hot_cursor(connection):
+    """A cursor for the hot path's fixed statements: prepared on PostgreSQL (see
+    ``apps.core.postgresql``), an ordinary cursor elsewhere. Its statements bind their
+    parameters on the server: one ``%s`` per value, no client-side formatting."""
+    prepared = getattr(connection, "prepared_cursor", None)
+    return prepared() if prepared is not None else connection.cursor()
+
+
+# The statement of written_together(): each row travels as one JSON document, which PostgreSQL
+# turns into the table's row type (json_populate_record). Whatever the rows' values, the text is
+# the same for the same tables and columns, so it is prepared once per connection, its plan kept,
+# and the driver binds three parameters instead of some seventy.
+_together_sql: dict[tuple, str] = {}
+
+
+def _together_statement(connection, rows: list[Row]) -> str:
+    key = tuple((row.table, row.columns, row.pk) for row in rows)
+    sql = _together_sql.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        inserts = []
+        for row in rows:
+            table, columns = quote(row.table), ", ".join(quote(c) for c in row.columns)
+            inserts.append(
+                f"INSERT INTO {table} ({columns}) SELECT {columns}"
+                f" FROM json_populate_record(NULL::{table}, %s::json) RETURNING {quote(row.pk)}"
             )
+        if len(inserts) == 1:
+            sql = inserts[0]
+        else:
+            ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(inserts))
+            sql = f"WITH {ctes} SELECT " + ", ".join(f"(SELECT * FROM w{i})" for i in range(len(inserts)))
+        sql = _together_sql.setdefault(key, sql)
+    return sql
+
+
+_encode_str = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _encode_float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(value)
+    return '"NaN"' if value != value else ('"Infinity"' if value > 0 else '"-Infinity"')
+
+
+def _encode_json(value) -> str:  # a JSONField's value, dumped with the field's own encoder
+    return (value.dumps or json.dumps)(value.obj)
+
+
+def _encode_isoformat(value) -> str:
+    return f'"{value.isoformat()}"'
+
+
+def _encode_str_of(value) -> str:
+    return f'"{value}"'
+
+
+# Each type a database value can have here, and its JSON text (by exact type: bool is not int).
+_JSON_TEXT: dict[type, Callable[[object], str]] = {
+    str: _encode_str,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda value: "null",
+    float: _encode_float,
+    Json: _encode_json,
+    Jsonb: _encode_json,
+    datetime.datetime: _encode_isoformat,
+    datetime.date: _encode_isoformat,
+    datetime.time: _encode_isoformat,
+    uuid.UUID: _encode_str_of,
+    decimal.Decimal: _encode_str_of,
+}
+
+
+def _json_value(value) -> str:
+    """One database value (as ``get_db_prep_save`` gives it) as JSON text for ``json_populate_record``."""
+    encode = _JSON_TEXT.get(type(value))
+    if encode is None:  # a subclass, such as a TextChoices member (a str): encoded as its base
+        base = next((t for t in type(value).__mro__ if t in _JSON_TEXT), None)
+        if base is None:
+            raise TypeError(f"{type(value).__name__} values cannot be written together (apps.core.models._JSON_TEXT)")
+        encode = _JSON_TEXT[type(value)] = _JSON_TEXT[base]
+    return encode(value)
+
+
+def _record(row: Row) -> str:
+    return "{" + ",".join([f'"{c}":{_json_value(v)}' for c, v in zip(row.columns, row.values, strict=True)]) + "}"
+
+
+def _write(connection, rows: list[Row]) -> None:
+    sql = _together_statement(connection, rows)
+    with hot_cursor(connection) as cursor:
+        cursor.execute(sql, [_record(row) for row in rows])
         keys = cursor.fetchone()
-    for (_, _, set_pk), key in zip(rows, keys, strict=True):
-        set_pk(key)
+    for row, key in zip(rows, keys, strict=True):
+        row.set_pk(key)

@@ -101,3 +101,50 @@ def test_written_together_stores_what_one_insert_each_would():
     assert together.pk and together.pk != alone.pk
     assert row(together) == row(alone)
     assert isinstance(together.public_id, uuid.UUID)
+
+
+@pytest.mark.django_db
+def test_values_of_every_kind_are_written_together_exactly():
+    # given a job whose values are of every kind a row can hold: a choices member (a str
+    # subclass), text that JSON must escape, nested JSON, an exact time, a null, a number
+    from datetime import UTC, datetime
+
+    from apps.jobs.models import JobStatus
+
+    when = datetime(2026, 12, 3, 13, 45, 7, 123456, tzinfo=UTC)
+    values = {
+        "kind": "tests.kinds",
+        "status": JobStatus.RUNNING,
+        "progress": 42,
+        "message": 'a "quoted" \\ back\\slash,\nnew line, tab\t, ünïcødé and an emoji 🧪',
+        "params": {"nested": {"list": [1, 2.5, None, True], "text": "it's"}, "empty": {}},
+        "result": None,
+        "lease_expires_at": when,
+        "principal": ["a", "list", 3],
+    }
+
+    # when it is written together with another row
+    with written_together():
+        job = _new_job.create(**values)
+        audit.record(action="test.kinds", target=("job", "k", "k"))
+
+    # then the row holds exactly those values
+    stored = Job.objects.get(pk=job.pk)
+    for name, value in values.items():
+        assert getattr(stored, name) == value, name
+    assert stored.status == "running" and stored.lease_expires_at == when
+
+
+def test_json_text_for_values_outside_json():
+    """Floats JSON cannot spell go as the words PostgreSQL reads; a type with no rule is refused."""
+    import decimal
+
+    from apps.core.models import _json_value
+
+    assert [_json_value(v) for v in (float("inf"), float("-inf"), 0.1)] == ['"Infinity"', '"-Infinity"', "0.1"]
+    assert _json_value(float("nan")) == '"NaN"'
+    assert _json_value(decimal.Decimal("1.50")) == '"1.50"'
+    assert _json_value(uuid.UUID(int=1)) == '"00000000-0000-0000-0000-000000000001"'
+    assert (_json_value(True), _json_value(False), _json_value(None)) == ("true", "false", "null")
+    with pytest.raises(TypeError, match="bytes values cannot be written together"):
+        _json_value(b"raw")

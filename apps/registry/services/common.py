@@ -11,6 +11,7 @@ from django.db.models import Model, Q
 
 from apps.accounts.models import Team
 from apps.core.errors import ValidationFailed
+from apps.core.models import hot_cursor
 from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 
@@ -57,7 +58,7 @@ class RowByUniqueField:
             built = self._built[alias] = self._build(alias)
         sql, attnames, converters = built
         connection = connections[alias]
-        with connection.cursor() as cursor:
+        with hot_cursor(connection) as cursor:
             cursor.execute(sql, [self.field.get_db_prep_value(value, connection)])
             row = cursor.fetchone()
         if row is None:

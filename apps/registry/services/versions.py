@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from apps.audit import services as audit
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from apps.core.models import PreparedInsert, first_or_none, written_together
+from apps.core.models import PreparedInsert, first_or_none, hot_cursor, written_together
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
@@ -131,7 +131,9 @@ def _draw_sql(connection, *, own_transaction: bool) -> str:
         f" COALESCE((SELECT MAX(v.number) FROM {versions_table} v WHERE v.model_id = {models_table}.id), 0)) + 1"
         + (" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed" if relaxed else "")
         + f" WHERE {models_table}.id = %s AND NOT EXISTS (SELECT 1 FROM {versions_table} d"
-        f" WHERE d.model_id = %s AND d.sha256 = %s AND d.sha256 <> '' AND d.status <> %s)"
+        # The status is written out, not a parameter: the prepared statement's generic plan can then
+        # use the partial unique index on (model, sha256), whose condition names that status.
+        f" WHERE d.model_id = %s AND d.sha256 = %s AND d.sha256 <> '' AND d.status <> '{VersionStatus.INVALID.value}')"
         f" RETURNING last_version_number{version_id}"
     )
 
@@ -148,8 +150,8 @@ def _draw_number(model: RegisteredModel, digest: str) -> tuple[int, int | None, 
     sql = _draw_statements.get(key)
     if sql is None:
         sql = _draw_statements[key] = _draw_sql(connection, own_transaction=own_transaction)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [model.pk, model.pk, digest or "", VersionStatus.INVALID.value])
+    with hot_cursor(connection) as cursor:
+        cursor.execute(sql, [model.pk, model.pk, digest or ""])
         row = cursor.fetchone()
     if row is None:
         _refuse_duplicate(model, digest)  # names the version and its status
