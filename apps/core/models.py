@@ -32,6 +32,29 @@ def first_or_none(queryset):
     return rows[0] if rows else None
 
 
+# Field classes (exactly these, not subclasses) whose values of one Python type go to the database
+# unchanged: get_db_prep_save(pre_save(obj)) of such a value is the value itself.
+_AS_IS: dict[type, type] = {
+    **dict.fromkeys((models.CharField, models.TextField, models.SlugField), str),
+    **dict.fromkeys(
+        (
+            models.IntegerField,
+            models.SmallIntegerField,
+            models.BigIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveSmallIntegerField,
+            models.PositiveBigIntegerField,
+            models.AutoField,
+            models.BigAutoField,
+            models.ForeignKey,
+            models.OneToOneField,
+        ),
+        int,
+    ),
+    models.BooleanField: bool,
+}
+
+
 class PreparedInsert:
     """``Model.objects.create(**fields)`` for a hot path: the INSERT statement is built once per
     database, and each call only prepares the values (each field's ``pre_save`` and
@@ -45,7 +68,7 @@ class PreparedInsert:
     def __init__(self, model: type[models.Model], *, with_pk: bool = False) -> None:
         """``with_pk``: the caller gives the primary key (drawn from the table's sequence)."""
         self.model, self.with_pk = model, with_pk
-        self._built: dict[str, tuple[str, list]] = {}
+        self._built: dict[str, tuple[str, list, tuple[str, ...]]] = {}
 
     def _build(self, alias: str) -> tuple[str, list]:
         connection = connections[alias]
@@ -56,7 +79,10 @@ class PreparedInsert:
             f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
             f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(meta.pk.column)}"
         )
-        return sql, fields, tuple(f.column for f in fields)
+        # Per field: the Python types whose values its get_db_prep_save returns unchanged (and whose
+        # pre_save only reads the attribute), so create() can take them as they are.
+        plan = [(f, f.attname, _AS_IS.get(type(f))) for f in fields]
+        return sql, plan, tuple(f.column for f in fields)
 
     def create(self, **values) -> models.Model:
         obj = self.model(**values)
@@ -64,9 +90,17 @@ class PreparedInsert:
         built = self._built.get(alias)
         if built is None:
             built = self._built[alias] = self._build(alias)
-        sql, fields, columns = built
+        sql, plan, columns = built
         connection = connections[alias]
-        params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+        attrs = obj.__dict__
+        params = []
+        for f, attname, as_is in plan:
+            if as_is is not None:
+                value = attrs[attname]
+                if value is None or type(value) is as_is:
+                    params.append(value)
+                    continue
+            params.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
         obj._state.adding = False
         obj._state.db = alias
         meta = self.model._meta
@@ -198,57 +232,34 @@ def _together_statement(connection, rows: list[Row]) -> str:
     return sql
 
 
-_encode_str = json.JSONEncoder(ensure_ascii=False).encode
+_PRIMITIVE = frozenset({str, int, bool, type(None)})  # JSON as they are (exact types: not a subclass)
+_encode_record = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_FLOAT_WORDS = {math.inf: "Infinity", -math.inf: "-Infinity"}  # what PostgreSQL's float input reads
 
 
-def _encode_float(value: float) -> str:
-    if math.isfinite(value):
-        return repr(value)
-    return '"NaN"' if value != value else ('"Infinity"' if value > 0 else '"-Infinity"')
-
-
-def _encode_json(value) -> str:  # a JSONField's value, dumped with the field's own encoder
-    return (value.dumps or json.dumps)(value.obj)
-
-
-def _encode_isoformat(value) -> str:
-    return f'"{value.isoformat()}"'
-
-
-def _encode_str_of(value) -> str:
-    return f'"{value}"'
-
-
-# Each type a database value can have here, and its JSON text (by exact type: bool is not int).
-_JSON_TEXT: dict[type, Callable[[object], str]] = {
-    str: _encode_str,
-    int: int.__repr__,
-    bool: lambda value: "true" if value else "false",
-    type(None): lambda value: "null",
-    float: _encode_float,
-    Json: _encode_json,
-    Jsonb: _encode_json,
-    datetime.datetime: _encode_isoformat,
-    datetime.date: _encode_isoformat,
-    datetime.time: _encode_isoformat,
-    uuid.UUID: _encode_str_of,
-    decimal.Decimal: _encode_str_of,
-}
-
-
-def _json_value(value) -> str:
-    """One database value (as ``get_db_prep_save`` gives it) as JSON text for ``json_populate_record``."""
-    encode = _JSON_TEXT.get(type(value))
-    if encode is None:  # a subclass, such as a TextChoices member (a str): encoded as its base
-        base = next((t for t in type(value).__mro__ if t in _JSON_TEXT), None)
-        if base is None:
-            raise TypeError(f"{type(value).__name__} values cannot be written together (apps.core.models._JSON_TEXT)")
-        encode = _JSON_TEXT[type(value)] = _JSON_TEXT[base]
-    return encode(value)
+def _jsonable(value):
+    """A database value (as ``get_db_prep_save`` gives it) as a value the JSON encoder writes the
+    way ``json_populate_record`` reads it back into the column's type."""
+    if isinstance(value, Json | Jsonb):  # a JSONField's value
+        if value.dumps is None or value.dumps is json.dumps:
+            return value.obj
+        return json.loads(value.dumps(value.obj))  # the field's own encoder decides what it writes
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _FLOAT_WORDS.get(value, "NaN")
+    if isinstance(value, str | int):  # a subclass, such as a TextChoices member: written as its value
+        return value
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} values cannot be written together (apps.core.models._jsonable)")
 
 
 def _record(row: Row) -> str:
-    return "{" + ",".join([f'"{c}":{_json_value(v)}' for c, v in zip(row.columns, row.values, strict=True)]) + "}"
+    """The row as one JSON object, column by column."""
+    return _encode_record(
+        {c: v if type(v) in _PRIMITIVE else _jsonable(v) for c, v in zip(row.columns, row.values, strict=True)}
+    )
 
 
 def _write(connection, rows: list[Row]) -> None:

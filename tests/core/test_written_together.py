@@ -135,16 +135,28 @@ def test_values_of_every_kind_are_written_together_exactly():
     assert stored.status == "running" and stored.lease_expires_at == when
 
 
-def test_json_text_for_values_outside_json():
+def test_values_outside_json_are_written_as_postgresql_reads_them():
     """Floats JSON cannot spell go as the words PostgreSQL reads; a type with no rule is refused."""
     import decimal
+    from datetime import UTC, datetime
 
-    from apps.core.models import _json_value
+    from psycopg.types.json import Jsonb
 
-    assert [_json_value(v) for v in (float("inf"), float("-inf"), 0.1)] == ['"Infinity"', '"-Infinity"', "0.1"]
-    assert _json_value(float("nan")) == '"NaN"'
-    assert _json_value(decimal.Decimal("1.50")) == '"1.50"'
-    assert _json_value(uuid.UUID(int=1)) == '"00000000-0000-0000-0000-000000000001"'
-    assert (_json_value(True), _json_value(False), _json_value(None)) == ("true", "false", "null")
+    from apps.core.models import _jsonable
+    from apps.jobs.models import JobStatus
+
+    assert [_jsonable(v) for v in (float("inf"), float("-inf"), float("nan"), 0.1)] == [
+        "Infinity",
+        "-Infinity",
+        "NaN",
+        0.1,
+    ]
+    assert _jsonable(decimal.Decimal("1.50")) == "1.50"
+    assert _jsonable(uuid.UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
+    assert _jsonable(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006+00:00"
+    assert _jsonable(JobStatus.RUNNING) == "running"
+    # a JSON field's value is written by the field's own encoder
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    assert _jsonable(Jsonb({"at": when}, dumps=lambda o: '{"at": "by the encoder"}')) == {"at": "by the encoder"}
     with pytest.raises(TypeError, match="bytes values cannot be written together"):
-        _json_value(b"raw")
+        _jsonable(b"raw")

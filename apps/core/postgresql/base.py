@@ -32,6 +32,10 @@ class PreparedCursor(base.ServerBindingCursor):
     def execute(self, query, params=None, *, prepare=True, binary=None):
         return super().execute(query, params, prepare=prepare, binary=binary)
 
+    def close(self):
+        """Kept open: the connection's one prepared cursor serves every hot statement in turn
+        (each execute replaces the previous result); it goes with its connection."""
+
 
 class DatabaseOperations(base.DatabaseOperations):
     def last_executed_query(self, cursor, sql, params):
@@ -46,6 +50,7 @@ class DatabaseOperations(base.DatabaseOperations):
 class DatabaseWrapper(base.DatabaseWrapper):
     ops_class = DatabaseOperations
     _proved_at = float("-inf")
+    _prepared: PreparedCursor | None = None
 
     def get_connection_params(self):
         params = super().get_connection_params()
@@ -68,14 +73,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
         """
         self.close_if_health_check_failed()
         self.ensure_connection()
-        if self.connection.prepare_threshold is None:
+        connection = self.connection
+        if connection.prepare_threshold is None:
             return self.cursor()
-        with self.wrap_database_errors:
-            cursor = PreparedCursor(self.connection)
-            loader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, Format.TEXT)
-            if self.timezone != loader.timezone:
-                base.register_tzloader(self.timezone, cursor)
-            return self._prepare_cursor(cursor)
+        cursor = self._prepared
+        if cursor is None or cursor.connection is not connection:  # none yet, or a new connection's
+            with self.wrap_database_errors:
+                cursor = PreparedCursor(connection)
+                loader = connection.adapters.get_loader(base.TIMESTAMPTZ_OID, Format.TEXT)
+                if self.timezone != loader.timezone:
+                    base.register_tzloader(self.timezone, cursor)
+            self._prepared = cursor
+        return self._prepare_cursor(cursor)
 
     def _just_proved(self) -> bool:
         return (

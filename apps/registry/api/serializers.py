@@ -15,6 +15,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from apps.evidence.choices import EvidenceKind
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
 from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+from apps.registry.services.versions import version_url
 
 # ---------------------------------------------------------------------------------------------
 # Speed
@@ -301,11 +302,9 @@ class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
         }
 
     def get_url(self, obj) -> str:
-        return reverse(
-            "api:registry-version-detail",
-            kwargs={"name": obj.model.name, "number": obj.number},
-            request=self.context.get("request"),
-        )
+        path = version_url(obj.model.name, obj.number)
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 class DatasetOutput(serializers.ModelSerializer):

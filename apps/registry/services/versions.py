@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from apps.audit import services as audit
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -32,6 +33,7 @@ from .common import (
 from .retry import refuse_unless_stuck, restart_verification
 
 VERIFY_VERSION = "registry.verify_version"
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")
 
 
 class DuplicateArtifact(Conflict):
@@ -41,8 +43,25 @@ class DuplicateArtifact(Conflict):
     title = "Artifact already registered"
 
 
+_NAME_MARK, _NUMBER_MARK = "assay-name-mark", 987654321
+_version_paths: dict[str, tuple[str, str, str]] = {}  # script prefix -> the path around name and number
+
+
 def version_url(model_name: str, number: int) -> str:
-    return reverse("api:registry-version-detail", kwargs={"name": model_name, "number": number})
+    """The API path of a version: ``reverse()``'s answer, from a template built once per script
+    prefix (each registration answers with it twice). Model names are slugs, which the path
+    carries as they are; any other name takes ``reverse()`` itself."""
+    prefix = get_script_prefix()
+    parts = _version_paths.get(prefix)
+    if parts is None:
+        marked = reverse("api:registry-version-detail", kwargs={"name": _NAME_MARK, "number": _NUMBER_MARK})
+        head, rest = marked.split(_NAME_MARK)
+        middle, tail = rest.split(str(_NUMBER_MARK))
+        parts = _version_paths[prefix] = (head, middle, tail)
+    if not _SLUG.fullmatch(model_name) or type(number) is not int:
+        return reverse("api:registry-version-detail", kwargs={"name": model_name, "number": number})
+    head, middle, tail = parts
+    return f"{head}{model_name}{middle}{number}{tail}"
 
 
 def _refuse_duplicate(model: RegisteredModel, sha256: str) -> None:
