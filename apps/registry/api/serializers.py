@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import json
 
+from django.core.validators import MaxLengthValidator, MinLengthValidator, ProhibitNullCharactersValidator
 from django.utils.functional import cached_property
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 from rest_framework.utils.serializer_helpers import BindingDict
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from apps.evidence.choices import EvidenceKind
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
@@ -43,6 +45,117 @@ class FieldsBuiltOnce:
         for name, field in template.items():
             fields[name] = copy.copy(field)
         return fields
+
+
+class PlainJsonFastPath:
+    """Validate a plain JSON body without DRF's field-by-field walk, or decline.
+
+    ``fast_validated(data)`` returns what ``is_valid()`` would put in ``validated_data`` when
+    every value is of the plainest kind the field takes (a printable ASCII string without outer
+    spaces within the field's lengths, a choice, an int in range, a JSON object, a null where
+    allowed, or absent), and ``None`` for anything else, which then goes through DRF as before:
+    every error message still comes from DRF. On a version registration DRF's walk over the
+    fields was about a tenth of the request's CPU. ``tests/registry/test_fast_validation.py``
+    holds the two to each other. Only for serializers without ``validate`` methods.
+    """
+
+    @classmethod
+    def fast_validated(cls, data) -> dict | None:
+        plan = cls.__dict__.get("_fast_plan")
+        if plan is None:
+            plan = cls._fast_plan = _fast_plan(cls())
+        if type(data) is not dict:
+            return None
+        out = {}
+        for name, check, default in plan:
+            value = data.get(name, _ABSENT)
+            if value is _ABSENT:
+                if default is _DECLINE:
+                    return None
+                if default is not _ABSENT:
+                    out[name] = default() if callable(default) else default
+                continue
+            value = check(value)
+            if value is _DECLINE:
+                return None
+            out[name] = value
+        return out
+
+
+_ABSENT, _DECLINE = object(), object()
+# What DRF gives every CharField, all kept by a printable ASCII string within the lengths.
+_LENGTH_VALIDATORS = (
+    MaxLengthValidator,
+    MinLengthValidator,
+    ProhibitNullCharactersValidator,
+    ProhibitSurrogateCharactersValidator,
+)
+
+
+def _fast_plan(serializer) -> list:
+    """Per writable field: (name, check of a present value, what an absent one becomes)."""
+    plan = []
+    for name, field in serializer.fields.items():
+        if field.read_only:
+            continue
+        if field.required:
+            absent = _DECLINE  # DRF says what is missing
+        elif field.default is not serializers.empty:
+            absent = field.default
+        else:
+            absent = _ABSENT
+        plan.append((name, _fast_check(field), absent))
+    return plan
+
+
+def _fast_check(field):
+    allow_null = field.allow_null
+
+    def null_or(check):
+        def checked(value):
+            if value is None:
+                return None if allow_null else _DECLINE
+            return check(value)
+
+        return checked
+
+    kind = type(field)
+    if kind is serializers.CharField and field.trim_whitespace:
+        if not all(isinstance(v, _LENGTH_VALIDATORS) for v in field.validators):  # a check of its own
+            return lambda value: _DECLINE
+        longest, shortest, blank = field.max_length, field.min_length or 0, field.allow_blank
+
+        def text(value):
+            if type(value) is not str or not value.isascii() or not value.isprintable() or value.strip() != value:
+                return _DECLINE
+            if (not value and not blank) or (longest is not None and len(value) > longest) or len(value) < shortest:
+                return _DECLINE
+            return value
+
+        return null_or(text)
+    if kind is serializers.ChoiceField:
+        choices, blank = field.choice_strings_to_values, field.allow_blank
+
+        def choice(value):
+            if type(value) is not str:
+                return _DECLINE
+            if value == "":
+                return "" if blank else _DECLINE
+            return choices.get(value, _DECLINE)
+
+        return null_or(choice)
+    if kind is serializers.IntegerField:
+        lowest, highest = field.min_value, field.max_value
+
+        def integer(value):
+            if type(value) is not int or (lowest is not None and value < lowest):
+                return _DECLINE
+            return value if highest is None or value <= highest else _DECLINE
+
+        return null_or(integer)
+    if kind is JSONObjectField:
+        return null_or(lambda value: value if type(value) is dict else _DECLINE)
+    return lambda value: _DECLINE  # any other field: DRF decides
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,7 +562,7 @@ class VersionReferenceInput(_VersionFields):
     )
 
 
-class VersionCreateInput(FieldsBuiltOnce, VersionUploadInput, VersionReferenceInput):
+class VersionCreateInput(PlainJsonFastPath, FieldsBuiltOnce, VersionUploadInput, VersionReferenceInput):
     """What the service receives, whichever way the version came in."""
 
 

@@ -121,9 +121,12 @@ class VersionListCreateApi(GenericAPIView):
         responses={201: VersionOutput, **_UPLOAD_REFUSALS},
     )
     def post(self, request, name: str):
-        data = VersionCreateInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = _without_blanks(data.validated_data, "format", "sha256", "artifact_uri")
+        validated = VersionCreateInput.fast_validated(request.data)  # a plain JSON body; else DRF's checks
+        if validated is None:
+            data = VersionCreateInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            validated = data.validated_data
+        values = _without_blanks(validated, "format", "sha256", "artifact_uri")
         version = services.version_create(
             actor=request.principal,
             model_name=name,
