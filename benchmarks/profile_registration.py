@@ -194,6 +194,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--cpu", action="store_true", help="profile CPU time instead of wall time")
     parser.add_argument("--grep", default="", help="also list profile rows whose function matches these words")
+    parser.add_argument("--callers", action="store_true", help="with --grep: who calls those functions, and how often")
     parser.add_argument(
         "--client",
         choices=["wsgi", "test"],
@@ -264,6 +265,11 @@ def main() -> int:
         pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_stats(args.grep)
         print(f"\n== profile rows matching {args.grep!r}")
         print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:12000])
+        if args.callers:
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative").print_callers(args.grep)
+            print(f"\n== callers of {args.grep!r}")
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:12000])
     return 0
 
 
