@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,20 @@ def stored_files() -> list[str]:
 
 def upload(data: bytes, name: str = "model.bin") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="application/octet-stream")
+
+
+def register_reference(actor, *, model_name: str = "churn", bucket: str = "ml-exports", digest: str | None = None):
+    """Register a version of ``model_name`` by ``s3://`` reference, as CI does (the bucket must be allowed)."""
+    from apps.registry.services import versions
+
+    digest = digest or secrets.token_hex(32)
+    return versions.version_create(
+        actor=actor,
+        model_name=model_name,
+        artifact_uri=f"s3://{bucket}/{model_name}/{digest[:12]}/model.onnx",
+        sha256=digest,
+        format="onnx",
+    )
 
 
 def job_of(obj) -> Job:

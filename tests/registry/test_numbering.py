@@ -18,6 +18,7 @@ from apps.jobs.models import Job
 from apps.registry.models import ModelVersion, RegisteredModel
 from apps.registry.services import versions
 from tests.factories.registry import ModelVersionFactory
+from tests.registry.fixtures import register_reference
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,14 +31,7 @@ def _allowed_bucket(settings):
 
 
 def register(actor, digest: str | None = None) -> ModelVersion:
-    digest = digest or secrets.token_hex(32)
-    return versions.version_create(
-        actor=actor,
-        model_name="churn",
-        artifact_uri=f"s3://{BUCKET}/churn/{digest[:12]}/model.onnx",
-        sha256=digest,
-        format="onnx",
-    )
+    return register_reference(actor, bucket=BUCKET, digest=digest)
 
 
 def needs_postgresql() -> None:

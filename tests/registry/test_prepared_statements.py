@@ -6,13 +6,11 @@ tests read ``pg_prepared_statements`` on the test's own connection, so they need
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from django.db import connection
 
 from apps.registry.models import ModelVersion
-from apps.registry.services import versions
+from tests.registry.fixtures import register_reference
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,14 +25,7 @@ def _postgresql_and_bucket(settings):
 
 
 def register(actor) -> ModelVersion:
-    digest = secrets.token_hex(32)
-    return versions.version_create(
-        actor=actor,
-        model_name="churn",
-        artifact_uri=f"s3://{BUCKET}/churn/{digest[:12]}/model.onnx",
-        sha256=digest,
-        format="onnx",
-    )
+    return register_reference(actor, bucket=BUCKET)
 
 
 def prepared() -> dict[str, tuple[int, int]]:
