@@ -217,7 +217,8 @@ def main() -> int:
         register()
     print(f"== queries of one {args.mode} registration: {len(ctx.captured_queries)}")
     for i, q in enumerate(ctx.captured_queries, 1):
-        print(f"{i:>3}. {float(q['time']) * 1000:6.2f} ms  {(q['sql'] or '(a prepared statement whose text the debug cursor could not compose)')[:260]}")
+        sql = q["sql"] or "(a statement whose text the debug cursor could not compose)"
+        print(f"{i:>3}. {float(q['time']) * 1000:6.2f} ms  {sql[:260]}")
 
     # Wall time and database share over N requests (the debug cursor costs a little itself).
     db_time = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.negotiation import DefaultContentNegotiation
 
-_PLAIN_ACCEPTS = frozenset({"", "*/*", "application/json"})
+_PLAIN_ACCEPTS = frozenset({"*/*", "application/json"})  # no Accept header counts as */*, as in DRF
 
 
 class ContentNegotiation(DefaultContentNegotiation):
@@ -15,7 +15,7 @@ class ContentNegotiation(DefaultContentNegotiation):
     def select_renderer(self, request, renderers, format_suffix=None):
         if not format_suffix and renderers and renderers[0].media_type == "application/json":
             meta = request._request.META
-            if meta.get("HTTP_ACCEPT", "").strip() in _PLAIN_ACCEPTS and (
+            if meta.get("HTTP_ACCEPT", "*/*").strip() in _PLAIN_ACCEPTS and (
                 self.settings.URL_FORMAT_OVERRIDE not in request.query_params
             ):
                 return renderers[0], "application/json"
