@@ -26,6 +26,11 @@ class TimestampedModel(models.Model):
         abstract = True
 
 
+# The largest id a row can have (a BigAutoField's); a larger one in a request is refused as input, since
+# no database column holds it (SQLite's driver would fail on it rather than find nothing).
+MAX_ID = 2**63 - 1
+
+
 def first_or_none(queryset):
     """The row a unique lookup finds, or None: like ``.first()`` without the ORDER BY it compiles and sends."""
     rows = list(queryset.order_by()[:1])

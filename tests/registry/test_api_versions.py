@@ -302,3 +302,18 @@ def test_the_version_body_is_exactly_what_drf_builds_from_the_declared_fields(
         serializer = VersionOutput(version, context={"request": request})
         assert serializer.data == drf.ModelSerializer.to_representation(serializer, version)
     assert VersionOutput(rich, context={"request": request}).data["verification"]["status"] == "queued"
+
+
+@pytest.mark.parametrize("dataset_id", [10**30, 2**63])
+def test_a_dataset_id_no_database_column_can_hold_is_a_clear_400(contributor, api_client_for, model, dataset_id):
+    # when a body names an evaluation dataset id past any integer column
+    response = api_client_for(contributor).post(
+        f"/api/v1/models/{model.name}/versions/",
+        {"format": "predictions_only", "evaluation_dataset": dataset_id},
+        format="json",
+    )
+
+    # then it is a 400 naming the field, and no version was created
+    assert response.status_code == 400, response.content
+    assert "evaluation_dataset" in response.json()["errors"]
+    assert not model.versions.exists()

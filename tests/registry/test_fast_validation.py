@@ -22,6 +22,8 @@ CASES = [
     {"format": "predictions_only", "evaluation_dataset": True},
     {"format": "predictions_only", "evaluation_dataset": "7"},
     {"format": "predictions_only", "evaluation_dataset": 7.0},
+    {"format": "predictions_only", "evaluation_dataset": 10**1000},
+    {"format": "predictions_only", "evaluation_dataset": 2**63},
     {"format": ""},
     {"format": "pickle"},
     {"format": None},

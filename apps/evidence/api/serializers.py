@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun
 from apps.evidence.runs import run_progress
@@ -40,7 +41,11 @@ class EvidenceRequestInput(serializers.Serializer):
 
 class VersionEvidenceRequestInput(EvidenceRequestInput):
     dataset_id = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, help_text="Another dataset than the version's evaluation dataset."
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Another dataset than the version's evaluation dataset.",
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.core.models import MAX_ID
+
 
 class PackCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=64)
@@ -26,12 +28,12 @@ class BindingCreateInput(serializers.Serializer):
 
 class DryRunInput(serializers.Serializer):
     model = serializers.CharField()
-    version = serializers.IntegerField(min_value=1)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     environment = serializers.CharField()
     production = serializers.BooleanField(required=False, allow_null=True, default=None)
     pack = serializers.CharField(required=False, allow_blank=True, default="", help_text="Evaluate this pack...")
     pack_version = serializers.IntegerField(
-        required=False, allow_null=True, default=None, help_text="...at this version"
+        required=False, allow_null=True, default=None, max_value=MAX_ID, help_text="...at this version"
     )
     release = serializers.JSONField(required=False, allow_null=True, default=None)
 

@@ -14,6 +14,7 @@ from rest_framework.reverse import reverse
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
 from apps.registry.models import Dataset, ModelVersion, RegisteredModel
@@ -225,7 +226,7 @@ class IdListField(serializers.ListField):
     """A list of ids: a JSON list, repeated form fields, or one comma-separated form field."""
 
     def __init__(self, **kwargs):
-        super().__init__(child=serializers.IntegerField(min_value=1), **kwargs)
+        super().__init__(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), **kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, str):
@@ -544,7 +545,7 @@ class _VersionFields(serializers.Serializer):
     source_commit = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
     ci_run_url = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
     training_datasets = IdListField(required=False, default=list, help_text="Dataset ids.")
-    evaluation_dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    evaluation_dataset = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     model_card = JSONObjectField(required=False)
 
 
@@ -577,7 +578,9 @@ class _DatasetFields(serializers.Serializer):
     schema = SchemaField(required=False, help_text="Columns [{name, type, role}]; all features when omitted.")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     sha256 = serializers.CharField(required=False, allow_blank=True, max_length=71)
-    source = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text="Parent dataset id.")
+    source = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID, help_text="Parent dataset id."
+    )
 
 
 class DatasetUploadInput(_DatasetFields):
