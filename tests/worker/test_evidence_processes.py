@@ -20,7 +20,7 @@ from apps.demo import customers
 from apps.evidence import services as evidence
 from apps.evidence.models import EvidenceChunk, EvidenceRun
 from apps.jobs import services as jobs
-from apps.jobs.models import Job, JobStatus
+from apps.jobs.models import FINISHED, Job, JobStatus
 from apps.registry import services as registry
 from apps.registry.models import Dataset, ModelVersion
 from tests.registry.fixtures import upload
@@ -114,7 +114,8 @@ def test_an_explainability_run_whose_worker_is_killed_resumes_on_another_worker(
     assert run.status == "succeeded", run.error
     assert run.summary["method"] == "permutation" and run.summary["additivity"]["passed"]
     assert run.summary["n_rows_explained"] == 80
-    job = Job.objects.get(pk=run.job_id)
+    # the job is marked finished just after its task has finished the run
+    job = wait_for("the run's job to finish", lambda: Job.objects.filter(pk=run.job_id, status__in=FINISHED).first())
     assert job.attempts == 2 and job.status == JobStatus.SUCCEEDED
     actions = list(
         AuditEvent.objects.filter(target_id=str(run.public_id)).order_by("id").values_list("action", flat=True)
@@ -161,7 +162,11 @@ def test_a_chunked_pii_scan_on_two_workers_equals_the_single_pass(shared_storage
         (100, 200, "succeeded"),
         (200, 300, "succeeded"),
     ]
-    assert {Job.objects.get(pk=c.job_id).status for c in chunks} == {JobStatus.SUCCEEDED}
+    # the last chunk's job merges the run inside its task and is marked finished just after
+    # returning, so the run can read succeeded a moment before that job does
+    chunk_jobs = Job.objects.filter(pk__in=[c.job_id for c in chunks])
+    wait_for("the chunks' jobs to finish", lambda: not chunk_jobs.exclude(status__in=FINISHED).exists(), timeout=30)
+    assert {job.status for job in chunk_jobs} == {JobStatus.SUCCEEDED}
     assert AuditEvent.objects.filter(action="evidence_run.succeeded", target_id=str(run.public_id)).count() == 1
     # and the merged summary is the one a single pass over the same file gives
     from worker import compute
