@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.models import after_commit
+from apps.core.models import after_commit, hot_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -326,29 +326,32 @@ def _try_lock(blocking: bool) -> bool:
     """
     if connection.vendor != "postgresql":
         return True
-    with connection.cursor() as cursor:
-        if blocking:
-            cursor.execute("SELECT pg_advisory_xact_lock(727274)")
-        else:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(727274)")
-            if not cursor.fetchone()[0]:
-                return False
-        # Walk the unsealed-events index in order rather than through a bitmap: a plain index scan
-        # marks the entries of rows sealed earlier (dead old versions) as dead as it passes them,
-        # so the next seal skips them instead of revisiting every one until the next VACUUM.
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        return True
+    # The same statement turns bitmap scans off for the rest of the transaction, so the sealer walks
+    # the unsealed-events index in order: a plain index scan marks the entries of rows sealed earlier
+    # (dead old versions) as dead as it passes them, so the next seal skips them instead of
+    # revisiting every one until the next VACUUM. (Harmless when the lock is not taken: the
+    # transaction ends at once.) The head is read in a later statement, whose snapshot is taken
+    # after the lock: a snapshot taken before it could miss the seal of the lock's last holder.
+    lock = "pg_advisory_xact_lock" if blocking else "pg_try_advisory_xact_lock"
+    with hot_cursor(connection) as cursor:
+        cursor.execute(f"SELECT {lock}(727274), set_config('enable_bitmapscan', 'off', true)")
+        return blocking or cursor.fetchone()[0] is True
+
+
+# The sealer's statements on PostgreSQL have fixed texts, prepared once per connection
+# (apps.core.models.hot_cursor); the seals of a batch travel as four arrays.
+_PG_SEAL = (
+    "UPDATE audit_event AS a SET seq = v.seq, prev_hash = v.prev, hash = v.h, sealed_at = %s "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS v(id, seq, prev, h) WHERE a.id = v.id"
+)
+_HEAD = "SELECT seq, hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
 
 
 def _write_seals(cursor, updates: list[tuple], now) -> None:
     if connection.vendor == "postgresql":
         # One statement per batch; the row trigger still checks every row.
-        values = ",".join(["(%s::bigint,%s::bigint,%s,%s)"] * len(updates))
-        cursor.execute(
-            "UPDATE audit_event AS a SET seq = v.seq, prev_hash = v.prev, hash = v.h, sealed_at = %s "
-            f"FROM (VALUES {values}) AS v(id, seq, prev, h) WHERE a.id = v.id",
-            [now, *(x for u in updates for x in u)],
-        )
+        ids, seqs, prevs, hashes = (list(column) for column in zip(*updates, strict=True))
+        cursor.execute(_PG_SEAL, [now, ids, seqs, prevs, hashes])
         return
     cursor.executemany(
         "UPDATE audit_event SET seq = %s, prev_hash = %s, hash = %s, sealed_at = %s WHERE id = %s",
@@ -367,15 +370,15 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
     Returns the number sealed.
     """
     total = 0
+    select = _select_sql("seq IS NULL", "id", f"LIMIT {int(batch)}")
     while True:
         with transaction.atomic():
             if not _try_lock(blocking):
                 return total
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT seq, hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
+            with hot_cursor(connection) as cursor:
+                cursor.execute(_HEAD)
                 head = cursor.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, GENESIS)
-                select = _select_sql("seq IS NULL", "id", f"LIMIT {int(batch)}")
                 for _ in range(10):  # bounded, so one transaction never grows without end under load
                     cursor.execute(select)
                     rows = cursor.fetchall()

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
-from apps.core.models import Row, defer_insert
+from apps.core.models import Row, defer_insert, insert_row
 from apps.core.principals import Principal
 
 from . import context
@@ -100,68 +101,73 @@ def record(
     actor = actor or ctx.principal or Principal.system()
     target_type, target_id, target_name = describe(target)
     related_type, related_id, _ = describe(related)
-    event = AuditEvent(
-        occurred_at=timezone.now(),
-        actor_type=actor.kind,
-        actor_id="" if actor.id is None else str(actor.id),
-        actor_name=_text(actor.name[:255]),
-        token_id=_text(actor.token_id or ""),
-        source=ctx.source,
-        client_ip=_text(ctx.client_ip or ""),
-        request_id=ctx.request_id,
-        action=_text(action),
-        outcome=outcome,
-        target_type=_text(target_type),
-        target_id=_text(target_id),
-        target_name=_text(target_name[:255]),
-        related_type=_text(related_type),
-        related_id=_text(related_id),
-        before=_normalise(before),
-        after=_normalise(after),
-        reason=_text(reason),
-        artifact_sha256=artifact_sha256 or "",
-    )
-    _insert(event)
+    values = {
+        "id": None,
+        "event_id": uuid.uuid4(),
+        "seq": None,  # the sealer's, with prev_hash, hash and sealed_at
+        "occurred_at": timezone.now(),
+        "actor_type": actor.kind,
+        "actor_id": "" if actor.id is None else str(actor.id),
+        "actor_name": _text(actor.name[:255]),
+        "token_id": _text(actor.token_id or ""),
+        "source": ctx.source,
+        "client_ip": _text(ctx.client_ip or ""),
+        "request_id": ctx.request_id,
+        "action": _text(action),
+        "outcome": outcome,
+        "target_type": _text(target_type),
+        "target_id": _text(target_id),
+        "target_name": _text(target_name[:255]),
+        "related_type": _text(related_type),
+        "related_id": _text(related_id),
+        "before": _normalise(before),
+        "after": _normalise(after),
+        "reason": _text(reason),
+        "artifact_sha256": artifact_sha256 or "",
+        "prev_hash": "",
+        "hash": "",
+        "sealed_at": None,
+    }
+    # Every field by position: the model's cheap path (no defaults looked up). A field added to
+    # AuditEvent and not given here is a KeyError on the first event, not a silently empty column.
+    event = AuditEvent(*[values[name] for name in _FIELD_NAMES])
+    _insert(event, values)
     if settings.ASSAY_AUDIT_SEAL_ON_COMMIT:
         seal_after_commit()
     return event
 
 
+_FIELD_NAMES = tuple(f.attname for f in AuditEvent._meta.concrete_fields)
 # Every column but the id and the sealer's NULLs (seq, sealed_at); prev_hash and hash go in empty.
 _INSERT_COLUMNS = tuple(
     f.column for f in AuditEvent._meta.concrete_fields if f.column not in ("id", "seq", "sealed_at")
 )
-_PREPARED = {
+# The typed columns, which go through their fields' own get_db_prep_save (UUID, UTC time, JSON).
+_TYPED = {
     f.column: f for f in AuditEvent._meta.concrete_fields if f.column in ("event_id", "occurred_at", "before", "after")
 }
+# Where the event cannot go as one JSON document (SQLite); see apps.core.models.insert_row.
+_INSERT_SQL = (
+    f"INSERT INTO audit_event ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING id"
+)
 
 
-def _insert(event: AuditEvent) -> None:
+def _insert(event: AuditEvent, values: dict) -> None:
     """INSERT one event with one statement: the ORM's ``save()`` machinery costs more than the rest of ``record()``.
 
-    The four typed columns go through their fields' own ``get_db_prep_save`` (UUID, UTC time, JSON),
-    so the row is exactly what ``AuditEvent.objects.create`` would have written.
+    The row is exactly what ``AuditEvent.objects.create`` would have written: the typed columns are
+    prepared by their fields, the text columns are written as they are.
     """
-    params = []
+    typed, params = _TYPED, []
     for column in _INSERT_COLUMNS:
-        value = getattr(event, column)
-        field = _PREPARED.get(column)
-        params.append(field.get_db_prep_save(value, connection) if field is not None else value)
+        field = typed.get(column)
+        params.append(values[column] if field is None else field.get_db_prep_save(values[column], connection))
     event._state.adding = False
     event._state.db = connection.alias
     row = Row("audit_event", _INSERT_COLUMNS, params, "id", lambda pk: setattr(event, "pk", pk))
-    if defer_insert(connection.alias, row):
-        return  # written with the rows of its change, in one statement (apps.core.models.written_together)
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), params)
-        event.pk = cursor.fetchone()[0]
-
-
-def _insert_sql() -> str:
-    return (
-        f"INSERT INTO audit_event ({', '.join(_INSERT_COLUMNS)}) "
-        f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING id"
-    )
+    if not defer_insert(connection.alias, row):  # else written with its change's rows (written_together)
+        insert_row(connection, row, _INSERT_SQL)
 
 
 def record_denial(exc: Any, *, request: Any = None) -> None:

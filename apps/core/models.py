@@ -110,11 +110,8 @@ class PreparedInsert:
         obj._state.db = alias
         meta = self.model._meta
         row = Row(meta.db_table, columns, params, meta.pk.column, lambda pk: setattr(obj, "pk", pk))
-        if defer_insert(alias, row):
-            return obj  # written with the others at the end of written_together()
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            obj.pk = cursor.fetchone()[0]
+        if not defer_insert(alias, row):  # else written with the others at the end of written_together()
+            insert_row(connection, row, sql)
         return obj
 
 
@@ -265,6 +262,18 @@ def _record(row: Row) -> str:
     return _encode_record(
         {c: v if type(v) in _PRIMITIVE else _jsonable(v) for c, v in zip(row.columns, row.values, strict=True)}
     )
+
+
+def insert_row(connection, row: Row, sql: str) -> None:
+    """INSERT one row now and give it its key. On PostgreSQL through the prepared JSON statement of
+    ``written_together()`` (one bound parameter, a kept plan); elsewhere with ``sql``, the plain
+    ``INSERT ... VALUES (%s, ...) RETURNING pk`` of the row's columns."""
+    if connection.vendor == "postgresql":
+        _write(connection, [row])
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, row.values)
+        row.set_pk(cursor.fetchone()[0])
 
 
 def _write(connection, rows: list[Row]) -> None:

@@ -80,3 +80,24 @@ def test_the_event_rolls_back_with_the_change_it_describes():
         raise RuntimeError("the change failed")
     # then
     assert AuditEvent.objects.count() == before
+
+
+def test_the_event_returned_is_the_row_stored_field_by_field():
+    # given an event with values of every kind: a UUID, an exact time, JSON and SQL NULL, text
+    actor = Principal(kind="user", id=5, name="Zoë", token_id="")
+    with transaction.atomic():
+        event = audit.record(
+            action="model.updated",
+            actor=actor,
+            target=("model", "9", "churn"),
+            before=None,
+            after={"tiers": ["high"], "n": 1.5, "nested": {"ok": True}},
+            reason="quarterly review",
+        )
+    # then what record() returned and what the database holds agree on every field but the sealer's
+    stored = AuditEvent.objects.get(pk=event.pk)
+    for field in AuditEvent._meta.concrete_fields:
+        if field.name in ("seq", "prev_hash", "hash", "sealed_at"):
+            continue
+        assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
+    assert stored.before is None and stored.occurred_at.tzinfo is not None
