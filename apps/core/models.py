@@ -201,7 +201,11 @@ def written_together(using: str | None = None) -> Iterator[None]:
 def hot_cursor(connection):
     """A cursor for the hot path's fixed statements: prepared on PostgreSQL (see
     ``apps.core.postgresql``), an ordinary cursor elsewhere. Its statements bind their
-    parameters on the server: one ``%s`` per value, no client-side formatting."""
+    parameters on the server: one ``%s`` per value, no client-side formatting.
+
+    On PostgreSQL it is the connection's one prepared cursor, shared by every hot statement
+    (the token lookup, the registration's, ``audit.record()``'s insert, the sealer's): fetch
+    what a statement returns before calling anything that may run another."""
     prepared = getattr(connection, "prepared_cursor", None)
     return prepared() if prepared is not None else connection.cursor()
 
