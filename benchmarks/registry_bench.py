@@ -1,4 +1,4 @@
-"""Registration benchmark: Assay on PostgreSQL under gunicorn, optionally against MLflow.
+"""Registration benchmark: Assay on PostgreSQL under Granian and gunicorn, optionally against MLflow.
 
 One run (``benchmarks/run.sh``, or this file with the project's virtualenv):
 
@@ -6,8 +6,11 @@ One run (``benchmarks/run.sh``, or this file with the project's virtualenv):
    creates a team, a user with the team-scoped ``contributor`` role, an API
    token (scopes ``read,registry:write``) and a model, through the operator
    commands (or the account services when a command is missing);
-2. for each gunicorn configuration (``sync:5`` = 2 x cores + 1 sync workers,
-   and ``gthread:5x4``) starts gunicorn with ``DJANGO_DEBUG=0`` and measures
+2. for each server configuration (by default ``granian:2x2``, Granian with one
+   worker per core of 2 threads each, as the README runs it in production, and
+   ``sync:5``, gunicorn with 2 x cores + 1 sync workers; also ``gthread:NxT``
+   and ``uwsgi:N``, see ``servers.ServerConfig``) starts the server with
+   ``DJANGO_DEBUG=0`` and measures
    version registrations per second with p50/p99 latency at 1, 8 and 32
    concurrent clients, (a) as JSON with an ``artifact_uri`` and a ``sha256``
    (storage ``s3://`` bucket referenced only) and (b) as a multipart upload of
@@ -127,7 +130,7 @@ def run_steps(
 
 
 def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer) -> dict:
-    """Every gunicorn configuration x both loads; returns {config: {load: [steps]}}."""
+    """Every server configuration x both loads; returns {config: {load: [steps]}}."""
     results: dict = {}
     scripts = work / "lua"
     scripts.mkdir(exist_ok=True)
@@ -142,9 +145,9 @@ def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer)
         results[config.label] = {}
         for load in args.loads:
             server_env = {**env, **storage_env(load, work)}
-            log(f"gunicorn {config.label} ({load}: ASSAY_STORAGE_URL={server_env['ASSAY_STORAGE_URL']})")
+            log(f"{config.label} ({load}: ASSAY_STORAGE_URL={server_env['ASSAY_STORAGE_URL']})")
             tag = f"{config.label}-{load}".replace(":", "-")
-            server = servers.start_gunicorn(config, server_env, work / "logs", tag)
+            server = servers.start_server(config, server_env, work / "logs", tag)
             try:
                 if not token_holder.get("model"):
                     status, data = http(
@@ -277,9 +280,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        type=lambda s: [servers.GunicornConfig.parse(x) for x in s.split(",")],
-        default=[servers.GunicornConfig("sync", 2 * cores + 1), servers.GunicornConfig("gthread", 2 * cores + 1, 4)],
-        help=f"gunicorn configurations, e.g. sync:{2 * cores + 1},gthread:{2 * cores + 1}x4",
+        type=lambda s: [servers.ServerConfig.parse(x) for x in s.split(",")],
+        default=[servers.ServerConfig("granian", cores, 2), servers.ServerConfig("sync", 2 * cores + 1)],
+        help=f"server configurations, e.g. granian:{cores}x2,sync:{2 * cores + 1},gthread:{2 * cores + 1}x4,uwsgi:5",
     )
     parser.add_argument("--loads", type=lambda s: s.split(","), default=["json", "multipart"], help="json,multipart")
     parser.add_argument(
@@ -378,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_audit:
         report["audit_bench"] = run_audit_bench(args, env)
     if not args.no_mlflow:
-        workers = next((c.workers for c in args.servers if c.worker_class == "sync"), args.servers[0].workers)
+        workers = next((c.workers for c in args.servers if c.kind == "sync"), args.servers[0].workers)
         try:
             report["mlflow"] = bench_mlflow(args, work, wrk, workers)
         except Exception as exc:  # the comparison is optional; say why it is missing

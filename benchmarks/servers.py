@@ -1,4 +1,4 @@
-"""The servers a benchmark run starts and stops: PostgreSQL databases, gunicorn, MLflow.
+"""The servers a benchmark run starts and stops: PostgreSQL databases, Granian, gunicorn, uWSGI, MLflow.
 
 Everything here listens on 127.0.0.1 only and is stopped by the process that
 started it (by its own process group), never by name.
@@ -181,56 +181,117 @@ class Server:
 
 
 @dataclass(frozen=True)
-class GunicornConfig:
-    """How gunicorn serves: ``sync:5`` (5 sync workers) or ``gthread:5x4`` (5 workers, 4 threads each)."""
+class ServerConfig:
+    """Which WSGI server serves and how.
 
-    worker_class: str
+    ``sync:5`` and ``gthread:5x4`` are gunicorn (5 sync workers; 5 workers of 4
+    threads), ``uwsgi:5`` is uWSGI with 5 processes speaking HTTP/1.1 with
+    keep-alive itself, ``granian:2x8`` is Granian with 2 workers of 8 blocking
+    threads each.
+    """
+
+    kind: str
     workers: int
     threads: int = 1
 
     @classmethod
-    def parse(cls, text: str) -> GunicornConfig:
+    def parse(cls, text: str) -> ServerConfig:
         kind, _, size = text.partition(":")
-        if kind == "sync":
-            return cls("sync", int(size or (2 * (os.cpu_count() or 1) + 1)))
-        if kind == "gthread":
+        default_workers = 2 * (os.cpu_count() or 1) + 1
+        if kind in ("sync", "uwsgi"):
+            return cls(kind, int(size or default_workers))
+        if kind in ("gthread", "granian"):
             workers, _, threads = (size or "").partition("x")
-            return cls("gthread", int(workers or (2 * (os.cpu_count() or 1) + 1)), int(threads or 4))
-        raise ValueError(f"unknown gunicorn config {text!r} (use sync:N or gthread:NxT)")
+            default = (os.cpu_count() or 1) if kind == "granian" else default_workers
+            return cls(kind, int(workers or default), int(threads or (8 if kind == "granian" else 4)))
+        raise ValueError(f"unknown server config {text!r} (use sync:N, gthread:NxT, uwsgi:N or granian:NxT)")
 
     @property
     def label(self) -> str:
-        return f"sync:{self.workers}" if self.worker_class == "sync" else f"gthread:{self.workers}x{self.threads}"
+        return f"{self.kind}:{self.workers}" if self.threads == 1 else f"{self.kind}:{self.workers}x{self.threads}"
+
+    def command(self, port: int, log: Path) -> list[str]:
+        """The command line that serves ``controlplane.wsgi`` on 127.0.0.1:``port``."""
+        bin_dir = Path(sys.executable).parent
+        app = "controlplane.wsgi:application"
+        if self.kind == "uwsgi":
+            if not (bin_dir / "uwsgi").exists():  # measured for comparison; not a project dependency
+                raise SystemExit(f"uwsgi is not installed: {bin_dir / 'pip'} install pyuwsgi")
+            return [
+                str(bin_dir / "uwsgi"),
+                "--http-socket",
+                f"127.0.0.1:{port}",
+                "--add-header",
+                "Connection: close",
+                "--module",
+                app,
+                "--master",
+                "--processes",
+                str(self.workers),
+                "--need-app",
+                "--die-on-term",
+                "--strict",
+                "--listen",
+                "1024",
+                "--harakiri",
+                "60",
+                "--buffer-size",
+                "32768",
+                "--disable-logging",
+                "--logto",
+                str(log),
+            ]
+        if self.kind == "granian":
+            return [
+                str(bin_dir / "granian"),
+                "--interface",
+                "wsgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(self.workers),
+                "--blocking-threads",
+                str(self.threads),
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+                app,
+            ]
+        cmd = [
+            str(bin_dir / "gunicorn"),
+            app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            self.kind,
+            "--backlog",
+            "2048",
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+            "--error-logfile",
+            str(log),
+        ]
+        if self.kind == "gthread":
+            cmd += ["--threads", str(self.threads)]
+        return cmd
 
 
-def start_gunicorn(config: GunicornConfig, env: dict, logs: Path, tag: str) -> Server:
-    """Start gunicorn on a free loopback port with the project's virtualenv and wait for /api/v1/health/."""
+def start_server(config: ServerConfig, env: dict, logs: Path, tag: str) -> Server:
+    """Start the WSGI server on a free loopback port with the project's virtualenv; wait for /api/v1/health/."""
     port = free_port()
-    log = logs / f"gunicorn-{tag}.log"
-    cmd = [
-        str(Path(sys.executable).with_name("gunicorn")),
-        "controlplane.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(config.workers),
-        "--worker-class",
-        config.worker_class,
-        "--backlog",
-        "2048",
-        "--timeout",
-        "60",
-        "--log-level",
-        "warning",
-        "--error-logfile",
-        str(log),
-    ]
-    if config.worker_class == "gthread":
-        cmd += ["--threads", str(config.threads)]
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    server = Server(f"gunicorn {config.label}", proc, f"http://127.0.0.1:{port}", log)
+    log = logs / f"{config.kind}-{tag}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            config.command(port, log), cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
+    server = Server(config.label, proc, f"http://127.0.0.1:{port}", log)
     try:
         wait_http(server.base_url + "/api/v1/health/", timeout_s=60, proc=proc, log=log)
     except Exception:

@@ -19,10 +19,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django.urls import path
 
 from apps.audit import context
@@ -31,6 +29,7 @@ from apps.jobs import services as jobs
 from apps.jobs.models import Job, JobStatus
 from controlplane import urls as root_urls
 from controlplane.celery import app
+from tests.support.db import database_url
 from tests.worker.job_fixtures import EnqueueSleepJobView, read_trace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,21 +86,6 @@ def purge_queue() -> int:
         except Exception as exc:  # the queue may not exist yet (RabbitMQ): nothing to drop
             sys.stderr.write(f"purge of the celery queue skipped: {exc!r}\n")
             return 0
-
-
-def database_url() -> str:
-    """The URL of the database this test runs on (pytest-django's test database), for the workers."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    if connection.vendor == "postgresql":
-        auth = quote(s["USER"] or "", safe="")
-        if s["PASSWORD"]:
-            auth += ":" + quote(s["PASSWORD"], safe="")
-        host = s["HOST"] or "localhost"
-        port = f":{s['PORT']}" if s["PORT"] else ""
-        return f"postgres://{auth}@{host}{port}/{quote(s['NAME'], safe='')}"
-    raise RuntimeError(f"no worker database URL for {connection.vendor}")
 
 
 class Workers:

@@ -1,0 +1,3 @@
+"""Fixtures of tests/core: the registry's contributor and model, for the test that serves the app with Granian."""
+
+from tests.registry.fixtures import contributor, model  # noqa: F401
