@@ -184,10 +184,12 @@ class Server:
 class ServerConfig:
     """Which WSGI server serves and how.
 
-    ``sync:5`` and ``gthread:5x4`` are gunicorn (5 sync workers; 5 workers of 4
-    threads), ``uwsgi:5`` is uWSGI with 5 processes speaking HTTP/1.1 with
-    keep-alive itself, ``granian:2x8`` is Granian with 2 workers of 8 blocking
-    threads each.
+    ``granian:2x2`` is Granian with 2 workers of 2 blocking threads each (the
+    production shape: a worker per core); ``sync:5`` and ``gthread:5x4`` are
+    gunicorn (5 sync workers; 5 workers of 4 threads); ``uwsgi:5`` is uWSGI with
+    5 processes speaking HTTP itself, closing the connection after each answer
+    (with keep-alive, a process serves one client until it disconnects and the
+    others starve, which wrk's latency figures hide).
     """
 
     kind: str
@@ -203,12 +205,13 @@ class ServerConfig:
         if kind in ("gthread", "granian"):
             workers, _, threads = (size or "").partition("x")
             default = (os.cpu_count() or 1) if kind == "granian" else default_workers
-            return cls(kind, int(workers or default), int(threads or (8 if kind == "granian" else 4)))
+            return cls(kind, int(workers or default), int(threads or (2 if kind == "granian" else 4)))
         raise ValueError(f"unknown server config {text!r} (use sync:N, gthread:NxT, uwsgi:N or granian:NxT)")
 
     @property
     def label(self) -> str:
-        return f"{self.kind}:{self.workers}" if self.threads == 1 else f"{self.kind}:{self.workers}x{self.threads}"
+        threaded = self.kind in ("gthread", "granian")
+        return f"{self.kind}:{self.workers}x{self.threads}" if threaded else f"{self.kind}:{self.workers}"
 
     def command(self, port: int, log: Path) -> list[str]:
         """The command line that serves ``controlplane.wsgi`` on 127.0.0.1:``port``."""
