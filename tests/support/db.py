@@ -21,7 +21,7 @@ from apps.audit import triggers
 @contextmanager
 def bypass_audit_triggers(connection=None):
     connection = connection or default_connection
-    if default_connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = replica")
         try:
