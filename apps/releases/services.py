@@ -187,7 +187,8 @@ def release_request_create(
 
     Needs ``releases.request`` (``releases.emergency`` for a break-glass request) on the version
     in that environment. Refused with 409 when the decision has blocking violations (unless
-    emergency), when the version is not ready, or when an open request exists. Writes
+    emergency), when the version is not ready, or when a live request (pending or approved) exists
+    (``LiveReleaseExists``, naming it; checked under the version's row lock). Writes
     ``release.requested`` (+ ``release.emergency_requested``, ``release.approved`` and
     ``post_release_review.opened`` for an emergency); emits ``release.requested`` and, when it
     waits for people, ``release.approval_needed``.
