@@ -276,3 +276,18 @@ def test_re_evaluation_and_the_gate_over_every_pair_of_states_that_may_coexist(
     body = response.json()
     assert body["allowed"] is False
     assert body["status"] == ("pending_approval" if live else newer)  # no live request: the newest one says why
+
+
+def test_a_second_request_through_the_api_is_a_problem_naming_the_live_one(api_client_for, requester, version):
+    client = api_client_for(requester)
+    body = {"model": "churn", "version": 1, "environment": "staging", "justification": "weekly refresh"}
+    first = client.post("/api/v1/releases/", body, format="json")
+    assert first.status_code == 201
+    second = client.post("/api/v1/releases/", body, format="json")
+    assert second.status_code == 409
+    assert second["Content-Type"].startswith("application/problem+json")
+    problem = second.json()
+    assert problem["code"] == "live_release_exists"
+    assert problem["live_release"] == {"id": first.json()["id"], "status": "pending_approval"}
+    assert first.json()["id"] in problem["detail"]
+    assert ReleaseRequest.objects.count() == 1
