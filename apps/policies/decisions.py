@@ -6,7 +6,8 @@ their answers into one ``PolicyDecision``. It writes nothing and checks no permi
 check ``policies.view`` / ``releases.view`` first.
 
 Approvals are bound to ``binding_digest``: the artifact's sha256, the digests of the evidence
-the decision saw, and the pack versions applied, never the approvals or the release context.
+the decision saw, the pack versions applied and the model facts the packs read
+(``facts_sha256``, see ``inputs.bound_facts``), never the approvals or the release context.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from . import engine
 from .catalog import PackInForce, packs_in_force
-from .inputs import build_input, environment_part, release_part
+from .inputs import bound_facts, build_input, canonical_sha256, environment_part, release_part
 
 RESULT_PASS, RESULT_FAIL, RESULT_WARNING, RESULT_NOT_APPLICABLE = "pass", "fail", "warning", "not_applicable"
 
@@ -50,17 +51,25 @@ class PolicyDecision:
     violations: tuple[Violation, ...]
     missing_evidence: tuple[dict, ...]  # {"kind", "subject", "reason", "rule"}
     required_approvals: tuple[RequiredApproval, ...]  # merged over packs: the max count per role
-    rules: tuple[dict, ...]  # {"rule","pack","clause","title","result","message"}
+    rules: tuple[dict, ...]  # {"rule","pack","clause","title","result","message"[, "approvals": [{role, count}]]}
     packs: tuple[dict, ...]  # {"name","version","sha256"} of each pack applied
     evidence: tuple[dict, ...]  # {"run","kind","subject","summary_sha256"} evidence seen
     artifact_sha256: str
     input: dict = field(compare=False)
 
     @property
+    def facts_sha256(self) -> str:
+        """sha256 over the model facts the packs read (``inputs.bound_facts``): raising the risk tier,
+        adding a data category or moving a fairness threshold is a different basis for approvals."""
+        return canonical_sha256(bound_facts(self.input or {}))
+
+    @property
     def binding_digest(self) -> str:
-        """sha256 over the artifact, the evidence digests and the pack versions (what approvals are bound to)."""
+        """sha256 over the artifact, the evidence digests, the pack versions and the model facts
+        (what approvals are bound to)."""
         body = {
             "artifact_sha256": self.artifact_sha256,
+            "facts_sha256": self.facts_sha256,
             "evidence": sorted(
                 [e["run"], e["kind"], e["summary_sha256"], e.get("review_sha256", "")] for e in self.evidence
             ),
@@ -88,6 +97,7 @@ class PolicyDecision:
             "packs": [dict(p) for p in self.packs],
             "evidence": [dict(e) for e in self.evidence],
             "artifact_sha256": self.artifact_sha256,
+            "facts_sha256": self.facts_sha256,
             "binding_digest": self.binding_digest,
             "input": self.input,
         }
@@ -114,6 +124,13 @@ def _rule_rows(pack: PackInForce, result: engine.PackResult, applied: bool) -> l
         failing.setdefault(m["rule"], []).append(
             {"severity": "blocking", "message": f"Missing evidence: {m['reason']}", "clause": ""}
         )
+    # A required approval names the rule that asks for it at the head of its reason ("rule: clause").
+    asks: dict[str, list[dict]] = {}
+    if applied:
+        for a in result.required_approvals:
+            if int(a.get("count") or 0) > 0:
+                rule_id = str(a.get("reason") or "").split(":", 1)[0].strip()
+                asks.setdefault(rule_id, []).append({"role": a["role"], "count": int(a["count"])})
     rows, declared = [], set()
     for rule in result.rules:
         declared.add(rule["rule"])
@@ -126,16 +143,18 @@ def _rule_rows(pack: PackInForce, result: engine.PackResult, applied: bool) -> l
             outcome, message = RESULT_WARNING, "; ".join(h["message"] for h in hits)
         else:
             outcome, message = RESULT_PASS, ""
-        rows.append(
-            {
-                "rule": rule["rule"],
-                "pack": pack.name,
-                "clause": rule["clause"],
-                "title": rule["title"],
-                "result": outcome,
-                "message": message,
-            }
-        )
+        row = {
+            "rule": rule["rule"],
+            "pack": pack.name,
+            "clause": rule["clause"],
+            "title": rule["title"],
+            "result": outcome,
+            "message": message,
+        }
+        if rule["rule"] in asks:
+            # The rule is met by people, not by the input: releases show it pending until they approve.
+            row["approvals"] = asks[rule["rule"]]
+        rows.append(row)
     if applied:
         for rule_id, hits in failing.items():
             if rule_id not in declared:

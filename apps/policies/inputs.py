@@ -267,6 +267,32 @@ def build_input(*, version: ModelVersion, environment: dict, release: dict | Non
     return document, seen
 
 
+# The version and dataset facts approvals are bound to besides the whole ``model`` part: what the
+# author declares and the packs read. Not the version's status or the datasets' scans (the
+# evidence digests cover scans; a status change shows in the rules), not ``access`` or ``audit``.
+BOUND_VERSION_FACTS = ("number", "sha256", "format", "metrics", "model_card", "lineage", "author")
+BOUND_DATASET_FACTS = ("id", "name", "role", "sha256", "columns", "scrubbed_from")
+
+
+def bound_facts(document: dict) -> dict:
+    """The model facts of an input document that approvals are bound to (``PolicyDecision.facts_sha256``).
+
+    Every field of the ``model`` part (risk tier, data categories, jurisdictions, fairness
+    thresholds, DPIA reference, human-review path, oversight note, minimisation justification,
+    automated decisions, intended use, ...), the version's declared facts and its datasets' schemas:
+    a change to any of them is a different basis for an approval.
+    """
+    version = document.get("version") or {}
+    return {
+        "model": document.get("model") or {},
+        "version": {key: version.get(key) for key in BOUND_VERSION_FACTS},
+        "datasets": sorted(
+            ({key: d.get(key) for key in BOUND_DATASET_FACTS} for d in document.get("datasets") or []),
+            key=lambda d: (str(d.get("role")), str(d.get("id"))),
+        ),
+    }
+
+
 def environment_part(environment: dict) -> dict:
     """The document's ``environment`` part."""
     return {"name": str(environment.get("name", "")), "production": bool(environment.get("production"))}

@@ -11,7 +11,7 @@ from apps.accounts.models import ServiceAccount, Team, User
 from apps.core.models import TimestampedModel
 from apps.registry.models import ModelVersion, RegisteredModel
 
-from .choices import OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .choices import LIVE, ApprovalDecision, ReleaseStatus, ReviewStatus
 
 
 class Environment(TimestampedModel):
@@ -42,11 +42,14 @@ class Environment(TimestampedModel):
 class ReleaseRequest(TimestampedModel):
     """A request to release one version into one environment, with the policy decision it was judged on.
 
-    ``decision`` is the policy decision (``PolicyDecision.as_dict()``) last evaluated: the packs and
-    their versions, the evidence and artifact digests it saw. Approvals bind to ``binding_digest``;
-    when a re-evaluation yields another digest the approvals are voided and the request returns to
-    pending. ``owner_team`` and ``model`` copy the version's scope, so access is decided by team,
-    model or environment (``rbac_scope``). At most one open request per version and environment.
+    ``decision`` is the policy decision (``PolicyDecision.as_dict()``) last made, stamped with its
+    ``evaluated_at`` (also a column): the packs and their versions, the evidence, artifact and
+    model-facts digests it saw. Approvals bind to ``binding_digest``; when a re-evaluation yields
+    another digest the approvals are voided and the request returns to pending. Reads never
+    re-judge: only the re-evaluation service, the approval service (under the row lock) and the
+    periodic expiry task write here. ``owner_team`` and ``model`` copy the version's scope, so
+    access is decided by team, model or environment (``rbac_scope``). At most one live request
+    (pending or approved) per version and environment.
     """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -78,10 +81,12 @@ class ReleaseRequest(TimestampedModel):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            # At most one live request (pending evidence, pending approval or approved) per version and
+            # environment: re-evaluation moves a request between these states and must never collide.
             models.UniqueConstraint(
                 fields=["version", "environment"],
-                condition=Q(status__in=[s.value for s in OPEN]),
-                name="one_open_release_per_version_environment",
+                condition=Q(status__in=[s.value for s in LIVE]),
+                name="one_live_release_per_version_environment",
             ),
         ]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
@@ -16,6 +17,7 @@ from apps.registry.models import ModelVersion
 
 from . import gates, services
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .matching import fills, match
 from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
 
 
@@ -93,7 +95,6 @@ def approval_queue(*, actor: Principal) -> list[QueueItem]:
             continue
         matching = services.approval_matching(release, live)
         roles = rbac.roles_with(actor, "releases.approve", release)
-        from .matching import fills
 
         open_roles = [s.role for s in matching.slots if s not in matching.assigned]
         if not any(fills(role, roles) for role in open_roles):
@@ -138,9 +139,17 @@ def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
     received, matching = [], None
     if release is not None:
         approvals = list(release.approvals.all())
-        matching = services.approval_matching(release, approvals)
+        # only approvals given on this decision's basis fill its slots (not yet voided ones on another do not)
+        counted = [
+            (a.approver_id, a.roles)
+            for a in approvals
+            if not a.void
+            and a.decision == ApprovalDecision.APPROVE
+            and a.binding_digest == decision.get("binding_digest")
+        ]
+        matching = match(required, counted)
         for a in approvals:
-            slot = matching.slot_of(a.approver_id) if not a.void and a.decision == ApprovalDecision.APPROVE else None
+            slot = matching.slot_of(a.approver_id) if (a.approver_id, a.roles) in counted else None
             received.append(
                 {
                     "person": a.approver.username,
@@ -167,6 +176,55 @@ def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
     }
 
 
+RULE_ORDER = {"fail": 0, "pending": 1, "warning": 2, "pass": 3, "not_applicable": 4}
+FOUR_EYES_RULE = {
+    "rule": "releases.four_eyes",
+    "pack": "releases",
+    "clause": "Assay four eyes",
+    "title": "Someone other than the requester and the version's author approves the release",
+}
+
+
+def release_rules(decision: dict, approvals: dict) -> list[dict]:
+    """The decision's rules as a release reads them: failing rules first, and a rule that asks for
+    approvals passes only once its slots are filled (``pending`` until then, never ``pass``).
+
+    ``approvals`` is ``approvals_summary(...)``. When no rule asks for an approval, the four-eyes
+    floor every release needs (``services.APPROVAL_FLOOR``) is shown as a rule of its own.
+    """
+    filled = {r["role"]: r["filled"] for r in approvals["required"]}
+    needed = {r["role"]: r["count"] for r in approvals["required"]}
+    # Decisions stored before rules carried their approvals: the merged reasons name their rule.
+    asked: dict[str, list[dict]] = {}
+    for r in decision.get("required_approvals", []):
+        asked.setdefault(str(r.get("reason") or "").split(":", 1)[0].strip(), []).append(r)
+    rows = []
+    for rule in decision.get("rules", []):
+        row = dict(rule)
+        asks = row.get("approvals") or asked.get(row["rule"], [])
+        if asks and row["result"] == "pass":
+            short = [a for a in asks if filled.get(a["role"], 0) < min(int(a["count"]), needed.get(a["role"], 0))]
+            if short:
+                row["result"] = "pending"
+                row["message"] = "Waiting for " + ", ".join(
+                    f"{a['role'].replace('_', ' ')} approval ({filled.get(a['role'], 0)} of {a['count']})"
+                    for a in short
+                )
+        rows.append(row)
+    if not decision.get("required_approvals"):
+        role, count = services.APPROVAL_FLOOR[0]
+        done = filled.get(role, 0) >= count
+        rows.append(
+            {
+                **FOUR_EYES_RULE,
+                "result": "pass" if done else "pending",
+                "message": "" if done else f"Waiting for {role} approval ({filled.get(role, 0)} of {count})",
+                "approvals": [{"role": role, "count": count}],
+            }
+        )
+    return sorted(rows, key=lambda r: RULE_ORDER.get(r["result"], 5))
+
+
 @dataclass
 class Gate:
     allowed: bool
@@ -177,6 +235,8 @@ class Gate:
     release: ReleaseRequest | None
     approvals: dict
     revalidate_at: Any = None
+    evaluated_at: Any = None
+    reasons: list[str] = field(default_factory=list)
 
     @property
     def violations(self) -> list[dict]:
@@ -187,38 +247,47 @@ class Gate:
         return list(self.decision.get("missing_evidence", []))
 
 
+def _decided_at(decision: dict, default: Any) -> Any:
+    stamp = decision.get("evaluated_at")
+    return parse_datetime(stamp) if isinstance(stamp, str) else default
+
+
 def gate_for(
     *,
     version: ModelVersion,
     environment: Environment,
-    refresh: bool = True,
     release: Any = ...,
     decision: dict | None = None,
+    actor: Principal | None = None,
 ) -> Gate:
     """May ``version`` go to ``environment`` now? (The caller has checked the actor may see the version.)
 
-    Allowed only when the policies pass on the current evidence (or the release is a
-    break-glass one) AND an approved release exists whose binding digest is the current one,
-    that has not expired, and whose revalidation date (production) has not passed. The
-    request is re-evaluated (and expired) first, lazily, in a transaction of its own (with
-    ``refresh=False`` nothing is written: a changed digest still closes the gate).
-    ``release``, when given, is the request already picked (with its approvals prefetched), and
-    ``decision`` (with ``refresh=False``) the decision already made for it (``version_gates``).
+    A pure read: nothing is re-judged, expired or stored here (the re-evaluation service and
+    the periodic expiry task do that). The policies are evaluated read-only on the facts and
+    evidence of now; allowed only when they pass (or the release is a break-glass one) AND an
+    approved request exists whose stored binding digest is that decision's (approvals given on
+    another basis never open the gate, even before the re-evaluation job has reset them) and
+    whose revalidation date (production) has not passed. An open request past ``expires_at``
+    reads as ``expired``. ``release``, when given, is the request already picked (approvals
+    prefetched), ``decision`` the read-only decision made for it (``version_gates``), and
+    ``actor`` who asks (their segregation of duties is spelled out in ``reasons``).
     """
     if release is ...:
         release = _current_release(version, environment)
-    if refresh:
-        decision = None
-        if release is not None and release.status in LIVE:
-            decision = services.release_refresh(release_id=release.public_id, reason="the gate was asked")
-            release = _current_release(version, environment)
-            if release is None or release.status not in LIVE:
-                decision = None  # the request expired or closed meanwhile: judge the version alone
+    now = timezone.now()
     if decision is None:
         release_input = gates.release_input_for(release) if release is not None else None
         decision = gates.decide(version=version, environment=environment, release=release_input).as_dict()
+    live = release is not None and release.status in LIVE
+    state = release.status if release is not None else None
+    if live and state in OPEN and release.expires_at is not None and release.expires_at <= now:
+        state, live = ReleaseStatus.EXPIRED, False  # the periodic task closes it; the gate reads it closed now
+    current = live and release.binding_digest == decision["binding_digest"]
+    evaluated_at = now
+    if current and all(release.decision.get(p) == decision.get(p) for p in services.DECISION_PARTS):
+        decision = release.decision  # the stored decision is the current one: answer from it
+        evaluated_at = _decided_at(decision, release.evaluated_at)
     approvals = approvals_summary(release, decision)
-    now = timezone.now()
     blocked = bool(services.blocking(decision))
     status, allowed = "allowed", False
     if release is not None and release.emergency and release.status == ReleaseStatus.APPROVED:
@@ -227,19 +296,17 @@ def gate_for(
         status = "blocked"
     elif decision.get("missing_evidence"):
         status = "missing_evidence"
-    elif release is None or release.status not in LIVE:
-        status = "release_required" if release is None else release.status
-    elif release.status != ReleaseStatus.APPROVED:
-        status = release.status
-    elif release.binding_digest != decision["binding_digest"]:
-        status = "pending_approval"  # re-evaluated above; a change between the two reads lands here
+    elif not live:
+        status = "release_required" if release is None else state
+    elif not current:
+        status = "pending_approval"  # approved on another basis: the re-evaluation voids those approvals
+    elif state != ReleaseStatus.APPROVED:
+        status = state
     elif release.revalidate_at is not None and release.revalidate_at <= now:
         status = "revalidation_due"
     else:
         allowed = True
-    if allowed and release.revalidate_at is not None and release.revalidate_at <= now:
-        status, allowed = "revalidation_due", False
-    return Gate(
+    gate = Gate(
         allowed=allowed,
         status=status,
         environment=environment,
@@ -248,29 +315,110 @@ def gate_for(
         release=release,
         approvals=approvals,
         revalidate_at=release.revalidate_at if release is not None else None,
+        evaluated_at=evaluated_at,
     )
+    gate.reasons = gate_reasons(gate, actor=actor, current=current or not live)
+    return gate
+
+
+def _is_author(actor: Principal, version: ModelVersion) -> bool:
+    """The actor registered the version: its author, the service account that did, or that account's owner."""
+    if actor.kind == PrincipalKind.SERVICE_ACCOUNT and actor.id == version.created_by_service_account_id:
+        return True
+    authors = {version.created_by_id}
+    if version.created_by_service_account_id:
+        authors.add(version.created_by_service_account.owner_id)
+    return any(a is not None and actor.person_key == (PrincipalKind.USER, a) for a in authors)
+
+
+def _slots(approvals: dict) -> str:
+    return ", ".join(f"{r['role'].replace('_', ' ')} {r['filled']} of {r['count']}" for r in approvals["required"])
+
+
+def gate_reasons(gate: Gate, *, actor: Principal | None = None, current: bool = True) -> list[str]:
+    """Why the gate answers as it does, in sentences a pipeline log can show; for the version's
+    author (or its CI service account) asking a gate that still needs approvals, who may request
+    and approve instead (segregation of duties)."""
+    env, release, decision = gate.environment.name, gate.release, gate.decision
+    reasons: list[str] = []
+    if gate.status == "emergency":
+        reasons.append(f"Released to {env} by break-glass; its post-release review must be closed.")
+    elif gate.status == "allowed":
+        reasons.append(f"Approved for {env} ({_slots(gate.approvals)}); the policies pass on the current evidence.")
+    elif gate.status == "blocked":
+        reasons += [f"Blocked: {v['message']}" for v in services.blocking(decision)]
+    elif gate.status == "missing_evidence":
+        reasons += [
+            f"Missing evidence: {m.get('kind')}: {m.get('reason')}" for m in decision.get("missing_evidence", [])
+        ]
+    elif gate.status == "release_required":
+        reasons.append(f"No release request for {env}: request one (POST /api/v1/releases/ or the version page).")
+    elif gate.status == "revalidation_due":
+        reasons.append(f"The approval for {env} passed its revalidation date: request the release again.")
+    elif gate.status in ("rejected", "expired", "cancelled"):
+        reasons.append(f"The last request for {env} is {gate.status}: request the release again.")
+    elif not current:
+        reasons.append(
+            "The decision changed since the request was judged (model facts, evidence or policies): its approvals no "
+            "longer count and it is re-judged; it then needs " + _slots(gate.approvals) + "."
+        )
+    elif gate.status == "pending_evidence":
+        reasons.append("The request waits for evidence.")
+    else:
+        reasons.append(f"Waiting for approvals: {_slots(gate.approvals)}.")
+    needs_people = not gate.allowed and gate.status not in ("blocked",)
+    if actor is not None and needs_people and _is_author(actor, gate.version):
+        version = gate.version
+        owner = version.created_by_service_account.owner if version.created_by_service_account_id else None
+        who = "its author" + (
+            f" and the owner of service account {version.created_by_service_account.name} ({owner.username})"
+            if owner is not None
+            else ""
+        )
+        roles = ", ".join(
+            f"{r['count']} {r['role'].replace('_', ' ')}"
+            + (" (or a compliance officer)" if r["role"] == "reviewer" else "")
+            for r in gate.approvals["required"]
+        )
+        reasons.append(
+            f"You registered this version: {who} cannot approve its release (four eyes). Approvals come from "
+            f"other people holding the approving roles on it: {roles}. An auditor never approves."
+        )
+        if release is None or gate.status in (
+            "release_required",
+            "rejected",
+            "expired",
+            "cancelled",
+            "revalidation_due",
+        ):
+            reasons.append(
+                "A release is requested by someone with releases.request on the model (a contributor of team "
+                f"{version.model.owner_team.name}; an API token needs the releases:write scope). Where the SOX pack "
+                "applies, the requester must not be the version's author: another team member requests it."
+            )
+    return reasons
 
 
 def gate_decision(*, actor: Principal, model_name: str, number: int, environment: str) -> Gate:
-    """The gate CI asks: the version must be visible to the actor (404 otherwise)."""
+    """The gate CI asks: the version must be visible to the actor (404 otherwise). Writes nothing."""
     version = registry.version_get(actor=actor, model_name=model_name, number=number)
     if not environment:
         raise ValidationFailed("Name the environment: ?environment=production", errors={"environment": ["required"]})
     env = Environment.objects.filter(name=environment).first()
     if env is None:
         raise ValidationFailed(f"Unknown environment {environment!r}.", errors={"environment": ["unknown"]})
-    return gate_for(version=version, environment=env)
+    return gate_for(version=version, environment=env, actor=actor)
 
 
 def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
     """The gate of a version in every environment (the version page's block): its releases are read
-    in one go and nothing is written (the page shows a changed digest as a closed gate)."""
+    in one go, the policies evaluated once for all environments, and nothing is written."""
     releases = list(_releases().filter(version=version))
     picked = [(env, _pick([r for r in releases if r.environment_id == env.pk])) for env in environment_list()]
     cases = [(env, gates.release_input_for(r) if r is not None else None) for env, r in picked]
     decisions = gates.decide_each(version=version, cases=cases)
     return [
-        gate_for(version=version, environment=env, refresh=False, release=release, decision=decision.as_dict())
+        gate_for(version=version, environment=env, release=release, decision=decision.as_dict(), actor=actor)
         for (env, release), decision in zip(picked, decisions, strict=True)
     ]
 

@@ -187,7 +187,8 @@ def release_request_create(
 
     Needs ``releases.request`` (``releases.emergency`` for a break-glass request) on the version
     in that environment. Refused with 409 when the decision has blocking violations (unless
-    emergency), when the version is not ready, or when an open request exists. Writes
+    emergency), when the version is not ready, or when a live request (pending or approved) exists
+    (``LiveReleaseExists``, naming it; checked under the version's row lock). Writes
     ``release.requested`` (+ ``release.emergency_requested``, ``release.approved`` and
     ``post_release_review.opened`` for an emergency); emits ``release.requested`` and, when it
     waits for people, ``release.approval_needed``.
@@ -237,8 +238,12 @@ def release_request_create(
             f"The policies refuse {version} in {env.name}: " + "; ".join(v["message"] for v in blocking(document)),
             extra={"violations": blocking(document)},
         )
-    if ReleaseRequest.objects.filter(version=version, environment=env, status__in=OPEN).exists():
-        raise Conflict(f"{version} already has an open release request for {env.name}.")
+    # The version's row lock serialises requests for it, so the check below and the insert agree;
+    # the partial unique index backs the rule whatever races the service loses.
+    ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
+    live = _live_request(version, env)
+    if live is not None:
+        raise _live_conflict(version, env, live)
     now = timezone.now()
     status = ReleaseStatus.APPROVED if emergency else _pending_status(document)
     release = ReleaseRequest(
@@ -257,11 +262,12 @@ def release_request_create(
         evaluated_at=now,
         expires_at=None if emergency else now + _ttl(),
     )
+    release.decision["evaluated_at"] = now.isoformat()
     try:
         with transaction.atomic():
             release.save()
     except IntegrityError:
-        raise Conflict(f"{version} already has an open release request for {env.name}.") from None
+        raise _live_conflict(version, env, _live_request(version, env)) from None
     after = {
         "status": status,
         "environment": env.name,
@@ -288,6 +294,28 @@ def release_request_create(
     elif status == ReleaseStatus.PENDING_APPROVAL:
         _emit("release.approval_needed", release)
     return release
+
+
+class LiveReleaseExists(Conflict):
+    """The version already has a live request (pending or approved) for the environment (409, naming it)."""
+
+    code = "live_release_exists"
+    title = "A live release request exists"
+
+
+def _live_request(version: ModelVersion, env: Environment) -> ReleaseRequest | None:
+    return ReleaseRequest.objects.filter(version=version, environment=env, status__in=LIVE).first()
+
+
+def _live_conflict(version: ModelVersion, env: Environment, live: ReleaseRequest | None) -> Conflict:
+    """At most one live request (pending evidence, pending approval or approved) per version and environment."""
+    if live is None:
+        return LiveReleaseExists(f"{version} already has a live release request for {env.name}.")
+    return LiveReleaseExists(
+        f"{version} already has a live release request for {env.name} ({live.status.replace('_', ' ')}, "
+        f"{live.public_id}): decide, cancel or wait for it instead of requesting again.",
+        extra={"live_release": {"id": str(live.public_id), "status": live.status}},
+    )
 
 
 def _open_emergency(release: ReleaseRequest, *, actor: Principal, now: datetime) -> None:
@@ -343,21 +371,26 @@ def approval_decide(
 ) -> Approval:
     """Record a person's approval or rejection; approve the release once every required slot is filled.
 
-    The request is first re-evaluated (and expired if due) in a transaction of its own, so a
-    changed decision resets it before anyone approves the old one. ``binding_digest``, when
-    given, is the digest the approver saw: another one is a 409 (``DecisionChanged``).
-    Audited ``release.approval_recorded`` then ``release.approved`` or ``release.rejected``.
+    One transaction under the request's row lock. The request is first re-judged on the model
+    facts, evidence and packs of now (the re-evaluation's own step, ``_judge``): if that expires
+    it (past ``expires_at``) or moves the basis of its decision (a new binding digest: approvals
+    voided, back to pending), that change is committed and the approval is refused (409), so
+    nobody's approval counts against a decision they have not seen. ``binding_digest``, when
+    given, is the digest the approver saw: another one is a 409 (``DecisionChanged``). Audited
+    ``release.approval_recorded`` then ``release.approved`` or ``release.rejected``.
     """
-    _refresh(release_id, reason="an approval was submitted")
-    return _approval_decide(
+    outcome = _approval_decide(
         actor=actor, release_id=release_id, decision=decision, comment=comment, binding_digest=binding_digest
     )
+    if isinstance(outcome, Exception):
+        raise outcome  # after the commit of what the re-judging wrote
+    return outcome
 
 
 @transaction.atomic
 def _approval_decide(
     *, actor: Principal, release_id: Any, decision: str, comment: str, binding_digest: str
-) -> Approval:
+) -> Approval | Conflict:
     release = _locked(release_id)
     rbac.require(actor, "releases.approve", release, audit_action="release.approval_recorded")
     if not rbac.can_approve(actor, release):
@@ -369,6 +402,15 @@ def _approval_decide(
     comment = (comment or "").strip()
     if decision == ApprovalDecision.REJECT and not comment:
         raise ValidationFailed("A rejection needs a reason.", errors={"comment": ["Say why the release is rejected."]})
+    judged = _judge(release, reason="an approval was submitted", now=timezone.now())
+    if judged == EXPIRED:
+        return Conflict("This release is expired: it takes no more decisions.")
+    if judged == RESET:
+        return DecisionChanged(
+            "The policy decision changed before your approval was recorded (model facts, evidence or policies): "
+            "review it again.",
+            extra={"binding_digest": release.binding_digest},
+        )
     if release.status == ReleaseStatus.PENDING_EVIDENCE and decision == ApprovalDecision.APPROVE:
         raise Conflict(
             "This release waits for evidence: "
@@ -496,22 +538,54 @@ def release_cancel(*, actor: Principal, release_id: Any, reason: str = "") -> Re
 # Re-evaluation and expiry
 
 
-def releases_reevaluate(
-    *, version_ids: Iterable[int] | None = None, reason: str, progress: Callable[[int, str], Any] | None = None
-) -> list[ReleaseRequest]:
-    """Re-evaluate the live requests (open or approved, not emergency) of these versions (None: all).
+RESET, REJUDGED, EXPIRED = "reset", "rejudged", "expired"
 
-    Called after an evidence run succeeds and after a policy change. Each request is judged
-    in a transaction of its own under its row lock; a request whose binding digest changed
-    returns to pending and its approvals are voided (``release.reset``). Returns those reset.
+# The parts of a stored decision that make it a different decision (not ``input``, whose audit
+# facts move with every event, nor ``evaluated_at``).
+DECISION_PARTS = (
+    "allow",
+    "violations",
+    "missing_evidence",
+    "required_approvals",
+    "rules",
+    "packs",
+    "evidence",
+    "artifact_sha256",
+    "binding_digest",
+)
+# What a binding digest covers, by name, to say which basis moved.
+BASIS_PARTS = {"artifact_sha256": "artifact", "facts_sha256": "model facts", "evidence": "evidence", "packs": "packs"}
+
+
+def releases_reevaluate(
+    *,
+    version_ids: Iterable[int] | None = None,
+    model_id: int | None = None,
+    reason: str,
+    progress: Callable[[int, str], Any] | None = None,
+) -> list[ReleaseRequest]:
+    """Re-judge every live request (pending or approved, not break-glass) in scope: of these versions,
+    of this model, or (both None) all of them. Returns the requests reset.
+
+    The entry point for reactions to ``model.updated``, ``evidence_run.succeeded`` and
+    ``policy.changed`` (and the policy re-evaluation job). Each request is judged in a
+    transaction of its own under its row lock (``_judge``): an open request past its time
+    expires (``release.expired``); a new binding digest (artifact, model facts, evidence or
+    packs) voids the approvals (``release.approvals_voided``) and returns the request to
+    pending evidence or pending approval (``release.reset``); a decision that changed under
+    the same digest (a rule result flipped) is stored and audited ``release.reevaluated``.
+    Idempotent: a request whose decision is unchanged is not written, so running it twice
+    writes nothing the second time.
     """
     qs = ReleaseRequest.objects.filter(status__in=LIVE, emergency=False)
     if version_ids is not None:
         qs = qs.filter(version_id__in=list(version_ids))
+    if model_id is not None:
+        qs = qs.filter(model_id=model_id)
     reset = []
-    ids = list(qs.values_list("public_id", flat=True))
+    ids = list(qs.order_by("pk").values_list("public_id", flat=True))
     for done, public_id in enumerate(ids, start=1):
-        release = _refresh(public_id, reason=reason)
+        release = _rejudge(public_id, reason=reason)
         if release is not None:
             reset.append(release)
         if progress is not None:
@@ -520,32 +594,87 @@ def releases_reevaluate(
 
 
 @transaction.atomic
-def _refresh(release_id: Any, *, reason: str) -> ReleaseRequest | None:
-    """Expire the request if due, else re-evaluate it; the request when it was reset, else None."""
+def _rejudge(release_id: Any, *, reason: str) -> ReleaseRequest | None:
+    """``_judge`` one request under its row lock; the request when it was reset, else None."""
     release = (
         ReleaseRequest.objects.select_for_update(of=("self",))
         .select_related("version", "version__model", "model", "environment")
         .filter(public_id=release_id)
         .first()
     )
-    if release is None or release.status not in LIVE or release.emergency:
+    if release is None:
         return None
-    now = timezone.now()
+    return release if _judge(release, reason=reason, now=timezone.now()) == RESET else None
+
+
+def _judge(release: ReleaseRequest, *, reason: str, now: datetime) -> str | None:
+    """Re-judge one live request the caller holds the row lock of; what happened (``EXPIRED``,
+    ``RESET``, ``REJUDGED``) or None when nothing changed and nothing was written."""
+    if release.status not in LIVE or release.emergency:
+        return None
     if release.status in OPEN and release.expires_at is not None and release.expires_at <= now:
         _close(release, actor=SYSTEM, status=ReleaseStatus.EXPIRED, action="release.expired", reason="expired", now=now)
-        return None
+        return EXPIRED
     decision = gates.decide(
         version=release.version, environment=release.environment, release=gates.release_input_for(release)
     ).as_dict()
-    if decision["binding_digest"] == release.binding_digest:
-        release.decision = decision  # same artifact, evidence and packs: approvals keep counting
-        release.evaluated_at = now
-        release.save(update_fields=["decision", "evaluated_at", "updated_at"])
+    decision["evaluated_at"] = now.isoformat()
+    stored = release.decision or {}
+    if decision["binding_digest"] != release.binding_digest:
+        _reset(release, decision, reason=reason, now=now)
+        return RESET
+    if all(stored.get(part) == decision.get(part) for part in DECISION_PARTS):
         return None
-    voided = Approval.objects.filter(release=release, void=False).update(
-        void=True, voided_at=now, void_reason=f"the decision changed: {reason}"
-    )
-    before = {"status": release.status, "binding_digest": release.binding_digest}
+    before = _decision_summary(stored, release.status)
+    was = release.status
+    if release.status in OPEN:
+        release.status = _pending_status(decision)
+    release.decision = decision
+    release.evaluated_at = now
+    if release.status == ReleaseStatus.APPROVED and not approval_matching(release).complete:
+        # the same basis now asks for more approvals (a rule's answer changed): wait for them
+        release.status = ReleaseStatus.PENDING_APPROVAL
+        release.approved_at = None
+        release.revalidate_at = None
+        release.expires_at = now + _ttl()
+    release.save()
+    after = _decision_summary(decision, release.status)
+    before["rules"], after["rules"] = _rule_changes(stored, decision)
+    audit.record(action="release.reevaluated", actor=SYSTEM, target=release, before=before, after=after, reason=reason)
+    if release.status == ReleaseStatus.PENDING_APPROVAL and was != ReleaseStatus.PENDING_APPROVAL:
+        _emit("release.approval_needed", release)
+    return REJUDGED
+
+
+def _reset(release: ReleaseRequest, decision: dict, *, reason: str, now: datetime) -> None:
+    """The basis moved: void the approvals given on the old one and wait again. Audited
+    ``release.approvals_voided`` (when there were any) and ``release.reset``."""
+    stored = release.decision or {}
+    moved = [name for key, name in BASIS_PARTS.items() if stored.get(key) != decision.get(key)]
+    facts = _facts_changed(stored, decision)
+    why = f"the decision changed ({', '.join(moved) or 'basis'}): {reason}"
+    live = list(Approval.objects.filter(release=release, void=False).order_by("pk"))
+    before = {
+        "status": release.status,
+        "binding_digest": release.binding_digest,
+        "facts_sha256": stored.get("facts_sha256"),
+    }
+    basis = {
+        "binding_digest": decision["binding_digest"],
+        "facts_sha256": decision.get("facts_sha256"),
+        "changed": moved,
+        "facts_changed": facts,
+    }
+    if live:
+        Approval.objects.filter(pk__in=[a.pk for a in live]).update(void=True, voided_at=now, void_reason=why)
+        audit.record(
+            action="release.approvals_voided",
+            actor=SYSTEM,
+            target=release,
+            before={**before, "approvals": [{"approver": a.approver_id, "decision": a.decision} for a in live]},
+            after={**basis, "approvals_voided": len(live)},
+            reason=reason,
+        )
     release.status = _pending_status(decision)
     release.decision = decision
     release.binding_digest = decision["binding_digest"]
@@ -560,26 +689,51 @@ def _refresh(release_id: Any, *, reason: str) -> ReleaseRequest | None:
         target=release,
         before=before,
         after={
+            **basis,
             "status": release.status,
-            "binding_digest": release.binding_digest,
-            "approvals_voided": voided,
+            "approvals_voided": len(live),
             "violations": [v["rule"] for v in decision.get("violations", [])],
         },
         reason=reason,
     )
     if release.status == ReleaseStatus.PENDING_APPROVAL:
         _emit("release.approval_needed", release)
-    return release
 
 
-def release_refresh(*, release_id: Any, reason: str) -> dict | None:
-    """Lazily expire or re-evaluate one request before it is read (the gate, the release page).
+def _facts_changed(stored: dict, decision: dict) -> list[str]:
+    """The names of the bound model facts that differ between two decisions' inputs (``model.risk_tier``)."""
+    from apps.policies.inputs import bound_facts
 
-    Returns the request's decision as re-evaluated now (None when it was not: expired, final,
-    emergency), so the caller need not evaluate the policies a second time."""
-    _refresh(release_id, reason=reason)
-    release = ReleaseRequest.objects.filter(public_id=release_id, status__in=LIVE, emergency=False).first()
-    return release.decision if release is not None else None
+    old, new = bound_facts(stored.get("input") or {}), bound_facts(decision.get("input") or {})
+    changed = []
+    for part in ("model", "version"):
+        keys = sorted(set(old[part]) | set(new[part]))
+        changed += [f"{part}.{k}" for k in keys if old[part].get(k) != new[part].get(k)]
+    if old["datasets"] != new["datasets"]:
+        changed.append("datasets")
+    return changed
+
+
+def _decision_summary(decision: dict, status: str) -> dict:
+    return {
+        "status": status,
+        "binding_digest": decision.get("binding_digest"),
+        "allow": decision.get("allow"),
+        "violations": [v["rule"] for v in decision.get("violations", [])],
+        "missing_evidence": [m.get("rule") or m.get("kind") for m in decision.get("missing_evidence", [])],
+        "required_approvals": [f"{r['role']}:{r['count']}" for r in decision.get("required_approvals", [])],
+    }
+
+
+def _rule_changes(before: dict, after: dict) -> tuple[dict, dict]:
+    """{rule: result} before and after, for the rules whose result changed (or that came or went)."""
+    old = {(r["pack"], r["rule"]): r["result"] for r in before.get("rules", [])}
+    new = {(r["pack"], r["rule"]): r["result"] for r in after.get("rules", [])}
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return (
+        {f"{p}:{r}": old.get((p, r)) for p, r in keys},
+        {f"{p}:{r}": new.get((p, r)) for p, r in keys},
+    )
 
 
 def releases_expire_due(*, now: datetime | None = None) -> int:
@@ -603,7 +757,7 @@ def evidence_succeeded(*, version_ids: Iterable[int]) -> None:
     """The evidence hook: re-evaluate the versions' requests; a failure is logged, never the evidence's problem."""
     try:
         releases_reevaluate(version_ids=version_ids, reason="new evidence")
-    except Exception:  # noqa: BLE001 - the periodic job and lazy reads re-evaluate again
+    except Exception:  # noqa: BLE001 - the next approval re-judges the request, as does a later re-evaluation
         logger.exception("re-evaluating releases after new evidence failed")
 
 

@@ -84,3 +84,34 @@ def test_one_person_in_many_threads_counts_once(request_release, requester, offi
     release.refresh_from_db()
     assert release.status == ReleaseStatus.PENDING_APPROVAL
     assert Approval.objects.filter(release=release).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_racing_for_one_version_and_environment_leave_one_live(request_release, make_user, team, version):
+    _postgresql_only()
+    # given six contributors asking for the same version in the same environment at the same moment
+    requesters = [make_user("contributor", team=team) for _ in range(6)]
+    start = threading.Barrier(len(requesters))
+    made, refused, other = [], [], []
+
+    def ask(user) -> None:
+        try:
+            start.wait()
+            made.append(request_release(user, version))
+        except services.LiveReleaseExists as exc:
+            refused.append(exc)
+        except BaseException as exc:  # an IntegrityError would be a 500: surfaced below
+            other.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(u,)) for u in requesters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # then exactly one request exists, and every other asker got the 409 naming it
+    assert other == []
+    assert len(made) == 1 and len(refused) == 5
+    assert all(e.extra["live_release"]["id"] == str(made[0].public_id) for e in refused)
+    assert AuditEvent.objects.filter(action="release.requested").count() == 1

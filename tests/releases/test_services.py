@@ -68,10 +68,19 @@ def test_a_justification_is_required_and_production_needs_a_change_reference(req
     assert ReleaseRequest.objects.count() == 0
 
 
-def test_one_open_request_per_version_and_environment(request_release, requester, version):
-    request_release(requester, version)
-    with pytest.raises(Conflict, match="already has an open release request"):
+def test_one_live_request_per_version_and_environment(request_release, requester, reviewer, version):
+    # given a pending request, a second one is refused and names the live one
+    first = request_release(requester, version)
+    with pytest.raises(services.LiveReleaseExists, match="already has a live release request") as refused:
         request_release(requester, version)
+    assert refused.value.extra["live_release"] == {"id": str(first.public_id), "status": "pending_approval"}
+    # and once it is approved, too (an approved request is live until it is deployed or cancelled)
+    approve(reviewer, first)
+    with pytest.raises(services.LiveReleaseExists, match="approved"):
+        request_release(requester, version)
+    # after it is cancelled, the version may be requested again
+    services.release_cancel(actor=who(requester), release_id=first.public_id)
+    assert request_release(requester, version).status == ReleaseStatus.PENDING_APPROVAL
 
 
 def test_a_reviewer_may_not_request_a_release(request_release, reviewer, version, audit_mark):
@@ -240,8 +249,8 @@ def test_new_evidence_voids_earlier_approvals_and_returns_the_request_to_pending
     release.refresh_from_db()
     first.refresh_from_db()
     assert release.binding_digest != digest
-    assert first.void and "decision changed" in first.void_reason
-    assert mark.actions() == ["release.reset"]
+    assert first.void and "decision changed (evidence)" in first.void_reason
+    assert mark.actions() == ["release.approvals_voided", "release.reset"]
     # and the officer alone does not approve it: the reviewer slot is open again
     approve(officer, release)
     assert status_of(release) == ReleaseStatus.PENDING_APPROVAL
@@ -270,9 +279,13 @@ def test_an_approved_release_is_reset_by_new_evidence_and_the_gate_closes(
     # when new evidence arrives before deployment
     add_evidence(version, "explainability")
     gate = selectors.gate_for(version=version, environment=release.environment)
-    # then the gate (which re-evaluates lazily) says no, and why
+    # then the gate says no at once, and why, though it writes nothing (the re-evaluation job resets the request)
     assert not gate.allowed and gate.status == "pending_approval"
+    assert any("decision changed" in r for r in gate.reasons)
+    assert status_of(release) == ReleaseStatus.APPROVED
+    services.releases_reevaluate(version_ids=[version.pk], reason="new evidence")
     assert status_of(release) == ReleaseStatus.PENDING_APPROVAL
+    assert selectors.gate_for(version=version, environment=release.environment).status == "pending_approval"
 
 
 def test_evidence_finishing_re_evaluates_open_requests(

@@ -17,7 +17,9 @@ def expire() -> int:
 @handles(REEVALUATE_JOB)
 def reevaluate(job: Job, report) -> dict:
     """Re-judge every live release request on the policies now in force; a request whose binding digest
-    moved returns to pending with its approvals voided (``release.reset``). Safe to repeat."""
+    moved returns to pending with its approvals voided (``release.approvals_voided``, ``release.reset``),
+    one whose decision changed under the same digest is stored (``release.reevaluated``). Safe to repeat:
+    an unchanged request is not written."""
     report(5, "re-evaluating live release requests")
     reset = services.releases_reevaluate(
         version_ids=None, reason=job.params.get("reason", "policy changed"), progress=report

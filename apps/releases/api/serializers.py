@@ -92,6 +92,25 @@ class ReviewOutput(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
 
 
+class RuleOutput(serializers.Serializer):
+    """One rule as the release reads it; an approval rule is ``pending`` until its slots are filled."""
+
+    rule = serializers.CharField()
+    pack = serializers.CharField()
+    clause = serializers.CharField()
+    title = serializers.CharField()
+    result = serializers.ChoiceField(choices=["fail", "pending", "warning", "pass", "not_applicable"])
+    message = serializers.CharField()
+    measured = serializers.JSONField(required=False, help_text="The measured value, where the rule compares one.")
+    threshold = serializers.JSONField(required=False, help_text="The threshold it was compared with.")
+
+
+def _rules(release: ReleaseRequest, decision: dict) -> list[dict]:
+    from apps.releases.selectors import approvals_summary, release_rules
+
+    return release_rules(decision, approvals_summary(release, decision))
+
+
 class ReleaseOutput(serializers.ModelSerializer):
     """A release request, its stored policy decision and its approvals."""
 
@@ -104,7 +123,11 @@ class ReleaseOutput(serializers.ModelSerializer):
     requested_by = serializers.SerializerMethodField()
     approvals = serializers.SerializerMethodField()
     review = serializers.SerializerMethodField()
-    decision = serializers.JSONField(help_text="The policy decision (packs, rules, evidence, digests) last evaluated.")
+    decision = serializers.JSONField(
+        help_text="The policy decision (packs, rules, evidence, digests) as stored when it was last made "
+        "(``evaluated_at``); its rules read as in ``rules``."
+    )
+    rules = serializers.SerializerMethodField()
 
     class Meta:
         model = ReleaseRequest
@@ -121,6 +144,7 @@ class ReleaseOutput(serializers.ModelSerializer):
             "requested_by",
             "binding_digest",
             "decision",
+            "rules",
             "approvals",
             "review",
             "created_at",
@@ -152,6 +176,17 @@ class ReleaseOutput(serializers.ModelSerializer):
             "service_account": obj.requested_by_service_account.name if obj.requested_by_service_account_id else None,
         }
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # The stored decision says "pass" for a rule that asks for approvals; the release reads it honestly.
+        data["decision"] = {**(data["decision"] or {}), "rules": data["rules"]}
+        return data
+
+    @extend_schema_field(RuleOutput(many=True))
+    def get_rules(self, obj) -> list[dict]:
+        """Failing rules first; a rule that asks for approvals is pending until they are given."""
+        return _rules(obj, obj.decision)
+
     @extend_schema_field(ApprovalsOutput)
     def get_approvals(self, obj) -> dict:
         from apps.releases.selectors import approvals_summary
@@ -179,6 +214,14 @@ class GateOutput(serializers.Serializer):
     missing_evidence = serializers.ListField(child=serializers.DictField())
     approvals = ApprovalsOutput()
     binding_digest = serializers.CharField(source="decision.binding_digest")
+    evaluated_at = serializers.DateTimeField(
+        help_text="When this decision was made: the request's stored decision, or now when the gate judged the "
+        "version without a current request (read-only, nothing stored)."
+    )
+    reasons = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Why, in sentences for a pipeline log; to the version's author, who may request and approve instead.",
+    )
     revalidate_at = serializers.DateTimeField(allow_null=True)
     release = serializers.SerializerMethodField()
 
