@@ -55,6 +55,11 @@ def test_demo_load_is_complete_and_idempotent(django_capture_on_commit_callbacks
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"team.created", "user.created", "role_binding.created", "model.created", "model_version.created"} <= actions
     assert AuditEvent.objects.filter(action="model_version.created", actor_type="service_account").exists()
+    # a threshold above the fairness pack's default is the compliance officer's decision, not the team's
+    credit = RegisteredModel.objects.get(name="credit-scoring")
+    assert credit.fairness_thresholds["equalized_odds_difference"] == 0.2
+    approved = AuditEvent.objects.get(action="facts_change.approved", target_name="credit-scoring")
+    assert approved.actor_name == "carol"
 
 
 @pytest.mark.django_db
