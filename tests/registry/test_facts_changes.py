@@ -6,10 +6,17 @@ the re-check on approval, and the permission triad with an audit assertion after
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.principals import principal_for_service_account
+from apps.accounts.principals import principal_for_user as principal_for
 from apps.audit.choices import Outcome
+from apps.audit.models import AuditEvent
+from apps.core.errors import Conflict
 from apps.rbac import services as rbac
 from apps.registry import services
 from apps.registry.choices import FactsChangeStatus
@@ -22,6 +29,7 @@ pytestmark = pytest.mark.django_db
 
 MODELS = "/api/v1/models/"
 CHANGES = "/api/v1/facts-changes/"
+DECISIONS = ("facts_change.approved", "facts_change.rejected", "facts_change.cancelled")
 
 
 @pytest.fixture
@@ -460,3 +468,101 @@ def test_cancelling_needs_the_model_edit_permission(
     mark = audit_mark()
     assert cora.post(path, {}, format="json").status_code == 200
     assert mark.actions() == ["facts_change.cancelled"]
+
+
+def test_the_list_query_count_does_not_grow_with_changes(make_user, api_client_for, team, system):
+    # given one model with a change in each status but pending, and one pending
+    viewer = api_client_for(make_user("viewer", team=team))
+    contributor = principal_for(make_user("contributor", team=team))
+
+    def propose(name):
+        RegisteredModelFactory(name=name, owner_team=team, risk_tier="high")
+        return services.model_update(actor=contributor, name=name, changes={"risk_tier": "limited"}, reason="r")
+
+    propose("one")
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert viewer.get(CHANGES).status_code == 200
+        return len(queries)
+
+    count()  # the token's first use writes its last-used time
+    few = count()
+    for name in ("two", "three", "four"):
+        propose(name)
+    # then
+    assert viewer.get(CHANGES).json()["count"] == 4
+    assert count() == few
+
+
+def _race(calls) -> tuple[list, list[BaseException]]:
+    start = threading.Barrier(len(calls))
+    done, errors = [], []
+
+    def run(call) -> None:
+        try:
+            start.wait()
+            done.append(call())
+        except BaseException as exc:  # surfaced by the assertions
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done, errors
+
+
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "SQLite lets one writer in at a time, so proposals cannot race there; "
+            "this runs on PostgreSQL (DATABASE_URL=postgres://..., as .ci/run does)"
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_proposals_racing_leave_one_pending_change(make_user, team):
+    _postgresql_only()
+    RegisteredModelFactory(name="raced", owner_team=team, risk_tier="unacceptable")
+    people = [principal_for(make_user("contributor", team=team)) for _ in range(6)]
+    tiers = ["minimal", "limited", "high"] * 2
+    # when six contributors propose a lower tier at the same moment
+    done, errors = _race(
+        [
+            lambda p=p, t=t: services.model_update(actor=p, name="raced", changes={"risk_tier": t}, reason="race")
+            for p, t in zip(people, tiers, strict=True)
+        ]
+    )
+    # then one proposal waits, the others were refused, and the model kept its tier
+    assert len(done) == 1, errors
+    assert len(errors) == 5 and all(isinstance(e, Conflict) for e in errors), errors
+    assert FactsChange.objects.filter(model__name="raced", status=FactsChangeStatus.PENDING).count() == 1
+    assert RegisteredModel.objects.get(name="raced").risk_tier == "unacceptable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_approval_and_a_cancellation_racing_decide_once(make_user, team):
+    _postgresql_only()
+    RegisteredModelFactory(name="raced", owner_team=team, risk_tier="high")
+    proposer = principal_for(make_user("contributor", team=team))
+    change = services.model_update(
+        actor=proposer, name="raced", changes={"risk_tier": "limited"}, reason="race"
+    ).facts_change
+    officers = [principal_for(make_user("compliance_officer")) for _ in range(3)]
+    calls = [
+        lambda o=o: services.facts_change_approve(actor=o, change_id=change.public_id, reason="ok") for o in officers
+    ] + [lambda: services.facts_change_cancel(actor=proposer, change_id=change.public_id)]
+    # when three approvals and the team's withdrawal arrive at once
+    done, errors = _race(calls)
+    # then exactly one decided it
+    assert len(done) == 1 and len(errors) == 3, errors
+    assert all(isinstance(e, Conflict) for e in errors), errors
+    change.refresh_from_db()
+    decided = AuditEvent.objects.filter(target_id=str(change.public_id), action__in=DECISIONS).count()
+    assert decided == 1
+    tier = RegisteredModel.objects.get(name="raced").risk_tier
+    assert (change.status, tier) in {(FactsChangeStatus.APPROVED, "limited"), (FactsChangeStatus.CANCELLED, "high")}
