@@ -28,6 +28,10 @@ FACT_FIELDS = (
     "limitations",
 )
 
+# What the policy input document holds of a model besides its name and team: a change of any of these
+# can change a decision (custom packs may read the description too), so it re-judges live releases.
+POLICY_INPUT_FIELDS = (*FACT_FIELDS, "description")
+
 # Lowest to highest: the EU AI Act pack prohibits "unacceptable" and obliges "high"; GDPR treats
 # "high" and "unacceptable" as high-risk processing.
 RISK_ORDER = (RiskTier.MINIMAL, RiskTier.LIMITED, RiskTier.HIGH, RiskTier.UNACCEPTABLE)

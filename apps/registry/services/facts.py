@@ -19,7 +19,6 @@ from apps.core.principals import Principal, same_person
 from apps.rbac import services as rbac
 
 from ..choices import FactsChangeStatus
-from ..facts import FACT_FIELDS
 from ..models import FactsChange, RegisteredModel
 from .common import author
 from .models import _model_updated
@@ -109,7 +108,7 @@ def facts_change_approve(*, actor: Principal, change_id: Any, reason: str) -> Fa
     _close(change, actor, FactsChangeStatus.APPROVED, reason)
     audit.record(action="facts_change.approved", actor=actor, target=change, related=model, reason=reason)
     audit.record(action="model.updated", actor=actor, target=model, before=before, after=after, reason=reason)
-    _model_updated(model, [f for f in after if f in FACT_FIELDS])
+    _model_updated(model, list(after))
     return change
 
 

@@ -17,7 +17,7 @@ from apps.core.principals import Principal
 from apps.rbac import services as rbac
 
 from ..choices import DataCategory, FactsChangeStatus, RiskTier
-from ..facts import FACT_FIELDS, loosens
+from ..facts import FACT_FIELDS, POLICY_INPUT_FIELDS, loosens
 from ..models import FactsChange, RegisteredModel
 from .common import author, resolve_team
 
@@ -201,6 +201,8 @@ def _clean_changes(model: RegisteredModel, changes: dict) -> tuple[dict, dict]:
 
 def _supersede_pending(actor: Principal, model: RegisteredModel, fields: list[str]) -> None:
     """A pending change of a field that has just changed again can never apply: mark it superseded."""
+    if not fields:
+        return
     pending = FactsChange.objects.filter(model=model, status=FactsChangeStatus.PENDING).first()
     if pending is None or not set(pending.fields) & set(fields):
         return
@@ -278,8 +280,8 @@ def model_update(*, actor: Principal, name: str, changes: dict, reason: str = ""
             after={f: after[f] for f in applied},
             reason=reason,
         )
-        facts = [f for f in applied if f in FACT_FIELDS]
-        if facts:
-            _supersede_pending(actor, model, facts)
-            _model_updated(model, facts)
+        _supersede_pending(actor, model, [f for f in applied if f in FACT_FIELDS])
+        read_by_policies = [f for f in applied if f in POLICY_INPUT_FIELDS]
+        if read_by_policies:
+            _model_updated(model, read_by_policies)
     return ModelUpdate(model=model, applied=applied, pending=waiting, facts_change=change)
