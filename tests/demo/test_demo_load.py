@@ -160,3 +160,30 @@ def test_the_demo_gets_finished_evidence_of_every_kind_once_verified(django_capt
     assert PostReleaseReview.objects.get(release=emergency).status == "open"
     waiting = ReleaseRequest.objects.get(version__model__name="credit-scoring", version__number=3)
     assert [m["kind"] for m in waiting.decision["missing_evidence"]] == ["explainability"]
+
+
+@pytest.mark.django_db
+def test_the_demo_team_alone_cannot_reclassify_its_prohibited_biometric_model(api_client_for):
+    from apps.policies.decisions import policy_decide
+
+    # given the demo, and mark, the marketing contributor who registered emotion-recognition
+    call_command("demo_load", "--quiet")
+    version = ModelVersion.objects.get(model__name="emotion-recognition", number=1)
+    mark = api_client_for(User.objects.get(username="mark"))
+    # when he reclassifies it as a minimal-risk model without data categories
+    response = mark.patch(
+        "/api/v1/models/emotion-recognition/",
+        {"risk_tier": "minimal", "data_categories": [], "reason": "It only counts smiles"},
+        format="json",
+    )
+    # then it waits for a compliance officer, and the gate still reads a prohibited practice
+    assert response.status_code == 202, response.json()
+    model = RegisteredModel.objects.get(name="emotion-recognition")
+    assert (model.risk_tier, model.data_categories) == ("unacceptable", ["biometric", "personal"])
+    decision = policy_decide(version=version, environment={"name": "production", "production": True})
+    assert "eu_ai_act.prohibited_practice" in {v.rule for v in decision.violations} and not decision.allow
+    # and bob, the demo's reviewer, cannot approve it
+    bob = api_client_for(User.objects.get(username="bob"))
+    change_url = response.json()["update"]["facts_change"]["url"]
+    assert bob.post(f"{change_url}approve/", {"reason": "fine"}, format="json").status_code == 403
+    assert RegisteredModel.objects.get(name="emotion-recognition").risk_tier == "unacceptable"
