@@ -40,6 +40,8 @@ PERMISSIONS: dict[str, str] = {
     "registry.version_create": Scope.REGISTRY_WRITE,
     "registry.version_retire": Scope.REGISTRY_WRITE,
     "registry.dataset_create": Scope.REGISTRY_WRITE,
+    # approve a change that loosens the facts a model's gate reads (docs/governance-facts.md)
+    "registry.approve_facts": Scope.REGISTRY_WRITE,
     "evidence.view": Scope.READ,
     "evidence.request": Scope.EVIDENCE_WRITE,
     "evidence.review": Scope.EVIDENCE_WRITE,
@@ -78,7 +80,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.CONTRIBUTOR: frozenset(_VIEW | _CONTRIBUTE),
     Role.REVIEWER: frozenset(_VIEW | _REVIEW),
     Role.COMPLIANCE_OFFICER: frozenset(
-        _VIEW | _REVIEW | _AUDIT | {"policies.manage", "releases.review", "notifications.view", "notifications.manage"}
+        _VIEW
+        | _REVIEW
+        | _AUDIT
+        | {"policies.manage", "releases.review", "notifications.view", "notifications.manage", "registry.approve_facts"}
     ),
     Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
     Role.AUDITOR: frozenset(_VIEW | _AUDIT | {"accounts.view", "notifications.view"}),

@@ -280,11 +280,12 @@ def get_visible(principal: Principal | None, queryset: QuerySet, permission: str
     raise Denied(action=permission, audit_action=f"{permission.split('.')[0]}.denied", target=hidden, visible=False)
 
 
-def can_approve(principal: Principal | None, obj: Any) -> bool:
-    """Approval needs the permission, and no auditor binding anywhere: an auditor never approves."""
+def can_approve(principal: Principal | None, obj: Any, permission: str = "releases.approve") -> bool:
+    """Approval needs the permission (a release's, or another approving one such as
+    ``registry.approve_facts``), and no auditor binding anywhere: an auditor never approves."""
     if any(g.role in NEVER_APPROVES for g in grants_for(principal)):
         return False
-    return allows(principal, "releases.approve", obj)
+    return allows(principal, permission, obj)
 
 
 def roles_with(principal: Principal | None, permission: str, obj: Any) -> set[str]:

@@ -51,3 +51,13 @@ class ColumnRole(models.TextChoices):
     SENSITIVE = "sensitive", "Sensitive"
     IDENTIFIER = "identifier", "Identifier"
     TEXT = "text", "Text"
+
+
+class FactsChangeStatus(models.TextChoices):
+    """Where a proposed change to a model's policy facts stands (see ``FactsChange``)."""
+
+    PENDING = "pending", "Pending approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    SUPERSEDED = "superseded", "Superseded"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 from django.db.models import Q
 
 from apps.accounts.models import ServiceAccount, Team, User
 from apps.core.models import TimestampedModel
+from apps.core.principals import Principal, PrincipalKind
 
-from .choices import ArtifactFormat, DatasetFormat, DatasetStatus, RiskTier, VersionStatus
+from .choices import ArtifactFormat, DatasetFormat, DatasetStatus, FactsChangeStatus, RiskTier, VersionStatus
 
 
 class RegisteredModel(TimestampedModel):
@@ -157,3 +160,65 @@ class ModelVersion(TimestampedModel):
 
     def rbac_scope(self) -> tuple[int | None, int | None]:
         return (self.model.owner_team_id, self.model_id)
+
+
+class FactsChange(TimestampedModel):
+    """A proposed change that loosens the facts a model's gate reads, waiting for a compliance officer.
+
+    ``changes`` is ``{field: {"before": value, "after": value}}``, cleaned as the model stores them.
+    Approval applies ``after`` only while the model still holds every ``before``. The proposer is the
+    accountable person (a service account's owner) and never decides on it (four eyes). At most one
+    pending change per model. Written only by ``apps.registry.services.facts``.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="facts_changes")
+    changes = models.JSONField()
+    reason = models.TextField()
+    status = models.CharField(
+        max_length=16, choices=FactsChangeStatus.choices, default=FactsChangeStatus.PENDING, db_index=True
+    )
+    proposed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    proposed_by_service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    proposed_by_name = models.CharField(max_length=255, help_text="The proposer as named when proposing.")
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by_name = models.CharField(max_length=255, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    RBAC_PATHS = {"team": "model__owner_team_id", "model": "model_id"}
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=Q(status=FactsChangeStatus.PENDING),
+                name="one_pending_facts_change_per_model",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"facts change of {self.model.name} ({self.status})"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("facts_change", str(self.public_id), self.model.name)
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        return (self.model.owner_team_id, self.model_id)
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.changes)
+
+    def proposer(self) -> Principal | None:
+        """The proposer as a principal, for four-eyes checks (``apps.core.principals.same_person``)."""
+        if self.proposed_by_id is not None:
+            return Principal(kind=PrincipalKind.USER, id=self.proposed_by_id, name=self.proposed_by_name)
+        if self.proposed_by_service_account_id is not None:
+            return Principal(
+                kind=PrincipalKind.SERVICE_ACCOUNT, id=self.proposed_by_service_account_id, name=self.proposed_by_name
+            )
+        return None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
-from apps.core.principals import Principal
+from apps.core.principals import Principal, same_person
 from apps.rbac import services as rbac
 
-from .models import Dataset, ModelVersion, RegisteredModel
+from .choices import FactsChangeStatus
+from .models import Dataset, FactsChange, ModelVersion, RegisteredModel
 
 
 def model_list(
@@ -112,3 +113,44 @@ def model_team_names(*, actor: Principal) -> list[str]:
     """Names of the teams owning models the actor may see (the inventory's team filter)."""
     qs = rbac.restrict(actor, RegisteredModel.objects.all(), "registry.view")
     return list(qs.order_by("owner_team__name").values_list("owner_team__name", flat=True).distinct())
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts changes waiting for (or decided by) a compliance officer
+
+
+def _facts_changes() -> QuerySet[FactsChange]:
+    return FactsChange.objects.select_related(
+        "model", "model__owner_team", "proposed_by", "proposed_by_service_account", "decided_by"
+    )
+
+
+def facts_change_list(*, actor: Principal, model: str = "", status: str = "") -> QuerySet[FactsChange]:
+    """Facts changes of the models the actor may see, newest first, filtered by model name and status."""
+    qs = rbac.restrict(actor, _facts_changes(), "registry.view")
+    if model:
+        qs = qs.filter(model__name=model)
+    if status:
+        qs = qs.filter(status=status)
+    return qs.order_by("-created_at", "-id")
+
+
+def facts_change_get(*, actor: Principal, change_id) -> FactsChange:
+    """One facts change by its public id; 404 when missing or its model is out of the actor's scope."""
+    return rbac.get_visible(actor, _facts_changes(), "registry.view", public_id=change_id)
+
+
+def facts_change_pending(*, actor: Principal, model: RegisteredModel) -> FactsChange | None:
+    """The model's pending facts change, if any (the caller has already read the model)."""
+    return facts_change_list(actor=actor, model=model.name, status=FactsChangeStatus.PENDING).first()
+
+
+def facts_change_can_decide(*, actor: Principal, change: FactsChange) -> bool:
+    """Whether the actor may approve or reject this change: the permission, no auditor, not the proposer."""
+    return rbac.can_approve(actor, change.model, "registry.approve_facts") and not same_person(actor, change.proposer())
+
+
+def facts_change_queue(*, actor: Principal) -> list[FactsChange]:
+    """Pending facts changes the actor may decide on (never their own), oldest first."""
+    pending = facts_change_list(actor=actor, status=FactsChangeStatus.PENDING).order_by("created_at", "id")
+    return [c for c in pending if facts_change_can_decide(actor=actor, change=c)]

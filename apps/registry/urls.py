@@ -14,4 +14,9 @@ urlpatterns = [
     path("models/<slug:name>/versions/<int:number>/verify/", views.version_verify, name="version_verify"),
     path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset_detail"),
     path("datasets/<int:dataset_id>/verify/", views.dataset_verify, name="dataset_verify"),
+    path(
+        "models/<slug:name>/facts-changes/<uuid:change_id>/<str:command>/",
+        views.facts_change_decide,
+        name="facts_change_decide",
+    ),
 ]

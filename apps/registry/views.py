@@ -1,8 +1,9 @@
 """Dashboard pages for the registry: inventory, model, version, datasets; retrying a failed verification.
 
 Thin: every read goes through ``apps.registry.selectors``, which apply rbac, so
-a list shows only what the person may see and anything else is a 404. The one
-write, asking for a verification again, goes through the registry's services.
+a list shows only what the person may see and anything else is a 404. The
+writes (asking for a verification again; approving, rejecting or cancelling a
+pending facts change) go through the registry's services.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
-from apps.core.errors import InvalidTransition
+from apps.core.errors import Conflict, InvalidTransition, ValidationFailed
 from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
 
@@ -88,8 +90,53 @@ def model_detail(request, name: str):
     return render(
         request,
         "registry/model_detail.html",
-        {"model": model, "versions": versions, "category_labels": _category_labels(model.data_categories)},
+        {
+            "model": model,
+            "versions": versions,
+            "category_labels": _category_labels(model.data_categories),
+            **_facts_change_context(actor, model),
+        },
     )
+
+
+def _facts_change_context(actor, model) -> dict:
+    """The model's pending facts change, as rows of (field, before, after), and who may decide or cancel it."""
+    change = selectors.facts_change_pending(actor=actor, model=model)
+    if change is None:
+        return {"facts_change": None}
+    rows = [
+        (field.replace("_", " ").capitalize(), _display(diff["before"]), _display(diff["after"]))
+        for field, diff in change.changes.items()
+    ]
+    return {
+        "facts_change": change,
+        "facts_change_rows": rows,
+        "can_decide_facts": selectors.facts_change_can_decide(actor=actor, change=change),
+        "can_cancel_facts": rbac.allows(actor, "registry.model_edit", model),
+    }
+
+
+_FACTS_COMMANDS = {
+    "approve": (services.facts_change_approve, "The change is approved and applied."),
+    "reject": (services.facts_change_reject, "The change is rejected; the model keeps its facts."),
+    "cancel": (services.facts_change_cancel, "The change is cancelled."),
+}
+
+
+@login_required
+@require_POST
+def facts_change_decide(request, name: str, change_id, command: str):
+    """Approve, reject or cancel (with a reason) a pending facts change from the model's page."""
+    if command not in _FACTS_COMMANDS:
+        raise Http404("No such command.")
+    service, done = _FACTS_COMMANDS[command]
+    try:
+        service(actor=principal_for_user(request.user), change_id=change_id, reason=request.POST.get("reason", ""))
+    except (ValidationFailed, Conflict) as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, done)
+    return redirect("registry:model_detail", name=name)
 
 
 @login_required

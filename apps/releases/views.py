@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
 from apps.rbac import services as rbac
+from apps.registry import selectors as registry_selectors
 
 from . import selectors, services
 from .choices import LIVE, OPEN, ReleaseStatus, ReviewStatus
@@ -29,13 +30,15 @@ def _refused(request, exc) -> None:
 @login_required
 @require_safe
 def approval_queue(request):
-    """What waits for me: requests I may approve and have not (never my own), and open post-release reviews."""
+    """What waits for me: requests I may approve and have not (never my own), open post-release reviews,
+    and changes of models' policy facts I may decide on (never my own)."""
     actor = principal_for_user(request.user)
     items = selectors.approval_queue(actor=actor)
     now = timezone.now()
     for item in items:
         item.waited = now - item.waiting_since
-    return render(request, "releases/approval_queue.html", {"items": items})
+    facts_changes = registry_selectors.facts_change_queue(actor=actor)
+    return render(request, "releases/approval_queue.html", {"items": items, "facts_changes": facts_changes})
 
 
 @login_required

@@ -55,6 +55,11 @@ def test_demo_load_is_complete_and_idempotent(django_capture_on_commit_callbacks
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"team.created", "user.created", "role_binding.created", "model.created", "model_version.created"} <= actions
     assert AuditEvent.objects.filter(action="model_version.created", actor_type="service_account").exists()
+    # a threshold above the fairness pack's default is the compliance officer's decision, not the team's
+    credit = RegisteredModel.objects.get(name="credit-scoring")
+    assert credit.fairness_thresholds["equalized_odds_difference"] == 0.2
+    approved = AuditEvent.objects.get(action="facts_change.approved", target_name="credit-scoring")
+    assert approved.actor_name == "carol"
 
 
 @pytest.mark.django_db
@@ -155,3 +160,30 @@ def test_the_demo_gets_finished_evidence_of_every_kind_once_verified(django_capt
     assert PostReleaseReview.objects.get(release=emergency).status == "open"
     waiting = ReleaseRequest.objects.get(version__model__name="credit-scoring", version__number=3)
     assert [m["kind"] for m in waiting.decision["missing_evidence"]] == ["explainability"]
+
+
+@pytest.mark.django_db
+def test_the_demo_team_alone_cannot_reclassify_its_prohibited_biometric_model(api_client_for):
+    from apps.policies.decisions import policy_decide
+
+    # given the demo, and mark, the marketing contributor who registered emotion-recognition
+    call_command("demo_load", "--quiet")
+    version = ModelVersion.objects.get(model__name="emotion-recognition", number=1)
+    mark = api_client_for(User.objects.get(username="mark"))
+    # when he reclassifies it as a minimal-risk model without data categories
+    response = mark.patch(
+        "/api/v1/models/emotion-recognition/",
+        {"risk_tier": "minimal", "data_categories": [], "reason": "It only counts smiles"},
+        format="json",
+    )
+    # then it waits for a compliance officer, and the gate still reads a prohibited practice
+    assert response.status_code == 202, response.json()
+    model = RegisteredModel.objects.get(name="emotion-recognition")
+    assert (model.risk_tier, model.data_categories) == ("unacceptable", ["biometric", "personal"])
+    decision = policy_decide(version=version, environment={"name": "production", "production": True})
+    assert "eu_ai_act.prohibited_practice" in {v.rule for v in decision.violations} and not decision.allow
+    # and bob, the demo's reviewer, cannot approve it
+    bob = api_client_for(User.objects.get(username="bob"))
+    change_url = response.json()["update"]["facts_change"]["url"]
+    assert bob.post(f"{change_url}approve/", {"reason": "fine"}, format="json").status_code == 403
+    assert RegisteredModel.objects.get(name="emotion-recognition").risk_tier == "unacceptable"

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.api.strict import StrictInput
 from apps.rbac.models import RoleBinding, ScopeType, SubjectType
 from apps.rbac.roles import Role
 
@@ -147,7 +148,8 @@ class UserCreateInput(serializers.Serializer):
     )
 
 
-class UserUpdateInput(serializers.Serializer):
+class UserUpdateInput(StrictInput, serializers.Serializer):
+    output = UserOutput
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
@@ -157,12 +159,6 @@ class UserUpdateInput(serializers.Serializer):
         "Nobody can deactivate themselves.",
     )
     username = serializers.CharField(required=False, help_text="Permanent: sending another value is a 400.")
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields)) if hasattr(self.initial_data, "keys") else []
-        if unknown:
-            raise serializers.ValidationError({name: ["This field cannot be changed here."] for name in unknown})
-        return attrs
 
 
 class TeamCreateInput(serializers.Serializer):

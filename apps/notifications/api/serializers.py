@@ -8,6 +8,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from apps.core.api.strict import StrictInput
 from apps.notifications.events import EVENT_TYPES
 from apps.notifications.models import AllowedWebhookHost, Webhook, WebhookDelivery, WebhookDeliveryAttempt
 
@@ -21,7 +22,10 @@ class WebhookCreateInput(serializers.Serializer):
     active = serializers.BooleanField(required=False, default=True)
 
 
-class WebhookUpdateInput(serializers.Serializer):
+class WebhookUpdateInput(StrictInput, serializers.Serializer):
+    """What a PATCH may change; any other field is a 400 naming it."""
+
+    output = "WebhookOutput"
     url = serializers.CharField(max_length=2000, required=False)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES), allow_empty=False, required=False

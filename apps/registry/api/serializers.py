@@ -14,10 +14,11 @@ from rest_framework.reverse import reverse
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from apps.core.api.strict import StrictInput
 from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
-from apps.registry.models import Dataset, ModelVersion, RegisteredModel
+from apps.registry.models import Dataset, FactsChange, ModelVersion, RegisteredModel
 from apps.registry.services.versions import version_url
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +318,90 @@ class ModelOutput(serializers.ModelSerializer):
         return reverse("api:registry-version-list", kwargs={"name": obj.name}, request=self.context.get("request"))
 
 
+class FactsChangeOutput(serializers.ModelSerializer):
+    """A proposed change of a model's policy facts: each field's value before and after, who proposed
+    it and why, and the decision (``pending`` until a compliance officer approves or rejects it)."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True)
+    changes = JSONObjectField(help_text='{"risk_tier": {"before": "high", "after": "limited"}, ...}')
+    proposed_by = serializers.SerializerMethodField()
+    decided_by = serializers.CharField(source="decided_by_name", read_only=True)
+    url = serializers.SerializerMethodField()
+    model_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = FactsChange
+        fields = [
+            "id",
+            "model",
+            "status",
+            "changes",
+            "reason",
+            "proposed_by",
+            "created_at",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "url",
+            "model_url",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(AuthorOutput)
+    def get_proposed_by(self, obj) -> dict:
+        return {
+            "user": obj.proposed_by.username if obj.proposed_by_id else None,
+            "service_account": obj.proposed_by_service_account.name if obj.proposed_by_service_account_id else None,
+        }
+
+    def get_url(self, obj) -> str:
+        return reverse(
+            "api:registry-facts-change-detail", kwargs={"change_id": obj.public_id}, request=self.context.get("request")
+        )
+
+    def get_model_url(self, obj) -> str:
+        return reverse(
+            "api:registry-model-detail", kwargs={"name": obj.model.name}, request=self.context.get("request")
+        )
+
+
+class ModelUpdateSummary(serializers.Serializer):
+    """What a PATCH did: the fields applied now, those waiting for approval, and the change they wait in."""
+
+    applied = serializers.ListField(child=serializers.CharField())
+    pending = serializers.ListField(child=serializers.CharField())
+    facts_change = FactsChangeOutput(allow_null=True)
+
+
+class ModelUpdateOutput(ModelOutput):
+    """The model as it now is, and ``update``: which fields applied and which wait for approval."""
+
+    update = serializers.SerializerMethodField()
+
+    class Meta(ModelOutput.Meta):
+        fields = [*ModelOutput.Meta.fields, "update"]
+        read_only_fields = fields
+
+    @extend_schema_field(ModelUpdateSummary)
+    def get_update(self, obj) -> dict:
+        result = self.context["update"]
+        change = result.facts_change
+        return {
+            "applied": result.applied,
+            "pending": result.pending,
+            "facts_change": FactsChangeOutput(change, context=self.context).data if change is not None else None,
+        }
+
+
+class FactsChangeDecisionInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the change is approved, rejected or cancelled.")
+
+
+class FactsChangeCancelInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
 class LineageOutput(serializers.Serializer):
     """Where a version came from."""
 
@@ -494,8 +579,13 @@ class ModelCreateInput(serializers.Serializer):
     )
 
 
-class ModelUpdateInput(serializers.Serializer):
-    """The editable fields; ``name`` is accepted only to be refused, since a model's name never changes."""
+class ModelUpdateInput(StrictInput, serializers.Serializer):
+    """The editable fields; ``name`` is accepted only to be refused, since a model's name never changes.
+
+    Any other field (``owner_team``, ``created_at``, a typo) is a 400 naming it.
+    """
+
+    output = ModelOutput
 
     name = serializers.CharField(required=False, help_text="Immutable: sending a different name is refused.")
     description = serializers.CharField(required=False, allow_blank=True)
@@ -526,6 +616,12 @@ class ModelUpdateInput(serializers.Serializer):
         child=serializers.FloatField(min_value=0, max_value=1),
         required=False,
         help_text='e.g. {"demographic_parity_difference": 0.1, "equalized_odds_difference": 0.1}',
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Why: required when a change loosens the model's policy facts (it then waits for approval).",
     )
 
 

@@ -1,4 +1,4 @@
-"""Registry API under /api/v1/: models, versions, datasets."""
+"""Registry API under /api/v1/: models, versions, datasets, and changes of models' policy facts."""
 
 from django.urls import path
 
@@ -6,6 +6,11 @@ from .views import (
     DatasetDetailApi,
     DatasetListCreateApi,
     DatasetVerifyApi,
+    FactsChangeApproveApi,
+    FactsChangeCancelApi,
+    FactsChangeDetailApi,
+    FactsChangeListApi,
+    FactsChangeRejectApi,
     ModelDetailApi,
     ModelListCreateApi,
     VersionDetailApi,
@@ -28,4 +33,13 @@ urlpatterns = [
     path("datasets/", DatasetListCreateApi.as_view(), name="registry-dataset-list"),
     path("datasets/<int:dataset_id>/", DatasetDetailApi.as_view(), name="registry-dataset-detail"),
     path("datasets/<int:dataset_id>/verify/", DatasetVerifyApi.as_view(), name="registry-dataset-verify"),
+    path("facts-changes/", FactsChangeListApi.as_view(), name="registry-facts-change-list"),
+    path("facts-changes/<uuid:change_id>/", FactsChangeDetailApi.as_view(), name="registry-facts-change-detail"),
+    path(
+        "facts-changes/<uuid:change_id>/approve/",
+        FactsChangeApproveApi.as_view(),
+        name="registry-facts-change-approve",
+    ),
+    path("facts-changes/<uuid:change_id>/reject/", FactsChangeRejectApi.as_view(), name="registry-facts-change-reject"),
+    path("facts-changes/<uuid:change_id>/cancel/", FactsChangeCancelApi.as_view(), name="registry-facts-change-cancel"),
 ]

@@ -10,16 +10,20 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.registry import selectors, services
-from apps.registry.choices import DataCategory, RiskTier
+from apps.registry.choices import DataCategory, FactsChangeStatus, RiskTier
 
 from .serializers import (
     DatasetCreateInput,
     DatasetOutput,
     DatasetReferenceInput,
     DatasetUploadInput,
+    FactsChangeCancelInput,
+    FactsChangeDecisionInput,
+    FactsChangeOutput,
     ModelCreateInput,
     ModelOutput,
     ModelUpdateInput,
+    ModelUpdateOutput,
     VersionCreateInput,
     VersionOutput,
     VersionReferenceInput,
@@ -87,13 +91,25 @@ class ModelDetailApi(GenericAPIView):
         model = selectors.model_get(actor=request.principal, name=name)
         return Response(ModelOutput(model, context={"request": request}).data)
 
-    @extend_schema(operation_id="models_update", request=ModelUpdateInput, responses={200: ModelOutput, **_REFUSALS})
+    @extend_schema(
+        operation_id="models_update",
+        request=ModelUpdateInput,
+        responses={200: ModelUpdateOutput, 202: ModelUpdateOutput, 409: PROBLEM, **_REFUSALS},
+    )
     def patch(self, request, name: str):
+        """200 when every change applied; 202 when some loosen the model's policy facts and wait for a
+        compliance officer (``update.pending``, and ``Location`` is the pending change's URL)."""
         data = ModelUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        services.model_update(actor=request.principal, name=name, changes=data.validated_data)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason", "")
+        result = services.model_update(actor=request.principal, name=name, changes=changes, reason=reason)
         model = selectors.model_get(actor=request.principal, name=name)
-        return Response(ModelOutput(model, context={"request": request}).data)
+        body = ModelUpdateOutput(model, context={"request": request, "update": result}).data
+        if result.facts_change is None:
+            return Response(body)
+        change_url = body["update"]["facts_change"]["url"]
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": change_url})
 
 
 class VersionListCreateApi(GenericAPIView):
@@ -274,3 +290,104 @@ class DatasetVerifyApi(GenericAPIView):
         services.dataset_reverify(actor=request.principal, dataset_id=dataset_id)
         dataset = selectors.dataset_get(actor=request.principal, dataset_id=dataset_id)
         return Response(DatasetOutput(dataset, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class FactsChangeListApi(GenericAPIView):
+    """Changes of models' policy facts you may see, newest first; ``?status=pending`` for those waiting."""
+
+    serializer_class = FactsChangeOutput
+
+    @extend_schema(
+        operation_id="facts_changes_list",
+        parameters=[
+            OpenApiParameter("model", str, description="The model's name."),
+            OpenApiParameter("status", str, enum=FactsChangeStatus.values),
+        ],
+        responses={200: FactsChangeOutput(many=True), 401: PROBLEM},
+    )
+    def get(self, request):
+        changes = selectors.facts_change_list(
+            actor=request.principal,
+            model=request.query_params.get("model", ""),
+            status=request.query_params.get("status", ""),
+        )
+        page = self.paginate_queryset(changes)
+        return self.get_paginated_response(FactsChangeOutput(page, many=True, context={"request": request}).data)
+
+
+_CHANGE_ID = OpenApiParameter("change_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class FactsChangeDetailApi(GenericAPIView):
+    """One facts change: before and after per field, proposer and reason, decision."""
+
+    serializer_class = FactsChangeOutput
+
+    @extend_schema(
+        operation_id="facts_changes_retrieve",
+        parameters=[_CHANGE_ID],
+        responses={200: FactsChangeOutput, 401: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, change_id):
+        change = selectors.facts_change_get(actor=request.principal, change_id=change_id)
+        return Response(FactsChangeOutput(change, context={"request": request}).data)
+
+
+class _FactsChangeCommand(GenericAPIView):
+    serializer_class = FactsChangeOutput
+    input_class = FactsChangeDecisionInput
+    service = None
+
+    def post(self, request, change_id):
+        data = self.input_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        type(self).service(actor=request.principal, change_id=change_id, reason=data.validated_data["reason"])
+        change = selectors.facts_change_get(actor=request.principal, change_id=change_id)
+        return Response(FactsChangeOutput(change, context={"request": request}).data)
+
+
+class FactsChangeApproveApi(_FactsChangeCommand):
+    """Approve a pending change (``registry.approve_facts``; never the proposer, never an auditor): it applies
+    if the model still holds the values it was proposed against (else 409, nothing applied)."""
+
+    service = services.facts_change_approve
+
+    @extend_schema(
+        operation_id="facts_changes_approve",
+        parameters=[_CHANGE_ID],
+        request=FactsChangeDecisionInput,
+        responses={200: FactsChangeOutput, 409: PROBLEM, **_REFUSALS},
+    )
+    def post(self, request, change_id):
+        return super().post(request, change_id)
+
+
+class FactsChangeRejectApi(_FactsChangeCommand):
+    """Reject a pending change (``registry.approve_facts``; never the proposer, never an auditor)."""
+
+    service = services.facts_change_reject
+
+    @extend_schema(
+        operation_id="facts_changes_reject",
+        parameters=[_CHANGE_ID],
+        request=FactsChangeDecisionInput,
+        responses={200: FactsChangeOutput, 409: PROBLEM, **_REFUSALS},
+    )
+    def post(self, request, change_id):
+        return super().post(request, change_id)
+
+
+class FactsChangeCancelApi(_FactsChangeCommand):
+    """Withdraw a pending change (the model's team, ``registry.model_edit``)."""
+
+    service = services.facts_change_cancel
+    input_class = FactsChangeCancelInput
+
+    @extend_schema(
+        operation_id="facts_changes_cancel",
+        parameters=[_CHANGE_ID],
+        request=FactsChangeCancelInput,
+        responses={200: FactsChangeOutput, 409: PROBLEM, **_REFUSALS},
+    )
+    def post(self, request, change_id):
+        return super().post(request, change_id)

@@ -10,7 +10,8 @@ request leaves no row and no stored bytes. The worker's status changes are in
 """
 
 from .datasets import VERIFY_DATASET, dataset_create, dataset_create_derived, dataset_reverify
-from .models import MODEL_EDITABLE, model_create, model_update
+from .facts import FactsChanged, facts_change_approve, facts_change_cancel, facts_change_reject
+from .models import MODEL_EDITABLE, ModelUpdate, facts_change_url, model_create, model_update
 from .versions import VERIFY_VERSION, DuplicateArtifact, version_create, version_retire, version_reverify, version_url
 
 __all__ = [
@@ -18,9 +19,15 @@ __all__ = [
     "VERIFY_DATASET",
     "VERIFY_VERSION",
     "DuplicateArtifact",
+    "FactsChanged",
+    "ModelUpdate",
     "dataset_create",
     "dataset_create_derived",
     "dataset_reverify",
+    "facts_change_approve",
+    "facts_change_cancel",
+    "facts_change_reject",
+    "facts_change_url",
     "model_create",
     "model_update",
     "version_create",

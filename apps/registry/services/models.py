@@ -1,11 +1,14 @@
-"""Registered models: create, and edit everything but the name."""
+"""Registered models: create, and edit everything but the name (loosened policy facts wait for approval)."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.audit import services as audit
@@ -13,8 +16,9 @@ from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
 
-from ..choices import DataCategory, RiskTier
-from ..models import RegisteredModel
+from ..choices import DataCategory, FactsChangeStatus, RiskTier
+from ..facts import FACT_FIELDS, POLICY_INPUT_FIELDS, loosens
+from ..models import FactsChange, RegisteredModel
 from .common import author, resolve_team
 
 MODEL_EDITABLE = (
@@ -141,20 +145,41 @@ def model_create(
     return model
 
 
-@transaction.atomic
-def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredModel:
-    """Change a model's descriptive fields; its name never changes. Audited ``model.updated`` with before/after."""
-    model = RegisteredModel.objects.select_for_update().select_related("owner_team").filter(name=name).first()
-    if model is None:
-        raise NotFound(f"No model named {name!r}.")
-    rbac.require(actor, "registry.model_edit", model, audit_action="model.updated")
+@dataclass(frozen=True)
+class ModelUpdate:
+    """What a ``model_update`` did: the fields applied now, and those waiting in ``facts_change``."""
+
+    model: RegisteredModel
+    applied: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    facts_change: FactsChange | None = None
+
+
+def facts_change_url(change: FactsChange) -> str:
+    """The API path of a facts change."""
+    return reverse("api:registry-facts-change-detail", kwargs={"change_id": change.public_id})
+
+
+def _model_updated(model: RegisteredModel, fields: list[str]) -> None:
+    """Published as ``model.updated`` (payload: the model's id and the fields that changed) inside the
+    writing transaction, so that the releases app re-judges the model's live release requests.
+
+    The one place the registry announces changed facts, whether applied at once or on approval.
+    """
+
+
+def _clean_changes(model: RegisteredModel, changes: dict) -> tuple[dict, dict]:
+    """(before, after) of the fields whose cleaned value differs from the model's."""
     if "name" in changes and changes["name"] != model.name:
         raise ValidationFailed(
             "A model's name is its permanent key and cannot be changed.", errors={"name": ["Immutable."]}
         )
     unknown = sorted(set(changes) - set(MODEL_EDITABLE) - {"name"})
     if unknown:
-        raise ValidationFailed(f"Fields that cannot be changed: {', '.join(unknown)}.")
+        raise ValidationFailed(
+            f"Fields that cannot be changed: {', '.join(unknown)}.",
+            errors={name: ["This field cannot be changed."] for name in unknown},
+        )
     cleaners = {
         "risk_tier": _risk_tier,
         "data_categories": lambda v: _choices(v, DataCategory, "data_categories"),
@@ -164,15 +189,99 @@ def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredMod
         "fairness_thresholds": _fairness_thresholds,
     }
     before, after = {}, {}
-    for field in MODEL_EDITABLE:
-        if field not in changes:
+    for name in MODEL_EDITABLE:
+        if name not in changes:
             continue
-        value = cleaners.get(field, lambda v: v or "")(changes[field])
-        if getattr(model, field) != value:
-            before[field] = getattr(model, field)
-            after[field] = value
-            setattr(model, field, value)
-    if after:
-        model.save(update_fields=[*after, "updated_at"])
-        audit.record(action="model.updated", actor=actor, target=model, before=before, after=after)
-    return model
+        value = cleaners.get(name, lambda v: v or "")(changes[name])
+        if getattr(model, name) != value:
+            before[name] = getattr(model, name)
+            after[name] = value
+    return before, after
+
+
+def _supersede_pending(actor: Principal, model: RegisteredModel, fields: list[str]) -> None:
+    """A pending change of a field that has just changed again can never apply: mark it superseded."""
+    if not fields:
+        return
+    pending = FactsChange.objects.filter(model=model, status=FactsChangeStatus.PENDING).first()
+    if pending is None or not set(pending.fields) & set(fields):
+        return
+    pending.status = FactsChangeStatus.SUPERSEDED
+    pending.decided_by_name = actor.name[:255]
+    pending.decided_at = timezone.now()
+    pending.decision_reason = f"{', '.join(sorted(set(pending.fields) & set(fields)))} changed again before a decision."
+    pending.save(update_fields=["status", "decided_by_name", "decided_at", "decision_reason", "updated_at"])
+    audit.record(
+        action="facts_change.superseded", actor=actor, target=pending, related=model, reason=pending.decision_reason
+    )
+
+
+@transaction.atomic
+def model_update(*, actor: Principal, name: str, changes: dict, reason: str = "") -> ModelUpdate:
+    """Change a model's editable fields; its name never changes.
+
+    A change that loosens a fact the gate reads (``apps.registry.facts.loosens``) does not apply: it
+    becomes the model's pending ``FactsChange``, which needs ``reason`` and a compliance officer's
+    approval (``facts_change_approve``). Everything else applies at once, audited ``model.updated``
+    with before/after; the loosening part is audited ``facts_change.proposed``. A model has at most one
+    pending change: proposing another is a 409 naming it, and nothing of the request applies.
+    """
+    model = RegisteredModel.objects.select_for_update().select_related("owner_team").filter(name=name).first()
+    if model is None:
+        raise NotFound(f"No model named {name!r}.")
+    rbac.require(actor, "registry.model_edit", model, audit_action="model.updated")
+    before, after = _clean_changes(model, changes)
+    waiting = [f for f in after if loosens(f, before[f], after[f])]
+    reason = (reason or "").strip()
+    change = None
+    if waiting:
+        if not reason:
+            raise ValidationFailed(
+                f"These changes loosen what the model's gate reads and wait for a compliance officer's approval: "
+                f"{', '.join(waiting)}. Say why in 'reason'.",
+                errors={"reason": ["Required when a change loosens the model's policy facts."]},
+                extra={"pending_fields": waiting},
+            )
+        pending = FactsChange.objects.filter(model=model, status=FactsChangeStatus.PENDING).first()
+        if pending is not None:
+            raise Conflict(
+                f"A change of {model.name}'s policy facts ({', '.join(pending.fields)}) is waiting for approval; "
+                "have it decided or cancel it before proposing another.",
+                extra={"facts_change": facts_change_url(pending)},
+            )
+        person = author(actor)
+        change = FactsChange.objects.create(
+            model=model,
+            changes={f: {"before": before[f], "after": after[f]} for f in waiting},
+            reason=reason,
+            proposed_by_id=person["created_by_id"],
+            proposed_by_service_account_id=person["created_by_service_account_id"],
+            proposed_by_name=actor.name[:255],
+        )
+        audit.record(
+            action="facts_change.proposed",
+            actor=actor,
+            target=change,
+            related=model,
+            before={f: before[f] for f in waiting},
+            after={f: after[f] for f in waiting},
+            reason=reason,
+        )
+    applied = [f for f in after if f not in waiting]
+    if applied:
+        for f in applied:
+            setattr(model, f, after[f])
+        model.save(update_fields=[*applied, "updated_at"])
+        audit.record(
+            action="model.updated",
+            actor=actor,
+            target=model,
+            before={f: before[f] for f in applied},
+            after={f: after[f] for f in applied},
+            reason=reason,
+        )
+        _supersede_pending(actor, model, [f for f in applied if f in FACT_FIELDS])
+        read_by_policies = [f for f in applied if f in POLICY_INPUT_FIELDS]
+        if read_by_policies:
+            _model_updated(model, read_by_policies)
+    return ModelUpdate(model=model, applied=applied, pending=waiting, facts_change=change)

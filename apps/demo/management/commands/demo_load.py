@@ -148,7 +148,9 @@ class Command(BaseCommand):
         actors["ci-credit"] = principal_for_service_account(ci)
         created = 0
         for i, spec in enumerate(MODELS):
-            created += self._model(spec, seed=100 + i, actor=actors[spec["author"]], teams=teams)
+            created += self._model(
+                spec, seed=100 + i, actor=actors[spec["author"]], teams=teams, approver=actors["carol"]
+            )
         self._customers(actors["alice"], teams["credit-risk"])
         self.stdout.write(self.style.SUCCESS(f"demo loaded ({created} new versions)"))
         if not options["quiet"]:
@@ -193,7 +195,7 @@ class Command(BaseCommand):
         rbac.role_grant(actor=system, subject=account, role="contributor", team=team)
         return account
 
-    def _model(self, spec: dict, *, seed: int, actor: Principal, teams: dict[str, Team]) -> int:
+    def _model(self, spec: dict, *, seed: int, actor: Principal, teams: dict[str, Team], approver: Principal) -> int:
         model = RegisteredModel.objects.filter(name=spec["name"]).first()
         if model is None:
             model = registry.model_create(
@@ -208,7 +210,7 @@ class Command(BaseCommand):
                 jurisdictions=spec["jurisdictions"],
                 default_evidence=spec.get("default_evidence", []),
             )
-        self._facts(model, spec.get("facts", {}), actor)
+        self._facts(model, spec.get("facts", {}), actor, approver)
         data = artifacts.make_data(seed, spec["columns"])
         train = self._dataset(f"{spec['name']}-training", data, teams[spec["owner_team"]], actor)
         evaluation_data = artifacts.make_data(seed + 1, spec["columns"], rows=200)
@@ -250,11 +252,25 @@ class Command(BaseCommand):
             created += 1
         return created
 
-    def _facts(self, model: RegisteredModel, facts: dict, actor: Principal) -> None:
-        """Record what the policy packs read, as the model's owner would; only what differs (idempotent)."""
+    def _facts(self, model: RegisteredModel, facts: dict, actor: Principal, approver: Principal) -> None:
+        """Record what the policy packs read, as the model's owner would; only what differs (idempotent).
+
+        A fact that loosens the gate (a fairness threshold above the default) waits for a compliance
+        officer, who approves it here, as the demo's compliance officer would.
+        """
         changes = {field: value for field, value in facts.items() if getattr(model, field) != value}
-        if changes:
-            registry.model_update(actor=actor, name=model.name, changes=changes)
+        if not changes:
+            return
+        with transaction.atomic():
+            result = registry.model_update(
+                actor=actor, name=model.name, changes=changes, reason="Facts recorded by the team"
+            )
+            if result.facts_change is not None:
+                registry.facts_change_approve(
+                    actor=approver,
+                    change_id=result.facts_change.public_id,
+                    reason="Reviewed with the team's fairness assessment",
+                )
 
     def _dataset(self, name: str, data, team: Team, actor: Principal, predictions=None) -> Dataset:
         existing = Dataset.objects.filter(name=name, owner_team=team).first()
