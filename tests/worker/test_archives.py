@@ -181,6 +181,26 @@ def test_a_parquet_bomb_is_refused_by_the_worker_and_the_web(tmp_path):
     assert loaders.read_dataset(plain, "parquet").row_count == 200
 
 
+def test_a_gzip_bomb_dataset_is_refused_at_upload_and_never_inflated_by_a_worker(tmp_path):
+    import gzip
+
+    # given a CSV of 64 MiB gzip-compressed into a few hundred KiB
+    bomb = tmp_path / "dataset"  # workers copy a dataset to a file without an extension, as here
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(b"a,b\n")
+        line = b"1,2\n" * (MIB // 4)
+        for _ in range(64):
+            out.write(line)
+    data = bomb.read_bytes()
+    assert len(data) < 512 * 1024
+    # then the upload check refuses it, having inflated 64 bytes to say what it is
+    with pytest.raises(sniffing.Refused, match="gzip-compressed data is not an accepted format"):
+        sniffing.detect_dataset(io.BytesIO(data), len(data), None)
+    # and a worker handed those bytes reads them as stored (never inflated), and says they are not text
+    with pytest.raises(loaders.LoadError, match="column names are not UTF-8 text"):
+        loaders.read_dataset(bomb, "csv")
+
+
 # --- memory, measured in a fresh process -------------------------------------------------------
 
 _PROBE = """

@@ -437,7 +437,10 @@ def read_dataset(path: str | Path, fmt: str, progress: ProgressFn | None = None)
     path = str(path)
     total = max(1, os.path.getsize(path))
     schema, batches = _batches(path, fmt)
-    stats = DatasetStats(columns=list(schema.names), types={f.name: str(f.type) for f in schema})
+    try:
+        stats = DatasetStats(columns=list(schema.names), types={f.name: str(f.type) for f in schema})
+    except UnicodeDecodeError as exc:  # a binary file (compressed, say) read as text
+        raise LoadError(f"the {fmt} file's column names are not UTF-8 text: {exc.reason}") from exc
     seen_bytes = 0
     try:
         for batch in batches:
