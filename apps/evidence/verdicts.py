@@ -123,8 +123,8 @@ def run_outcome(run) -> Outcome | None:
         if failed:
             return Outcome(f"Bias: {failed} of {len(verdicts)} checks fail", "failed")
         return Outcome(f"Bias: all {len(verdicts)} checks pass", "ok")
-    if run.kind == EvidenceKind.EXPLAINABILITY:
-        passed = (run.summary.get("additivity") or {}).get("passed")
+    if run.kind == EvidenceKind.EXPLAINABILITY and isinstance(run.summary.get("additivity"), dict):
+        passed = run.summary["additivity"].get("passed")
         return Outcome("SHAP: additivity passed" if passed else "SHAP: additivity failed", "ok" if passed else "failed")
     return None
 
