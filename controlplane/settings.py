@@ -255,6 +255,15 @@ ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
 ASSAY_EVIDENCE_CHUNK_ROWS = env_int("ASSAY_EVIDENCE_CHUNK_ROWS", 1_000_000)
 # Secret salt of the PII scrub's `hash` operator; without it a salt is derived from DJANGO_SECRET_KEY.
 ASSAY_PII_HASH_SALT = env("ASSAY_PII_HASH_SALT", "")
+# A version whose declared accuracy (metrics.accuracy) differs from the accuracy its bias report measured by
+# more than this (absolute) is flagged on its page and in the API.
+ASSAY_METRIC_TOLERANCE = float(env("ASSAY_METRIC_TOLERANCE", "0.05"))
+# Archives the web checks and the workers open (skops zips, Parquet's compressed pages) are refused before
+# inflating when they would expand past ASSAY_ARCHIVE_MAX_BYTES, hold more than ASSAY_ARCHIVE_MAX_MEMBERS
+# members, or expand more than ASSAY_ARCHIVE_MAX_RATIO times their stored size (past 16 MiB).
+ASSAY_ARCHIVE_MAX_BYTES = env_int("ASSAY_ARCHIVE_MAX_BYTES", 1024 * 1024 * 1024)
+ASSAY_ARCHIVE_MAX_MEMBERS = env_int("ASSAY_ARCHIVE_MAX_MEMBERS", 10_000)
+ASSAY_ARCHIVE_MAX_RATIO = env_int("ASSAY_ARCHIVE_MAX_RATIO", 100)
 
 # Releases: an open request (pending evidence or approval) expires after this many hours; an approval
 # for a production environment must be renewed after the months given per risk tier ("tier=months,...").

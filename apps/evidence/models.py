@@ -127,6 +127,15 @@ class FindingReview(TimestampedModel):
     def __str__(self) -> str:
         return f"{self.finding}: {self.verdict}"
 
+    @property
+    def reviewer_name(self) -> str:
+        """Who gave the verdict, as pages show it: the person's name, or the service account's."""
+        if self.reviewer_service_account_id:
+            return f"service account {self.reviewer_service_account.name}"
+        if self.reviewer_id:
+            return self.reviewer.get_full_name() or self.reviewer.username
+        return "a former user"
+
     def audit_ref(self) -> tuple[str, str, str]:
         return ("finding_review", str(self.pk), self.finding)
 

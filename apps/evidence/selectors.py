@@ -11,7 +11,10 @@ from apps.core.principals import Principal
 from apps.rbac import services as rbac
 from apps.registry.models import Dataset, ModelVersion
 
-from .models import EvidenceChunk, EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
+from .models import EvidenceChunk, EvidenceFile, EvidenceRun, FindingReview
+from .verdicts import accuracy_check, declared_accuracy, finding_reviews, review_state
+
+__all__ = ["evidence_run_get", "evidence_run_list", "finding_reviews", "review_state", "version_accuracy_check"]
 
 
 def _runs() -> QuerySet[EvidenceRun]:
@@ -52,35 +55,31 @@ def evidence_run_list(
     return rbac.restrict(actor, qs, "evidence.view").order_by("-created_at", "-id")
 
 
-def finding_reviews(run: EvidenceRun) -> dict[str, FindingReview]:
-    """The newest review of each reviewed finding of a PII scan (from the prefetched reviews)."""
-    latest: dict[str, FindingReview] = {}
-    for review in run.reviews.all():  # newest first
-        latest.setdefault(review.finding, review)
-    return latest
+def version_accuracy_check(
+    *, actor: Principal, version: ModelVersion, recent: list[EvidenceRun] | None = None, recent_limit: int = 0
+) -> dict | None:
+    """The version's declared accuracy against the accuracy its latest succeeded bias report measured.
 
-
-def review_state(run: EvidenceRun) -> dict | None:
-    """A PII scan's findings split by their reviews: false positives are counted apart from the rest.
-
-    ``unresolved`` are the findings not marked false positive; that is what policies read.
-    None for other kinds and unfinished runs.
+    The report on the version's evaluation dataset is preferred; see ``verdicts.accuracy_check``
+    for the answer's shape (None when the version declares no accuracy or has no such report).
+    ``recent`` is the version's newest runs the caller already read (at most ``recent_limit`` of
+    them): a page that lists them costs no query more unless the report is older than all of them.
     """
-    if run.kind != "pii_scan" or not run.summary:
+    if declared_accuracy(version.metrics) is None:
         return None
-    latest = finding_reviews(run)
-    false_positives, confirmed, unresolved = [], [], []
-    for finding in run.summary.get("findings", []):
-        review = latest.get(finding.get("id"))
-        if review is not None and review.verdict == FindingVerdict.FALSE_POSITIVE:
-            false_positives.append(finding.get("id"))
-        else:
-            unresolved.append(finding.get("id"))
-            if review is not None:
-                confirmed.append(finding.get("id"))
-    return {
-        "unresolved": unresolved,
-        "false_positives": false_positives,
-        "confirmed": confirmed,
-        "unresolved_count": len(unresolved),
-    }
+
+    def pick(runs):
+        succeeded = [r for r in runs if r.kind == "bias" and r.status == "succeeded"]
+        on_eval = [r for r in succeeded if r.dataset_id == version.evaluation_dataset_id]
+        return (on_eval or succeeded or [None])[0]
+
+    if recent is not None:
+        run = pick(recent)
+        if run is not None or len(recent) < recent_limit:
+            return accuracy_check(version, run)
+    qs = rbac.restrict(
+        actor,
+        EvidenceRun.objects.select_related("dataset").filter(version=version, kind="bias", status="succeeded"),
+        "evidence.view",
+    ).order_by("-created_at", "-id")
+    return accuracy_check(version, pick(list(qs[:50])))

@@ -300,6 +300,11 @@ def evidence_finding_review(*, actor: Principal, run_id: Any, finding: str, verd
         raise ValidationFailed(
             f"finding: the run has no finding {finding!r}.", errors={"finding": [f"unknown finding: {finding}"]}
         )
+    if not verdict:
+        raise ValidationFailed(
+            "verdict: required; choose false_positive or confirmed (there is no default).",
+            errors={"verdict": ["Required."]},
+        )
     if verdict not in FindingVerdict.values:
         raise ValidationFailed(
             f"verdict: choose {' or '.join(FindingVerdict.values)}.", errors={"verdict": ["Unknown verdict."]}

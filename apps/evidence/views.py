@@ -18,6 +18,7 @@ from apps.core.errors import Conflict, ValidationFailed
 from apps.rbac import services as rbac
 
 from . import charts, selectors, services
+from . import verdicts as verdicts_of
 from .choices import EvidenceKind, RunStatus
 from .runs import run_progress
 
@@ -175,7 +176,7 @@ def _report_rows(report: dict) -> dict:
     return {"title": " × ".join(report.get("columns", [])), "groups": groups, "disparities": rows}
 
 
-def _bias_context(summary: dict) -> dict:
+def _bias_context(run, summary: dict) -> dict:
     reports = [_report_rows(r) for r in summary.get("by_column", {}).values()]
     if summary.get("intersection"):
         reports.append(_report_rows(summary["intersection"]))
@@ -183,10 +184,13 @@ def _bias_context(summary: dict) -> dict:
         report["chart"] = charts.group_bars(
             [{"name": g["name"], "rate": g["bar"] / 100, "extreme": g["extreme"]} for g in report["groups"]]
         )
+    verdicts = verdicts_of.bias_verdicts(summary, run.version.model if run.version_id else None)
     return {
         "reports": reports,
         "metric_titles": [title for _, title in GROUP_METRICS],
         "overall": summary.get("overall") or {},
+        "verdicts": verdicts,
+        "verdicts_failed": sum(1 for v in verdicts if v["result"] == "fail"),
     }
 
 
@@ -261,7 +265,7 @@ def run_detail(request, run_id):
     }
     if run.status == RunStatus.SUCCEEDED:
         if run.kind == EvidenceKind.BIAS:
-            context.update(_bias_context(summary))
+            context.update(_bias_context(run, summary))
         elif run.kind == EvidenceKind.PII_SCAN:
             context.update(_pii_context(run, actor))
         elif run.kind == EvidenceKind.EXPLAINABILITY:

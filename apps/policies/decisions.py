@@ -51,7 +51,8 @@ class PolicyDecision:
     violations: tuple[Violation, ...]
     missing_evidence: tuple[dict, ...]  # {"kind", "subject", "reason", "rule"}
     required_approvals: tuple[RequiredApproval, ...]  # merged over packs: the max count per role
-    rules: tuple[dict, ...]  # {"rule","pack","clause","title","result","message"[, "approvals": [{role, count}]]}
+    # {"rule","pack","clause","title","result","message"[, "approvals": [{role, count}]][, "measured","threshold","detail"]}
+    rules: tuple[dict, ...]
     packs: tuple[dict, ...]  # {"name","version","sha256"} of each pack applied
     evidence: tuple[dict, ...]  # {"run","kind","subject","summary_sha256"} evidence seen
     artifact_sha256: str
@@ -115,6 +116,17 @@ def _engine_failure(pack: PackInForce, exc: Exception) -> Violation:
     )
 
 
+# Optional keys of a pack's rule: the value it measured (number or null), the limit, and a sentence
+# saying both ("demographic parity difference 0.068 ≤ 0.1 (worst: sex)").
+MEASURE_KEYS = ("measured", "threshold", "detail")
+
+
+def _measure_ok(key: str, value) -> bool:
+    if key == "detail":
+        return isinstance(value, str)
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
 def _rule_rows(pack: PackInForce, result: engine.PackResult, applied: bool) -> list[dict]:
     """Each declared rule's result: not applicable, fail, warning or pass; undeclared failures too."""
     failing: dict[str, list[dict]] = {}
@@ -154,6 +166,9 @@ def _rule_rows(pack: PackInForce, result: engine.PackResult, applied: bool) -> l
         if rule["rule"] in asks:
             # The rule is met by people, not by the input: releases show it pending until they approve.
             row["approvals"] = asks[rule["rule"]]
+        # a rule that measures something says what it measured against what limit, passing or not
+        if outcome != RESULT_NOT_APPLICABLE:
+            row.update({k: rule[k] for k in MEASURE_KEYS if k in rule and _measure_ok(k, rule[k])})
         rows.append(row)
     if applied:
         for rule_id, hits in failing.items():

@@ -16,6 +16,7 @@ from django.db.models import Q
 from apps.audit.models import AuditEvent
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun, FindingReview, FindingVerdict
+from apps.evidence.verdicts import INTERSECTION_SEPARATOR
 from apps.rbac.models import RoleBinding, ScopeType
 from apps.rbac.roles import Role
 from apps.registry.models import Dataset, ModelVersion
@@ -89,15 +90,25 @@ def _pii_scan(run: EvidenceRun, reviews: list[FindingReview], seen: list[dict], 
     }
 
 
+def _disparities(report: dict) -> dict:
+    disparities = report.get("disparities") or {}
+    return {
+        "demographic_parity_difference": (disparities.get("demographic_parity_difference") or {}).get("value"),
+        "equalized_odds_difference": (disparities.get("equalized_odds_difference") or {}).get("value"),
+        "n_groups": report.get("n_groups"),
+    }
+
+
 def _bias(run: EvidenceRun) -> dict:
     summary = run.summary
-    by_column = {}
-    for name, report in (summary.get("by_column") or {}).items():
-        disparities = report.get("disparities") or {}
-        by_column[name] = {
-            "demographic_parity_difference": (disparities.get("demographic_parity_difference") or {}).get("value"),
-            "equalized_odds_difference": (disparities.get("equalized_odds_difference") or {}).get("value"),
-            "n_groups": report.get("n_groups"),
+    by_column = {name: _disparities(report) for name, report in (summary.get("by_column") or {}).items()}
+    intersection = None
+    if summary.get("intersection"):
+        columns = list(summary["intersection"].get("columns") or [])
+        intersection = {
+            "name": INTERSECTION_SEPARATOR.join(columns),
+            "columns": columns,
+            **_disparities(summary["intersection"]),
         }
     return {
         "run": str(run.public_id),
@@ -105,6 +116,7 @@ def _bias(run: EvidenceRun) -> dict:
         "n_rows": summary.get("n_rows"),
         "sensitive_columns": summary.get("sensitive_columns", []),
         "by_column": by_column,
+        "intersection": intersection,
     }
 
 

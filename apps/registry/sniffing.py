@@ -26,6 +26,7 @@ from typing import IO
 
 from apps.core.errors import UnsupportedContent, ValidationFailed
 
+from .archives import ArchiveRefused, check_parquet_metadata, check_zip
 from .choices import ArtifactFormat, DatasetFormat
 
 HEAD_BYTES = 64 * 1024
@@ -145,6 +146,12 @@ def _is_onnx(fh: IO[bytes], size: int) -> bool:
 
 
 def _zip_format(fh: IO[bytes]) -> ArtifactFormat:
+    try:
+        check_zip(fh, what="The zip archive")
+    except ArchiveRefused as exc:
+        raise _refuse(f"{exc}.")
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _refuse(f"The zip archive cannot be read ({exc}).")
     fh.seek(0)
     try:
         with zipfile.ZipFile(fh) as archive:
@@ -312,9 +319,14 @@ def _parquet_shape(fh: IO[bytes], size: int) -> DatasetShape:
         raise _refuse("The Parquet file is truncated (no PAR1 footer).")
     fh.seek(0)
     try:
-        schema = pq.read_schema(fh)
+        metadata = pq.read_metadata(fh)
+        schema = metadata.schema.to_arrow_schema()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _refuse(f"The Parquet footer cannot be read ({exc}).")
+    try:
+        check_parquet_metadata(metadata, stored=size, what="The Parquet file")
+    except ArchiveRefused as exc:
+        raise _refuse(f"{exc}.")
     return DatasetShape(
         format=DatasetFormat.PARQUET,
         columns=list(schema.names),

@@ -146,6 +146,7 @@ def version_detail(request, name: str, number: int):
     actor = principal_for_user(request.user)
     version = selectors.version_get(actor=actor, model_name=name, number=number)
     stuck = verification_stuck(version, version.verification_job)
+    runs = list(evidence_selectors.evidence_run_list(actor=actor, version=version)[:10])
     return render(
         request,
         "registry/version_detail.html",
@@ -158,7 +159,10 @@ def version_detail(request, name: str, number: int):
             "category_labels": _category_labels(version.model.data_categories),
             "verification_stuck": stuck,
             "can_retry": stuck and rbac.allows(actor, "registry.version_create", version),
-            "evidence_runs": list(evidence_selectors.evidence_run_list(actor=actor, version=version)[:10]),
+            "evidence_runs": runs,
+            "accuracy_check": evidence_selectors.version_accuracy_check(
+                actor=actor, version=version, recent=runs, recent_limit=10
+            ),
             "can_request_evidence": version.status == VersionStatus.READY
             and bool(version.evaluation_dataset_id)
             and rbac.allows(actor, "evidence.request", version),

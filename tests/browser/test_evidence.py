@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from apps.accounts import services as accounts
 from apps.core.principals import Principal
-from apps.evidence.models import EvidenceRun
+from apps.evidence.models import EvidenceRun, FindingReview
 from apps.rbac import services as rbac
 from apps.registry import services as registry
 from tests.evidence.conftest import SCHEMA, csv_of, scored_rows
@@ -160,9 +160,16 @@ def test_an_explainability_report_and_a_pii_review_in_the_browser(
     before = page.locator("#unresolved-count").inner_text()
     row = page.locator('tr[data-finding^="street_address:"]').first
     row.get_by_label("Reason").fill("Branch addresses, not customers'")
+    # the verdict has no default: saving without choosing one is refused by the form, and nothing is recorded
     row.get_by_role("button", name="Save").click()
-    # then: the finding is shown as dismissed and counted apart
+    assert row.get_by_label("Verdict").evaluate("select => select.validity.valueMissing")
+    assert not FindingReview.objects.exists()
+    row.get_by_label("Verdict").select_option("false_positive")
+    row.get_by_role("button", name="Save").click()
+    # then: the finding is shown as dismissed and counted apart, with who dismissed it and why
     expect(page.get_by_role("status").filter(has_text="marked false positive")).to_be_visible()
-    expect(page.locator('tr[data-finding^="street_address:"]').first).to_have_class(re.compile("finding-dismissed"))
+    dismissed = page.locator('tr[data-finding^="street_address:"]').first
+    expect(dismissed).to_have_class(re.compile("finding-dismissed"))
+    expect(dismissed.locator(".finding-verdict")).to_contain_text("Branch addresses, not customers'")
     assert page.locator("#unresolved-count").inner_text() != before
     page.screenshot(path=str(screenshot_dir / "pii-report.png"), full_page=True)

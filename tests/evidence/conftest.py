@@ -144,3 +144,23 @@ def loaded_version(contributor_principal, model, run):
         return version
 
     return make
+
+
+def read_download(body: bytes) -> tuple[dict[str, str], list[dict]]:
+    """A downloaded evidence table: its preamble (``# name: value`` lines) and its rows as dicts.
+
+    The first line says how many comment lines come before the header row; exactly those are skipped.
+    """
+    import csv
+    import io
+    import re
+
+    text = body.decode()
+    first = text.split("\n", 1)[0]
+    match = re.fullmatch(r"# assay\.evidence-csv/v1: (\d+) comment lines, then the table's header row", first)
+    assert match, first
+    lines = text.split("\n")
+    count = int(match.group(1))
+    preamble = dict(line[2:].split(": ", 1) for line in lines[1:count])
+    assert all(line.startswith("# ") for line in lines[:count])
+    return preamble, list(csv.DictReader(io.StringIO("\n".join(lines[count:]))))

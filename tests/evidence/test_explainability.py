@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 import pyarrow.csv as pacsv
@@ -11,6 +10,7 @@ import pytest
 from apps.demo import artifacts as demo
 from apps.evidence import services
 from apps.evidence.models import EvidenceFile
+from tests.evidence.conftest import read_download
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +58,8 @@ def test_a_tree_model_is_explained_with_treeshap_and_its_named_row_locally(
     assert file.name == "shap_values.csv"
     cora = api_client_for(contributor)
     response = cora.get(f"/api/v1/evidence/{evidence.public_id}/files/shap_values.csv/")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    preamble, rows = read_download(b"".join(response.streaming_content))
+    assert preamble["run"] == str(evidence.public_id) and preamble["artifact sha256"] == evidence.version.sha256
     assert len(rows) == 120 and "17" in {r["row"] for r in rows}
     line = next(r for r in rows if r["row"] == "17")
     assert float(line["base_value"]) + sum(float(line[f]) for f in FEATURES) == pytest.approx(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 
 from apps.evidence import services
@@ -12,6 +9,7 @@ from apps.evidence.models import EvidenceFile, EvidenceRun
 from apps.jobs import services as jobs
 from apps.jobs.models import JobStatus
 from apps.registry.storage import get_storage
+from tests.evidence.conftest import read_download
 
 pytestmark = pytest.mark.django_db
 
@@ -125,8 +123,13 @@ def test_a_finished_bias_run_offers_its_per_group_table_for_download(cora, queue
     # then the table holds a row per group, with the summary's numbers
     assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="group_metrics.csv"')
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    preamble, rows = read_download(b"".join(response.streaming_content))
     queued.refresh_from_db()
+    # and its preamble says which model, version, run and bytes it comes from
+    assert preamble["run"] == str(queued.public_id) and preamble["kind"] == "bias"
+    assert (preamble["model"], preamble["version"]) == (queued.version.model.name, str(queued.version.number))
+    assert preamble["dataset sha256"] == queued.input_digests["dataset"] == queued.dataset.sha256
+    assert preamble["artifact sha256"] == queued.version.sha256 and preamble["summary schema"] == "assay.bias/v1"
     women = next(g for g in queued.summary["by_column"]["sex"]["groups"] if g["label"] == "F")
     row = next(r for r in rows if r["grouping"] == "sex" and r["group"] == women["name"])
     assert int(row["count"]) == women["count"]

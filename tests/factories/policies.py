@@ -21,8 +21,12 @@ def _disparity(value: float) -> dict:
     return {"value": value, "groups": ["F", "M"]}
 
 
-def bias_summary(*, dp: float = 0.05, eo: float = 0.04, columns=("sex",)) -> dict:
-    """An ``assay.bias/v1`` summary whose every sensitive column has these disparities."""
+def bias_summary(*, dp: float = 0.05, eo: float = 0.04, columns=("sex",), intersection_dp: float | None = None) -> dict:
+    """An ``assay.bias/v1`` summary whose every sensitive column has these disparities.
+
+    With several columns, ``intersection_dp`` adds their intersection with that demographic parity
+    difference (and the columns' equalized odds difference).
+    """
     report = {
         "columns": [],
         "n_groups": 2,
@@ -49,7 +53,13 @@ def bias_summary(*, dp: float = 0.05, eo: float = 0.04, columns=("sex",)) -> dic
         "sensitive_columns": list(columns),
         "overall": {"count": 400, "selection_rate": 0.475, "accuracy": 0.85},
         "by_column": {name: {**report, "columns": [name]} for name in columns},
-        "intersection": None,
+        "intersection": None
+        if intersection_dp is None
+        else {
+            **report,
+            "columns": list(columns),
+            "disparities": {**report["disparities"], "demographic_parity_difference": _disparity(intersection_dp)},
+        },
     }
 
 

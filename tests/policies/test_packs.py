@@ -356,6 +356,43 @@ def test_fairness_thresholds_per_model():
     assert violated(decision, "fairness.equalized_odds")[0].severity == "blocking"
 
 
+def test_fairness_judges_the_intersection_of_the_sensitive_columns_too():
+    # given a report fair by sex and by age band on their own (0.068) but not to their intersection (0.148)
+    model = compliant_model(fairness_thresholds={"demographic_parity_difference": 0.1})
+    version = compliant_version(model, evidence=False)
+    bias_run(version, dp=0.068, eo=0.04, columns=("sex", "age_band"), intersection_dp=0.148)
+    # when
+    decision = policy_decide(version=version, environment=STAGING)
+    # then the demographic parity rule fails on the intersection alone, naming it and its threshold
+    assert not decision.allow
+    [dp] = violated(decision, "fairness.demographic_parity")
+    assert "over sex × age_band is 0.148, above the threshold 0.1" in dp.message
+    row = next(r for r in decision.rules if r["rule"] == "fairness.demographic_parity")
+    assert row["result"] == "fail" and row["measured"] == 0.148 and row["threshold"] == 0.1
+    # and the passing rule says what it measured against which threshold
+    eo = next(r for r in decision.rules if r["rule"] == "fairness.equalized_odds")
+    assert eo["result"] == "pass" and eo["measured"] == 0.04 and eo["threshold"] == 0.1
+    assert eo["detail"].startswith("equalized odds difference 0.04 ≤ 0.1 (worst: ")
+    assert decision.as_dict()["rules"] == [dict(r) for r in decision.rules]
+
+
+def test_a_passing_fairness_rule_carries_its_measured_value_and_threshold():
+    # given a report within every threshold, intersection included
+    model = compliant_model(fairness_thresholds={"demographic_parity_difference": 0.1})
+    version = compliant_version(model, evidence=False)
+    bias_run(version, dp=0.05, eo=0.02, columns=("sex", "age_band"), intersection_dp=0.068)
+    # when
+    decision = policy_decide(version=version, environment=STAGING)
+    # then
+    dp = next(r for r in decision.rules if r["rule"] == "fairness.demographic_parity")
+    assert dp["result"] == "pass" and dp["message"] == ""
+    assert (dp["measured"], dp["threshold"]) == (0.068, 0.1)
+    assert dp["detail"] == "demographic parity difference 0.068 ≤ 0.1 (worst: sex × age_band)"
+    # rules that measure nothing carry no such fields
+    report = next(r for r in decision.rules if r["rule"] == "fairness.bias_report")
+    assert "measured" not in report and "detail" not in report
+
+
 def test_fairness_needs_a_bias_report():
     version = compliant_version(compliant_model(), evidence=False)
     decision = policy_decide(version=version, environment=STAGING)

@@ -60,6 +60,25 @@ def test_dry_run_shows_the_decision_rule_by_rule(make_user):
     assert "1 × compliance_officer" in html
 
 
+def test_dry_run_shows_what_a_passing_fairness_rule_measured_against_its_threshold(make_user):
+    from tests.factories.policies import bias_run
+
+    # given a version within its fairness thresholds, its sensitive columns' intersection included
+    model = compliant_model(risk_tier="high")
+    version = compliant_version(model, evidence=False)
+    bias_run(version, dp=0.05, eo=0.02, columns=("sex", "age_band"), intersection_dp=0.068)
+    client = client_for(make_user("viewer", team=model.owner_team))
+    # when
+    html = client.get(
+        "/policies/fairness/", {"model": model.name, "version": version.number, "environment": "staging"}
+    ).content.decode()
+    # then the passing rule's row says the measured value and the threshold
+    assert (
+        '<div class="rule-measured mono">demographic parity difference 0.068 ≤ 0.1 (worst: sex × age_band)</div>'
+        in html
+    )
+
+
 def test_dry_run_of_a_version_out_of_scope_says_so(make_user, other_team):
     version = compliant_version()
     client = client_for(make_user("viewer", team=other_team))

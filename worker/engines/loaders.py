@@ -67,11 +67,7 @@ def load_onnx(path: str | Path) -> dict:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise LoadError(f"not a readable ONNX model: {exc}") from exc
-    external = [
-        t.name
-        for t in list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.t.name]
-        if t.data_location == onnx.TensorProto.EXTERNAL
-    ]
+    external = external_tensors(model)
     if external:
         raise LoadError(f"ONNX models must be self-contained; tensor(s) stored outside the file: {external[:5]}")
     try:
@@ -88,6 +84,59 @@ def load_onnx(path: str | Path) -> dict:
     }
 
 
+def external_tensors(model) -> list[str]:
+    """Where an ONNX model keeps tensors outside its file: every graph, nested subgraph and function.
+
+    Walks the main graph, the bodies of If / Loop / Scan (graph attributes, at any depth), local
+    functions and training graphs; looks at initializers, sparse initializers and tensor
+    attributes. Returns "tensor name (where)" for each tensor whose ``data_location`` is EXTERNAL.
+    Iterative, so a deeply nested model cannot exhaust the interpreter's stack.
+    """
+    import onnx
+
+    found: list[str] = []
+    graphs: list[tuple[object, str]] = [(model.graph, "main graph")]
+    nodes: list[tuple[object, str]] = []
+    for function in model.functions:
+        nodes.extend((node, f"function {function.domain}:{function.name}") for node in function.node)
+    for i, info in enumerate(model.training_info):
+        graphs.append((info.initialization, f"training_info[{i}].initialization"))
+        graphs.append((info.algorithm, f"training_info[{i}].algorithm"))
+
+    def tensor(t, where: str) -> None:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            found.append(f"{t.name or '(unnamed)'} ({where})")
+
+    def sparse(st, where: str) -> None:
+        tensor(st.values, where)
+        tensor(st.indices, where)
+
+    while graphs or nodes:
+        while graphs:
+            graph, where = graphs.pop()
+            for t in graph.initializer:
+                tensor(t, where)
+            for st in graph.sparse_initializer:
+                sparse(st, where)
+            nodes.extend((node, where) for node in graph.node)
+        if nodes:
+            node, where = nodes.pop()
+            for attribute in node.attribute:
+                here = f"{where} > {node.op_type} {node.name or '(unnamed)'}.{attribute.name}"
+                if attribute.HasField("t"):
+                    tensor(attribute.t, here)
+                for t in attribute.tensors:
+                    tensor(t, here)
+                if attribute.HasField("sparse_tensor"):
+                    sparse(attribute.sparse_tensor, here)
+                for st in attribute.sparse_tensors:
+                    sparse(st, here)
+                if attribute.HasField("g"):
+                    graphs.append((attribute.g, here))
+                graphs.extend((g, f"{here}[{i}]") for i, g in enumerate(attribute.graphs))
+    return found
+
+
 def _onnx_session(path: str | Path):
     import onnxruntime
 
@@ -99,7 +148,32 @@ def _onnx_session(path: str | Path):
         raise LoadError(f"onnxruntime cannot load the model: {exc}") from exc
 
 
+def _bounded_zip(path: str | Path, what: str) -> None:
+    """Refuse a zip archive (a skops file) that would expand past the configured bounds, before inflating it."""
+    import zipfile
+
+    from apps.registry.archives import ArchiveRefused, check_zip
+
+    try:
+        check_zip(path, what=what)
+    except ArchiveRefused as exc:
+        raise LoadError(str(exc)) from exc
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise LoadError(f"not a readable {what}: {exc}") from exc
+
+
+def _bounded_parquet(parquet, path: str) -> None:
+    """Refuse a Parquet file whose footer declares more uncompressed bytes than allowed, before reading pages."""
+    from apps.registry.archives import ArchiveRefused, check_parquet_metadata
+
+    try:
+        check_parquet_metadata(parquet.metadata, stored=os.path.getsize(path), what="the Parquet dataset")
+    except ArchiveRefused as exc:
+        raise LoadError(str(exc)) from exc
+
+
 def _skops_estimator(path: str | Path, trusted: frozenset[str] = TRUSTED_SKOPS_TYPES):
+    _bounded_zip(path, "skops file")
     import skops.io as sio
 
     try:
@@ -349,6 +423,7 @@ def _batches(path: str, fmt: str):
             return reader.schema, reader
         if fmt == "parquet":
             parquet = pq.ParquetFile(path)
+            _bounded_parquet(parquet, path)
             return parquet.schema_arrow, parquet.iter_batches(batch_size=65536)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise LoadError(f"cannot read the {fmt} file: {exc}") from exc
@@ -362,7 +437,10 @@ def read_dataset(path: str | Path, fmt: str, progress: ProgressFn | None = None)
     path = str(path)
     total = max(1, os.path.getsize(path))
     schema, batches = _batches(path, fmt)
-    stats = DatasetStats(columns=list(schema.names), types={f.name: str(f.type) for f in schema})
+    try:
+        stats = DatasetStats(columns=list(schema.names), types={f.name: str(f.type) for f in schema})
+    except UnicodeDecodeError as exc:  # a binary file (compressed, say) read as text
+        raise LoadError(f"the {fmt} file's column names are not UTF-8 text: {exc.reason}") from exc
     seen_bytes = 0
     try:
         for batch in batches:
@@ -404,6 +482,7 @@ def iter_columns(path: str | Path, fmt: str, columns: list[str], *, csv_as_text:
             )
         elif fmt == "parquet":
             parquet = pq.ParquetFile(path)
+            _bounded_parquet(parquet, path)
             _require_columns(parquet.schema_arrow.names, columns)
             batches = parquet.iter_batches(batch_size=65536, columns=columns)
         elif fmt == "jsonl":

@@ -210,7 +210,7 @@ def _compute(run: EvidenceRun, folder: Path, report: Report, stored: _Stored) ->
         raise DataProblem("an explainability report needs a model artifact to explain")
     model_path = _fetch_artifact(run.version, run.input_digests.get("model_version", ""), folder, report)
     summary, table = compute.compute_explanation(path, dataset.format, params, model_path, run.version.format, report)
-    files = [stored.file("shap_values.csv", "SHAP values of the explained rows", "text/csv", table)]
+    files = [_csv_file(run, summary, stored, "shap_values.csv", "SHAP values of the explained rows", table)]
     return summary, files, None
 
 
@@ -228,10 +228,45 @@ def chunk_ranges(run: EvidenceRun) -> list[tuple[int, int]]:
     return [(start, min(start + size, rows)) for start in range(0, rows, size)]
 
 
+PREAMBLE_SCHEMA = "assay.evidence-csv/v1"
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def csv_preamble(run: EvidenceRun, summary: dict) -> bytes:
+    """Comment lines that say what a downloaded table is about, before its header row.
+
+    The first line names the preamble's length, so a reader skips exactly that many lines
+    (``pandas.read_csv(path, skiprows=n)``); a copy of the table that travels without its run
+    still says which model, version, run and bytes it came from.
+    """
+    version = run.version
+    artifact = (run.input_digests.get("model_version") or version.sha256) if version is not None else "none"
+    fields = [
+        ("run", str(run.public_id)),
+        ("kind", run.kind),
+        ("model", version.model.name if version is not None else "none (a report on the dataset itself)"),
+        ("version", version.number if version is not None else "none"),
+        ("artifact sha256", artifact),
+        ("dataset", f"{run.dataset.name} (id {run.dataset_id})"),
+        ("dataset sha256", run.input_digests.get("dataset") or run.dataset.sha256 or ""),
+        ("summary schema", summary.get("schema", "")),
+    ]
+    lines = [f"# {name}: {_one_line(value)}" for name, value in fields]
+    head = f"# {PREAMBLE_SCHEMA}: {len(lines) + 1} comment lines, then the table's header row"
+    return ("\n".join([head, *lines]) + "\n").encode()
+
+
+def _csv_file(run: EvidenceRun, summary: dict, stored: _Stored, name: str, title: str, table: bytes):
+    return stored.file(name, title, "text/csv", csv_preamble(run, summary) + table)
+
+
 def _result_files(run: EvidenceRun, summary: dict, stored: _Stored) -> list[runs.ResultFile]:
     if run.kind == EvidenceKind.BIAS:
-        return [stored.file("group_metrics.csv", "Per-group metrics", "text/csv", compute.bias_table(summary))]
-    return [stored.file("findings.csv", "Findings (masked examples)", "text/csv", compute.pii_table(summary))]
+        return [_csv_file(run, summary, stored, "group_metrics.csv", "Per-group metrics", compute.bias_table(summary))]
+    return [_csv_file(run, summary, stored, "findings.csv", "Findings (masked examples)", compute.pii_table(summary))]
 
 
 @handles(runs.CHUNK_JOB)

@@ -12,6 +12,7 @@ from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun
 from apps.evidence.runs import run_progress
 from apps.evidence.selectors import review_state
+from apps.evidence.verdicts import FAIRNESS_METRICS, bias_verdicts, run_outcome
 
 from .schemas import SUMMARY
 
@@ -97,6 +98,7 @@ class FindingReviewOutput(serializers.Serializer):
     verdict = serializers.CharField()
     reason = serializers.CharField()
     reviewer = serializers.SerializerMethodField()
+    reviewer_name = serializers.CharField(help_text="The reviewer's name as pages show it.")
     created_at = serializers.DateTimeField()
 
     def get_reviewer(self, review) -> str | None:
@@ -116,8 +118,33 @@ class ReviewStateOutput(serializers.Serializer):
 
 class FindingReviewInput(serializers.Serializer):
     finding = serializers.CharField(max_length=300, help_text="The finding's id from the summary: <column>:<ENTITY>.")
-    verdict = serializers.ChoiceField(choices=["false_positive", "confirmed"])
+    verdict = serializers.ChoiceField(
+        choices=["false_positive", "confirmed"],
+        help_text="Mandatory, no default: false_positive or confirmed.",
+        error_messages={"required": "Choose a verdict: false_positive or confirmed (there is no default)."},
+    )
     reason = serializers.CharField(max_length=2000, help_text="Why (mandatory).")
+
+
+class VerdictOutput(serializers.Serializer):
+    """A bias report's verdict on one sensitive attribute (or the intersection) for one fairness metric."""
+
+    attribute = serializers.CharField(help_text="A sensitive column, or the intersection: 'sex × age_band'.")
+    columns = serializers.ListField(child=serializers.CharField())
+    intersection = serializers.BooleanField()
+    metric = serializers.ChoiceField(choices=[m for m, _ in FAIRNESS_METRICS])
+    measured = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(help_text="The model's fairness threshold for the metric (0.1 when unset).")
+    threshold_is_default = serializers.BooleanField()
+    result = serializers.ChoiceField(choices=["pass", "fail"])
+    text = serializers.CharField(help_text="E.g. 'demographic parity difference 0.068 ≤ 0.1'.")
+
+
+class OutcomeOutput(serializers.Serializer):
+    """A succeeded run's verdict in a few words, as its badge shows it."""
+
+    text = serializers.CharField(help_text="E.g. 'PII: 3 unresolved', 'Bias: 1 of 6 checks fail'.")
+    state = serializers.ChoiceField(choices=["ok", "warning", "failed"])
 
 
 class EvidenceRunOutput(serializers.Serializer):
@@ -143,6 +170,8 @@ class EvidenceRunOutput(serializers.Serializer):
     files = serializers.SerializerMethodField()
     reviews = serializers.SerializerMethodField()
     review_state = serializers.SerializerMethodField()
+    verdicts = serializers.SerializerMethodField()
+    outcome = serializers.SerializerMethodField()
     requested_by = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -192,6 +221,18 @@ class EvidenceRunOutput(serializers.Serializer):
     @extend_schema_field(ReviewStateOutput(allow_null=True))
     def get_review_state(self, run: EvidenceRun) -> dict | None:
         return review_state(run)
+
+    @extend_schema_field(VerdictOutput(many=True, allow_null=True))
+    def get_verdicts(self, run: EvidenceRun) -> list | None:
+        """A succeeded bias report's pass/fail per attribute, intersection and metric; null for other runs."""
+        if run.kind != EvidenceKind.BIAS or run.status != RunStatus.SUCCEEDED or not run.summary:
+            return None
+        return bias_verdicts(run.summary, run.version.model if run.version_id else None)
+
+    @extend_schema_field(OutcomeOutput(allow_null=True))
+    def get_outcome(self, run: EvidenceRun) -> dict | None:
+        outcome = run_outcome(run)
+        return {"text": outcome.text, "state": outcome.state} if outcome else None
 
     @extend_schema_field(RequesterOutput)
     def get_requested_by(self, run: EvidenceRun) -> dict:

@@ -17,6 +17,7 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from apps.core.api.strict import StrictInput
 from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind
+from apps.evidence.selectors import version_accuracy_check
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
 from apps.registry.models import Dataset, FactsChange, ModelVersion, RegisteredModel
 from apps.registry.services.versions import version_url
@@ -412,6 +413,18 @@ class LineageOutput(serializers.Serializer):
     evaluation_dataset = serializers.IntegerField(allow_null=True)
 
 
+class AccuracyCheckOutput(serializers.Serializer):
+    """The accuracy a version declared in ``metrics`` against the accuracy its latest bias report measured."""
+
+    declared = serializers.FloatField()
+    measured = serializers.FloatField()
+    difference = serializers.FloatField(help_text="measured - declared")
+    tolerance = serializers.FloatField(help_text="ASSAY_METRIC_TOLERANCE (absolute)")
+    mismatch = serializers.BooleanField(help_text="|difference| > tolerance")
+    run = serializers.UUIDField(help_text="The bias report that measured it.")
+    text = serializers.CharField()
+
+
 class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
     """A model version: its artifact (digest, size, format), status, metrics, lineage, model card and author."""
 
@@ -419,6 +432,7 @@ class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
     lineage = serializers.SerializerMethodField()
     author = serializers.SerializerMethodField()
     verification = serializers.SerializerMethodField()
+    accuracy_check = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
     metrics = JSONObjectField()
     model_card = JSONObjectField()
@@ -441,11 +455,20 @@ class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
             "model_card",
             "author",
             "verification",
+            "accuracy_check",
             "created_at",
             "updated_at",
             "url",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(AccuracyCheckOutput(allow_null=True))
+    def get_accuracy_check(self, obj) -> dict | None:
+        """Declared against measured accuracy: on the version's own endpoint only (null in lists)."""
+        actor = self.context.get("accuracy_actor")
+        if actor is None:
+            return None
+        return version_accuracy_check(actor=actor, version=obj)
 
     @extend_schema_field(LineageOutput)
     def get_lineage(self, obj) -> dict:
@@ -495,6 +518,7 @@ class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
                 "error": job.error,
                 "updated_at": _datetime(job.updated_at),
             },
+            "accuracy_check": self.get_accuracy_check(obj),
             "created_at": _datetime(obj.created_at),
             "updated_at": _datetime(obj.updated_at),
             "url": self.get_url(obj),

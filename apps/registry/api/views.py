@@ -173,7 +173,8 @@ class VersionDetailApi(GenericAPIView):
     @extend_schema(operation_id="models_versions_retrieve", responses={200: VersionOutput, 401: PROBLEM, 404: PROBLEM})
     def get(self, request, name: str, number: int):
         version = selectors.version_get(actor=request.principal, model_name=name, number=number)
-        return Response(VersionOutput(version, context={"request": request}).data)
+        context = {"request": request, "accuracy_actor": request.principal}
+        return Response(VersionOutput(version, context=context).data)
 
 
 class VersionRetireApi(GenericAPIView):

@@ -6,14 +6,13 @@ The run command starts it after ``demo_evidence``. It waits (up to ``--wait`` se
 demo version is verified and every evidence run has finished, so that each request is judged on real
 reports by the shipped policy packs, then acts as the demo's people would, through the release services:
 
-- fraud-detector v1 to staging: requested by priya, approved by bob (reviewer): ``approved``;
-- fraud-detector v1 to production: requested by priya with a change reference: ``pending_approval``
-  in bob's queue;
-- credit-scoring v2 to production (high risk): approved by bob and carol (compliance officer), so it
-  carries a revalidation date; to staging: waiting in carol's queue (the EU AI Act pack asks a
-  compliance officer's approval of a high-risk model in every environment);
-- credit-scoring v3, which demo_evidence leaves without an explainability report:
-  ``pending_evidence`` (ask for the report on its page and the request moves on);
+- fraud-detector v1 to production: requested by priya with a change reference, approved by bob
+  (reviewer): ``approved``, with its revalidation date;
+- fraud-detector v1 to staging: requested by priya: ``pending_approval`` in bob's queue;
+- credit-scoring v2 to production and to staging, and v3 (which demo_evidence leaves without an
+  explainability report) to staging: refused by the fairness pack. Each is fair by sex and by age
+  band on its own, but not to their intersection (demographic parity difference 0.148 over
+  sex × age_band, above the model's 0.1), so no request is created; the refusal is printed;
 - churn-predictor v1: rejected by carol in production, one request to staging left to expire and
   another cancelled by its requester;
 - readmission-risk v1, which the HIPAA and fairness packs block: a break-glass release by dave
@@ -69,12 +68,17 @@ class Command(BaseCommand):
             self.stdout.write(f"{model} v{number} to {environment}: {release.status}")
             return release
 
+        def refused(actor, model, number, environment, justification, **kw):
+            """Ask for a release the policies refuse; print why (nothing is created)."""
+            try:
+                ask(actor, model, number, environment, justification, **kw)
+            except releases.PolicyNotSatisfied as exc:
+                self.stdout.write(f"{model} v{number} to {environment}: refused ({exc.detail})")
+
         def decide(actor, release, decision="approve", comment=""):
             releases.approval_decide(actor=actor, release_id=release.public_id, decision=decision, comment=comment)
 
-        staged = ask(priya, "fraud-detector", 1, "staging", "Shadow traffic in staging before the Q1 rollout.")
-        decide(bob, staged, comment="Recall on the staging replay matches the offline evaluation.")
-        ask(
+        prod = ask(
             priya,
             "fraud-detector",
             1,
@@ -82,7 +86,9 @@ class Command(BaseCommand):
             "Roll out the card-present fraud model to all regions.",
             change_reference="CHG-2107",
         )
-        prod = ask(
+        decide(bob, prod, comment="Recall on the staging replay matches the offline evaluation.")
+        ask(priya, "fraud-detector", 1, "staging", "Shadow traffic in staging before the Q1 rollout.")
+        refused(
             priya,
             "credit-scoring",
             2,
@@ -90,9 +96,7 @@ class Command(BaseCommand):
             "Replace v1, whose demographic parity is outside the model's threshold.",
             change_reference="CHG-2093",
         )
-        decide(bob, prod, comment="Bias and explainability reports reviewed; AUC up 3 points.")
-        decide(carol, prod, comment="DPIA-2026-014 covers this version; human review path documented.")
-        ask(priya, "credit-scoring", 2, "staging", "Underwriter training environment.")
+        refused(priya, "credit-scoring", 2, "staging", "Underwriter training environment.")
 
         churn = ask(
             mark,
@@ -126,7 +130,7 @@ class Command(BaseCommand):
             emergency=True,
         )
 
-        ask(priya, "credit-scoring", 3, "staging", "Retrained on 2025 applications.")
+        refused(priya, "credit-scoring", 3, "staging", "Retrained on 2025 applications.")
 
     def _wait(self, deadline: float, done) -> bool:
         while not done():
