@@ -46,13 +46,19 @@ class CleanupReport:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a zombie, killed but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def _abandoned(path: Path, match: re.Match, *, host: str, cutoff: float) -> bool:
