@@ -10,7 +10,10 @@ A check is a function of no arguments returning ``(ok, reasons, details)``; it m
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
 
 Check = Callable[[], tuple[bool, list[str], dict]]
 _checks: dict[str, Check] = {}
@@ -26,7 +29,11 @@ def run_checks() -> tuple[dict[str, dict], list[str]]:
     results: dict[str, dict] = {}
     reasons: list[str] = []
     for name, check in _checks.items():
-        ok, why, details = check()
+        try:
+            ok, why, details = check()
+        except Exception as exc:  # report, don't raise (an unmigrated database, a lost connection)
+            logger.warning("health: the %s check failed: %r", name, exc)
+            ok, why, details = False, [f"the {name} check could not run ({exc.__class__.__name__})"], {}
         results[name] = {"ok": ok, **details}
         reasons.extend(why)
     return results, reasons
