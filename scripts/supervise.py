@@ -5,7 +5,8 @@
 
 Each ``--run`` names a program, the file its output is appended to (``-`` for this terminal) and
 its command line (split like a shell would, no shell involved). Every program runs in a process
-group of its own, so a stop reaches its children too. When a program exits, for any reason, it is
+group of its own, so a stop reaches its children too. When a program exits, for any reason, what
+is left of its group is killed (a web server's workers would otherwise keep its port) and it is
 started again after a delay that doubles with each quick failure (0.5 s, 1 s, 2 s ... at most
 ``--max-delay``) and starts over at 0.5 s once a run has lasted ``--stable`` seconds; each restart
 is logged to this terminal and to the program's log. Output files are only ever appended to.
@@ -126,6 +127,7 @@ def supervise(
                 if code is None:
                     continue
                 ran = now - program.started
+                program.signal_group(signal.SIGKILL)  # children it left (a server's workers still holding the port)
                 program.reaped()
                 program.failures = 0 if ran >= stable else program.failures + 1
                 delay = min(max_delay, min_delay * 2 ** max(0, program.failures - 1))
