@@ -3,14 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import (
-    before_task_publish,
-    task_postrun,
-    task_prerun,
-    worker_process_init,
-    worker_ready,
-    worker_shutdown,
-)
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
@@ -62,23 +55,3 @@ def _close_inherited_connections(**_: object) -> None:
 
     for conn in connections.all():
         conn.close()
-
-
-_heartbeat = None
-
-
-@worker_ready.connect
-def _start_heartbeat(sender=None, **_: object) -> None:
-    """Every Celery worker writes a heartbeat row from its main process (``/api/v1/health/`` reads them)."""
-    global _heartbeat
-    from worker.heartbeat import Heartbeat
-
-    beat = bool(getattr(sender, "beat", None)) if sender is not None else False
-    _heartbeat = Heartbeat(kind="celery", beat=beat)
-    _heartbeat.start()
-
-
-@worker_shutdown.connect
-def _stop_heartbeat(**_: object) -> None:
-    if _heartbeat is not None:
-        _heartbeat.stop()

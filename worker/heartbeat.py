@@ -1,7 +1,8 @@
 """A worker's heartbeat: a thread that rewrites the worker's row every ``ASSAY_WORKER_HEARTBEAT_SECONDS``.
 
 Started by the broker-less worker (``python -m worker``) and, through Celery's ``worker_ready``
-signal, by every Celery worker's main process. ``/api/v1/health/`` reads the rows.
+signal, by every Celery worker's main process (Celery imports this module at start:
+``CELERY_IMPORTS`` in the settings). ``/api/v1/health/`` reads the rows.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -57,3 +59,20 @@ class Heartbeat:
             jobs.worker_stopped(name=self.name)
         except Exception:
             logger.warning("could not delete the worker heartbeat", exc_info=True)
+
+
+_celery_heartbeat: Heartbeat | None = None
+
+
+@worker_ready.connect
+def _start_celery_heartbeat(sender=None, **_: object) -> None:
+    """Every Celery worker writes a heartbeat row from its main process."""
+    global _celery_heartbeat
+    _celery_heartbeat = Heartbeat(kind="celery", beat=bool(getattr(sender, "beat", None)))
+    _celery_heartbeat.start()
+
+
+@worker_shutdown.connect
+def _stop_celery_heartbeat(**_: object) -> None:
+    if _celery_heartbeat is not None:
+        _celery_heartbeat.stop()
