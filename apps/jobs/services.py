@@ -10,6 +10,10 @@ the IMMEDIATE transaction on SQLite) until none is left. The sweeper sends a
 ``jobs.run`` message naming the job for work whose message or wake-up was lost,
 and a duplicate ``jobs.run`` finds the job held or finished and does nothing.
 The web process sends tasks by *name*, so it never imports worker code.
+Without a broker (``CELERY_BROKER_URL=database://``, the embedded default) the
+doorbell touches a file that the broker-less workers watch (``worker.standalone``),
+and the sweeper's re-send is a ring too: those workers take queued rows themselves.
+Every worker writes a heartbeat row (``worker_heartbeat``) that health reads.
 
 Life of a job::
 
