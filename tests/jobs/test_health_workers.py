@@ -87,6 +87,16 @@ def test_health_is_degraded_when_the_oldest_queued_job_waited_too_long(anon_clie
     assert body["workers"]["oldest_queued_seconds"] >= 660
 
 
+def test_with_eager_jobs_no_worker_is_needed(anon_client, settings):
+    # given development's eager mode (jobs run in the process that enqueued them)
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+    # then health does not ask for a worker
+    body = anon_client.get("/api/v1/health/").json()
+    assert body["status"] == "ok"
+    assert body["workers"] == {"ok": True, "eager": True}
+
+
 def test_the_health_read_writes_nothing(anon_client):
     beat(ago=40)
     jobs.job_enqueue(kind="tests.noop")
