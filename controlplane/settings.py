@@ -8,6 +8,7 @@ and friends; see the README's configuration table for the full list.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -211,7 +212,11 @@ WHITENOISE_USE_FINDERS = True
 ASSAY_MAX_UPLOAD_BYTES = env_int("ASSAY_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ASSAY_MAX_FORM_BYTES", 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
-FILE_UPLOAD_TEMP_DIR = env("ASSAY_UPLOAD_TEMP_DIR")
+# Spooled uploads go to a folder of our own, so copies left by a killed web process can be found and removed
+# (see ASSAY_UPLOAD_CLEANUP_GRACE_SECONDS and docs/operations.md).
+FILE_UPLOAD_TEMP_DIR = env("ASSAY_UPLOAD_TEMP_DIR", str(VAR_DIR / "tmp" / "uploads"))
+with contextlib.suppress(OSError):  # a folder that cannot be made is reported by Django's check (files.E001)
+    os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)
 FILE_UPLOAD_HANDLERS = ["apps.registry.uploads.HashingUploadHandler"]
 
 # Artifact storage: file:///abs/folder or s3://bucket/prefix (AWS_ENDPOINT_URL for S3-compatible servers).
@@ -249,6 +254,21 @@ ASSAY_SWEEP_INTERVAL_SECONDS = env_int("ASSAY_SWEEP_INTERVAL_SECONDS", 30)
 ASSAY_JOB_WAKE_INTERVAL_SECONDS = float(env("ASSAY_JOB_WAKE_INTERVAL_SECONDS", "0.1"))
 ASSAY_JOB_DRAIN_MAX_JOBS = env_int("ASSAY_JOB_DRAIN_MAX_JOBS", 100)
 ASSAY_EXTRA_TASK_MODULES = env_list("ASSAY_EXTRA_TASK_MODULES")
+# Workers write a heartbeat row every ASSAY_WORKER_HEARTBEAT_SECONDS; a worker not seen for
+# ASSAY_WORKER_STALE_SECONDS counts as gone, and its row is deleted after ASSAY_WORKER_FORGET_SECONDS.
+ASSAY_WORKER_HEARTBEAT_SECONDS = float(env("ASSAY_WORKER_HEARTBEAT_SECONDS", "5"))
+ASSAY_WORKER_STALE_SECONDS = env_int("ASSAY_WORKER_STALE_SECONDS", 30)
+ASSAY_WORKER_FORGET_SECONDS = env_int("ASSAY_WORKER_FORGET_SECONDS", 3600)
+# Without a broker (CELERY_BROKER_URL=database://) a worker looks at the job table this often, and at once
+# when a process that enqueued a job touches the wake-up file.
+ASSAY_WORKER_POLL_SECONDS = float(env("ASSAY_WORKER_POLL_SECONDS", "1"))
+ASSAY_WORKER_WAKE_FILE = env("ASSAY_WORKER_WAKE_FILE", str(VAR_DIR / "worker.wake"))
+# Health is "degraded" when no worker was seen for ASSAY_WORKER_STALE_SECONDS, or a job has waited longer than this.
+ASSAY_HEALTH_MAX_QUEUE_AGE_SECONDS = env_int("ASSAY_HEALTH_MAX_QUEUE_AGE_SECONDS", 300)
+# Leftovers of interrupted uploads (spooled copies, half-written artifacts) are removed at start and by the
+# periodic cleanup once untouched this long, or at once when the process that wrote them is gone.
+ASSAY_UPLOAD_CLEANUP_GRACE_SECONDS = env_int("ASSAY_UPLOAD_CLEANUP_GRACE_SECONDS", 3600)
+ASSAY_UPLOAD_CLEANUP_INTERVAL_SECONDS = env_int("ASSAY_UPLOAD_CLEANUP_INTERVAL_SECONDS", 600)
 
 # Evidence: a bias report or PII scan on a dataset of more than ASSAY_EVIDENCE_CHUNK_ROWS rows is split into
 # chunks of that many rows, computed by as many jobs in parallel and merged exactly.
@@ -293,9 +313,11 @@ CACHES = {
     )
 }
 
-# Celery: the broker is a courier; job state lives in our tables.
+# Celery: the broker is a courier; job state lives in our tables. The embedded default, database://, has no
+# broker at all: workers (python -m worker) poll the job table and a wake-up file. Production points this at
+# Redis or RabbitMQ and runs Celery workers and one beat.
 _filesystem_broker = VAR_DIR / "broker"
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "database://")
 if CELERY_BROKER_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = "controlplane.broker:Transport"  # kombu's, reusing its Redis client
 CELERY_BROKER_TRANSPORT_OPTIONS = (
@@ -320,6 +342,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("ASSAY_CELERY_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_IMPORTS = ["worker.heartbeat"]  # every Celery worker writes a heartbeat (read by /api/v1/health/)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

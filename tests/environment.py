@@ -13,5 +13,8 @@ os.makedirs(os.path.join(_run_dir, "staticfiles"), exist_ok=True)  # whitenoise 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-0123456789")
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("ASSAY_SECURE_COOKIES", "0")
+# The Celery process tests run on a broker: the filesystem folder unless the caller names Redis or RabbitMQ.
+# (The embedded default, database://, has no broker; tests/worker/test_standalone.py runs that worker.)
+os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
 # Fast password hashing keeps the suite quick; production keeps PBKDF2.
 os.environ.setdefault("ASSAY_PASSWORD_HASHERS", "django.contrib.auth.hashers.MD5PasswordHasher")

@@ -80,7 +80,7 @@ def run_job(job_id: int) -> str:
 DRAIN_SECONDS = 60.0  # a drain hands its worker back after this long, and asks another to go on
 
 
-def run_queued(*, max_jobs: int | None = None) -> list[tuple[int, str]]:
+def run_queued(*, max_jobs: int | None = None, should_stop: Callable[[], bool] | None = None) -> list[tuple[int, str]]:
     """Run queued jobs, oldest first, until none is left: what a worker does when woken.
 
     Each job is claimed as it is taken (``jobs.job_claim_next``), so several workers
@@ -88,7 +88,8 @@ def run_queued(*, max_jobs: int | None = None) -> list[tuple[int, str]]:
     ``run_job`` would run it. While more jobs wait, the worker rings its own doorbell
     so that an idle worker joins in; after ``max_jobs`` (``ASSAY_JOB_DRAIN_MAX_JOBS``)
     or ``DRAIN_SECONDS`` it stops and rings, so one wake-up never holds a worker
-    forever. Returns ``(job id, outcome)`` for each job it took.
+    forever. ``should_stop`` (a stopping worker's flag) is asked before each job is taken.
+    Returns ``(job id, outcome)`` for each job it took.
     """
     import worker.tasks  # noqa: F401
 
@@ -96,6 +97,8 @@ def run_queued(*, max_jobs: int | None = None) -> list[tuple[int, str]]:
     deadline = time.monotonic() + DRAIN_SECONDS
     done: list[tuple[int, str]] = []
     while len(done) < limit and time.monotonic() < deadline:
+        if should_stop is not None and should_stop():
+            return done
         previous = context.current()
         try:
             claim = jobs.job_claim_next()

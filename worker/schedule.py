@@ -1,4 +1,5 @@
-"""Every periodic job, in one place (run by ``celery beat``; the run command embeds it in the worker)."""
+"""Every periodic job, in one place (run by ``celery beat`` in production, by ``python -m worker --beat`` on the
+embedded setup)."""
 
 from django.conf import settings
 
@@ -13,6 +14,10 @@ def beat_schedule() -> dict:
             "schedule": float(settings.ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS),
         },
         "audit-checkpoint": {"task": "audit.checkpoint", "schedule": float(settings.ASSAY_CHECKPOINT_INTERVAL_SECONDS)},
+        "registry-cleanup-uploads": {
+            "task": "registry.cleanup_uploads",
+            "schedule": float(settings.ASSAY_UPLOAD_CLEANUP_INTERVAL_SECONDS),
+        },
         "releases-expire": {
             "task": "releases.expire",
             "schedule": float(settings.ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS),

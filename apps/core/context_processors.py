@@ -2,6 +2,8 @@
 
 from django.conf import settings
 
+from apps.core import health
+
 
 def assay(request) -> dict:
     from apps.accounts.principals import principal_for_user
@@ -17,4 +19,7 @@ def assay(request) -> dict:
             "can_view_access": rbac.has_global(principal, "accounts.view"),
             "can_view_webhooks": rbac.has_anywhere(principal, "notifications.view"),
         }
-    return {"assay_nav": nav, "assay_debug": settings.DEBUG}
+    # Admins see why the control plane is degraded (no worker alive, jobs waiting too long) on every page:
+    # the checks of apps.core.health, two indexed queries, only for admins.
+    degraded = health.run_checks()[1] if nav.get("is_admin") else []
+    return {"assay_nav": nav, "assay_debug": settings.DEBUG, "assay_degraded": degraded}

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.jobs import selectors as job_selectors
 from apps.rbac import services as rbac
 
 from . import charts, selectors, services
@@ -256,6 +257,8 @@ def run_detail(request, run_id):
     context = {
         "run": run,
         "working": working,
+        # a queued run with no worker alive to take it says so, rather than "Queued" for ever
+        "waiting_for_worker": run.status == RunStatus.QUEUED and not job_selectors.workers_alive_count(),
         "progress": progress,
         "progress_message": progress_message,
         "chunks": list(run.chunks.all()),

@@ -69,3 +69,24 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per running worker process, rewritten every few seconds (``ASSAY_WORKER_HEARTBEAT_SECONDS``).
+
+    ``/api/v1/health/`` and the dashboard read it to tell whether any worker is alive. A worker
+    deletes its own row when it stops cleanly; rows of workers that died are deleted by the live
+    workers once not seen for ``ASSAY_WORKER_FORGET_SECONDS``.
+    """
+
+    name = models.CharField(max_length=255, unique=True)  # host:pid
+    kind = models.CharField(max_length=32)  # "database" (python -m worker) or "celery"
+    beat = models.BooleanField(default=False)  # this worker runs the periodic jobs
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, last seen {self.last_seen:%H:%M:%S})"

@@ -10,6 +10,10 @@ the IMMEDIATE transaction on SQLite) until none is left. The sweeper sends a
 ``jobs.run`` message naming the job for work whose message or wake-up was lost,
 and a duplicate ``jobs.run`` finds the job held or finished and does nothing.
 The web process sends tasks by *name*, so it never imports worker code.
+Without a broker (``CELERY_BROKER_URL=database://``, the embedded default) the
+doorbell touches a file that the broker-less workers watch (``worker.standalone``),
+and the sweeper's re-send is a ring too: those workers take queued rows themselves.
+Every worker writes a heartbeat row (``worker_heartbeat``) that health reads.
 
 Life of a job::
 
@@ -50,7 +54,7 @@ from apps.core.models import PreparedInsert, after_commit
 from apps.core.principals import Principal
 
 from .doorbell import Doorbell
-from .models import FINISHED, Job, JobStatus
+from .models import FINISHED, Job, JobStatus, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,27 @@ _new_job_with_id = PreparedInsert(Job, with_pk=True)
 SWEEP_BATCH = 500
 
 
+def brokerless() -> bool:
+    """Whether this setup has no broker (``CELERY_BROKER_URL=database://``): workers poll the job table."""
+    return settings.CELERY_BROKER_URL.startswith("database:")
+
+
+def _touch_wake_file() -> None:
+    """Wake the broker-less workers on this machine: they watch this file's modification time."""
+    path = settings.ASSAY_WORKER_WAKE_FILE
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a"):
+            pass
+        os.utime(path)
+
+
 def _send_wake() -> None:
+    if brokerless():
+        _touch_wake_file()
+        return
     from controlplane.celery import app
 
     app.send_task(WAKE_TASK)
@@ -77,6 +101,9 @@ def _dispatch(job_id: int) -> None:
         from worker.runner import run_job
 
         run_job(job_id)
+        return
+    if brokerless():  # the job is queued in the table; a polling worker takes it
+        doorbell.ring()
         return
     from controlplane.celery import app
 
@@ -362,3 +389,23 @@ def job_cancel(*, job_id: int, reason: str) -> bool:
         reason=reason,
     )
     return True
+
+
+def worker_heartbeat(*, name: str, kind: str, beat: bool, started_at) -> None:
+    """Record that this worker is alive now, and forget workers not seen for ``ASSAY_WORKER_FORGET_SECONDS``.
+
+    Not audited: a heartbeat is an operational signal, not a change anyone must account for.
+    """
+    now = timezone.now()
+    updated = WorkerHeartbeat.objects.filter(name=name).update(last_seen=now, beat=beat, kind=kind)
+    if not updated:
+        WorkerHeartbeat.objects.update_or_create(
+            name=name, defaults={"kind": kind, "beat": beat, "started_at": started_at, "last_seen": now}
+        )
+    forget = now - timedelta(seconds=settings.ASSAY_WORKER_FORGET_SECONDS)
+    WorkerHeartbeat.objects.filter(last_seen__lt=forget).delete()
+
+
+def worker_stopped(*, name: str) -> None:
+    """Delete this worker's heartbeat row as it stops cleanly (a killed worker's row ages out)."""
+    WorkerHeartbeat.objects.filter(name=name).delete()

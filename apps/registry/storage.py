@@ -20,6 +20,7 @@ import functools
 import hashlib
 import os
 import re
+import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,6 +102,11 @@ class Storage(Protocol):
     def describe(self) -> str: ...
 
 
+def owner_tag() -> str:
+    """``<pid>@<host>``: who writes a temporary file (read back by ``apps.registry.cleanup``)."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
 class FolderStorage:
     """Objects as files under one folder: ``<root>/<kind>/<uuid>``."""
 
@@ -115,7 +121,8 @@ class FolderStorage:
         key = new_key(kind)
         final = self._path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.partial")
+        # Named for the process writing it, so the upload cleanup can tell a dead writer's leftover at once.
+        tmp = final.with_name(f".{final.name}.{owner_tag()}.partial")
         reader = _HashingReader(stream)
         try:
             with open(tmp, "xb") as out:

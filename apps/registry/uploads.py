@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import tempfile
 from dataclasses import dataclass
 from typing import IO
@@ -22,6 +23,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
 from apps.core.errors import PayloadTooLarge
+
+from .storage import owner_tag
 
 CHUNK = 1024 * 1024
 
@@ -38,7 +41,11 @@ def too_large(limit: int) -> PayloadTooLarge:
 
 
 def _spool_file() -> IO[bytes]:
-    return tempfile.NamedTemporaryFile(prefix="assay-", suffix=".upload", dir=settings.FILE_UPLOAD_TEMP_DIR)  # noqa: SIM115
+    """A temporary file in ``FILE_UPLOAD_TEMP_DIR`` named for the process writing it (see ``apps.registry.cleanup``)."""
+    folder = settings.FILE_UPLOAD_TEMP_DIR
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    return tempfile.NamedTemporaryFile(prefix=f"assay-{owner_tag()}-", suffix=".upload", dir=folder)  # noqa: SIM115
 
 
 class HashedUploadedFile(UploadedFile):

@@ -8,6 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
+from django.utils import timezone
+
+from apps.jobs import services as jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -16,6 +19,9 @@ PROBLEM_JSON = "application/problem+json"
 
 @pytest.mark.broker
 def test_health_is_public_and_reports_database_and_broker(anon_client, settings):
+    # given a live worker (health is "degraded" without one: tests/jobs/test_health_workers.py)
+    jobs.worker_heartbeat(name="host:1", kind="database", beat=True, started_at=timezone.now())
+
     # when a load balancer asks, without credentials
     response = anon_client.get("/api/v1/health/")
 
@@ -27,6 +33,8 @@ def test_health_is_public_and_reports_database_and_broker(anon_client, settings)
     assert body["database"]["vendor"] == connection.vendor
     assert body["broker"]["ok"] is True
     assert body["broker"]["transport"] == settings.CELERY_BROKER_URL.split("://")[0]
+    assert body["workers"]["ok"] is True
+    assert body["workers"]["workers_alive"] == 1
 
 
 @pytest.mark.parametrize("unreachable", ["redis://127.0.0.1:1/0", "amqp://guest:guest@127.0.0.1:1//"])

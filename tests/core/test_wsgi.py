@@ -40,11 +40,12 @@ def test_the_wsgi_entry_point_loads_every_view_up_front_and_serves(tmp_path):
         [sys.executable, "-c", SERVE_ONE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
 
-    # then the request was answered by the health view (200, or 503 naming what is down)
+    # then the request was answered by the health view (200, or 503 naming what is down; "degraded" here,
+    # since this database has no worker heartbeats table, let alone a worker)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     code = int(result["status"].split()[0])
-    assert (code, result["body"]["status"]) in ((200, "ok"), (503, 503)), result
+    assert (code, result["body"]["status"]) in ((200, "ok"), (200, "degraded"), (503, 503)), result
     # and everything loading built (modules, views, URL patterns) was frozen out of the collector's
     # full passes before the first request
     assert result["frozen"] > 50_000, result

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from apps.evidence.models import EvidenceRun
-from apps.jobs.models import Job
+from apps.jobs import services as jobs
+from apps.jobs.models import Job, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +21,8 @@ def web(client, contributor):
 
 
 def test_a_contributor_asks_for_a_bias_report_and_reads_it_once_the_worker_ran(web, version, run, audit_mark):
-    # given: the version's page offers the report
+    # given: the version's page offers the report, and a worker is alive
+    jobs.worker_heartbeat(name="host:1", kind="database", beat=False, started_at=timezone.now())
     page = web.get("/models/churn/versions/1/").content.decode()
     assert "Request bias report" in page and "No evidence yet." in page
     mark = audit_mark()
@@ -79,3 +84,19 @@ def test_someone_outside_the_team_gets_a_404_for_a_run(client, make_user, other_
     evidence = services.evidence_request(actor=contributor_principal, kind="bias", version=version).run
     client.force_login(make_user("viewer", team=other_team))
     assert client.get(f"/evidence/{evidence.public_id}/").status_code == 404
+
+
+def test_a_queued_run_says_it_waits_for_a_worker_when_none_is_alive(web, version):
+    # given: no worker has been seen for 30 s
+    jobs.worker_heartbeat(name="host:1", kind="database", beat=False, started_at=timezone.now())
+    WorkerHeartbeat.objects.update(last_seen=timezone.now() - timedelta(seconds=31))
+    # when: she asks for a report and lands on its page
+    response = web.post("/models/churn/versions/1/evidence/bias/")
+    page = web.get(response["Location"]).content.decode()
+    # then: the page says the run waits for a worker, not just "Queued"
+    assert "Waiting for a worker" in page and "No worker is running to take this run" in page
+    assert ">Queued<" not in page
+    # when: a worker is alive again, the same run is simply queued
+    jobs.worker_heartbeat(name="host:1", kind="database", beat=False, started_at=timezone.now())
+    page = web.get(response["Location"]).content.decode()
+    assert ">Queued<" in page and "Waiting for a worker" not in page

@@ -353,3 +353,23 @@ def test_a_job_enqueued_right_after_a_wake_up_still_starts_promptly(workers, set
     assert time.monotonic() - committed < 10
     second.refresh_from_db()
     assert second.status == JobStatus.SUCCEEDED and second.attempts == 1
+
+
+def test_a_celery_worker_writes_a_heartbeat_and_removes_it_when_it_stops(workers):
+    from apps.jobs.models import WorkerHeartbeat
+
+    # when a Celery worker is ready
+    workers.start("beating")
+    proc = workers.procs["beating"]
+
+    # then it has written its heartbeat row, as a Celery worker
+    row = wait_for(
+        "the worker's heartbeat",
+        lambda: WorkerHeartbeat.objects.filter(name__endswith=f":{proc.pid}").first(),
+    )
+    assert row.kind == "celery"
+
+    # and when it is stopped cleanly, its row goes
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert not WorkerHeartbeat.objects.filter(name__endswith=f":{proc.pid}").exists()

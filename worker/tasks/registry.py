@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from celery import shared_task
 from django.conf import settings
 
 from apps.core.errors import DomainError
@@ -187,3 +188,11 @@ def verify_dataset(job: Job, report: Report) -> dict:
     report(95, "recording the result")
     verification.dataset_mark_ready(dataset_id=dataset.pk, sha256=digest, size=size, row_count=stats.row_count)
     return {"status": DatasetStatus.READY, "row_count": stats.row_count, "columns": stats.columns}
+
+
+@shared_task(name="registry.cleanup_uploads")
+def cleanup_uploads() -> int:
+    """Remove spooled uploads and half-written artifacts left by killed web processes (periodic; idempotent)."""
+    from apps.registry.cleanup import uploads_cleanup
+
+    return len(uploads_cleanup().removed)

@@ -9,13 +9,14 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.urls import Resolver404, resolve
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from kombu import Connection
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core import health
 from apps.core.errors import NotFound, problem
 
 logger = logging.getLogger(__name__)
@@ -44,13 +45,19 @@ def check_broker() -> dict:
     """Connect to the Celery broker named by the settings *now* (not the URL the app saw at start).
 
     For ``filesystem://`` the broker is a folder: it must exist (it is created if missing) and be writable.
+    ``database://`` has no broker: the workers poll the job table, and are woken by touching a file whose
+    folder must be writable.
     """
     url = settings.CELERY_BROKER_URL
     options = dict(settings.CELERY_BROKER_TRANSPORT_OPTIONS or {})
     transport = url.split("://", 1)[0]
     started = time.perf_counter()
     try:
-        if transport == "filesystem":
+        if transport == "database":
+            folder = os.path.dirname(settings.ASSAY_WORKER_WAKE_FILE)
+            if not os.access(folder, os.W_OK):
+                raise PermissionError(f"wake-up folder {folder} is not writable")
+        elif transport == "filesystem":
             folder = options["data_folder_in"]
             os.makedirs(folder, exist_ok=True)
             if not os.access(folder, os.W_OK):
@@ -65,10 +72,15 @@ def check_broker() -> dict:
 
 
 class HealthView(APIView):
-    """Can the control plane serve: the database and the broker are reachable. Public, for load balancers.
+    """Can the control plane serve, and is its background work being done. Public, for load balancers.
 
-    200 ``{"status": "ok", "database": {...}, "broker": {...}}``; otherwise 503 as
-    ``application/problem+json`` naming what is down, with the same two checks.
+    200 ``{"status": "ok", "database": {...}, "broker": {...}, "workers": {...}}``. When the web
+    process can serve but the background work is not being done (no worker seen for
+    ``ASSAY_WORKER_STALE_SECONDS``, or a job queued longer than ``ASSAY_HEALTH_MAX_QUEUE_AGE_SECONDS``)
+    it is still 200, with ``"status": "degraded"`` and the ``reasons``: taking the web process out
+    of a load balancer would not bring a worker back. ``?strict=1`` answers 503 when degraded too,
+    for monitors that read only the status code. 503 as ``application/problem+json`` when the
+    database or the broker is unreachable. Reads only.
     """
 
     authentication_classes: list = []
@@ -76,7 +88,10 @@ class HealthView(APIView):
     throttle_classes: list = []
 
     @extend_schema(
-        summary="Health: database and broker reachable",
+        summary="Health: database and broker reachable, workers alive",
+        parameters=[
+            OpenApiParameter("strict", bool, description="Answer 503 (not 200) when the status is degraded."),
+        ],
         responses={
             200: inline_serializer(
                 "Health",
@@ -84,6 +99,8 @@ class HealthView(APIView):
                     "status": serializers.CharField(),
                     "database": serializers.DictField(),
                     "broker": serializers.DictField(),
+                    "workers": serializers.DictField(),
+                    "reasons": serializers.ListField(child=serializers.CharField(), required=False),
                 },
             ),
             503: inline_serializer(
@@ -104,7 +121,20 @@ class HealthView(APIView):
         checks = {"database": check_database(), "broker": check_broker()}
         down = [name for name, check in checks.items() if not check["ok"]]
         if not down:
-            return Response({"status": "ok", **checks})
+            more, reasons = health.run_checks()
+            if not reasons:
+                return Response({"status": "ok", **checks, **more})
+            body = {"status": "degraded", "reasons": reasons, **checks, **more}
+            if request.query_params.get("strict") in ("1", "true", "yes"):
+                return problem(
+                    503,
+                    "Service degraded",
+                    " ".join(f"{reason[0].upper()}{reason[1:]}." for reason in reasons),
+                    code="degraded",
+                    request=request,
+                    **{k: v for k, v in body.items() if k != "status"},
+                )
+            return Response(body)
         return problem(
             503,
             "Service unavailable",
