@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from apps.core import request_cache
+
 from . import context
 
 
@@ -18,6 +20,9 @@ def client_address(request) -> str:
 
 class RequestContextMiddleware:
     """Give every request an id (kept from X-Request-ID when sane) and return it as X-Request-ID.
+
+    Opens the request's unit of work (``apps.core.request_cache``) and closes it when the
+    response is ready, so nothing remembered for one request is seen by the next.
 
     Also marks a bearer-token API request (``request.token_api``), for which the browser's
     middleware (sessions, CSRF, the session user, messages) stands aside.
@@ -36,9 +41,11 @@ class RequestContextMiddleware:
         token = context.set_context(
             context.AuditContext(source=source, request_id=request_id, client_ip=client_address(request))
         )
+        unit = request_cache.begin()  # what this request remembers (grants) dies with it
         try:
             response = self.get_response(request)
         finally:
+            request_cache.end(unit)
             context._current.reset(token)
         response["X-Request-ID"] = request_id
         return response

@@ -1,0 +1,76 @@
+"""Authorization is decided afresh for every request: nothing a client sends (an X-Request-ID it
+repeats) and no server thread's memory can keep a revoked role working."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from apps.core import request_cache
+from apps.rbac import services as rbac
+from apps.rbac.models import RoleBinding
+
+PINNED = "attacker-chosen-request-id"
+
+
+def revoke_elsewhere(system, binding_id: int) -> None:
+    """Revoke as another server thread would: its own connection, its own context."""
+    from django.db import connection
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            rbac.role_revoke(actor=system, binding_id=binding_id)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert not errors, errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_role_is_refused_on_the_next_request_with_the_same_request_id(client, make_user, system):
+    auditor = make_user("auditor", username="auditor")
+    client.force_login(auditor)
+    binding = RoleBinding.objects.get(user=auditor, role="auditor")
+
+    first = client.get("/api/v1/audit/events/", HTTP_X_REQUEST_ID=PINNED)
+    assert first.status_code == 200
+    assert first["X-Request-ID"] == PINNED
+
+    revoke_elsewhere(system, binding.pk)
+    second = client.get("/api/v1/audit/events/", HTTP_X_REQUEST_ID=PINNED)
+
+    assert second.status_code == 403
+    assert second["Content-Type"] == "application/problem+json"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_role_is_refused_for_a_token_repeating_its_request_id(api_client_for, make_user, system):
+    auditor = make_user("auditor", username="auditor")
+    api = api_client_for(auditor, scopes=["read", "audit:read"])
+    binding = RoleBinding.objects.get(user=auditor, role="auditor")
+    assert api.get("/api/v1/audit/events/", HTTP_X_REQUEST_ID=PINNED).status_code == 200
+
+    revoke_elsewhere(system, binding.pk)
+
+    assert api.get("/api/v1/audit/events/", HTTP_X_REQUEST_ID=PINNED).status_code == 403
+
+
+def test_grants_are_remembered_within_one_unit_of_work_only(db, make_user, principal_of, django_assert_num_queries):
+    principal = principal_of(make_user("viewer"))
+    with request_cache.unit_of_work():
+        with django_assert_num_queries(1):
+            rbac.grants_for(principal)
+            rbac.grants_for(principal)
+    with request_cache.unit_of_work(), django_assert_num_queries(1):
+        rbac.grants_for(principal)  # a new unit reads again
+    with django_assert_num_queries(2):  # outside any unit nothing is remembered
+        rbac.grants_for(principal)
+        rbac.grants_for(principal)
