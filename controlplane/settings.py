@@ -213,6 +213,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("ASSAY_MAX_FORM_BYTES", 2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 0
 FILE_UPLOAD_TEMP_DIR = env("ASSAY_UPLOAD_TEMP_DIR")
 FILE_UPLOAD_HANDLERS = ["apps.registry.uploads.HashingUploadHandler"]
+# A JSON request body: at most this many bytes (413) and this many levels of nesting (400).
+ASSAY_MAX_JSON_BYTES = env_int("ASSAY_MAX_JSON_BYTES", 4 * 1024 * 1024)
+ASSAY_MAX_JSON_DEPTH = env_int("ASSAY_MAX_JSON_DEPTH", 64)
 
 # Artifact storage: file:///abs/folder or s3://bucket/prefix (AWS_ENDPOINT_URL for S3-compatible servers).
 ASSAY_STORAGE_URL = env("ASSAY_STORAGE_URL", (VAR_DIR / "artifacts").as_uri())
@@ -321,7 +324,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "apps.core.parsers.JSONParser",  # DRF's, bounded: ASSAY_MAX_JSON_BYTES, ASSAY_MAX_JSON_DEPTH
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -355,6 +358,11 @@ SPECTACULAR_SETTINGS = {
         "EvidenceKindEnum": "apps.evidence.choices.EvidenceKind",
     },
 }
+
+# Error reports (the DJANGO_DEBUG=1 error page, mailed reports) never show settings, headers, the
+# process environment or variables (apps/core/reporting.py).
+DEFAULT_EXCEPTION_REPORTER = "apps.core.reporting.PlainExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.reporting.RevealNothingFilter"
 
 LOG_LEVEL = env("ASSAY_LOG_LEVEL", "INFO")
 LOGGING = {

@@ -33,3 +33,4 @@ urlpatterns = [
 
 handler403 = "apps.core.views.forbidden"
 handler404 = "apps.core.views.not_found"
+handler500 = "apps.core.views.server_error"

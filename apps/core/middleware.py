@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.utils.module_loading import import_string
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, is_database_busy
 
 
 class DomainErrorMiddleware:
-    """Render a ``DomainError`` escaping a dashboard view (403/404 pages, denials audited).
+    """Render a ``DomainError`` escaping a dashboard view (403/404 pages, denials audited), and a
+    database that stayed locked by other writers as a 503 page with ``Retry-After``.
 
     API views never get here: DRF hands their errors to ``api_exception_handler``.
     """
@@ -20,7 +21,13 @@ class DomainErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, DomainError) or request.path.startswith("/api/"):
+        if request.path.startswith("/api/"):
+            return None
+        if is_database_busy(exception):
+            from apps.core.views import database_busy
+
+            return database_busy(request)
+        if not isinstance(exception, DomainError):
             return None
         from apps.core.views import domain_error
 

@@ -65,10 +65,9 @@ def test_a_revoked_role_is_refused_for_a_token_repeating_its_request_id(api_clie
 
 def test_grants_are_remembered_within_one_unit_of_work_only(db, make_user, principal_of, django_assert_num_queries):
     principal = principal_of(make_user("viewer"))
-    with request_cache.unit_of_work():
-        with django_assert_num_queries(1):
-            rbac.grants_for(principal)
-            rbac.grants_for(principal)
+    with request_cache.unit_of_work(), django_assert_num_queries(1):
+        rbac.grants_for(principal)
+        rbac.grants_for(principal)
     with request_cache.unit_of_work(), django_assert_num_queries(1):
         rbac.grants_for(principal)  # a new unit reads again
     with django_assert_num_queries(2):  # outside any unit nothing is remembered
