@@ -6,7 +6,8 @@ writes its audit event there. Operator commands act as ``Principal.system``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -317,6 +318,38 @@ def _validate_scopes(scopes: list[str] | None) -> list[str]:
     return sorted(set(scopes))
 
 
+def _token_expiry(*, actor: Principal, expires_in_days: int | None, now) -> datetime | None:
+    """When a new token expires: within ``ASSAY_TOKEN_MAX_DAYS`` (0: no maximum, and then None means
+    never), and, when a token creates it, no later than that token expires (a lifetime up to that
+    token's remaining days, rounded up, ends with it). Else a 400 naming the limit."""
+    max_days = settings.ASSAY_TOKEN_MAX_DAYS
+    field = "expires_in_days"
+    if expires_in_days is None:
+        if max_days:
+            raise _invalid(field, f"A token must expire: at most {max_days} days (ASSAY_TOKEN_MAX_DAYS).")
+        expires_at = None
+    elif expires_in_days < 1:
+        raise _invalid(field, "A token lasts at least 1 day.")
+    elif max_days and expires_in_days > max_days:
+        raise _invalid(field, f"A token lasts at most {max_days} days (ASSAY_TOKEN_MAX_DAYS).")
+    else:
+        expires_at = now + timedelta(days=expires_in_days)
+    if actor.token_id is not None:
+        # A token cannot outlive the token that creates it (a leaked one-day token cannot mint a year).
+        # Asking for the creator's remaining days, rounded up, gives its exact expiry; more is refused.
+        parent = ApiToken.objects.filter(token_id=actor.token_id).values_list("expires_at", flat=True).first()
+        if parent is not None:
+            remaining = max(0, math.ceil((parent - now).total_seconds() / 86400))
+            if expires_at is None or expires_in_days > remaining:
+                raise _invalid(
+                    field,
+                    "A token cannot outlive the token that creates it: yours expires at "
+                    f"{parent:%Y-%m-%d %H:%M} UTC, so ask for at most {remaining} day{'s' if remaining != 1 else ''}.",
+                )
+            expires_at = min(expires_at, parent)
+    return expires_at
+
+
 @transaction.atomic
 def token_create(
     *,
@@ -330,7 +363,8 @@ def token_create(
     """Issue a token; returns the row and the token string, which is never shown again.
 
     A user may create tokens for themselves; tokens for others and for service
-    accounts need ``accounts.manage``. Audited as ``api_token.created`` (without the secret).
+    accounts need ``accounts.manage``. A token lasts at most ``ASSAY_TOKEN_MAX_DAYS`` and, when
+    created through a token, no longer than that token. Audited as ``api_token.created`` (without the secret).
     """
     if (user is None) == (service_account is None):
         raise ValidationFailed("A token belongs to exactly one user or service account.")
@@ -347,8 +381,8 @@ def token_create(
             )
     if not name:
         raise ValidationFailed("Give the token a name.", errors={"name": ["This field is required."]})
-    if expires_in_days is not None and not (1 <= expires_in_days <= 3650):
-        raise ValidationFailed("expires_in_days must be between 1 and 3650.")
+    now = timezone.now()
+    expires_at = _token_expiry(actor=actor, expires_in_days=expires_in_days, now=now)
     token_id, secret, full = tokens.new_token()
     token = ApiToken.objects.create(
         token_id=token_id,
@@ -357,7 +391,7 @@ def token_create(
         user=user,
         service_account=service_account,
         scopes=_validate_scopes(scopes),
-        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+        expires_at=expires_at,
     )
     audit.record(
         action="api_token.created",
