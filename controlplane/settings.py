@@ -280,14 +280,35 @@ ASSAY_WEBHOOK_RETRY_MAX_DELAY_SECONDS = float(env("ASSAY_WEBHOOK_RETRY_MAX_DELAY
 ASSAY_WEBHOOK_RETRY_JITTER = float(env("ASSAY_WEBHOOK_RETRY_JITTER", "0.2"))
 ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS = env_int("ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS", 5)
 
-# Caches hold throttling counters, so they must be shared by every process.
+# Caches hold rate-limit counters and the audit trail's flood counts, so they must be shared by every
+# process: Redis (ASSAY_CACHE_URL=redis://...), or on one machine a folder (file:///path; by default
+# var/cache): no database write per request, which on SQLite would queue every read behind the
+# write lock. ASSAY_CACHE_URL=database keeps it in the database's assay_cache table.
+_cache_url = env("ASSAY_CACHE_URL") or ""
+_cache_folder = unquote(urlparse(_cache_url).path) if _cache_url.startswith("file:") else str(VAR_DIR / "cache")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("ASSAY_CACHE_URL")}
-        if (env("ASSAY_CACHE_URL") or "").startswith("redis")
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url.startswith("redis")
         else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "assay_cache"}
+        if _cache_url == "database"
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": _cache_folder,
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
     )
 }
+
+# Rate limits (apps/core/throttling.py): "<n>/<second|minute|hour|day>", or "off". Anonymous API
+# requests per client address, authenticated ones per principal; sign-in attempts per address and
+# per account (on top of the lockout after ASSAY_LOGIN_MAX_FAILURES failures in a row).
+ASSAY_ANON_RATE = env("ASSAY_ANON_RATE", "120/minute")
+ASSAY_USER_RATE = env("ASSAY_USER_RATE", "1200/minute")
+ASSAY_LOGIN_ADDRESS_RATE = env("ASSAY_LOGIN_ADDRESS_RATE", "30/minute")
+ASSAY_LOGIN_ACCOUNT_RATE = env("ASSAY_LOGIN_ACCOUNT_RATE", "10/minute")
+# Behind one reverse proxy that appends the client's address to X-Forwarded-For: believe its last entry.
+ASSAY_TRUST_X_FORWARDED_FOR = env_bool("ASSAY_TRUST_X_FORWARDED_FOR", False)
 
 # Celery: the broker is a courier; job state lives in our tables.
 _filesystem_broker = VAR_DIR / "broker"
@@ -334,7 +355,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"anon": env("ASSAY_ANON_RATE", "120/minute")},
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.core.throttling.AnonymousRateThrottle",
+        "apps.core.throttling.PrincipalRateThrottle",
+    ],
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {

@@ -17,9 +17,11 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit import context as audit_context
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core import throttling
+from apps.core.errors import Conflict, Denied, DomainError, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind, same_person
 from apps.rbac import services as rbac
 from apps.rbac.roles import Scope
@@ -421,14 +423,39 @@ def token_revoke(*, actor: Principal, token_id: str) -> ApiToken:
     return token
 
 
+class SignInThrottled(DomainError):
+    """Too many sign-in attempts from this address or for this account (429); ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "throttled"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 def login_attempt(*, username: str, password: str) -> User | None:
     """Check a password with lockout: after N failures in a row the account is locked for a while.
 
+    Attempts are rate-limited per client address and per account first (``SignInThrottled``).
     Writes ``user.logged_in``, ``user.login_failed`` or ``user.locked_out``; an unknown
-    username is audited too, under the name that was tried.
+    username is audited too, under the name that was tried, once per address and window
+    (``audit.record_summarised``), as are refused (throttled) attempts.
     """
     from django.contrib.auth import authenticate
 
+    wait = throttling.sign_in_wait(address=audit_context.current().client_ip or "", username=username)
+    if wait is not None:
+        audit.record_summarised(
+            kind="login-throttled",
+            action="user.login_throttled",
+            target=("user", "", username[:150]),
+            reason=f"too many sign-in attempts; refused for {wait} s",
+        )
+        raise SignInThrottled(
+            f"Too many sign-in attempts. Try again in {wait} second{'s' if wait != 1 else ''}.", retry_after=wait
+        )
     with transaction.atomic():
         user = User.objects.select_for_update().filter(username=username).first()
         if user is not None and user.is_locked():
@@ -452,10 +479,11 @@ def login_attempt(*, username: str, password: str) -> User | None:
             return authenticated
         user = User.objects.select_for_update().filter(username=username).first()
         if user is None:
-            audit.record(
+            # Guesses at names that do not exist cost the trail one row per address and window,
+            # however many (password spraying): the rest are counted in the next row's summary.
+            audit.record_summarised(
+                kind="login-unknown",
                 action="user.login_failed",
-                outcome=Outcome.DENIED,
-                actor=Principal.anonymous(),
                 target=("user", "", username[:150]),
                 reason="unknown username",
             )

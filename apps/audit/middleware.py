@@ -10,11 +10,13 @@ from . import context
 
 
 def client_address(request) -> str:
-    """The client's address; X-Forwarded-For is trusted only when a proxy is configured."""
+    """The client's address; X-Forwarded-For is believed only with ``ASSAY_TRUST_X_FORWARDED_FOR``
+    (behind one reverse proxy), and then only its last entry: the one the proxy appended. Earlier
+    entries are whatever the client sent, and would let it pick its own address."""
     if getattr(settings, "ASSAY_TRUST_X_FORWARDED_FOR", False):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        if forwarded.strip():
+            return forwarded.split(",")[-1].strip()[:64]
     return (request.META.get("REMOTE_ADDR") or "")[:64]
 
 
@@ -36,10 +38,11 @@ class RequestContextMiddleware:
 
         request_id = context.clean_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id
+        request.client_ip = client_address(request)  # what rate limits count by
         request.token_api = is_token_api_request(request)  # the browser's middleware stands aside
         source = "api" if request.path.startswith("/api/") else "web"
         token = context.set_context(
-            context.AuditContext(source=source, request_id=request_id, client_ip=client_address(request))
+            context.AuditContext(source=source, request_id=request_id, client_ip=request.client_ip)
         )
         unit = request_cache.begin()  # what this request remembers (grants) dies with it
         try:

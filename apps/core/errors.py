@@ -159,6 +159,11 @@ def plain_problem(status_code: int, title: str, detail: str, *, code: str, reque
 def problem(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any) -> Response:
     """An RFC 9457 problem response: type, title, status, detail, code, instance, request_id, then ``extra``."""
     body = problem_body(status_code, title, detail, code=code, request=request, **extra)
+    if request is not None and hasattr(request, "accepted_renderer"):
+        # A problem is JSON even from a view that renders something else (the OpenAPI schema's YAML).
+        from rest_framework.renderers import JSONRenderer
+
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), PROBLEM_JSON
     return Response(body, status=status_code, content_type=PROBLEM_JSON)
 
 
@@ -174,6 +179,17 @@ def busy_problem(request=None) -> Response:
     )
     response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
     return response
+
+
+def _anonymous_wait(request, view) -> float | None:
+    """Count a request without valid credentials against its address's anonymous rate (DRF checks
+    throttles only after permissions, so a 401 would otherwise never be counted); seconds to wait if over."""
+    from apps.core.throttling import AnonymousRateThrottle
+
+    if request is None:
+        return None
+    throttle = AnonymousRateThrottle()
+    return None if throttle.allow_request(request, view) else (throttle.wait() or 1)
 
 
 def _flatten_drf_detail(detail: Any) -> tuple[str, dict]:
@@ -241,9 +257,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = drf_exceptions.PermissionDenied()
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         audit_services.record_unauthenticated(request=request, reason=str(exc.detail))
-        response = problem(401, "Authentication required", str(exc.detail), code="not_authenticated", request=request)
-        response["WWW-Authenticate"] = 'Bearer realm="assay"'
-        return response
+        wait = _anonymous_wait(request, context.get("view"))
+        if wait is None:
+            response = problem(
+                401, "Authentication required", str(exc.detail), code="not_authenticated", request=request
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="assay"'
+            return response
+        exc = drf_exceptions.Throttled(wait)  # over the anonymous rate: 429 with Retry-After, below
     if isinstance(exc, drf_exceptions.PermissionDenied):
         audit_services.record_denial(Denied(str(exc.detail), audit_action="request.denied"), request=request)
     response = drf_default_handler(exc, context)
