@@ -14,11 +14,19 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .local_env import read as read_local_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A local checkout's own settings (var/local.env, written by scripts/run): the environment wins.
+LOCAL_ENV_FILE = Path(os.environ.get("ASSAY_VAR_DIR") or BASE_DIR / "var") / "local.env"
+_LOCAL_ENV = read_local_env(LOCAL_ENV_FILE)
 
 
 def env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
+    if value in (None, ""):
+        value = _LOCAL_ENV.get(name)
     return value if value not in (None, "") else default
 
 
@@ -94,7 +102,10 @@ VAR_DIR = Path(env("ASSAY_VAR_DIR", str(BASE_DIR / "var")))
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set (or DJANGO_DEBUG=1 for a local run)")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set. In a local checkout, scripts/run writes one to "
+            f"{LOCAL_ENV_FILE} on its first start and manage.py reads it from there."
+        )
     SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105 (DJANGO_DEBUG=1 only)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
