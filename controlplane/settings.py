@@ -139,6 +139,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -197,9 +198,32 @@ ASSAY_LOGIN_LOCKOUT_SECONDS = env_int("ASSAY_LOGIN_LOCKOUT_SECONDS", 15 * 60)
 ASSAY_TOKEN_MAX_DAYS = env_int("ASSAY_TOKEN_MAX_DAYS", 365)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
 if env("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only: redirect plain HTTP and send HSTS. Off by default because the proxy in front may do
+# both instead (docs/security.md); the health check stays reachable over HTTP for load balancers.
+SECURE_SSL_REDIRECT = env_bool("ASSAY_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+SECURE_HSTS_SECONDS = env_int("ASSAY_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ASSAY_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("ASSAY_HSTS_PRELOAD", False)
+# Every response (apps.core.middleware.ContentSecurityPolicyMiddleware): no inline script or style.
+ASSAY_CONTENT_SECURITY_POLICY = env(
+    "ASSAY_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+SILENCED_SYSTEM_CHECKS = [
+    # security.W003 looks for CsrfViewMiddleware by name; it runs, wrapped as
+    # apps.core.middleware.BrowserCsrfMiddleware, for every request but bearer-token API calls
+    # (which carry no cookie to forge). tests/core/test_deploy_check.py holds the wrapper in MIDDLEWARE.
+    "security.W003",
+    # e.g. security.W004,security.W008 when the proxy in front sends HSTS and redirects to HTTPS
+    *env_list("DJANGO_SILENCED_SYSTEM_CHECKS"),
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
