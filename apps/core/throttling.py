@@ -10,18 +10,62 @@ A refused API request is a 429 problem with ``Retry-After``; a refused sign-in a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import time
 
 from django.conf import settings
-from rest_framework.throttling import SimpleRateThrottle
+from django.core.cache import cache
+from rest_framework.throttling import BaseThrottle
 
 OFF = {"off", "none", "0"}
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _rate(setting: str) -> str | None:
+def _rate(setting: str) -> tuple[int, int] | None:
+    """(requests, seconds) from a setting such as ``"120/minute"``; None when off."""
     value = getattr(settings, setting, None)
-    return None if value is None or str(value).strip().lower() in OFF else str(value)
+    if value is None or str(value).strip().lower() in OFF:
+        return None
+    count, _, period = str(value).strip().partition("/")
+    return int(count), PERIODS[period.strip()[0].lower()]
+
+
+def consume(scope: str, ident: str, rate_setting: str) -> int | None:
+    """Count one attempt of ``scope`` by ``ident``; None if allowed, else the seconds to wait (at least 1).
+
+    A sliding window estimated from two fixed ones: this period's counter plus the previous
+    period's, weighted by how much of it still lies within one period of now. One counter per
+    (scope, who, period), incremented atomically on Redis, so a check costs two cache round trips
+    whatever the rate (keeping every request's time, as DRF's throttles do, costs time in
+    proportion to the rate), and concurrent processes never lose a count. A refused attempt is
+    not counted, so a client that keeps trying gets back in when its rate allows.
+    """
+    rate = _rate(rate_setting)
+    if rate is None:
+        return None
+    limit, period = rate
+    now = time.time()
+    window = int(now // period)
+    who = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    key = f"assay:throttle:{scope}:{who}:{window}"
+    try:
+        count = cache.incr(key)  # the period's counter exists but for its first attempt
+    except ValueError:
+        count = 1 if cache.add(key, 1, timeout=2 * period + 1) else cache.incr(key)
+    previous = cache.get(f"assay:throttle:{scope}:{who}:{window - 1}") or 0
+    elapsed = (now - window * period) / period  # fraction of this period gone
+    if count + previous * (1 - elapsed) <= limit:
+        return None
+    with contextlib.suppress(ValueError):
+        cache.decr(key)
+    count -= 1  # the attempts that counted
+    if count + 1 > limit:  # this period alone is full: its end, then until it weighs little enough
+        wait = (1 - elapsed) * period + period * max(0.0, 1 - (limit - 1) / max(count, 1))
+    else:
+        wait = period * (1 - (limit - count - 1) / previous) - elapsed * period
+    return max(1, math.ceil(wait))
 
 
 def _client_address(request) -> str:
@@ -29,16 +73,30 @@ def _client_address(request) -> str:
     return getattr(request, "client_ip", None) or request.META.get("REMOTE_ADDR") or "unknown"
 
 
-class _SettingRateThrottle(SimpleRateThrottle):
-    """DRF's sliding-window throttle with its rate read from a Django setting at each request."""
+class _RateThrottle(BaseThrottle):
+    """A DRF throttle over ``consume``: its scope, its rate setting, and who a request counts as."""
 
+    scope = ""
     rate_setting = ""
 
-    def get_rate(self) -> str | None:
-        return _rate(self.rate_setting)
+    def __init__(self) -> None:
+        self._wait: int | None = None
+
+    def ident(self, request) -> str | None:
+        raise NotImplementedError
+
+    def allow_request(self, request, view) -> bool:
+        ident = self.ident(request)
+        if ident is None:
+            return True
+        self._wait = consume(self.scope, ident, self.rate_setting)
+        return self._wait is None
+
+    def wait(self) -> float | None:
+        return self._wait
 
 
-class AnonymousRateThrottle(_SettingRateThrottle):
+class AnonymousRateThrottle(_RateThrottle):
     """Requests that carry no valid credentials, per client address (``ASSAY_ANON_RATE``).
 
     DRF checks throttles after permissions, so an anonymous request to an endpoint that needs
@@ -48,46 +106,24 @@ class AnonymousRateThrottle(_SettingRateThrottle):
     scope = "anon"
     rate_setting = "ASSAY_ANON_RATE"
 
-    def get_cache_key(self, request, view) -> str | None:
+    def ident(self, request) -> str | None:
         principal = getattr(request, "principal", None)
         if principal is not None and principal.is_authenticated:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": _client_address(request)}
+        return _client_address(request)
 
 
-class PrincipalRateThrottle(_SettingRateThrottle):
+class PrincipalRateThrottle(_RateThrottle):
     """Authenticated API requests, per principal (a person, or a service account) (``ASSAY_USER_RATE``)."""
 
     scope = "principal"
     rate_setting = "ASSAY_USER_RATE"
 
-    def get_cache_key(self, request, view) -> str | None:
+    def ident(self, request) -> str | None:
         principal = getattr(request, "principal", None)
         if principal is None or not principal.is_authenticated:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": f"{principal.kind}:{principal.id}"}
-
-
-class _KeyedThrottle(SimpleRateThrottle):
-    """The same sliding window for a key that is no request's (an address, a username)."""
-
-    def __init__(self, scope: str, ident: str, rate: str) -> None:
-        self.scope, self.ident, self.rate = scope, ident, rate
-        self.num_requests, self.duration = self.parse_rate(rate)
-
-    def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.ident}
-
-
-def consume(scope: str, ident: str, rate_setting: str) -> int | None:
-    """Count one attempt of ``scope`` by ``ident``; None if allowed, else the seconds to wait (at least 1)."""
-    rate = _rate(rate_setting)
-    if rate is None:
-        return None
-    throttle = _KeyedThrottle(scope, hashlib.sha256(ident.encode()).hexdigest()[:32], rate)
-    if throttle.allow_request(None, None):
-        return None
-    return max(1, math.ceil(throttle.wait() or 1))
+        return f"{principal.kind}:{principal.id}"
 
 
 def sign_in_wait(*, address: str, username: str) -> int | None:

@@ -100,3 +100,17 @@ def test_the_anonymous_limit_holds_across_server_processes(low_anonymous_rate, s
     assert [s for s, _ in statuses].count(401) == 5, statuses
     assert [s for s, _ in statuses].count(429) == 7, statuses
     assert all(int(retry) >= 1 for s, retry in statuses if s == 429)
+
+
+@pytest.mark.django_db
+@override_settings(ASSAY_ANON_RATE="2/second")
+def test_a_client_that_waits_its_retry_after_gets_back_in(anon_client):
+    import time
+
+    assert [anon_client.get("/api/v1/models/").status_code for _ in range(2)] == [401, 401]
+    refused = anon_client.get("/api/v1/models/")
+    assert_throttled(refused)
+
+    time.sleep(int(refused["Retry-After"]))
+
+    assert anon_client.get("/api/v1/models/").status_code == 401
