@@ -73,3 +73,21 @@ def test_grants_are_remembered_within_one_unit_of_work_only(db, make_user, princ
     with django_assert_num_queries(2):  # outside any unit nothing is remembered
         rbac.grants_for(principal)
         rbac.grants_for(principal)
+
+
+def test_each_job_a_worker_runs_starts_with_nothing_remembered(monkeypatch):
+    from worker import runner
+
+    seen = []
+
+    def job_body(claim):
+        grants = request_cache.bucket("rbac.grants")
+        seen.append(dict(grants))
+        grants[("user", 1)] = ("remembered by job", claim)
+        return "succeeded"
+
+    monkeypatch.setattr(runner, "_run_in_unit", job_body)
+
+    assert runner._run("first") == runner._run("second") == "succeeded"
+    assert seen == [{}, {}]
+    assert request_cache.bucket("rbac.grants") is None  # and nothing outlives the jobs
