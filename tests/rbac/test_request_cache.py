@@ -91,3 +91,17 @@ def test_each_job_a_worker_runs_starts_with_nothing_remembered(monkeypatch):
     assert runner._run("first") == runner._run("second") == "succeeded"
     assert seen == [{}, {}]
     assert request_cache.bucket("rbac.grants") is None  # and nothing outlives the jobs
+
+
+def test_a_celery_task_remembers_nothing_past_its_end():
+    from types import SimpleNamespace
+
+    from controlplane.celery import _enter_task_context, _leave_task_context
+
+    task = SimpleNamespace(name="jobs.run", request=SimpleNamespace(headers={"assay_request_id": PINNED}))
+    for _ in range(2):
+        _enter_task_context(task=task)
+        assert request_cache.bucket("rbac.grants") == {}  # the same request id: still nothing carried over
+        request_cache.bucket("rbac.grants")[("user", 1)] = ()
+        _leave_task_context()
+        assert request_cache.bucket("rbac.grants") is None
