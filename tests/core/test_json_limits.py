@@ -71,3 +71,25 @@ def test_deep_json_without_credentials_is_still_a_clean_answer():
 
     assert response.status_code == 401
     assert response["Content-Type"] == PROBLEM_JSON
+
+
+def test_every_api_view_reads_json_with_the_bounded_parser():
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from rest_framework import parsers
+
+    from apps.core.parsers import JSONParser as BoundedJSONParser
+
+    def views(patterns):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from views(p.url_patterns)
+            elif isinstance(p, URLPattern) and hasattr(p.callback, "view_class"):
+                yield p.callback.view_class
+
+    checked = 0
+    for view in views(get_resolver().url_patterns):
+        for parser in getattr(view, "parser_classes", ()):
+            if issubclass(parser, parsers.JSONParser):
+                assert issubclass(parser, BoundedJSONParser), f"{view.__module__}.{view.__name__} reads JSON unbounded"
+                checked += 1
+    assert checked > 20
