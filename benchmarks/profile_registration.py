@@ -49,6 +49,8 @@ def setup(args: argparse.Namespace) -> None:
             "DATABASE_URL": args.database_url,
             "CELERY_BROKER_URL": args.broker,
             "ASSAY_CACHE_URL": args.cache,
+            # The load comes from one CI account on purpose: its per-principal rate limit would cap it.
+            "ASSAY_USER_RATE": "off",
             "ASSAY_VAR_DIR": args.work,
             "ASSAY_ALLOWED_S3_BUCKETS": BUCKET,
             "ASSAY_STORAGE_URL": storage,

@@ -38,15 +38,19 @@ def _carry_request_context(headers: dict | None = None, **_: object) -> None:
 @task_prerun.connect
 def _enter_task_context(task=None, **_: object) -> None:
     from apps.audit.context import enter_task
+    from apps.core import request_cache
 
     enter_task(getattr(task.request, "headers", None) or {}, task_name=task.name)
+    request_cache.begin()  # nothing a task remembers outlives it
 
 
 @task_postrun.connect
 def _leave_task_context(**_: object) -> None:
     from apps.audit.context import reset
+    from apps.core import request_cache
 
     reset()
+    request_cache.end()
 
 
 @worker_process_init.connect

@@ -15,11 +15,19 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .local_env import read as read_local_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A local checkout's own settings (var/local.env, written by scripts/run): the environment wins.
+LOCAL_ENV_FILE = Path(os.environ.get("ASSAY_VAR_DIR") or BASE_DIR / "var") / "local.env"
+_LOCAL_ENV = read_local_env(LOCAL_ENV_FILE)
 
 
 def env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
+    if value in (None, ""):
+        value = _LOCAL_ENV.get(name)
     return value if value not in (None, "") else default
 
 
@@ -95,7 +103,10 @@ VAR_DIR = Path(env("ASSAY_VAR_DIR", str(BASE_DIR / "var")))
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set (or DJANGO_DEBUG=1 for a local run)")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set. In a local checkout, scripts/run writes one to "
+            f"{LOCAL_ENV_FILE} on its first start and manage.py reads it from there."
+        )
     SECRET_KEY = "insecure-local-development-key-never-use-in-production"  # noqa: S105 (DJANGO_DEBUG=1 only)
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
@@ -129,6 +140,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.audit.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.core.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -183,11 +195,36 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_SAMESITE = "Lax"
 ASSAY_LOGIN_MAX_FAILURES = env_int("ASSAY_LOGIN_MAX_FAILURES", 5)
 ASSAY_LOGIN_LOCKOUT_SECONDS = env_int("ASSAY_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# API tokens last at most this many days (0: no maximum, and tokens may be made to never expire).
+ASSAY_TOKEN_MAX_DAYS = env_int("ASSAY_TOKEN_MAX_DAYS", 365)
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients).
 if env("DJANGO_SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only: redirect plain HTTP and send HSTS. Off by default because the proxy in front may do
+# both instead (docs/security.md); the health check stays reachable over HTTP for load balancers.
+SECURE_SSL_REDIRECT = env_bool("ASSAY_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health/$"]
+SECURE_HSTS_SECONDS = env_int("ASSAY_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ASSAY_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("ASSAY_HSTS_PRELOAD", False)
+# Every response (apps.core.middleware.ContentSecurityPolicyMiddleware): no inline script or style.
+ASSAY_CONTENT_SECURITY_POLICY = env(
+    "ASSAY_CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+SILENCED_SYSTEM_CHECKS = [
+    # security.W003 looks for CsrfViewMiddleware by name; it runs, wrapped as
+    # apps.core.middleware.BrowserCsrfMiddleware, for every request but bearer-token API calls
+    # (which carry no cookie to forge). tests/core/test_deploy_check.py holds the wrapper in MIDDLEWARE.
+    "security.W003",
+    # e.g. security.W004,security.W008 when the proxy in front sends HSTS and redirects to HTTPS
+    *env_list("DJANGO_SILENCED_SYSTEM_CHECKS"),
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -218,6 +255,9 @@ FILE_UPLOAD_TEMP_DIR = env("ASSAY_UPLOAD_TEMP_DIR", str(VAR_DIR / "tmp" / "uploa
 with contextlib.suppress(OSError):  # a folder that cannot be made is reported by Django's check (files.E001)
     os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)
 FILE_UPLOAD_HANDLERS = ["apps.registry.uploads.HashingUploadHandler"]
+# A JSON request body: at most this many bytes (413) and this many levels of nesting (400).
+ASSAY_MAX_JSON_BYTES = env_int("ASSAY_MAX_JSON_BYTES", 4 * 1024 * 1024)
+ASSAY_MAX_JSON_DEPTH = env_int("ASSAY_MAX_JSON_DEPTH", 64)
 
 # Artifact storage: file:///abs/folder or s3://bucket/prefix (AWS_ENDPOINT_URL for S3-compatible servers).
 ASSAY_STORAGE_URL = env("ASSAY_STORAGE_URL", (VAR_DIR / "artifacts").as_uri())
@@ -304,14 +344,35 @@ ASSAY_WEBHOOK_RETRY_MAX_DELAY_SECONDS = float(env("ASSAY_WEBHOOK_RETRY_MAX_DELAY
 ASSAY_WEBHOOK_RETRY_JITTER = float(env("ASSAY_WEBHOOK_RETRY_JITTER", "0.2"))
 ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS = env_int("ASSAY_WEBHOOK_DISPATCH_INTERVAL_SECONDS", 5)
 
-# Caches hold throttling counters, so they must be shared by every process.
+# Caches hold rate-limit counters and the audit trail's flood counts, so they must be shared by every
+# process: Redis (ASSAY_CACHE_URL=redis://...), or on one machine a folder (file:///path; by default
+# var/cache): no database write per request, which on SQLite would queue every read behind the
+# write lock. ASSAY_CACHE_URL=database keeps it in the database's assay_cache table.
+_cache_url = env("ASSAY_CACHE_URL") or ""
+_cache_folder = unquote(urlparse(_cache_url).path) if _cache_url.startswith("file:") else str(VAR_DIR / "cache")
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("ASSAY_CACHE_URL")}
-        if (env("ASSAY_CACHE_URL") or "").startswith("redis")
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url.startswith("redis")
         else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "assay_cache"}
+        if _cache_url == "database"
+        else {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": _cache_folder,
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
     )
 }
+
+# Rate limits (apps/core/throttling.py): "<n>/<second|minute|hour|day>", or "off". Anonymous API
+# requests per client address, authenticated ones per principal; sign-in attempts per address and
+# per account (on top of the lockout after ASSAY_LOGIN_MAX_FAILURES failures in a row).
+ASSAY_ANON_RATE = env("ASSAY_ANON_RATE", "120/minute")
+ASSAY_USER_RATE = env("ASSAY_USER_RATE", "1200/minute")
+ASSAY_LOGIN_ADDRESS_RATE = env("ASSAY_LOGIN_ADDRESS_RATE", "30/minute")
+ASSAY_LOGIN_ACCOUNT_RATE = env("ASSAY_LOGIN_ACCOUNT_RATE", "10/minute")
+# Behind one reverse proxy that appends the client's address to X-Forwarded-For: believe its last entry.
+ASSAY_TRUST_X_FORWARDED_FOR = env_bool("ASSAY_TRUST_X_FORWARDED_FOR", False)
 
 # Celery: the broker is a courier; job state lives in our tables. The embedded default, database://, has no
 # broker at all: workers (python -m worker) poll the job table and a wake-up file. Production points this at
@@ -353,7 +414,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "apps.core.parsers.JSONParser",  # DRF's, bounded: ASSAY_MAX_JSON_BYTES, ASSAY_MAX_JSON_DEPTH
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -361,7 +422,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"anon": env("ASSAY_ANON_RATE", "120/minute")},
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.core.throttling.AnonymousRateThrottle",
+        "apps.core.throttling.PrincipalRateThrottle",
+    ],
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -387,6 +451,11 @@ SPECTACULAR_SETTINGS = {
         "EvidenceKindEnum": "apps.evidence.choices.EvidenceKind",
     },
 }
+
+# Error reports (the DJANGO_DEBUG=1 error page, mailed reports) never show settings, headers, the
+# process environment or variables (apps/core/reporting.py).
+DEFAULT_EXCEPTION_REPORTER = "apps.core.reporting.PlainExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.reporting.RevealNothingFilter"
 
 LOG_LEVEL = env("ASSAY_LOG_LEVEL", "INFO")
 LOGGING = {

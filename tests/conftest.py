@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -58,6 +59,19 @@ def _isolated_storage(settings, tmp_path):
     settings.ASSAY_AUDIT_TRUSTED_KEYS_DIR = str(tmp_path / "keys" / "trusted")
     yield
     shutil.rmtree(tmp_path / "artifacts", ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _cache_namespace_per_test():
+    """Each test counts rate limits and flood summaries afresh: its own key prefix in the shared cache
+    (a folder, or Redis with ASSAY_CACHE_URL), so nothing carries over from one test to the next."""
+    from django.core.cache import caches
+
+    cache = caches["default"]
+    previous = cache.key_prefix
+    cache.key_prefix = f"test-{uuid.uuid4().hex[:16]}"
+    yield
+    cache.key_prefix = previous
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 
 from apps.audit import context
+from apps.core import request_cache
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 
@@ -122,6 +123,12 @@ def _run_claimed(job_id: int) -> str:
 
 
 def _run(claim: jobs.Claim) -> str:
+    """Run a claimed job in a unit of work of its own: nothing it remembers (grants) reaches the next job."""
+    with request_cache.unit_of_work():
+        return _run_in_unit(claim)
+
+
+def _run_in_unit(claim: jobs.Claim) -> str:
     job = claim.job
     job_id = job.pk
     handler = HANDLERS.get(job.kind)

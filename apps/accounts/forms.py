@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from apps.rbac.roles import Scope
 
@@ -33,10 +34,12 @@ class TokenCreateForm(forms.Form):
         help_text="Scopes narrow what your roles allow; they never add a permission your roles do not give.",
         error_messages={"required": "Choose at least one scope."},
     )
-    expires_in_days = forms.IntegerField(
-        label="Expires in (days)",
-        min_value=1,
-        max_value=3650,
-        initial=90,
-        help_text="Between 1 and 3650 days.",
-    )
+    expires_in_days = forms.IntegerField(label="Expires in (days)", min_value=1, initial=90)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        max_days = settings.ASSAY_TOKEN_MAX_DAYS  # the service enforces it; the form says it
+        field = self.fields["expires_in_days"]
+        field.help_text = f"Between 1 and {max_days} days." if max_days else "At least 1 day."
+        if max_days:
+            field.widget.attrs["max"] = max_days

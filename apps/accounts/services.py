@@ -6,7 +6,8 @@ writes its audit event there. Operator commands act as ``Principal.system``.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -16,9 +17,11 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
+from apps.audit import context as audit_context
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core import throttling
+from apps.core.errors import Conflict, Denied, DomainError, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind, same_person
 from apps.rbac import services as rbac
 from apps.rbac.roles import Scope
@@ -317,6 +320,38 @@ def _validate_scopes(scopes: list[str] | None) -> list[str]:
     return sorted(set(scopes))
 
 
+def _token_expiry(*, actor: Principal, expires_in_days: int | None, now) -> datetime | None:
+    """When a new token expires: within ``ASSAY_TOKEN_MAX_DAYS`` (0: no maximum, and then None means
+    never), and, when a token creates it, no later than that token expires (a lifetime up to that
+    token's remaining days, rounded up, ends with it). Else a 400 naming the limit."""
+    max_days = settings.ASSAY_TOKEN_MAX_DAYS
+    field = "expires_in_days"
+    if expires_in_days is None:
+        if max_days:
+            raise _invalid(field, f"A token must expire: at most {max_days} days (ASSAY_TOKEN_MAX_DAYS).")
+        expires_at = None
+    elif expires_in_days < 1:
+        raise _invalid(field, "A token lasts at least 1 day.")
+    elif max_days and expires_in_days > max_days:
+        raise _invalid(field, f"A token lasts at most {max_days} days (ASSAY_TOKEN_MAX_DAYS).")
+    else:
+        expires_at = now + timedelta(days=expires_in_days)
+    if actor.token_id is not None:
+        # A token cannot outlive the token that creates it (a leaked one-day token cannot mint a year).
+        # Asking for the creator's remaining days, rounded up, gives its exact expiry; more is refused.
+        parent = ApiToken.objects.filter(token_id=actor.token_id).values_list("expires_at", flat=True).first()
+        if parent is not None:
+            remaining = max(0, math.ceil((parent - now).total_seconds() / 86400))
+            if expires_at is None or expires_in_days > remaining:
+                raise _invalid(
+                    field,
+                    "A token cannot outlive the token that creates it: yours expires at "
+                    f"{parent:%Y-%m-%d %H:%M} UTC, so ask for at most {remaining} day{'s' if remaining != 1 else ''}.",
+                )
+            expires_at = min(expires_at, parent)
+    return expires_at
+
+
 @transaction.atomic
 def token_create(
     *,
@@ -330,7 +365,8 @@ def token_create(
     """Issue a token; returns the row and the token string, which is never shown again.
 
     A user may create tokens for themselves; tokens for others and for service
-    accounts need ``accounts.manage``. Audited as ``api_token.created`` (without the secret).
+    accounts need ``accounts.manage``. A token lasts at most ``ASSAY_TOKEN_MAX_DAYS`` and, when
+    created through a token, no longer than that token. Audited as ``api_token.created`` (without the secret).
     """
     if (user is None) == (service_account is None):
         raise ValidationFailed("A token belongs to exactly one user or service account.")
@@ -347,8 +383,8 @@ def token_create(
             )
     if not name:
         raise ValidationFailed("Give the token a name.", errors={"name": ["This field is required."]})
-    if expires_in_days is not None and not (1 <= expires_in_days <= 3650):
-        raise ValidationFailed("expires_in_days must be between 1 and 3650.")
+    now = timezone.now()
+    expires_at = _token_expiry(actor=actor, expires_in_days=expires_in_days, now=now)
     token_id, secret, full = tokens.new_token()
     token = ApiToken.objects.create(
         token_id=token_id,
@@ -357,7 +393,7 @@ def token_create(
         user=user,
         service_account=service_account,
         scopes=_validate_scopes(scopes),
-        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+        expires_at=expires_at,
     )
     audit.record(
         action="api_token.created",
@@ -387,14 +423,39 @@ def token_revoke(*, actor: Principal, token_id: str) -> ApiToken:
     return token
 
 
+class SignInThrottled(DomainError):
+    """Too many sign-in attempts from this address or for this account (429); ``retry_after`` seconds."""
+
+    status_code = 429
+    code = "throttled"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
 def login_attempt(*, username: str, password: str) -> User | None:
     """Check a password with lockout: after N failures in a row the account is locked for a while.
 
+    Attempts are rate-limited per client address and per account first (``SignInThrottled``).
     Writes ``user.logged_in``, ``user.login_failed`` or ``user.locked_out``; an unknown
-    username is audited too, under the name that was tried.
+    username is audited too, under the name that was tried, once per address and window
+    (``audit.record_summarised``), as are refused (throttled) attempts.
     """
     from django.contrib.auth import authenticate
 
+    wait = throttling.sign_in_wait(address=audit_context.current().client_ip or "", username=username)
+    if wait is not None:
+        audit.record_summarised(
+            kind="login-throttled",
+            action="user.login_throttled",
+            target=("user", "", username[:150]),
+            reason=f"too many sign-in attempts; refused for {wait} s",
+        )
+        raise SignInThrottled(
+            f"Too many sign-in attempts. Try again in {wait} second{'s' if wait != 1 else ''}.", retry_after=wait
+        )
     with transaction.atomic():
         user = User.objects.select_for_update().filter(username=username).first()
         if user is not None and user.is_locked():
@@ -418,10 +479,11 @@ def login_attempt(*, username: str, password: str) -> User | None:
             return authenticated
         user = User.objects.select_for_update().filter(username=username).first()
         if user is None:
-            audit.record(
+            # Guesses at names that do not exist cost the trail one row per address and window,
+            # however many (password spraying): the rest are counted in the next row's summary.
+            audit.record_summarised(
+                kind="login-unknown",
                 action="user.login_failed",
-                outcome=Outcome.DENIED,
-                actor=Principal.anonymous(),
                 target=("user", "", username[:150]),
                 reason="unknown username",
             )

@@ -44,25 +44,37 @@ def _lock_message(locked_until) -> str:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login_view(request):
-    """Sign in with lockout: ``services.login_attempt`` counts failures and audits every attempt."""
+    """Sign in with lockout: ``services.login_attempt`` counts failures and audits every attempt.
+
+    Too many attempts from this address or for this account: the page again, as a 429 with Retry-After.
+    """
     next_url = _safe_next(request)
     if request.method == "GET" and request.user.is_authenticated:
         return redirect(next_url)
     form = LoginForm(request.POST or None)
     error = ""
+    retry_after = None
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"]
-        user = services.login_attempt(username=username, password=form.cleaned_data["password"])
-        if user is not None:
-            auth_login(request, user)
-            return redirect(next_url)
-        locked_until = selectors.user_locked_until(username=username)
-        error = _lock_message(locked_until) if locked_until else "The username or password is not correct."
-    return render(
+        try:
+            user = services.login_attempt(username=username, password=form.cleaned_data["password"])
+        except services.SignInThrottled as exc:
+            user, error, retry_after = None, exc.detail, exc.retry_after
+        else:
+            if user is not None:
+                auth_login(request, user)
+                return redirect(next_url)
+            locked_until = selectors.user_locked_until(username=username)
+            error = _lock_message(locked_until) if locked_until else "The username or password is not correct."
+    response = render(
         request,
         "accounts/login.html",
         {"form": form, "error": error, "next": next_url, "session_hours": settings.SESSION_COOKIE_AGE // 3600},
+        status=429 if retry_after else 200,
     )
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 @require_POST

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from apps.core import request_cache
+
 from . import context
 
 
 def client_address(request) -> str:
-    """The client's address; X-Forwarded-For is trusted only when a proxy is configured."""
+    """The client's address; X-Forwarded-For is believed only with ``ASSAY_TRUST_X_FORWARDED_FOR``
+    (behind one reverse proxy), and then only its last entry: the one the proxy appended. Earlier
+    entries are whatever the client sent, and would let it pick its own address."""
     if getattr(settings, "ASSAY_TRUST_X_FORWARDED_FOR", False):
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        if forwarded.strip():
+            return forwarded.split(",")[-1].strip()[:64]
     return (request.META.get("REMOTE_ADDR") or "")[:64]
 
 
 class RequestContextMiddleware:
     """Give every request an id (kept from X-Request-ID when sane) and return it as X-Request-ID.
+
+    Opens the request's unit of work (``apps.core.request_cache``) and closes it when the
+    response is ready, so nothing remembered for one request is seen by the next.
 
     Also marks a bearer-token API request (``request.token_api``), for which the browser's
     middleware (sessions, CSRF, the session user, messages) stands aside.
@@ -31,14 +38,17 @@ class RequestContextMiddleware:
 
         request_id = context.clean_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id
+        request.client_ip = client_address(request)  # what rate limits count by
         request.token_api = is_token_api_request(request)  # the browser's middleware stands aside
         source = "api" if request.path.startswith("/api/") else "web"
         token = context.set_context(
-            context.AuditContext(source=source, request_id=request_id, client_ip=client_address(request))
+            context.AuditContext(source=source, request_id=request_id, client_ip=request.client_ip)
         )
+        unit = request_cache.begin()  # what this request remembers (grants) dies with it
         try:
             response = self.get_response(request)
         finally:
+            request_cache.end(unit)
             context._current.reset(token)
         response["X-Request-ID"] = request_id
         return response

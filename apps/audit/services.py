@@ -197,28 +197,49 @@ def record_unauthenticated(*, request: Any = None, reason: str = "") -> None:
     Further attempts in the same window are only counted; the next recorded event
     from that address says how many went unrecorded, so the trail cannot be flooded.
     """
+    path = f"{request.method} {request.path}" if request is not None else ""
+    record_summarised(
+        kind="unauth",
+        action="auth.rejected",
+        actor=Principal.anonymous(),
+        reason=f"{reason or 'authentication required'} [{path}]",
+    )
+
+
+def record_summarised(
+    *, kind: str, action: str, reason: str, actor: Principal | None = None, target: Any = None
+) -> bool:
+    """Record a denied attempt of ``kind`` at most once per client address per window; True if written.
+
+    For what a client can repeat at will (unauthenticated requests, sign-in guesses at unknown
+    usernames, throttled attempts): the rest of the window's attempts from that address are only
+    counted in the cache, and the next recorded event of that kind from that address says how many
+    went unrecorded, so a flood costs the trail one row per window
+    (``ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS``).
+    """
     ctx = context.current()
     window = max(1, settings.ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS)
     bucket = int(timezone.now().timestamp()) // window
     address = ctx.client_ip or "unknown"
-    key = f"assay:unauth:{address}:{bucket}"
+    key = f"assay:{kind}:{address}:{bucket}"
     cache.add(key, 0, timeout=window * 3)
     try:
         count = cache.incr(key)
     except ValueError:
         count = 1
     if count != 1:
-        return
-    previous = cache.get(f"assay:unauth:{address}:{bucket - 1}") or 0
+        return False
+    previous = cache.get(f"assay:{kind}:{address}:{bucket - 1}") or 0
     summary = f"; {previous - 1} more attempt(s) from this address in the previous window" if previous > 1 else ""
-    path = f"{request.method} {request.path}" if request is not None else ""
     with transaction.atomic():
         record(
-            action="auth.rejected",
+            action=action,
             outcome=Outcome.DENIED,
-            actor=Principal.anonymous(),
-            reason=f"{reason or 'authentication required'} [{path}]{summary}",
+            actor=actor or Principal.anonymous(),
+            target=target,
+            reason=f"{reason}{summary}",
         )
+    return True
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,6 +55,13 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+class JsonTooDeep(DomainError):
+    """A JSON body nested deeper than ``ASSAY_MAX_JSON_DEPTH`` levels (apps/core/parsers.py)."""
+
+    code = "json_too_deep"
+    title = "JSON nested too deeply"
+
+
 class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "conflict"
@@ -108,8 +115,21 @@ class Denied(DomainError):
             self.detail = "Not found."
 
 
-def problem(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any) -> Response:
-    """An RFC 9457 problem response: type, title, status, detail, code, instance, request_id, then ``extra``."""
+# Lock errors that mean "the database is busy, try again", not "this request is wrong": SQLite's
+# write lock held past the busy timeout, PostgreSQL's lock_timeout and deadlock victims.
+_BUSY_MESSAGES = ("database is locked", "database table is locked", "lock timeout", "deadlock detected")
+BUSY_RETRY_AFTER_SECONDS = 2
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """True for a database error that only says another writer held a lock for too long."""
+    from django.db import OperationalError
+
+    return isinstance(exc, OperationalError) and any(m in str(exc).lower() for m in _BUSY_MESSAGES)
+
+
+def problem_body(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any) -> dict:
+    """The members of an RFC 9457 problem document (see ``problem``)."""
     body: dict[str, Any] = {
         "type": f"https://assay.dev/problems/{code}",
         "title": title,
@@ -123,7 +143,53 @@ def problem(status_code: int, title: str, detail: str, *, code: str, request=Non
         if rid:
             body["request_id"] = rid
     body.update({k: v for k, v in extra.items() if v not in (None, {}, [])})
+    return body
+
+
+def plain_problem(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any):
+    """A problem document as a plain Django response, for code that runs outside DRF (error handlers)."""
+    import json
+
+    from django.http import HttpResponse
+
+    body = problem_body(status_code, title, detail, code=code, request=request, **extra)
+    return HttpResponse(json.dumps(body), status=status_code, content_type=PROBLEM_JSON)
+
+
+def problem(status_code: int, title: str, detail: str, *, code: str, request=None, **extra: Any) -> Response:
+    """An RFC 9457 problem response: type, title, status, detail, code, instance, request_id, then ``extra``."""
+    body = problem_body(status_code, title, detail, code=code, request=request, **extra)
+    if request is not None and hasattr(request, "accepted_renderer"):
+        # A problem is JSON even from a view that renders something else (the OpenAPI schema's YAML).
+        from rest_framework.renderers import JSONRenderer
+
+        request.accepted_renderer, request.accepted_media_type = JSONRenderer(), PROBLEM_JSON
     return Response(body, status=status_code, content_type=PROBLEM_JSON)
+
+
+def busy_problem(request=None) -> Response:
+    """503 with ``Retry-After``: the database stayed locked by other writers; nothing was changed."""
+    logger.warning("database busy: answered 503 for %s", getattr(request, "path", "?"))
+    response = problem(
+        503,
+        "Service busy",
+        "The database is busy with other writes; nothing was changed. Try again shortly.",
+        code="database_busy",
+        request=request,
+    )
+    response["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response
+
+
+def _anonymous_wait(request, view) -> float | None:
+    """Count a request without valid credentials against its address's anonymous rate (DRF checks
+    throttles only after permissions, so a 401 would otherwise never be counted); seconds to wait if over."""
+    from apps.core.throttling import AnonymousRateThrottle
+
+    if request is None:
+        return None
+    throttle = AnonymousRateThrottle()
+    return None if throttle.allow_request(request, view) else (throttle.wait() or 1)
 
 
 def _flatten_drf_detail(detail: Any) -> tuple[str, dict]:
@@ -165,6 +231,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 
     Domain errors keep their status, code and extra members; DRF's and Django's
     own errors are mapped to the same shape. 401 carries ``WWW-Authenticate``.
+    A database lock held too long by other writers is a 503 with ``Retry-After``.
     Anything else is left to Django (a 500, logged with its traceback).
     """
     from apps.audit import services as audit_services
@@ -182,15 +249,22 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return problem(413, "Payload too large", str(exc), code="payload_too_large", request=request)
     if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
         return problem(400, "Validation failed", str(exc), code="too_many_fields", request=request)
+    if is_database_busy(exc):
+        return busy_problem(request)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         audit_services.record_unauthenticated(request=request, reason=str(exc.detail))
-        response = problem(401, "Authentication required", str(exc.detail), code="not_authenticated", request=request)
-        response["WWW-Authenticate"] = 'Bearer realm="assay"'
-        return response
+        wait = _anonymous_wait(request, context.get("view"))
+        if wait is None:
+            response = problem(
+                401, "Authentication required", str(exc.detail), code="not_authenticated", request=request
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="assay"'
+            return response
+        exc = drf_exceptions.Throttled(wait)  # over the anonymous rate: 429 with Retry-After, below
     if isinstance(exc, drf_exceptions.PermissionDenied):
         audit_services.record_denial(Denied(str(exc.detail), audit_action="request.denied"), request=request)
     response = drf_default_handler(exc, context)

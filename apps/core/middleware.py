@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.utils.module_loading import import_string
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, is_database_busy
 
 
 class DomainErrorMiddleware:
-    """Render a ``DomainError`` escaping a dashboard view (403/404 pages, denials audited).
+    """Render a ``DomainError`` escaping a dashboard view (403/404 pages, denials audited), and a
+    database that stayed locked by other writers as a 503 page with ``Retry-After``.
 
     API views never get here: DRF hands their errors to ``api_exception_handler``.
     """
@@ -20,11 +21,40 @@ class DomainErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, DomainError) or request.path.startswith("/api/"):
+        if request.path.startswith("/api/"):
+            return None
+        if is_database_busy(exception):
+            from apps.core.views import database_busy
+
+            return database_busy(request)
+        if not isinstance(exception, DomainError):
             return None
         from apps.core.views import domain_error
 
         return domain_error(request, exception)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send ``Content-Security-Policy`` (``ASSAY_CONTENT_SECURITY_POLICY``) on every response.
+
+    The default lets a page load scripts, styles, images and fonts from this site only, with no
+    inline script or style, no plugins and no framing, and post forms only to this site: markup
+    injected into a page cannot run. The dashboard and the API docs page carry none inline
+    (their scripts and styles are static files). ``X-Content-Type-Options``, ``Referrer-Policy``
+    and ``Cross-Origin-Opener-Policy`` come from Django's ``SecurityMiddleware``.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+
+        response = self.get_response(request)
+        policy = settings.ASSAY_CONTENT_SECURITY_POLICY
+        if policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = policy
+        return response
 
 
 def is_token_api_request(request) -> bool:

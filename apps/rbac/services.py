@@ -15,15 +15,14 @@ returns (team id, model id) or (team id, model id, environment id).
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import Model, Q, QuerySet
 
-from apps.audit import context as audit_context
 from apps.audit import services as audit
+from apps.core import request_cache
 from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
 from apps.core.models import first_or_none
 from apps.core.principals import Principal, PrincipalKind
@@ -56,8 +55,9 @@ class Grant:
 GRANT_COLUMNS = 5
 
 
-# Grants are read once per request or task: the cache is keyed by the audit context's request id.
-_cache: contextvars.ContextVar[tuple[str, dict] | None] = contextvars.ContextVar("assay_rbac_cache", default=None)
+# Grants are read once per request or job and kept in that unit of work's own memory
+# (``apps.core.request_cache``), which ends with it: never under a key the client chooses.
+_CACHE = "rbac.grants"
 
 
 def _grant_sql() -> tuple[str, str]:
@@ -144,30 +144,27 @@ def token_grants_join(connection, *, user_column: str, service_account_column: s
 def remember_grants(principal: Principal, rows) -> None:
     """Keep for this request the grants read together with the principal's token
     (``token_grants_join``), so ``grants_for`` needs no query of its own."""
-    request_id = audit_context.current().request_id
-    cached = _cache.get()
-    if cached is None or cached[0] != request_id:
-        cached = (request_id, {})
-        _cache.set(cached)
-    cached[1][principal.key] = tuple({Grant(*row) for row in rows if row[0] is not None})
+    cached = request_cache.bucket(_CACHE)
+    if cached is not None:
+        cached[principal.key] = tuple({Grant(*row) for row in rows if row[0] is not None})
 
 
 def grants_for(principal: Principal | None) -> tuple[Grant, ...]:
+    """The principal's grants, read once per request or job (outside one, read on every call)."""
     if principal is None or not principal.is_authenticated:
         return ()
-    request_id = audit_context.current().request_id
-    cached = _cache.get()
-    if cached is None or cached[0] != request_id:
-        cached = (request_id, {})
-        _cache.set(cached)
+    cached = request_cache.bucket(_CACHE)
+    if cached is None:
+        return _load_grants(principal)
     key = principal.key
-    if key not in cached[1]:
-        cached[1][key] = _load_grants(principal)
-    return cached[1][key]
+    if key not in cached:
+        cached[key] = _load_grants(principal)
+    return cached[key]
 
 
 def forget_cached_grants() -> None:
-    _cache.set(None)
+    """Read grants afresh after a change to bindings or memberships within the same request."""
+    request_cache.forget(_CACHE)
 
 
 def _token_allows(principal: Principal, permission: str) -> bool:

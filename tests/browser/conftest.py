@@ -48,3 +48,13 @@ def screenshot_dir(tmp_path) -> Path:
     folder = Path(os.environ.get("ASSAY_SCREENSHOT_DIR") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_counters():
+    """The live server answers from a thread of its own, whose cache has no per-test key prefix:
+    empty the shared cache so each test's sign-ins start from nothing, as on a fresh server."""
+    from django.core.cache import caches
+
+    caches["default"].clear()
+    yield

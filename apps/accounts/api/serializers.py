@@ -51,4 +51,5 @@ class TokenCreateInput(serializers.Serializer):
         default=list,
         help_text="Defaults to read only. A token used to create another token can only pass on its own scopes.",
     )
-    expires_in_days = serializers.IntegerField(min_value=1, max_value=3650, default=90)
+    # The maximum (ASSAY_TOKEN_MAX_DAYS, and the creating token's own expiry) is the service's rule.
+    expires_in_days = serializers.IntegerField(min_value=1, default=90)

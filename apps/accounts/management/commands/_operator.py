@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.audit import context
+from apps.core import request_cache
 from apps.core.errors import DomainError
 from apps.core.principals import Principal
 
@@ -21,7 +22,8 @@ class OperatorCommand(BaseCommand):
     def execute(self, *args, **options):
         context.set_context(context.AuditContext(source="cli", principal=self.actor))
         try:
-            return super().execute(*args, **options)
+            with request_cache.unit_of_work():
+                return super().execute(*args, **options)
         except DomainError as exc:
             raise CommandError(exc.detail) from exc
         finally:

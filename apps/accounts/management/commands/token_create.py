@@ -20,7 +20,12 @@ class Command(OperatorCommand):
         owner.add_argument("--user", help="Username that will own the token.")
         owner.add_argument("--service-account", help="Service account that will own the token.")
         parser.add_argument("--name", default="cli", help="What the token is for (default: cli).")
-        parser.add_argument("--expires-in-days", type=int, default=90, help="Lifetime, 1 to 3650 days (default 90).")
+        parser.add_argument(
+            "--expires-in-days",
+            type=int,
+            default=90,
+            help="Lifetime in days (default 90; at most ASSAY_TOKEN_MAX_DAYS, 365 unless configured).",
+        )
         parser.add_argument("--scopes", default="", help="Comma-separated scopes, e.g. read,registry:write.")
 
     def handle(self, *args, **options):
