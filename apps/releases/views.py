@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
 
 from . import selectors, services
@@ -69,7 +70,7 @@ def release_detail(request, release_id):
     if release.status in LIVE:
         services.release_refresh(release_id=release.public_id, reason="the release page was read")
         release = selectors.release_get(actor=actor, release_id=release_id)
-    decision = release.decision
+    decision = decision_for_reader(actor=actor, decision=release.decision)
     me = actor.person_key
     mine = me == ("user", release.requested_by_id) or me == ("user", release.version.created_by_id)
     decided = any(not a.void and me == ("user", a.approver_id) for a in release.approvals.all())

@@ -137,6 +137,14 @@ class ReleaseOutput(serializers.ModelSerializer):
     def get_url(self, obj) -> str:
         return release_url(obj, self.context.get("request"))
 
+    def to_representation(self, obj) -> dict:
+        from apps.policies.disclosure import decision_for_reader
+
+        data = super().to_representation(obj)
+        actor = getattr(self.context.get("request"), "principal", None)
+        data["decision"] = decision_for_reader(actor=actor, decision=obj.decision)
+        return data
+
     @extend_schema_field(
         {
             "type": "object",
@@ -178,6 +186,17 @@ class GateOutput(serializers.Serializer):
     violations = serializers.ListField(child=serializers.DictField())
     missing_evidence = serializers.ListField(child=serializers.DictField())
     approvals = ApprovalsOutput()
+
+    def to_representation(self, gate) -> dict:
+        from apps.policies.disclosure import decision_for_reader
+
+        data = super().to_representation(gate)
+        actor = getattr(self.context.get("request"), "principal", None)
+        shown = decision_for_reader(actor=actor, decision=gate.decision)
+        data["violations"] = list(shown.get("violations", []))
+        data["missing_evidence"] = list(shown.get("missing_evidence", []))
+        return data
+
     binding_digest = serializers.CharField(source="decision.binding_digest")
     revalidate_at = serializers.DateTimeField(allow_null=True)
     release = serializers.SerializerMethodField()
