@@ -5,8 +5,10 @@ worker (``worker/``): the web process stays quick to start and small in memory, 
 can never run them. regopy is the one documented exception (the gate answers synchronously).
 
 A fresh interpreter loads the web process as a server does (``controlplane.wsgi``, which
-imports every URLconf and view), then every other web module of every app, and serves a few
-requests; none of the worker's libraries may be loaded by then.
+imports every URLconf and view), then every other web module of every app, reads a Parquet
+upload's columns as an upload does, and serves a few requests; none of the worker's libraries
+may be loaded by then. boto3 is imported by the web process only when artifact storage is S3
+(``ASSAY_STORAGE_URL=s3://...``), on first use: uploads go to the bucket (docs/access.md).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.registry import artifacts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +63,11 @@ for path in sorted(pathlib.Path("apps").rglob("*.py")):
 for name in modules:
     importlib.import_module(name)
 
+# a Parquet upload's columns are checked in the web process too, from the footer
+from apps.registry import sniffing
+data = pathlib.Path(sys.argv[1]).read_bytes()
+shape = sniffing.detect_dataset(io.BytesIO(data), len(data), None)
+
 statuses = []
 for path in ("/api/v1/health/", "/login/", "/api/v1/schema/"):
     environ = {
@@ -66,7 +75,8 @@ for path in ("/api/v1/health/", "/login/", "/api/v1/schema/"):
         "HTTP_HOST": "127.0.0.1", "wsgi.input": io.BytesIO(b""), "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr,
     }
     b"".join(wsgi.application(environ, lambda s, headers, exc_info=None: statuses.append(s)))
-print(json.dumps({"views": sorted(views), "modules": modules, "statuses": statuses, "loaded": sorted(sys.modules)}))
+print(json.dumps({"views": sorted(views), "modules": modules, "statuses": statuses, "loaded": sorted(sys.modules),
+                  "parquet_columns": shape.columns}))
 """
 
 
@@ -76,9 +86,12 @@ def test_the_web_process_never_imports_the_worker_libraries(tmp_path):
     env.update({"DJANGO_ALLOWED_HOSTS": "127.0.0.1", "ASSAY_VAR_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)})
     env.pop("DJANGO_SETTINGS_MODULE", None)
 
-    # when it loads every URLconf, view and web module, and serves requests
+    parquet = tmp_path / "upload.parquet"
+    parquet.write_bytes(artifacts.parquet_bytes())
+
+    # when it loads every URLconf, view and web module, sniffs a Parquet upload, and serves requests
     done = subprocess.run(
-        [sys.executable, "-c", LOAD_THE_WEB_PROCESS],
+        [sys.executable, "-c", LOAD_THE_WEB_PROCESS, str(parquet)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -92,6 +105,7 @@ def test_the_web_process_never_imports_the_worker_libraries(tmp_path):
     apps_served = {name.split(".")[1] for name in result["views"] if name.startswith("apps.")}
     assert apps_served >= {"accounts", "registry", "evidence", "policies", "releases", "notifications", "audit"}
     assert len(result["modules"]) > 50 and all(s.split()[0] in ("200", "302", "503") for s in result["statuses"])
+    assert result["parquet_columns"] == artifacts.COLUMNS
     # and none of the worker's libraries
     loaded = {name.split(".")[0] for name in result["loaded"]}
     assert sorted(loaded & set(WORKER_LIBRARIES)) == []
