@@ -35,6 +35,9 @@ def _hidden_datasets(actor: Principal, document: dict) -> list[dict]:
     return hidden
 
 
+_HEX_RUN = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{8,64}(?![0-9a-fA-F])")
+
+
 def _replace(value: Any, names: re.Pattern | None, labels: dict[str, str], tokens: dict[str, str]) -> Any:
     if isinstance(value, dict):
         return {k: _replace(v, names, labels, tokens) for k, v in value.items()}
@@ -46,6 +49,10 @@ def _replace(value: Any, names: re.Pattern | None, labels: dict[str, str], token
         for token, shown in tokens.items():
             if token in value:
                 value = value.replace(token, shown)
+        # a message may quote a digest's first characters ("3f2a9c1e0b7d…")
+        value = _HEX_RUN.sub(
+            lambda m: HIDDEN_VALUE if any(t.startswith(m.group(0).lower()) for t in tokens) else m.group(0), value
+        )
         if names is not None:
             value = names.sub(lambda m: labels[m.group(0)], value)
     return value
