@@ -48,6 +48,8 @@ ROWS = [
         f"Refund to {KELVIN_IBAN} for Barnaby Quillfeather, card 5425 2334 3010 9903",
     ),
 ]
+# A row written in Latin-1: the file verifies (the column reads as bytes) but a scan reads text and fails on it.
+LATIN1_ROW = '3,"Zo\xeb Quillfeather","zoe.quillfeather@examplemail.org","a","b","c","d"\n'.encode("latin-1")
 COLUMNS = ["full_name", "email", "phone", "card_number", "iban", "notes"]
 SCHEMA = [
     {"name": "customer_id", "type": "int64", "role": "identifier"},
@@ -71,7 +73,12 @@ def raw_values() -> set[str]:
     values = {v for row in ROWS for v in row[:5]}
     values |= {v.replace(" ", "").replace("-", "") for v in values}
     values |= {"Ottoline", "Brightwater", "Quillfeather", "zelda.quintanilla7", "barnaby.quillfeather", "7946"}
-    values |= {"DE8937040044053201300", "0532 0130"}  # the Kelvin-sign IBAN, whichever way its last letter prints
+    values |= {
+        "DE8937040044053201300",
+        "0532 0130",
+        "zoe.quillfeather",
+        "Zo\xeb",
+    }  # the Kelvin-sign IBAN, whichever way its last letter prints
     return values
 
 
@@ -194,18 +201,33 @@ def test_a_scan_on_a_real_worker_leaves_no_raw_value_in_its_log_or_any_table(
     )
     _ready(dataset, "dataset")
 
-    # when a PII scan (with a scrubbed copy) runs on the worker
+    # and one whose last row is not UTF-8 (it verifies, as bytes, but cannot be scanned as text)
+    broken = registry.dataset_create(
+        actor=author,
+        name="customers-latin1",
+        owner_team=team,
+        file=upload(_csv() + LATIN1_ROW, "latin1.csv"),
+        schema=SCHEMA,
+    )
+    _ready(broken, "dataset")
+
+    # when a PII scan (with a scrubbed copy) runs on the worker for each
     run = evidence.evidence_request(
         actor=author, kind="pii_scan", dataset_id=dataset.pk, parameters={"scrub": True}
     ).run
-    wait_for(
-        "the scan to finish",
-        lambda: EvidenceRun.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).exists(),
-        timeout=180,
-        state=_run_state(run),
-    )
-    wait_for("the scan's job to finish", lambda: Job.objects.filter(pk=run.job_id, status__in=FINISHED).exists())
+    failing = evidence.evidence_request(actor=author, kind="pii_scan", dataset_id=broken.pk).run
+    for each in (run, failing):
+        wait_for(
+            "the scan to finish",
+            lambda each=each: EvidenceRun.objects.filter(pk=each.pk, status__in=["succeeded", "failed"]).exists(),
+            timeout=180,
+            state=_run_state(each),
+        )
+        wait_for(
+            "its job to finish", lambda each=each: Job.objects.filter(pk=each.job_id, status__in=FINISHED).exists()
+        )
     run.refresh_from_db()
+    failing.refresh_from_db()
 
     # then the scan found the seeded PII, with masked examples
     assert run.status == "succeeded", run.error
@@ -213,6 +235,11 @@ def test_a_scan_on_a_real_worker_leaves_no_raw_value_in_its_log_or_any_table(
     assert {("email", "EMAIL_ADDRESS"), ("card_number", "CREDIT_CARD"), ("iban", "IBAN_CODE")} <= found
     examples = [e for c in run.summary["columns"] for t in c["entities"] for e in t["examples"]]
     assert examples and all("*" in e for e in examples)
+    # and the scan that could not read its data failed naming the columns and rows, not a value
+    assert failing.status == "failed"
+    assert failing.error.startswith("the PII scan failed at or after row 1 of column(s) customer_id, full_name, email"), (
+        failing.error
+    )
     # and no seeded value is in the worker's log, this test's logs, or any column of any table
     log = shared_storage.log_path("scanner").read_text(errors="replace")
     assert leaks(log) == []
