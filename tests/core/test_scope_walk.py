@@ -340,6 +340,28 @@ def _walk(client, a: Side, b: Side, *, api: bool) -> list[str]:
     return problems
 
 
+def test_a_viewer_of_one_model_sees_nothing_of_another_team(world, make_user, api_client_for):
+    # given a viewer of team A's model only (not of its datasets, nor of the team)
+    a, b = world
+    person = make_user("viewer", username="walker-model", model=a.model)
+    browser = Client(raise_request_exception=False)
+    browser.force_login(person)
+    api = api_client_for(person)
+    api.raise_request_exception = False
+
+    # when they walk every route
+    problems = _walk(api, a, b, api=True) + _walk(browser, a, b, api=False)
+
+    # then nothing of team B shows, and the pack's binding to team A reads as a team they cannot see
+    assert not problems, "\n".join(sorted(set(problems)))
+    assert a.model.name in _get(api, "/api/v1/models/")[1]
+    scopes = sorted(b["scope"] for b in api.get("/api/v1/policies/loan-limits/bindings/").json())
+    assert scopes == sorted(
+        [f"model {a.model.name} (every environment)", "a model you cannot see (every environment)"]
+        + ["a team you cannot see (staging)"] * 2
+    )
+
+
 @pytest.mark.parametrize("role", ["viewer", "compliance_officer"])
 def test_a_team_s_people_see_nothing_of_another_team(world, make_user, api_client_for, role):
     # given a person holding the role on team A only
