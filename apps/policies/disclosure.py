@@ -12,6 +12,7 @@ who can read a model is a fact about that model, which the reader may see.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from apps.core.principals import Principal
@@ -20,13 +21,16 @@ from apps.rbac import services as rbac
 HIDDEN_VALUE = "hidden"
 
 
-def _hidden_datasets(actor: Principal, document: dict) -> list[dict]:
+def _hidden_datasets(actor: Principal, document: dict, known: Iterable | None) -> list[dict]:
     from apps.registry.models import Dataset
 
     datasets = [d for d in document.get("datasets") or [] if isinstance(d, dict)]
     ids = [d.get("id") for d in datasets]
     ids += [(d.get("scrubbed_from") or {}).get("id") for d in datasets if isinstance(d.get("scrubbed_from"), dict)]
-    visible = rbac.visible_pks(actor, Dataset, ids, "registry.view")
+    # datasets the caller has loaded already are judged without a query (rbac reads their owner team)
+    loaded = {d.pk: d for d in known or () if d is not None}
+    visible = {pk for pk, d in loaded.items() if rbac.allows(actor, "registry.view", d)}
+    visible |= rbac.visible_pks(actor, Dataset, [i for i in ids if i not in loaded], "registry.view")
     hidden = [d for d in datasets if d.get("id") not in visible]
     for d in datasets:
         source = d.get("scrubbed_from")
@@ -58,13 +62,16 @@ def _replace(value: Any, names: re.Pattern | None, labels: dict[str, str], token
     return value
 
 
-def decision_for_reader(*, actor: Principal, decision: dict | None) -> dict | None:
+def decision_for_reader(*, actor: Principal, decision: dict | None, datasets: Iterable | None = None) -> dict | None:
     """``decision`` (``PolicyDecision.as_dict()``, as stored on a release) for ``actor``; unchanged when
-    every dataset and team it names is in the actor's scope (no copy is made then)."""
+    every dataset it names is in the actor's scope (no copy is made then).
+
+    ``datasets``: Dataset rows the caller has loaded (a version's lineage), judged without a query.
+    """
     if not isinstance(decision, dict):
         return decision
     document = decision.get("input") if isinstance(decision.get("input"), dict) else {}
-    datasets = _hidden_datasets(actor, document)
+    datasets = _hidden_datasets(actor, document, datasets)
     if not datasets:
         return decision
     labels = {d["name"]: rbac.HIDDEN_DATASET for d in datasets if d.get("name")}

@@ -275,7 +275,10 @@ def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
         for (env, release), decision in zip(picked, decisions, strict=True)
     ]
     # shown to the actor: datasets of the version's lineage outside their scope are hidden in the messages
-    return [replace(g, decision=decision_for_reader(actor=actor, decision=g.decision)) for g in judged]
+    lineage = [*version.training_datasets.all(), version.evaluation_dataset if version.evaluation_dataset_id else None]
+    return [
+        replace(g, decision=decision_for_reader(actor=actor, decision=g.decision, datasets=lineage)) for g in judged
+    ]
 
 
 def models_revalidation_due(*, model_ids: list[int]) -> set[int]:
