@@ -237,9 +237,8 @@ def test_a_scan_on_a_real_worker_leaves_no_raw_value_in_its_log_or_any_table(
     assert examples and all("*" in e for e in examples)
     # and the scan that could not read its data failed naming the columns and rows, not a value
     assert failing.status == "failed"
-    assert failing.error.startswith("the PII scan failed at or after row 1 of column(s) customer_id, full_name, email"), (
-        failing.error
-    )
+    expected = "the PII scan failed at or after row 1 of column(s) customer_id, full_name, email"
+    assert failing.error.startswith(expected), failing.error
     # and no seeded value is in the worker's log, this test's logs, or any column of any table
     log = shared_storage.log_path("scanner").read_text(errors="replace")
     assert leaks(log) == []
