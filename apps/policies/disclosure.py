@@ -21,16 +21,34 @@ from apps.rbac import services as rbac
 HIDDEN_VALUE = "hidden"
 
 
-def _hidden_datasets(actor: Principal, document: dict, known: Iterable | None) -> list[dict]:
-    from apps.registry.models import Dataset
-
+def dataset_ids(decision: dict | None) -> list[int]:
+    """The ids of the datasets a stored decision names (its lineage and the sources of scrubbed copies)."""
+    document = decision.get("input") if isinstance(decision, dict) and isinstance(decision.get("input"), dict) else {}
     datasets = [d for d in document.get("datasets") or [] if isinstance(d, dict)]
     ids = [d.get("id") for d in datasets]
     ids += [(d.get("scrubbed_from") or {}).get("id") for d in datasets if isinstance(d.get("scrubbed_from"), dict)]
-    # datasets the caller has loaded already are judged without a query (rbac reads their owner team)
-    loaded = {d.pk: d for d in known or () if d is not None}
-    visible = {pk for pk, d in loaded.items() if rbac.allows(actor, "registry.view", d)}
-    visible |= rbac.visible_pks(actor, Dataset, [i for i in ids if i not in loaded], "registry.view")
+    return [i for i in ids if i is not None]
+
+
+def visible_dataset_ids(*, actor: Principal, decisions: Iterable) -> set:
+    """Which datasets named by any of ``decisions`` the actor may see: one query for a page of releases."""
+    from apps.registry.models import Dataset
+
+    return rbac.visible_pks(actor, Dataset, [i for d in decisions for i in dataset_ids(d)], "registry.view")
+
+
+def _hidden_datasets(actor: Principal, document: dict, known: Iterable | None, visible_ids: set | None) -> list[dict]:
+    from apps.registry.models import Dataset
+
+    datasets = [d for d in document.get("datasets") or [] if isinstance(d, dict)]
+    ids = dataset_ids({"input": document})
+    if visible_ids is not None:
+        visible = set(visible_ids)
+    else:
+        # datasets the caller has loaded already are judged without a query (rbac reads their owner team)
+        loaded = {d.pk: d for d in known or () if d is not None}
+        visible = {pk for pk, d in loaded.items() if rbac.allows(actor, "registry.view", d)}
+        visible |= rbac.visible_pks(actor, Dataset, [i for i in ids if i not in loaded], "registry.view")
     hidden = [d for d in datasets if d.get("id") not in visible]
     for d in datasets:
         source = d.get("scrubbed_from")
@@ -62,16 +80,19 @@ def _replace(value: Any, names: re.Pattern | None, labels: dict[str, str], token
     return value
 
 
-def decision_for_reader(*, actor: Principal, decision: dict | None, datasets: Iterable | None = None) -> dict | None:
+def decision_for_reader(
+    *, actor: Principal, decision: dict | None, datasets: Iterable | None = None, visible_ids: set | None = None
+) -> dict | None:
     """``decision`` (``PolicyDecision.as_dict()``, as stored on a release) for ``actor``; unchanged when
     every dataset it names is in the actor's scope (no copy is made then).
 
-    ``datasets``: Dataset rows the caller has loaded (a version's lineage), judged without a query.
+    ``datasets``: Dataset rows the caller has loaded (a version's lineage), judged without a query;
+    ``visible_ids``: what ``visible_dataset_ids`` gave for a whole page of decisions.
     """
     if not isinstance(decision, dict):
         return decision
     document = decision.get("input") if isinstance(decision.get("input"), dict) else {}
-    datasets = _hidden_datasets(actor, document, datasets)
+    datasets = _hidden_datasets(actor, document, datasets, visible_ids)
     if not datasets:
         return decision
     labels = {d["name"]: rbac.HIDDEN_DATASET for d in datasets if d.get("name")}

@@ -142,7 +142,8 @@ class ReleaseOutput(serializers.ModelSerializer):
 
         data = super().to_representation(obj)
         actor = getattr(self.context.get("request"), "principal", None)
-        data["decision"] = decision_for_reader(actor=actor, decision=obj.decision)
+        visible = self.context.get("visible_datasets")  # a list's page: read once for all its releases
+        data["decision"] = decision_for_reader(actor=actor, decision=obj.decision, visible_ids=visible)
         return data
 
     @extend_schema_field(
