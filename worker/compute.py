@@ -179,6 +179,43 @@ def _pii_columns(parameters: dict, schema: list[dict]) -> list:
     return [pii.ColumnSpec(name, roles.get(name, "")) for name in parameters["columns"]]
 
 
+class PiiScanFailed(DataProblem):
+    """Reading or analyzing a dataset for PII failed; the message names columns and rows, never a value.
+
+    The engine's own error (pyarrow's, presidio's, spaCy's) may quote the cells it choked on,
+    and a run's error is stored, shown, audited and logged; it is replaced, not chained.
+    """
+
+
+class _Relay:
+    """A progress callback that remembers what it raised (a lost lease, a cancelled run): that passes through."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.raised: BaseException | None = None
+
+    def __call__(self, progress: int, message: str = "") -> None:
+        try:
+            self.report(progress, message)
+        except BaseException as exc:
+            self.raised = exc
+            raise
+
+
+def _scan_failure(
+    exc: BaseException, relay: _Relay, *, doing: str, columns: list[str], after_row: int
+) -> BaseException:
+    """What a PII computation raises in place of ``exc``: ``exc`` itself when it carries no cell value."""
+    from worker.engines import pii
+
+    if exc is relay.raised or isinstance(exc, (pii.ColumnsProblem, loaders.MissingColumns)):
+        return exc
+    return PiiScanFailed(
+        f"{doing} failed at or after row {after_row + 1} of column(s) {', '.join(columns)} "
+        f"({type(exc).__name__}); the values are not shown, as they may be personal data"
+    )
+
+
 def pii_scan_of(
     path: Path,
     fmt: str,
@@ -193,25 +230,35 @@ def pii_scan_of(
     from worker.engines import pii
 
     config = pii_config(parameters)
-    progress = _throttled(report, 30, high, "scanning for PII")
-    report(30, "loading the PII analyzer")
+    try:
+        specs = _pii_columns(parameters, schema)
+    except pii.ColumnsProblem as exc:
+        raise DataProblem(str(exc)) from None
+    relay = _Relay(report)
+    progress = _throttled(relay, 30, high, "scanning for PII")
+    relay(30, "loading the PII analyzer")
     pii.analyzer(config)
     start, stop = rows
     expected = max(1, (stop if stop is not None else (row_count or 1)) - start)
+    done = [0]
 
     def batches() -> Iterator:
-        done = 0
         for batch in rows_between(
             loaders.iter_columns(path, fmt, parameters["columns"], csv_as_text=True), start, stop
         ):
             yield batch
-            done += batch.num_rows
-            progress(done / expected)
+            done[0] += batch.num_rows
+            progress(done[0] / expected)
 
     try:
-        return pii.scan(batches(), _pii_columns(parameters, schema), config)
-    except ValueError as exc:
-        raise DataProblem(str(exc))
+        return pii.scan(batches(), specs, config)
+    except Exception as exc:
+        failure = _scan_failure(
+            exc, relay, doing="the PII scan", columns=[s.name for s in specs], after_row=start + done[0]
+        )
+        if failure is exc and exc is relay.raised:
+            raise
+        raise (DataProblem(str(failure)) if failure is exc else failure) from None
 
 
 def pii_summary_of(partials: list, parameters: dict) -> dict:
@@ -262,7 +309,8 @@ def scrub_dataset(
     """Write the scrubbed copy of the dataset to ``target`` (same format, columns, order and rows)."""
     from worker.engines import pii
 
-    progress = _throttled(report, 70, 90, "writing the scrubbed copy")
+    relay = _Relay(report)
+    progress = _throttled(relay, 70, 90, "writing the scrubbed copy")
     done = [0]
 
     def batches() -> Iterator:
@@ -273,10 +321,16 @@ def scrub_dataset(
 
     try:
         plan = pii.ScrubPlan.from_partial(partial, pii_config(parameters))
+    except ValueError as exc:  # the plan is built from the run's parameters and masked findings only
+        raise DataProblem(str(exc)) from None
+    try:
         scrubbed = pii.scrub(batches(), plan, parameters.get("operators") or {}, salt)
         return loaders.write_batches(target, fmt, scrubbed)
-    except ValueError as exc:
-        raise DataProblem(str(exc))
+    except Exception as exc:
+        failure = _scan_failure(exc, relay, doing="writing the scrubbed copy", columns=columns, after_row=done[0])
+        if failure is exc and exc is relay.raised:
+            raise
+        raise (DataProblem(str(failure)) if failure is exc else failure) from None
 
 
 def _sample_rows(

@@ -41,6 +41,10 @@ class Team(TimestampedModel):
     description = models.TextField(blank=True)
     members = models.ManyToManyField(User, through="TeamMembership", related_name="teams")
 
+    # A team is in scope for whoever holds a permission on the team (or globally): its name is
+    # then shown; elsewhere it is "a team you cannot see" (``rbac.visible_pks``).
+    RBAC_PATHS = {"team": "id", "model": None}
+
     class Meta:
         ordering = ["name"]
 

@@ -32,13 +32,23 @@ def _runs() -> QuerySet[EvidenceRun]:
     )
 
 
+def with_dataset_visibility(actor: Principal, runs):
+    """Mark each run whose dataset the actor may not see (``run.dataset_hidden``): a version's run on
+    another team's dataset shows "a dataset you cannot see", never its name or digest. Returns ``runs``."""
+    for run in runs:
+        run.dataset_hidden = run.dataset_id is not None and not rbac.allows(actor, "registry.view", run.dataset)
+    return runs
+
+
 def evidence_run_get(*, actor: Principal, run_id: UUID | str) -> EvidenceRun:
-    """One run by its public id; 404 when missing or out of the actor's scope."""
+    """One run by its public id; 404 when missing or out of the actor's scope. ``dataset_hidden`` is set."""
     try:
         run_id = UUID(str(run_id))
     except ValueError:
         raise NotFound("No evidence run matches the given query.")
-    return rbac.get_visible(actor, _runs(), "evidence.view", public_id=run_id)
+    run = rbac.get_visible(actor, _runs(), "evidence.view", public_id=run_id)
+    with_dataset_visibility(actor, [run])
+    return run
 
 
 def evidence_run_list(

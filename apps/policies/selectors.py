@@ -56,8 +56,28 @@ def policy_pack_version_get(*, actor: Principal, name: str, number: int) -> Poli
     return version
 
 
-def policy_binding_list(*, pack: PolicyPack) -> QuerySet[PolicyBinding]:
-    return pack.bindings.select_related("team", "model", "created_by").order_by("id")
+def policy_binding_list(*, actor: Principal, pack: PolicyPack) -> list[PolicyBinding]:
+    """A pack's bindings, each with the names the actor may read: ``shown_team``, ``shown_model``, ``shown_scope``.
+
+    A binding to a model or team outside the actor's scope (``registry.view``) stays in the list,
+    so the count is honest, but its name reads "a model you cannot see" (``model_hidden``).
+    """
+    from apps.accounts.models import Team
+    from apps.registry.models import RegisteredModel
+
+    bindings = list(pack.bindings.select_related("team", "model", "created_by").order_by("id"))
+    models = rbac.visible_pks(actor, RegisteredModel, [b.model_id for b in bindings], "registry.view")
+    teams = rbac.visible_pks(actor, Team, [b.team_id for b in bindings], "registry.view")
+    for b in bindings:
+        b.model_hidden = b.model_id is not None and b.model_id not in models
+        b.team_hidden = b.team_id is not None and b.team_id not in teams
+        b.shown_model = (rbac.HIDDEN_MODEL if b.model_hidden else b.model.name) if b.model_id else None
+        b.shown_team = (rbac.HIDDEN_TEAM if b.team_hidden else b.team.name) if b.team_id else None
+        scope = f"model {b.shown_model}" if b.model_id else f"team {b.shown_team}" if b.team_id else "every model"
+        if b.model_hidden or b.team_hidden:
+            scope = b.shown_model or b.shown_team
+        b.shown_scope = f"{scope} ({b.environment or 'every environment'})"
+    return bindings
 
 
 def environment_for(name: str, production: bool | None = None) -> dict:

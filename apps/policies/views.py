@@ -19,6 +19,7 @@ from apps.registry import selectors as registry
 from apps.registry.models import RegisteredModel
 
 from . import selectors, services
+from .disclosure import decision_for_reader
 
 RESULT_ORDER = {"fail": 0, "warning": 1, "pass": 2, "not_applicable": 3}
 
@@ -75,8 +76,9 @@ def _dry_run(request, actor, pack, version):
         )
     except (ValueError, ValidationFailed, NotFound) as exc:
         return None, getattr(exc, "detail", "Choose a model, a version number and an environment.")
-    rules = sorted(decision.rules, key=lambda r: (r["pack"] != pack.name, RESULT_ORDER.get(r["result"], 9)))
-    return {"decision": decision, "rules": rules}, None
+    shown = decision_for_reader(actor=actor, decision=decision.as_dict())
+    rules = sorted(shown["rules"], key=lambda r: (r["pack"] != pack.name, RESULT_ORDER.get(r["result"], 9)))
+    return {"decision": shown, "rules": rules}, None
 
 
 @login_required
@@ -100,7 +102,7 @@ def pack_detail(request, name: str):
             "pack": pack,
             "versions": versions,
             "shown": shown,
-            "bindings": list(selectors.policy_binding_list(pack=pack)),
+            "bindings": selectors.policy_binding_list(actor=actor, pack=pack),
             "can_manage": can_manage,
             "models": list(registry.model_list(actor=actor).order_by("name")[:500]),
             "teams": list(Team.objects.order_by("name")) if can_manage else [],

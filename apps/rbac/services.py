@@ -266,6 +266,32 @@ def restrict(principal: Principal | None, queryset: QuerySet, permission: str) -
     return queryset.filter(condition)
 
 
+# What a page or a response shows in place of the name of an object outside the reader's scope:
+# the row stays (so counts stay honest), its name and identifiers do not.
+HIDDEN_MODEL = "a model you cannot see"
+HIDDEN_VERSION = "a version you cannot see"
+HIDDEN_DATASET = "a dataset you cannot see"
+HIDDEN_TEAM = "a team you cannot see"
+
+
+def visible_pks(principal: Principal | None, model: type[Model], pks: Any, permission: str) -> set:
+    """Which of ``pks`` (rows of ``model``) the principal holds ``permission`` on: ``restrict`` over those rows.
+
+    For pages that show related objects by name (lineage, bindings, decisions): a name whose pk
+    is not returned is shown as hidden. None values are ignored; no query without pks, without
+    any grant of ``permission`` or with a global one.
+    """
+    wanted = {pk for pk in pks if pk is not None}
+    if not wanted:
+        return set()
+    grants = _granting(principal, permission)
+    if not grants:
+        return set()
+    if any(g.scope_type == ScopeType.GLOBAL for g in grants):
+        return wanted  # everything is in scope: no query
+    return set(restrict(principal, model.objects.filter(pk__in=wanted), permission).values_list("pk", flat=True))
+
+
 def get_visible(principal: Principal | None, queryset: QuerySet, permission: str, **lookup: Any) -> Model:
     """Fetch one object the principal may see; 404 (audited as denied) when it exists out of scope."""
     obj = first_or_none(restrict(principal, queryset, permission).filter(**lookup))

@@ -97,6 +97,12 @@ def dataset_get(*, actor: Principal, dataset_id: int) -> Dataset:
     )
 
 
+def dataset_derived_hidden_count(*, actor: Principal, dataset: Dataset) -> int:
+    """How many datasets derived from ``dataset`` are outside the actor's scope (shown as a count, never named)."""
+    derived = Dataset.objects.filter(source=dataset)
+    return derived.count() - rbac.restrict(actor, derived, "registry.view").count()
+
+
 def model_inventory(
     *, actor: Principal, search: str = "", team: str = "", risk_tier: str = "", data_category: str = ""
 ) -> QuerySet[RegisteredModel]:

@@ -26,7 +26,8 @@ from typing import IO
 
 from apps.core.errors import UnsupportedContent, ValidationFailed
 
-from .archives import ArchiveRefused, check_parquet_metadata, check_zip
+from . import parquet_footer
+from .archives import ArchiveRefused, check_bounds, check_zip
 from .choices import ArtifactFormat, DatasetFormat
 
 HEAD_BYTES = 64 * 1024
@@ -311,27 +312,19 @@ def _json_type(value) -> str:
 
 
 def _parquet_shape(fh: IO[bytes], size: int) -> DatasetShape:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+    """Columns and types from the footer, read without pyarrow (the web process never imports it)."""
     fh.seek(max(0, size - 4))
     if size < 12 or fh.read(4) != _PAR1:
         raise _refuse("The Parquet file is truncated (no PAR1 footer).")
-    fh.seek(0)
     try:
-        metadata = pq.read_metadata(fh)
-        schema = metadata.schema.to_arrow_schema()
-    except (pa.ArrowException, OSError, ValueError) as exc:
+        types, uncompressed = parquet_footer.read_footer(fh, size)
+    except (parquet_footer.FooterError, OSError) as exc:
         raise _refuse(f"The Parquet footer cannot be read ({exc}).")
     try:
-        check_parquet_metadata(metadata, stored=size, what="The Parquet file")
+        check_bounds(members=0, expanded=uncompressed, stored=size, what="The Parquet file")
     except ArchiveRefused as exc:
         raise _refuse(f"{exc}.")
-    return DatasetShape(
-        format=DatasetFormat.PARQUET,
-        columns=list(schema.names),
-        types={f.name: str(f.type) for f in schema},
-    )
+    return DatasetShape(format=DatasetFormat.PARQUET, columns=list(types), types=types)
 
 
 def _jsonl_shape(line: str) -> DatasetShape:

@@ -146,14 +146,18 @@ def version_detail(request, name: str, number: int):
     actor = principal_for_user(request.user)
     version = selectors.version_get(actor=actor, model_name=name, number=number)
     stuck = verification_stuck(version, version.verification_job)
-    runs = list(evidence_selectors.evidence_run_list(actor=actor, version=version)[:10])
+    runs = evidence_selectors.with_dataset_visibility(
+        actor, list(evidence_selectors.evidence_run_list(actor=actor, version=version)[:10])
+    )
     return render(
         request,
         "registry/version_detail.html",
         {
             "version": version,
             "model": version.model,
-            "training_datasets": list(version.training_datasets.all()),
+            "training_datasets": _marked(actor, version.training_datasets.all()),
+            "evaluation_hidden": version.evaluation_dataset_id is not None
+            and not rbac.allows(actor, "registry.view", version.evaluation_dataset),
             "metrics": _rows(version.metrics),
             "model_card": _rows(version.model_card),
             "category_labels": _category_labels(version.model.data_categories),
@@ -170,6 +174,15 @@ def version_detail(request, name: str, number: int):
             **_release_context(actor, version),
         },
     )
+
+
+def _marked(actor, datasets) -> list:
+    """Datasets in a version's lineage, each with ``hidden`` set when it is outside the actor's scope
+    (another team's data): the page then shows "a dataset you cannot see", not its name or digest."""
+    shown = list(datasets)
+    for dataset in shown:
+        dataset.hidden = not rbac.allows(actor, "registry.view", dataset)
+    return shown
 
 
 def _release_context(actor, version) -> dict:
@@ -226,15 +239,20 @@ def dataset_detail(request, dataset_id: int):
         if isinstance(column, dict)
     ]
     stuck = verification_stuck(dataset, dataset.verification_job)
+    derived = list(selectors.dataset_list(actor=actor).filter(source=dataset)[:10])
     context = {
         "dataset": dataset,
         "columns": columns,
         "verification_stuck": stuck,
         "can_retry": stuck and rbac.allows(actor, "registry.dataset_create", dataset),
-        "evidence_runs": list(evidence_selectors.evidence_run_list(actor=actor, dataset=dataset)[:10]),
+        "evidence_runs": evidence_selectors.with_dataset_visibility(
+            actor, list(evidence_selectors.evidence_run_list(actor=actor, dataset=dataset)[:10])
+        ),
         "can_request_evidence": dataset.status == DatasetStatus.READY
         and rbac.allows(actor, "evidence.request", dataset),
-        "derived": list(selectors.dataset_list(actor=actor).filter(source=dataset)[:10]),
+        "derived": derived,
+        "derived_hidden": selectors.dataset_derived_hidden_count(actor=actor, dataset=dataset),
+        "source_hidden": dataset.source_id is not None and not rbac.allows(actor, "registry.view", dataset.source),
     }
     return render(request, "registry/dataset_detail.html", context)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
+from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry
 from apps.registry.models import ModelVersion
@@ -417,9 +418,14 @@ def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
     picked = [(env, _pick([r for r in releases if r.environment_id == env.pk])) for env in environment_list()]
     cases = [(env, gates.release_input_for(r) if r is not None else None) for env, r in picked]
     decisions = gates.decide_each(version=version, cases=cases)
-    return [
+    judged = [
         gate_for(version=version, environment=env, release=release, decision=decision.as_dict(), actor=actor)
         for (env, release), decision in zip(picked, decisions, strict=True)
+    ]
+    # shown to the actor: datasets of the version's lineage outside their scope are hidden in the messages
+    lineage = [*version.training_datasets.all(), version.evaluation_dataset if version.evaluation_dataset_id else None]
+    return [
+        replace(g, decision=decision_for_reader(actor=actor, decision=g.decision, datasets=lineage)) for g in judged
     ]
 
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry_selectors
 
@@ -69,7 +70,7 @@ def release_detail(request, release_id):
     """A release: its decision rule by rule, the evidence it rests on, approvals so far and the forms."""
     actor = principal_for_user(request.user)
     release = selectors.release_get(actor=actor, release_id=release_id)  # a pure read: nothing is re-judged here
-    decision = release.decision
+    decision = decision_for_reader(actor=actor, decision=release.decision)
     me = actor.person_key
     mine = me == ("user", release.requested_by_id) or me == ("user", release.version.created_by_id)
     decided = any(not a.void and me == ("user", a.approver_id) for a in release.approvals.all())

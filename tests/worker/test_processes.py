@@ -112,7 +112,7 @@ class Workers:
                 start_new_session=True,  # its own process group: a kill takes the pool child too
             )
             self.procs[name] = proc
-            pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True)
+            pump = threading.Thread(target=self._pump, args=(name, proc, self.log_path(name)), daemon=True)
             pump.start()
             self._pumps.append(pump)
         for name in names:
@@ -124,12 +124,19 @@ class Workers:
             raise AssertionError(f"worker {name} exited with {proc.returncode} before it was ready (output above)")
         return any(self.trace.glob(f"ready-{name}@*"))
 
+    def log_path(self, name: str) -> Path:
+        """The file that holds everything worker ``name`` wrote (its log), as it wrote it."""
+        return self.trace.parent / f"worker-{name}.log"
+
     @staticmethod
-    def _pump(name: str, proc: subprocess.Popen) -> None:
+    def _pump(name: str, proc: subprocess.Popen, log: Path) -> None:
         # Copy the worker's output, line by line and prefixed, into this process's stderr, which pytest
-        # captures at the file-descriptor level and prints when the test fails.
-        for line in proc.stdout:
-            os.write(2, f"[worker {name}] ".encode() + line)
+        # captures at the file-descriptor level and prints when the test fails, and into its log file.
+        with open(log, "ab") as kept:
+            for line in proc.stdout:
+                kept.write(line)
+                kept.flush()
+                os.write(2, f"[worker {name}] ".encode() + line)
 
     def kill(self, name: str) -> None:
         """SIGKILL the worker and its pool child, as a machine or container dying would."""

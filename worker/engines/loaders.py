@@ -9,6 +9,7 @@ that does not load raises ``LoadError`` with a reason meant for people.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,28 @@ ProgressFn = Callable[[float], None]
 
 class LoadError(Exception):
     """The artifact or dataset does not load; the message says why."""
+
+
+class MissingColumns(LoadError):
+    """Columns asked for are not in the dataset file (the message names them, and nothing else)."""
+
+
+# pyarrow quotes the offending row or value in some of its messages; a dataset's cells may be
+# personal data, and the reason is stored, shown and audited, so the quoted part is dropped.
+_ROW_QUOTED = re.compile(r"^(CSV parse error: Expected \d+ columns?, got \d+)\b.*$", re.S)
+_VALUE_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def arrow_reason(exc: BaseException) -> str:
+    """pyarrow's message for a dataset that does not read, without the row or value it quotes.
+
+    ``CSV parse error: Expected 3 columns, got 4: jane@example.com,...`` keeps the counts;
+    ``invalid value 'jane@example.com'`` becomes ``invalid value '…'``.
+    """
+    text = str(exc).strip()
+    text = _ROW_QUOTED.sub(r"\1", text)
+    text = _VALUE_QUOTED.sub("'…'", text)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # Types skops does not trust by default that a scikit-learn model legitimately holds.
@@ -426,7 +449,7 @@ def _batches(path: str, fmt: str):
             _bounded_parquet(parquet, path)
             return parquet.schema_arrow, parquet.iter_batches(batch_size=65536)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise LoadError(f"cannot read the {fmt} file: {exc}") from exc
+        raise LoadError(f"cannot read the {fmt} file: {arrow_reason(exc)}") from None
     raise LoadError(f"unknown dataset format {fmt!r}")
 
 
@@ -449,7 +472,7 @@ def read_dataset(path: str | Path, fmt: str, progress: ProgressFn | None = None)
             if progress is not None:
                 progress(min(1.0, seen_bytes / total))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise LoadError(f"cannot read the {fmt} file after {stats.row_count} rows: {exc}") from exc
+        raise LoadError(f"cannot read the {fmt} file after {stats.row_count} rows: {arrow_reason(exc)}") from None
     return stats
 
 
@@ -494,13 +517,13 @@ def iter_columns(path: str | Path, fmt: str, columns: list[str], *, csv_as_text:
         for batch in batches:
             yield batch.select(columns)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise LoadError(f"cannot read the {fmt} file: {exc}") from exc
+        raise LoadError(f"cannot read the {fmt} file: {arrow_reason(exc)}") from None
 
 
 def _require_columns(present: list[str], wanted: list[str]) -> None:
     missing = [c for c in wanted if c not in present]
     if missing:
-        raise LoadError(f"column(s) missing from the file: {', '.join(missing)}")
+        raise MissingColumns(f"column(s) missing from the file: {', '.join(missing)}")
 
 
 def write_batches(path: str | Path, fmt: str, batches, schema=None) -> int:

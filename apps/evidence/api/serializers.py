@@ -13,6 +13,7 @@ from apps.evidence.models import EvidenceRun
 from apps.evidence.runs import run_progress
 from apps.evidence.selectors import review_state
 from apps.evidence.verdicts import FAIRNESS_METRICS, bias_verdicts, run_outcome
+from apps.rbac import services as rbac
 
 from .schemas import SUMMARY
 
@@ -56,9 +57,9 @@ class SubjectOutput(serializers.Serializer):
     type = serializers.ChoiceField(choices=["model_version", "dataset"])
     model = serializers.CharField(allow_null=True)
     version = serializers.IntegerField(allow_null=True)
-    dataset = serializers.IntegerField()
+    dataset = serializers.IntegerField(allow_null=True, help_text="Null when the dataset is outside your scope.")
     version_url = serializers.CharField(allow_null=True)
-    dataset_url = serializers.CharField()
+    dataset_url = serializers.CharField(allow_null=True)
 
 
 class RequesterOutput(serializers.Serializer):
@@ -188,15 +189,27 @@ class EvidenceRunOutput(serializers.Serializer):
             return run.error
         return run_progress(run)[1]
 
+    def to_representation(self, run: EvidenceRun) -> dict:
+        data = super().to_representation(run)
+        if run.dataset_id is not None and data["subject"]["dataset"] is None and "dataset" in data["input_digests"]:
+            data["input_digests"] = {**data["input_digests"], "dataset": "hidden"}
+        return data
+
     @extend_schema_field(SubjectOutput)
     def get_subject(self, run: EvidenceRun) -> dict:
+        """The run's version and dataset; a dataset outside the reader's scope (a version's run on
+        another team's data) is null, and so is its URL."""
         request = self.context.get("request")
         version = run.version if run.version_id else None
+        hidden = run.dataset_id is not None and not rbac.allows(
+            getattr(request, "principal", None), "registry.view", run.dataset
+        )
+        shown = run.dataset_id if run.dataset_id is not None and not hidden else None
         return {
             "type": "model_version" if version else "dataset",
             "model": version.model.name if version else None,
             "version": version.number if version else None,
-            "dataset": run.dataset_id,
+            "dataset": shown,
             "version_url": reverse(
                 "api:registry-version-detail",
                 kwargs={"name": version.model.name, "number": version.number},
@@ -204,9 +217,9 @@ class EvidenceRunOutput(serializers.Serializer):
             )
             if version
             else None,
-            "dataset_url": reverse(
-                "api:registry-dataset-detail", kwargs={"dataset_id": run.dataset_id}, request=request
-            ),
+            "dataset_url": reverse("api:registry-dataset-detail", kwargs={"dataset_id": shown}, request=request)
+            if shown is not None
+            else None,
         }
 
     @extend_schema_field(EvidenceFileOutput(many=True))

@@ -60,13 +60,23 @@ def version_data(version, *, with_source: bool = True) -> dict:
 
 
 def binding_data(binding) -> dict:
+    """A binding as the API shows it; read through ``selectors.policy_binding_list``, a model or team
+    outside the reader's scope is null with ``hidden`` naming which ("model" or "team")."""
+    hidden = (
+        "model"
+        if getattr(binding, "model_hidden", False)
+        else "team"
+        if getattr(binding, "team_hidden", False)
+        else None
+    )
     return {
         "id": binding.pk,
         "pack": binding.pack.name,
-        "team": binding.team.name if binding.team_id else None,
-        "model": binding.model.name if binding.model_id else None,
+        "team": binding.team.name if binding.team_id and hidden != "team" else None,
+        "model": binding.model.name if binding.model_id and hidden != "model" else None,
+        "hidden": hidden,
         "environment": binding.environment or None,
-        "scope": binding.scope_label,
+        "scope": getattr(binding, "shown_scope", None) or binding.scope_label,
         "created_at": binding.created_at,
     }
 

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from apps.accounts.models import Team
 from apps.core.errors import NotFound, ValidationFailed
 from apps.policies import selectors, services
+from apps.policies.disclosure import decision_for_reader
 from apps.registry.models import RegisteredModel
 
 from .serializers import (
@@ -36,7 +37,7 @@ def _detail(request, pack) -> dict:
         request,
         latest=versions[0] if versions else None,
         versions=versions,
-        bindings=list(selectors.policy_binding_list(pack=pack)),
+        bindings=selectors.policy_binding_list(actor=request.principal, pack=pack),
     )
 
 
@@ -120,7 +121,7 @@ class BindingListApi(GenericAPIView):
     )
     def get(self, request, name: str):
         pack = selectors.policy_pack_get(actor=request.principal, name=name)
-        return Response([binding_data(b) for b in selectors.policy_binding_list(pack=pack)])
+        return Response([binding_data(b) for b in selectors.policy_binding_list(actor=request.principal, pack=pack)])
 
     @extend_schema(
         operation_id="policies_bindings_create",
@@ -184,7 +185,7 @@ class DryRunApi(GenericAPIView):
             release=values["release"],
             pin=pin,
         )
-        return Response(decision.as_dict())
+        return Response(decision_for_reader(actor=request.principal, decision=decision.as_dict()))
 
 
 class VersionDecisionApi(GenericAPIView):
@@ -202,4 +203,4 @@ class VersionDecisionApi(GenericAPIView):
         decision = selectors.policy_decision_get(
             actor=request.principal, model_name=name, number=number, environment=environment
         )
-        return Response(decision.as_dict())
+        return Response(decision_for_reader(actor=request.principal, decision=decision.as_dict()))

@@ -18,6 +18,7 @@ from apps.core.api.strict import StrictInput
 from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind
 from apps.evidence.selectors import version_accuracy_check
+from apps.rbac import services as rbac
 from apps.registry.choices import ArtifactFormat, ColumnRole, DataCategory, DatasetFormat, RiskTier
 from apps.registry.models import Dataset, FactsChange, ModelVersion, RegisteredModel
 from apps.registry.services.versions import version_url
@@ -409,7 +410,7 @@ class LineageOutput(serializers.Serializer):
     source_repository = serializers.CharField()
     source_commit = serializers.CharField()
     ci_run_url = serializers.CharField()
-    training_datasets = serializers.ListField(child=serializers.IntegerField())
+    training_datasets = serializers.ListField(child=serializers.IntegerField(allow_null=True))
     evaluation_dataset = serializers.IntegerField(allow_null=True)
 
 
@@ -472,12 +473,18 @@ class VersionOutput(FieldsBuiltOnce, serializers.ModelSerializer):
 
     @extend_schema_field(LineageOutput)
     def get_lineage(self, obj) -> dict:
+        """Dataset ids; a dataset outside the reader's scope (another team's) is null, so the count stays honest."""
+        actor = getattr(self.context.get("request"), "principal", None)
+
+        def shown(dataset):
+            return dataset.pk if rbac.allows(actor, "registry.view", dataset) else None
+
         return {
             "source_repository": obj.source_repository,
             "source_commit": obj.source_commit,
             "ci_run_url": obj.ci_run_url,
-            "training_datasets": [d.pk for d in obj.training_datasets.all()],
-            "evaluation_dataset": obj.evaluation_dataset_id,
+            "training_datasets": [shown(d) for d in obj.training_datasets.all()],
+            "evaluation_dataset": shown(obj.evaluation_dataset) if obj.evaluation_dataset_id else None,
         }
 
     @extend_schema_field(AuthorOutput)
@@ -576,6 +583,15 @@ class DatasetOutput(serializers.ModelSerializer):
         return reverse(
             "api:registry-dataset-detail", kwargs={"dataset_id": obj.pk}, request=self.context.get("request")
         )
+
+    def to_representation(self, obj) -> dict:
+        """``source`` is null when the parent dataset is outside the reader's scope."""
+        data = super().to_representation(obj)
+        if obj.source_id is not None:
+            actor = getattr(self.context.get("request"), "principal", None)
+            if not rbac.allows(actor, "registry.view", obj.source):
+                data["source"] = None
+        return data
 
 
 # ---------------------------------------------------------------------------------------------

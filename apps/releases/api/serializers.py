@@ -161,6 +161,15 @@ class ReleaseOutput(serializers.ModelSerializer):
     def get_url(self, obj) -> str:
         return release_url(obj, self.context.get("request"))
 
+    def to_representation(self, obj) -> dict:
+        from apps.policies.disclosure import decision_for_reader
+
+        data = super().to_representation(obj)
+        actor = getattr(self.context.get("request"), "principal", None)
+        visible = self.context.get("visible_datasets")  # a list's page: read once for all its releases
+        data["decision"] = decision_for_reader(actor=actor, decision=obj.decision, visible_ids=visible)
+        return data
+
     @extend_schema_field(
         {
             "type": "object",
@@ -213,6 +222,17 @@ class GateOutput(serializers.Serializer):
     violations = serializers.ListField(child=serializers.DictField())
     missing_evidence = serializers.ListField(child=serializers.DictField())
     approvals = ApprovalsOutput()
+
+    def to_representation(self, gate) -> dict:
+        from apps.policies.disclosure import decision_for_reader
+
+        data = super().to_representation(gate)
+        actor = getattr(self.context.get("request"), "principal", None)
+        shown = decision_for_reader(actor=actor, decision=gate.decision)
+        data["violations"] = list(shown.get("violations", []))
+        data["missing_evidence"] = list(shown.get("missing_evidence", []))
+        return data
+
     binding_digest = serializers.CharField(source="decision.binding_digest")
     evaluated_at = serializers.DateTimeField(
         help_text="When this decision was made: the request's stored decision, or now when the gate judged the "

@@ -8,6 +8,7 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from apps.policies.disclosure import visible_dataset_ids
 from apps.releases import selectors, services
 from apps.releases.choices import ReleaseStatus
 
@@ -77,7 +78,9 @@ class ReleaseListApi(GenericAPIView):
             model=params.get("model", ""),
         )
         page = self.paginate_queryset(releases)
-        return self.get_paginated_response(ReleaseOutput(page, many=True, context={"request": request}).data)
+        visible = visible_dataset_ids(actor=request.principal, decisions=[r.decision for r in page])
+        context = {"request": request, "visible_datasets": visible}
+        return self.get_paginated_response(ReleaseOutput(page, many=True, context=context).data)
 
     @extend_schema(
         operation_id="releases_create", request=ReleaseRequestInput, responses={201: ReleaseOutput, **_REFUSALS}

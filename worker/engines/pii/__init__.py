@@ -81,7 +81,12 @@ EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS (presidi
 recognizers with their checksums: Luhn, mod-97, phonenumbers' validity, SSN rules).
 """
 
-from .detection import (
+from .logs import redact_library_logs
+
+# Before presidio or spaCy is imported: their records must never carry a scanned value.
+redact_library_logs()
+
+from .detection import (  # noqa: E402
     NER_ENTITIES,
     PATTERN_ENTITIES,
     SPACY_MODEL,
@@ -94,10 +99,10 @@ from .detection import (
     sentences,
     spacy_available,
 )
-from .masking import HASH_LENGTH, mask_example
-from .report import CLASSIFY_SHARE, SCHEMA, summary
-from .scan import ROLES, SLICE_ROWS, ColumnSpec, PiiPartial, merge_partials, scan
-from .scrub import DEFAULT_OPERATOR, OPERATORS, ColumnPlan, ScrubPlan, scrub, scrub_batch, scrub_text
+from .masking import HASH_LENGTH, mask_example  # noqa: E402
+from .report import CLASSIFY_SHARE, SCHEMA, summary  # noqa: E402
+from .scan import ROLES, SLICE_ROWS, ColumnSpec, ColumnsProblem, PiiPartial, merge_partials, scan  # noqa: E402
+from .scrub import DEFAULT_OPERATOR, OPERATORS, ColumnPlan, ScrubPlan, scrub, scrub_batch, scrub_text  # noqa: E402
 
 __all__ = [
     "CLASSIFY_SHARE",
@@ -114,6 +119,7 @@ __all__ = [
     "Analyzer",
     "ColumnPlan",
     "ColumnSpec",
+    "ColumnsProblem",
     "Finding",
     "PiiConfig",
     "PiiPartial",
@@ -121,6 +127,7 @@ __all__ = [
     "analyzer",
     "detect",
     "mask_example",
+    "redact_library_logs",
     "merge_partials",
     "scan",
     "scrub",

@@ -42,6 +42,8 @@ from typing import Any, NamedTuple
 
 import regex as re
 
+from .logs import redact_library_logs
+
 SUPPORTED_ENTITIES = (
     "PERSON",
     "LOCATION",
@@ -284,6 +286,7 @@ def _build_analyzer(mode: str, language: str) -> Analyzer:
     # suffix list over the network; the snapshot bundled with the package is enough.
     tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    redact_library_logs()  # spaCy's logger exists once spaCy is imported; redact it and any new child
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 

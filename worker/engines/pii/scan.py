@@ -53,6 +53,10 @@ _WORDS = re.compile(r"[\p{L}]+")
 ProgressFn = Callable[[float], None]
 
 
+class ColumnsProblem(ValueError):
+    """The columns asked for cannot be scanned as given; the message names columns, roles and types only."""
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """A column to scan and its role in the registry's dataset schema (``text`` = free text, scanned in full)."""
@@ -62,7 +66,7 @@ class ColumnSpec:
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
-            raise ValueError(f"column {self.name!r} has role {self.role!r}; roles are {', '.join(ROLES)}")
+            raise ColumnsProblem(f"column {self.name!r} has role {self.role!r}; roles are {', '.join(ROLES)}")
 
 
 def _score(value: float) -> int:
@@ -294,7 +298,7 @@ class _Scanner:
 
         missing = [s.name for s in self.specs if s.name not in schema.names]
         if missing:
-            raise ValueError(
+            raise ColumnsProblem(
                 f"column(s) {', '.join(repr(m) for m in missing)} are not in the data, "
                 f"which has {', '.join(schema.names)}"
             )
@@ -304,7 +308,7 @@ class _Scanner:
             is_string = pa.types.is_string(value_type) or pa.types.is_large_string(value_type)
             if spec.role == "text":
                 if not (is_string or pa.types.is_null(value_type)):
-                    raise ValueError(
+                    raise ColumnsProblem(
                         f"column {spec.name!r} has role text (free text) but holds {t}, not strings; "
                         "give it another role or fix the schema"
                     )
@@ -488,11 +492,11 @@ def _specs(columns: Iterable[ColumnSpec | tuple | Mapping]) -> list[ColumnSpec]:
             specs.append(ColumnSpec(*c))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
-        raise ValueError(
+        raise ColumnsProblem(
             f"a column is named twice in columns: {', '.join(sorted({n for n in names if names.count(n) > 1}))}"
         )
     if not specs:
-        raise ValueError("no columns to scan: name at least one column and its role")
+        raise ColumnsProblem("no columns to scan: name at least one column and its role")
     return specs
 
 
