@@ -161,15 +161,6 @@ class ReleaseOutput(serializers.ModelSerializer):
     def get_url(self, obj) -> str:
         return release_url(obj, self.context.get("request"))
 
-    def to_representation(self, obj) -> dict:
-        from apps.policies.disclosure import decision_for_reader
-
-        data = super().to_representation(obj)
-        actor = getattr(self.context.get("request"), "principal", None)
-        visible = self.context.get("visible_datasets")  # a list's page: read once for all its releases
-        data["decision"] = decision_for_reader(actor=actor, decision=obj.decision, visible_ids=visible)
-        return data
-
     @extend_schema_field(
         {
             "type": "object",
@@ -185,10 +176,17 @@ class ReleaseOutput(serializers.ModelSerializer):
             "service_account": obj.requested_by_service_account.name if obj.requested_by_service_account_id else None,
         }
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
+    def to_representation(self, obj) -> dict:
+        from apps.policies.disclosure import decision_for_reader
+
+        data = super().to_representation(obj)
+        actor = getattr(self.context.get("request"), "principal", None)
+        visible = self.context.get("visible_datasets")  # a list's page: read once for all its releases
+        # Datasets outside the reader's scope are hidden in the decision, and so in its rules' messages.
+        shown = decision_for_reader(actor=actor, decision=obj.decision, visible_ids=visible)
+        data["rules"] = _rules(obj, shown)
         # The stored decision says "pass" for a rule that asks for approvals; the release reads it honestly.
-        data["decision"] = {**(data["decision"] or {}), "rules": data["rules"]}
+        data["decision"] = {**(shown or {}), "rules": data["rules"]}
         return data
 
     @extend_schema_field(RuleOutput(many=True))
