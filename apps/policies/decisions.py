@@ -51,7 +51,8 @@ class PolicyDecision:
     violations: tuple[Violation, ...]
     missing_evidence: tuple[dict, ...]  # {"kind", "subject", "reason", "rule"}
     required_approvals: tuple[RequiredApproval, ...]  # merged over packs: the max count per role
-    # {"rule","pack","clause","title","result","message"[, "approvals": [{role, count}]][, "measured","threshold","detail"]}
+    # {"rule","pack","clause","title","result","message"
+    #  [, "approvals": [{role, count}]][, "measured","threshold","detail"]}
     rules: tuple[dict, ...]
     packs: tuple[dict, ...]  # {"name","version","sha256"} of each pack applied
     evidence: tuple[dict, ...]  # {"run","kind","subject","summary_sha256"} evidence seen
