@@ -11,6 +11,7 @@ from apps.accounts.models import Team
 from apps.audit import services as audit
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal
+from apps.jobs import events
 from apps.rbac import services as rbac
 
 from ..choices import DataCategory, RiskTier
@@ -143,7 +144,11 @@ def model_create(
 
 @transaction.atomic
 def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredModel:
-    """Change a model's descriptive fields; its name never changes. Audited ``model.updated`` with before/after."""
+    """Change a model's descriptive fields; its name never changes. Audited ``model.updated`` with before/after.
+
+    When a field changed, publishes ``model.updated`` (the model's id and the changed fields' names), so
+    the decisions that read the model are judged again; an edit that changes nothing publishes nothing.
+    """
     model = RegisteredModel.objects.select_for_update().select_related("owner_team").filter(name=name).first()
     if model is None:
         raise NotFound(f"No model named {name!r}.")
@@ -175,4 +180,5 @@ def model_update(*, actor: Principal, name: str, changes: dict) -> RegisteredMod
     if after:
         model.save(update_fields=[*after, "updated_at"])
         audit.record(action="model.updated", actor=actor, target=model, before=before, after=after)
+        events.publish("model.updated", payload={"model_id": model.pk, "fields": sorted(after)}, target=model)
     return model
