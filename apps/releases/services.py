@@ -3,9 +3,10 @@
 Every state change happens here, in one transaction, under a row lock on the request
 (``select_for_update``), with its audit event and its event (``release.*``, published with
 ``apps.jobs.events`` inside the transaction so a rollback drops it; the webhooks subscribe).
-Four eyes is enforced here, not in the pages: the requester and the version's author never approve (a service account counts as its owner), a
-person counts once, an auditor never approves, and approvals fill the decision's required
-roles by a proper matching (``matching.match``).
+Four eyes is enforced here, not in the pages: the requester and the version's author never
+approve (a service account counts as its owner), a person counts once, an auditor never
+approves, and approvals fill the decision's required roles by a proper matching
+(``matching.match``).
 
 States::
 

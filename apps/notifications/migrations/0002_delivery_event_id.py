@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0002_status_id_index'),
-        ('notifications', '0001_initial'),
+        ("jobs", "0002_status_id_index"),
+        ("notifications", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='event_id',
+            model_name="webhookdelivery",
+            name="event_id",
             field=models.UUIDField(blank=True, editable=False, null=True),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(condition=models.Q(('event_id__isnull', False)), fields=('webhook', 'event_id'), name='webhook_delivery_once_per_event'),
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("event_id__isnull", False)),
+                fields=("webhook", "event_id"),
+                name="webhook_delivery_once_per_event",
+            ),
         ),
     ]
