@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from other modules are parameters here
 """A finished evidence run notifies its team's webhooks: evidence.completed from a real worker run, evidence.failed."""
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_completed_bias_report_is_delivered_to_the_team(
-    hook, contributor_principal, version, run, deliver, receiver, react  # noqa: F811
+    hook,
+    contributor_principal,
+    version,
+    run,
+    deliver,
+    receiver,
+    react,  # noqa: F811
 ):
     # given a bias report requested on the version
     requested = evidence.evidence_request(actor=contributor_principal, kind="bias", version=version)
