@@ -505,9 +505,10 @@ def releases_reevaluate(
     """Re-evaluate the live requests (open or approved, not emergency) of these versions (None: all).
 
     Called by this app's event subscriptions (``apps.releases.subscribers``): after an evidence
-    run succeeds or a finding is reviewed, after a policy change, after a model's fields change. Each request is judged
-    in a transaction of its own under its row lock; a request whose binding digest changed
-    returns to pending and its approvals are voided (``release.reset``). Returns those reset.
+    run succeeds or a finding is reviewed, after a policy change, after a model's fields change.
+    Each request is judged in a transaction of its own under its row lock; a request whose binding
+    digest changed returns to pending and its approvals are voided (``release.reset``). Returns
+    those reset.
     """
     qs = ReleaseRequest.objects.filter(status__in=LIVE, emergency=False)
     if version_ids is not None:
