@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 
 from apps.core.principals import Principal
 
@@ -129,9 +130,12 @@ def publish(name: str, *, payload: dict, target: Any = None, actor: Principal | 
     primitives (UUIDs, dates and decimals become text); ``target`` (a model instance or an audit
     reference) is what the jobs are about, for the job table; ``actor`` (default: the current audit
     context's principal) is whom the reactions' audit events name as the origin. A name nobody subscribes to writes
-    nothing; an unknown name raises ``UnknownEvent``.
+    nothing; an unknown name raises ``UnknownEvent``, and so does a publish outside a transaction
+    (``RuntimeError``: its reactions would not commit or roll back with the change).
     """
     _known(name)
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"publish {name!r} inside the transaction of the change that causes it")
     payload = _check_payload(name, payload)
     event_id = str(uuid.uuid4())
     return [

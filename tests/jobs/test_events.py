@@ -75,6 +75,14 @@ def test_a_rolled_back_change_takes_its_reactions_with_it(subscribed):
     assert not Job.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_outside_a_transaction_is_refused(subscribed):
+    subscribed(FREE, lambda event, report: None, "alpha")
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        events.publish(FREE, payload={"release_id": 7})
+    assert not Job.objects.exists()
+
+
 def test_a_payload_must_hold_ids_and_primitives(subscribed, team):
     subscribed(FREE, lambda event, report: None, "alpha")
     with pytest.raises(TypeError, match="ids and primitives"):
