@@ -157,3 +157,33 @@ def audit_mark(db) -> Callable:
             return [e.action for e in self.new(**filters)]
 
     return Mark
+
+
+@pytest.fixture
+def react(db, django_capture_on_commit_callbacks) -> Callable:
+    """react() -> runs every queued event reaction through the real runner, as workers would, until none is
+    left (a reaction may publish further events); returns ``[(kind, subscriber, outcome)]``, oldest first.
+
+    A reaction that does not succeed fails the test, unless ``react(allow_failures=True)``.
+    """
+    from apps.jobs.events import KIND_PREFIX
+    from apps.jobs.models import Job, JobStatus
+    from worker.runner import run_job
+
+    def go(*, allow_failures: bool = False) -> list[tuple[str, str, str]]:
+        done: list[tuple[str, str, str]] = []
+        while True:
+            queued = list(
+                Job.objects.filter(status=JobStatus.QUEUED, kind__startswith=KIND_PREFIX).order_by("pk")[:100]
+            )
+            if not queued:
+                return done
+            for job in queued:
+                with django_capture_on_commit_callbacks(execute=True):
+                    outcome = run_job(job.pk)
+                if outcome != "succeeded" and not allow_failures:
+                    job.refresh_from_db()
+                    pytest.fail(f"reaction {job.kind} ({job.params.get('subscriber')}) {outcome}: {job.error}")
+                done.append((job.kind, job.params.get("subscriber"), outcome))
+
+    return go

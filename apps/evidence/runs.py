@@ -2,8 +2,10 @@
 
 Each runs in one transaction under the run's row lock and writes its audit
 event there (``evidence_run.started``, ``evidence_run.succeeded``,
-``evidence_run.failed``). A finished run (succeeded, failed, cancelled) is
-never changed again, so a job run twice is a no-op. The actor is the system's
+``evidence_run.failed``); a finished run also publishes the event of the same
+name there (``apps.jobs.events``: the releases re-judge, the team's webhooks are
+told). A finished run (succeeded, failed, cancelled) is never changed again, so
+a job run twice is a no-op. The actor is the system's
 evidence worker; the job's origin context keeps the requester's request id.
 """
 
@@ -18,9 +20,9 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.principals import Principal
+from apps.jobs import events
 from apps.jobs import services as jobs
 from apps.jobs.models import FINISHED as JOB_FINISHED
-from apps.notifications import events as notifications
 from apps.registry.services import dataset_create_derived
 from apps.registry.storage import Stored
 
@@ -31,26 +33,31 @@ WORKER = Principal.system("evidence-worker")
 CHUNK_JOB = "evidence.chunk"
 
 
-def _notify(run: EvidenceRun, event: str) -> None:
-    """Tell the owning team's webhooks that a run finished (in this transaction: dropped on rollback)."""
-    from django.urls import reverse
+def _publish_finished(run: EvidenceRun, event: str) -> None:
+    """Publish ``evidence_run.succeeded`` / ``evidence_run.failed`` in this transaction (dropped on rollback).
 
+    The payload names the run and its subject by id and, as they were when the run finished, by
+    name: what the releases re-judge and what the owning team's webhooks are told.
+    """
     subject: dict = {"type": "model_version" if run.version_id else "dataset"}
     if run.version_id:
         subject.update(model=run.version.model.name, version=run.version.number)
     if run.dataset_id:
         subject.update(dataset={"id": run.dataset_id, "name": run.dataset.name})
     payload = {
+        "run_id": run.pk,
         "run": str(run.public_id),
+        "version_id": run.version_id,
+        "dataset_id": run.dataset_id,
+        "team_id": run.owner_team_id,
+        "team": run.owner_team.name,
         "kind": run.kind,
         "status": run.status,
         "subject": subject,
-        "team": run.owner_team.name,
-        "url": notifications.dashboard_url(reverse("evidence:run_detail", args=[run.public_id])),
     }
     if run.status == RunStatus.FAILED:
         payload["reason"] = run.error
-    notifications.emit(event=event, team_id=run.owner_team_id, payload=payload)
+    events.publish(event, payload=payload, target=run)
 
 
 def _locked(run_id: int) -> EvidenceRun | None:
@@ -162,25 +169,8 @@ def evidence_run_succeed(
             "files": [f.name for f in files],
         },
     )
-    transaction.on_commit(lambda: _reevaluate_releases(run))
-    _notify(run, "evidence.completed")
+    _publish_finished(run, "evidence_run.succeeded")
     return True
-
-
-def _reevaluate_releases(run: EvidenceRun) -> None:
-    """New evidence may change a release's decision: re-evaluate the open requests it bears on."""
-    from apps.registry.models import ModelVersion
-    from apps.releases.services import evidence_succeeded
-
-    if run.version_id:
-        version_ids = [run.version_id]
-    else:  # a dataset's evidence bears on the versions trained or evaluated on it
-        versions = ModelVersion.objects.filter(evaluation_dataset_id=run.dataset_id) | ModelVersion.objects.filter(
-            training_datasets=run.dataset_id
-        )
-        version_ids = list(versions.values_list("id", flat=True).distinct())
-    if version_ids:
-        evidence_succeeded(version_ids=version_ids)
 
 
 @transaction.atomic
@@ -216,7 +206,7 @@ def evidence_run_fail(
         after={"status": RunStatus.FAILED},
         reason=reason,
     )
-    _notify(run, "evidence.failed")
+    _publish_finished(run, "evidence_run.failed")
     return True
 
 

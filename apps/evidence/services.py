@@ -24,6 +24,7 @@ from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
+from apps.jobs import events
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
 from apps.registry.choices import DatasetStatus, VersionStatus
@@ -291,7 +292,8 @@ def evidence_finding_review(*, actor: Principal, run_id: Any, finding: str, verd
     """Record a reviewer's verdict on one finding of a succeeded PII scan (false positive, or confirmed).
 
     Needs ``evidence.review`` (reviewers, compliance officers). The reason is mandatory. The
-    newest verdict on a finding counts. Audited ``evidence_finding.reviewed``.
+    newest verdict on a finding counts. Audited and published ``evidence_finding.reviewed`` (what the
+    policies read may have changed, so the releases of the run's subject are judged again).
     """
     run = _locked_run(actor, run_id, "evidence.review", "evidence_finding.reviewed")
     if run.kind != EvidenceKind.PII_SCAN or run.status != RunStatus.SUCCEEDED:
@@ -330,6 +332,18 @@ def evidence_finding_review(*, actor: Principal, run_id: Any, finding: str, verd
         related=run,
         after={"finding": finding, "verdict": verdict},
         reason=reason,
+    )
+    events.publish(
+        "evidence_finding.reviewed",
+        payload={
+            "review_id": review.pk,
+            "run_id": run.pk,
+            "version_id": run.version_id,
+            "dataset_id": run.dataset_id,
+            "finding": finding,
+            "verdict": verdict,
+        },
+        target=review,
     )
     return review
 

@@ -40,6 +40,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
@@ -60,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK = "jobs.run"  # one named job (the sweeper's re-send, a redelivery)
 WAKE_TASK = "jobs.wake"  # "there are queued jobs": the worker drains the table
+EAGER_RUNNER = "worker.runner"  # the module that runs a job in this process under ASSAY_CELERY_EAGER
 _new_job = PreparedInsert(Job)  # a job row per registration: the ORM's save costs more than the insert
 _new_job_with_id = PreparedInsert(Job, with_pk=True)
 SWEEP_BATCH = 500
@@ -98,9 +100,8 @@ doorbell = Doorbell(_send_wake, lambda: settings.ASSAY_JOB_WAKE_INTERVAL_SECONDS
 def _dispatch(job_id: int) -> None:
     """Send the courier task for one job by name; with ASSAY_CELERY_EAGER (development only) run it here."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        from worker.runner import run_job
-
-        run_job(job_id)
+        # The runner is named, like a task, rather than imported: the worker's code sits above every app.
+        import_module(EAGER_RUNNER).run_job(job_id)
         return
     if brokerless():  # the job is queued in the table; a polling worker takes it
         doorbell.ring()

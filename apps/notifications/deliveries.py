@@ -1,4 +1,6 @@
-"""Deliveries: created by ``emit`` in the caller's transaction, attempted by workers, retried with backoff.
+"""Deliveries: created by ``emit`` in the caller's transaction (for a published event, that is the
+notifications app's reaction job, ``apps.notifications.subscribers``), attempted by workers, retried
+with backoff.
 
 Life of a delivery::
 
@@ -50,10 +52,11 @@ DISPATCH_BATCH = 500
 # Creating deliveries (in the caller's transaction)
 
 
-def delivery_create(*, webhook: Webhook, event: str, payload: dict) -> WebhookDelivery:
+def delivery_create(*, webhook: Webhook, event: str, payload: dict, event_id: str | None = None) -> WebhookDelivery:
     """A pending delivery of ``event`` to ``webhook`` and its job, in the caller's transaction.
 
     The body is fixed here, so every attempt sends the same bytes. Workers are woken after commit.
+    ``event_id``: the published event it is made for (at most one delivery per webhook and event).
     """
     public_id = uuid.uuid4()
     created_at = timezone.now()
@@ -73,16 +76,30 @@ def delivery_create(*, webhook: Webhook, event: str, payload: dict) -> WebhookDe
         state=DeliveryState.PENDING,
         next_attempt_at=created_at,
         job=job,
+        event_id=event_id,
     )
 
 
-def deliveries_for_event(*, event: str, team_id: int | None, payload: dict) -> list[WebhookDelivery]:
-    """One delivery per active webhook of ``team_id`` (None: of every team) subscribed to ``event``."""
+def deliveries_for_event(
+    *, event: str, team_id: int | None, payload: dict, event_id: str | None = None
+) -> list[WebhookDelivery]:
+    """One delivery per active webhook of ``team_id`` (None: of every team) subscribed to ``event``.
+
+    With ``event_id``, a webhook that already has its delivery of that event gets no second one
+    (the reaction that calls this ran again after its worker died).
+    """
     hooks = Webhook.objects.filter(active=True)
     if team_id is not None:
         hooks = hooks.filter(owner_team_id=team_id)
+    done: set[int] = set()
+    if event_id is not None:
+        done = set(WebhookDelivery.objects.filter(event_id=event_id).values_list("webhook_id", flat=True))
     # A team has a handful of webhooks: the subscription test is done here, portable across databases.
-    return [delivery_create(webhook=h, event=event, payload=payload) for h in hooks if event in h.events]
+    return [
+        delivery_create(webhook=h, event=event, payload=payload, event_id=event_id)
+        for h in hooks
+        if event in h.events and h.pk not in done
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Governance events for outbound webhooks.
 
-``emit`` is called by services inside their transaction; the notifications
-app turns it into signed deliveries after commit.
+The public webhook event types below are what users subscribe a webhook to. They are fed by
+the events other apps publish (``apps.jobs.events``): ``apps.notifications.subscribers`` maps
+each published event to its webhook type and calls ``emit`` in its reaction job.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ def dashboard_url(path: str) -> str:
     return f"{settings.ASSAY_PUBLIC_URL.rstrip('/')}{path}"
 
 
-def emit(*, event: str, team_id: int | None, payload: dict) -> None:
+def emit(*, event: str, team_id: int | None, payload: dict, event_id: str | None = None) -> None:
     """Queue ``event`` for the webhooks of ``team_id`` (None: every team's) that subscribe to it.
 
-    Call inside the writer's transaction: one ``WebhookDelivery`` row (and its job) per matching
-    active webhook is written there, so a rollback drops the deliveries with the change; the
-    workers are woken after commit. ``payload`` must be JSON-serialisable (UUIDs, dates and
-    decimals are turned into text); it becomes the body's ``data``.
+    Call inside a transaction: one ``WebhookDelivery`` row (and its job) per matching active
+    webhook is written there, so a rollback drops the deliveries; the workers are woken after
+    commit. ``payload`` must be JSON-serialisable (UUIDs, dates and decimals are turned into
+    text); it becomes the body's ``data``. ``event_id``, the published event's id, makes a
+    repeated call for the same event write nothing new.
     """
     if event not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event!r}")
     from .deliveries import deliveries_for_event
 
-    deliveries_for_event(event=event, team_id=team_id, payload=payload)
+    deliveries_for_event(event=event, team_id=team_id, payload=payload, event_id=event_id)

@@ -64,7 +64,9 @@ class WebhookDelivery(TimestampedModel):
     ``round_attempts`` counts the attempts since the delivery was (re)opened, against
     ``ASSAY_WEBHOOK_MAX_ATTEMPTS``; ``attempt_count`` counts them all. ``job`` is the job that
     carries the current attempt; a pending delivery whose job is finished and whose
-    ``next_attempt_at`` has come is given a new job by the dispatcher.
+    ``next_attempt_at`` has come is given a new job by the dispatcher. ``event_id`` is the id of the
+    published event (``apps.jobs.events``) the delivery was made for: a webhook gets at most one
+    delivery per event, however often the reaction that writes it runs.
     """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -79,12 +81,20 @@ class WebhookDelivery(TimestampedModel):
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    event_id = models.UUIDField(null=True, blank=True, editable=False)
 
     RBAC_PATHS = {"team": "webhook__owner_team_id"}
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_delivery_due_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["webhook", "event_id"],
+                condition=models.Q(event_id__isnull=False),
+                name="webhook_delivery_once_per_event",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} delivery {self.public_id} ({self.state})"

@@ -15,8 +15,7 @@ from django.db import transaction
 from apps.audit import services as audit
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import services as jobs
-from apps.notifications import events
+from apps.jobs import events
 from apps.rbac import services as rbac
 
 from . import engine
@@ -25,8 +24,6 @@ from .inputs import SAMPLE_INPUT
 from .models import PolicyBinding, PolicyPack, PolicyPackVersion, package_for
 
 MAX_SOURCE_BYTES = 256 * 1024
-# The worker job that re-judges live release requests after a policy change (worker/tasks/releases.py).
-REEVALUATE_JOB = "releases.reevaluate"
 RESERVED_NAMES = frozenset({"dry-run", "bindings", "new"})
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
@@ -40,13 +37,12 @@ class PolicySourceInvalid(ValidationFailed):
 
 
 def _policies_changed(*, actor: Principal, change: str, pack: PolicyPack, team_id: int | None = None, **extra) -> None:
-    """The one place every pack or binding change passes: emits ``policy.changed`` (to ``team_id``'s
-    webhooks, or everyone's for a change that is not team-bound) and queues the re-evaluation of every
-    live release request (a worker job: a pack may apply to any version, and judging them all is no
-    work for a web request). Both are written in the change's transaction."""
-    payload = {"change": change, "pack": pack.name, "actor": actor.name, **extra}
-    events.emit(event="policy.changed", team_id=team_id, payload=payload)
-    jobs.job_enqueue(kind=REEVALUATE_JOB, target=pack, params={"reason": f"policy {change}: {pack.name}"}, actor=actor)
+    """The one place every pack or binding change passes: publishes ``policy.changed`` in the change's
+    transaction. The releases re-judge every live request in a worker job (a pack may apply to any
+    version, and judging them all is no work for a web request); the webhooks of ``team_id`` (everyone's
+    for a change that is not team-bound) are told."""
+    payload = {"change": change, "pack": pack.name, "actor": actor.name, "team_id": team_id, **extra}
+    events.publish("policy.changed", payload=payload, target=pack, actor=actor)
 
 
 def source_check(*, name: str, source: str) -> str:

@@ -15,6 +15,7 @@ from django.db import transaction
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.principals import Principal
+from apps.jobs import events
 
 from .choices import ArtifactFormat, ColumnRole, DatasetStatus, VersionStatus
 from .models import Dataset, ModelVersion, RegisteredModel
@@ -124,11 +125,11 @@ def version_mark_ready(
         after={"status": VersionStatus.READY, "sha256": version.sha256, "size": version.size, **(details or {})},
         artifact_sha256=version.sha256,
     )
-    if version.model.default_evidence:
-        from apps.evidence.services import default_evidence_request
-
-        version_pk = version.pk
-        transaction.on_commit(lambda: default_evidence_request(version_id=version_pk))
+    events.publish(
+        "model_version.verified",
+        payload={"version_id": version.pk, "model_id": version.model_id, "sha256": version.sha256},
+        target=version,
+    )
     return VersionStatus.READY
 
 

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ReleasesConfig(AppConfig):
     name = "apps.releases"
     label = "releases"
+
+    def ready(self) -> None:
+        from . import subscribers
+
+        subscribers.subscribe()

@@ -1,11 +1,12 @@
 """Writes for releases: request, approve or reject, cancel, re-evaluate, expire, and the break-glass review.
 
 Every state change happens here, in one transaction, under a row lock on the request
-(``select_for_update``), with its audit event and its notifications (``events.emit``, inside the
-transaction so a rollback drops them). Four eyes is enforced here, not in the pages: the
-requester and the version's author never approve (a service account counts as its owner), a
-person counts once, an auditor never approves, and approvals fill the decision's required
-roles by a proper matching (``matching.match``).
+(``select_for_update``), with its audit event and its event (``release.*``, published with
+``apps.jobs.events`` inside the transaction so a rollback drops it; the webhooks subscribe).
+Four eyes is enforced here, not in the pages: the requester and the version's author never
+approve (a service account counts as its owner), a person counts once, an auditor never
+approves, and approvals fill the decision's required roles by a proper matching
+(``matching.match``).
 
 States::
 
@@ -30,7 +31,7 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
-from apps.notifications import events
+from apps.jobs import events
 from apps.rbac import services as rbac
 from apps.registry.choices import RiskTier, VersionStatus
 from apps.registry.models import ModelVersion
@@ -157,7 +158,9 @@ def _event_payload(release: ReleaseRequest) -> dict:
 
 
 def _emit(event: str, release: ReleaseRequest) -> None:
-    events.emit(event=event, team_id=release.owner_team_id, payload=_event_payload(release))
+    """Publish ``event`` (a ``release.*`` name) in the caller's transaction, with the request as it is now."""
+    payload = {"release_id": release.pk, "team_id": release.owner_team_id, **_event_payload(release)}
+    events.publish(event, payload=payload, target=release)
 
 
 def _pending_status(decision: dict) -> str:
@@ -468,7 +471,6 @@ def _approval_decide(
     )
     if decision == ApprovalDecision.REJECT:
         _close(release, actor=actor, status=ReleaseStatus.REJECTED, action="release.rejected", reason=comment, now=now)
-        _emit("release.rejected", release)
         return approval
     if after.complete:
         release.status = ReleaseStatus.APPROVED
@@ -506,6 +508,7 @@ def _close(release: ReleaseRequest, *, actor: Principal, status: str, action: st
     audit.record(
         action=action, actor=actor, target=release, before={"status": before}, after={"status": status}, reason=reason
     )
+    _emit(action, release)  # release.rejected, release.expired or release.cancelled
 
 
 @transaction.atomic
@@ -567,9 +570,9 @@ def releases_reevaluate(
     """Re-judge every live request (pending or approved, not break-glass) in scope: of these versions,
     of this model, or (both None) all of them. Returns the requests reset.
 
-    The entry point for reactions to ``model.updated``, ``evidence_run.succeeded`` and
-    ``policy.changed`` (and the policy re-evaluation job). Each request is judged in a
-    transaction of its own under its row lock (``_judge``): an open request past its time
+    Called by this app's event subscriptions (``apps.releases.subscribers``): after an evidence
+    run succeeds or a finding is reviewed, after a policy change, after a model's facts change.
+    Each request is judged in a transaction of its own under its row lock (``_judge``): an open request past its time
     expires (``release.expired``); a new binding digest (artifact, model facts, evidence or
     packs) voids the approvals (``release.approvals_voided``) and returns the request to
     pending evidence or pending approval (``release.reset``); a decision that changed under
@@ -696,6 +699,7 @@ def _reset(release: ReleaseRequest, decision: dict, *, reason: str, now: datetim
         },
         reason=reason,
     )
+    _emit("release.reset", release)
     if release.status == ReleaseStatus.PENDING_APPROVAL:
         _emit("release.approval_needed", release)
 
@@ -751,14 +755,6 @@ def releases_expire_due(*, now: datetime | None = None) -> int:
             )
             count += 1
     return count
-
-
-def evidence_succeeded(*, version_ids: Iterable[int]) -> None:
-    """The evidence hook: re-evaluate the versions' requests; a failure is logged, never the evidence's problem."""
-    try:
-        releases_reevaluate(version_ids=version_ids, reason="new evidence")
-    except Exception:  # noqa: BLE001 - the next approval re-judges the request, as does a later re-evaluation
-        logger.exception("re-evaluating releases after new evidence failed")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_verified_version_gets_the_models_default_evidence(
-    contributor_principal, model, dataset, run, api_client_for, contributor
+    contributor_principal, model, dataset, run, api_client_for, contributor, react
 ):
     # given a model whose default evidence is a bias report and an explainability report
     response = api_client_for(contributor).patch(
@@ -27,6 +27,8 @@ def test_a_verified_version_gets_the_models_default_evidence(
     )
     assert EvidenceRun.objects.count() == 0  # nothing before verification: evidence needs a ready version
     assert run(job_of(version).pk) == "succeeded"
+    assert EvidenceRun.objects.count() == 0  # asked for by the evidence app's reaction, in a job of its own
+    assert ("event:model_version.verified", "evidence", "succeeded") in react()
     # then its bias report is asked for by its author, and the worker computes it
     [bias] = EvidenceRun.objects.filter(version=version)
     assert bias.kind == "bias" and bias.requested_by_id == contributor.pk
@@ -48,9 +50,10 @@ def test_unknown_default_evidence_is_refused(api_client_for, contributor, model)
     assert model.default_evidence == []
 
 
-def test_without_default_evidence_nothing_is_requested(contributor_principal, model, dataset, run):
+def test_without_default_evidence_nothing_is_requested(contributor_principal, model, dataset, run, react):
     version = registry.version_create(
         actor=contributor_principal, model_name="churn", format="predictions_only", evaluation_dataset_id=dataset.pk
     )
     assert run(job_of(version).pk) == "succeeded"
+    react()
     assert EvidenceRun.objects.count() == 0

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from other modules are parameters here
 """A finished evidence run notifies its team's webhooks: evidence.completed from a real worker run, evidence.failed."""
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ from tests.registry.fixtures import contributor, contributor_principal, model  #
 pytestmark = pytest.mark.django_db
 
 
-def test_a_completed_bias_report_is_delivered_to_the_team(hook, contributor_principal, version, run, deliver, receiver):  # noqa: F811
+def test_a_completed_bias_report_is_delivered_to_the_team(
+    hook,
+    contributor_principal,
+    version,
+    run,
+    deliver,
+    receiver,
+    react,  # noqa: F811
+):
     # given a bias report requested on the version
     requested = evidence.evidence_request(actor=contributor_principal, kind="bias", version=version)
-    # when a worker computes it
+    # when a worker computes it, and the reactions to its success run
     assert run(requested.run.job_id) == "succeeded"
+    assert WebhookDelivery.objects.count() == 0  # the delivery is written by the notifications reaction
+    assert ("event:evidence_run.succeeded", "notifications", "succeeded") in react()
     # then one evidence.completed delivery names the run, its kind, subject and page
     delivery = WebhookDelivery.objects.get(event="evidence.completed")
     delivery = deliver(delivery)
@@ -33,11 +44,12 @@ def test_a_completed_bias_report_is_delivered_to_the_team(hook, contributor_prin
     assert data["url"] == f"/evidence/{requested.run.public_id}/"
 
 
-def test_a_failed_run_emits_evidence_failed_with_its_reason(hook, contributor_principal, version, settings):  # noqa: F811
+def test_a_failed_run_emits_evidence_failed_with_its_reason(hook, contributor_principal, version, settings, react):  # noqa: F811
     settings.ASSAY_PUBLIC_URL = "https://assay.example.com/"
     requested = evidence.evidence_request(actor=contributor_principal, kind="bias", version=version)
     # when the run fails
     assert runs.evidence_run_fail(run_id=requested.run.pk, reason="labels are not binary")
+    react()
     # then
     (delivery,) = WebhookDelivery.objects.filter(event="evidence.failed")
     data = json.loads(delivery.body)["data"]
@@ -45,4 +57,5 @@ def test_a_failed_run_emits_evidence_failed_with_its_reason(hook, contributor_pr
     assert data["url"] == f"https://assay.example.com/evidence/{requested.run.public_id}/"
     # and failing it again emits nothing more
     assert not runs.evidence_run_fail(run_id=requested.run.pk, reason="again")
+    assert react() == []
     assert WebhookDelivery.objects.filter(event="evidence.failed").count() == 1

@@ -289,7 +289,7 @@ def test_an_approved_release_is_reset_by_new_evidence_and_the_gate_closes(
 
 
 def test_evidence_finishing_re_evaluates_open_requests(
-    request_release, requester, version, django_capture_on_commit_callbacks, audit_mark
+    request_release, requester, version, django_capture_on_commit_callbacks, audit_mark, react
 ):
     from apps.evidence import runs
     from apps.evidence.choices import RunStatus
@@ -299,6 +299,8 @@ def test_evidence_finishing_re_evaluates_open_requests(
     mark = audit_mark()
     with django_capture_on_commit_callbacks(execute=True):
         runs.evidence_run_succeed(run_id=run.pk, summary=bias_summary(), engine_versions={})
+    assert "release.reset" not in mark.actions()  # the re-judging is a reaction, run by a worker
+    assert ("event:evidence_run.succeeded", "releases", "succeeded") in react()
     assert "release.reset" in mark.actions()
     release.refresh_from_db()
     assert str(run.public_id) in [e["run"] for e in release.decision["evidence"]]
@@ -493,10 +495,11 @@ def test_the_periodic_expiry_task_is_scheduled_and_safe_to_repeat(request_releas
 def test_a_policy_change_queues_a_re_evaluation_that_resets_approved_releases(
     request_release, requester, reviewer, officer, version, audit_mark
 ):
+    from apps.jobs.events import job_kind
     from apps.jobs.models import Job
     from apps.policies import services as policies
     from tests.policies.test_api import GOOD
-    from worker.runner import run_queued
+    from worker.runner import run_job
 
     # given an approved staging release whose gate is open
     release = request_release(requester, version)
@@ -506,19 +509,19 @@ def test_a_policy_change_queues_a_re_evaluation_that_resets_approved_releases(
     policies.policy_pack_create(actor=who(officer), name="loan-limits", source=GOOD)
     policies.policy_binding_create(actor=who(officer), pack_name="loan-limits")
     # then a re-evaluation job is queued for the workers, not done in the request
-    queued = Job.objects.filter(kind=policies.REEVALUATE_JOB, status="queued")
+    queued = Job.objects.filter(kind=job_kind("policy.changed"), params__subscriber="releases", status="queued")
     assert queued.count() == 2  # one per change: the pack, then its binding
     assert status_of(release) == ReleaseStatus.APPROVED
     # when a worker runs them
     mark = audit_mark()
-    outcomes = run_queued()
+    outcomes = [run_job(job.pk) for job in queued.order_by("pk")]
     # then the release was judged on the new pack: back to pending, its approval void, the gate closed
-    assert [o for _, o in outcomes] == ["succeeded", "succeeded"]
+    assert outcomes == ["succeeded", "succeeded"]
     assert status_of(release) == ReleaseStatus.PENDING_APPROVAL
     assert "release.reset" in mark.actions()
     assert Approval.objects.get(release=release).void
     release.refresh_from_db()
     assert "loan-limits" in [p["name"] for p in release.decision["packs"]]
     assert not selectors.gate_for(version=version, environment=release.environment).allowed
-    job = Job.objects.filter(kind=policies.REEVALUATE_JOB).order_by("-id").first()
+    job = Job.objects.filter(kind=job_kind("policy.changed"), params__subscriber="releases").order_by("-id").first()
     assert job.progress == 100

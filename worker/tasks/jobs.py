@@ -1,9 +1,11 @@
-"""The job courier tasks (a named job; a wake-up that drains the queue) and the sweeper."""
+"""The job courier tasks (a named job; a wake-up that drains the queue), the sweeper, and event reactions."""
 
 from celery import shared_task
 
+from apps.jobs import events
 from apps.jobs import services as jobs
-from worker.runner import run_job, run_queued
+from apps.jobs.models import Job
+from worker.runner import handles, run_job, run_queued
 
 
 @shared_task(name="jobs.run", acks_late=True)
@@ -26,3 +28,13 @@ def wake() -> list:
 def sweep() -> int:
     """Re-queue jobs whose lease expired or that were never picked up."""
     return len(jobs.job_sweep())
+
+
+def react(job: Job, report) -> object:
+    """One subscriber's reaction to one published event (``apps.jobs.events``): calls its handler."""
+    report(1, f"{job.params.get('subscriber')} reacting to {job.params.get('event')}")
+    return events.deliver(job, report)
+
+
+for _name in events.EVENTS:
+    handles(events.job_kind(_name))(react)

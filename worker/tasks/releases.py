@@ -1,9 +1,12 @@
-"""Release upkeep: expire open requests past their time; re-judge live requests after a policy change."""
+"""Release upkeep: expire open requests past their time.
+
+Re-judging after a change elsewhere (policy, evidence, model) is an event reaction
+(``apps.releases.subscribers``); ``releases.reevaluate`` jobs queued by earlier versions still run.
+"""
 
 from celery import shared_task
 
 from apps.jobs.models import Job
-from apps.policies.services import REEVALUATE_JOB
 from apps.releases import services
 from worker.runner import handles
 
@@ -14,7 +17,7 @@ def expire() -> int:
     return services.releases_expire_due()
 
 
-@handles(REEVALUATE_JOB)
+@handles("releases.reevaluate")  # queued by versions before policy.changed was an event
 def reevaluate(job: Job, report) -> dict:
     """Re-judge every live release request on the policies now in force; a request whose binding digest
     moved returns to pending with its approvals voided (``release.approvals_voided``, ``release.reset``),

@@ -14,6 +14,7 @@ from apps.accounts.models import Team
 from apps.audit import services as audit
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal
+from apps.jobs import events
 from apps.rbac import services as rbac
 
 from ..choices import DataCategory, FactsChangeStatus, RiskTier
@@ -166,6 +167,7 @@ def _model_updated(model: RegisteredModel, fields: list[str]) -> None:
 
     The one place the registry announces changed facts, whether applied at once or on approval.
     """
+    events.publish("model.updated", payload={"model_id": model.pk, "fields": sorted(fields)}, target=model)
 
 
 def _clean_changes(model: RegisteredModel, changes: dict) -> tuple[dict, dict]:
