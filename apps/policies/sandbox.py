@@ -1,0 +1,255 @@
+"""A small pool of sandboxed processes that compile and evaluate Rego packs within a budget.
+
+A pack is code a compliance officer uploads; it must neither read the web process (its
+environment holds the secret key, the audit signing key and database and storage credentials)
+nor hold a web thread or grow its memory. So no pack runs in the web or worker process: each
+process that asks for a decision keeps up to ``ASSAY_POLICY_SANDBOXES`` child processes
+(``sandbox_child.py``), started with an empty environment and no Django, that compile each
+module once, refuse it if it calls a built-in outside the allow-list, and answer queries.
+
+The budget per evaluation (one pack on one input): ``ASSAY_POLICY_TIMEOUT_MS`` of wall-clock
+time, after which this process kills the child, and ``ASSAY_POLICY_MEMORY_MB`` of address space
+beyond the child's own, past which the child's allocation fails and it dies. Either way the
+caller gets ``BudgetExceeded`` naming the limit, and the next evaluation starts a fresh child.
+A child whose resident size has grown past half the memory budget is retired after answering,
+so a large but permitted evaluation does not keep its pages.
+
+Threads share the pool: each evaluation checks a child out, so two threads never talk to one
+child at once; a thread finding all children busy waits for one. A forked process (a Celery
+prefork worker, a pre-loading web server) starts a pool of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from django.conf import settings
+
+CHILD = Path(__file__).with_name("sandbox_child.py")
+
+
+class SandboxFailure(Exception):
+    """The sandbox could not answer; ``reason`` is "time", "memory", "too_large", "crashed" or "stale"
+    (an idle child had stopped before the request was sent: the request did not run)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def limits() -> tuple[int, int]:
+    """(timeout in ms, memory in MB) per evaluation, from the settings."""
+    timeout_ms = int(getattr(settings, "ASSAY_POLICY_TIMEOUT_MS", 2000))
+    memory_mb = int(getattr(settings, "ASSAY_POLICY_MEMORY_MB", 256))
+    return max(timeout_ms, 1), max(memory_mb, 16)
+
+
+class _Child:
+    """One sandboxed process and its pipes."""
+
+    def __init__(self, timeout_ms: int, memory_mb: int) -> None:
+        self.timeout_ms, self.memory_mb = timeout_ms, memory_mb
+        cpu_seconds = max(1, math.ceil(timeout_ms / 1000))
+        self.proc = subprocess.Popen(  # noqa: S603 (our own interpreter and script, no shell)
+            [sys.executable, "-I", str(CHILD), str(memory_mb), str(cpu_seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={"LANG": "C.UTF-8"},
+            cwd="/",
+            close_fds=True,
+        )
+        self.baseline_kb: int | None = None
+        self.alive = True
+
+    def request(self, header: dict, payload: bytes) -> dict:
+        """Send one request and wait for its answer within the time budget (``SandboxFailure`` if not)."""
+        body = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        data = struct.pack(">I", len(body)) + body + struct.pack(">I", len(payload)) + payload
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            raise SandboxFailure("stale", "the evaluation process had stopped before the request")
+        head = self._read(4, deadline)
+        answer = json.loads(self._read(struct.unpack(">I", head)[0], deadline))
+        rss = answer.get("rss_kb")
+        if isinstance(rss, int):
+            if self.baseline_kb is None:
+                self.baseline_kb = rss
+            elif rss - self.baseline_kb > self.memory_mb * 512:
+                self.retire()
+        if answer.get("error") == "memory":
+            self.kill()
+        return answer
+
+    def _read(self, size: int, deadline: float) -> bytes:
+        fd = self.proc.stdout.fileno()
+        chunks, left = [], size
+        while left:
+            remaining = deadline - time.monotonic()
+            ready = select.select([fd], [], [], max(remaining, 0))[0] if remaining > 0 else []
+            if not ready:
+                self.kill()
+                raise SandboxFailure("time", f"it ran longer than its time budget of {self.timeout_ms} ms")
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                raise self._death()
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _death(self) -> SandboxFailure:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        self.alive = False
+        if code in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGBUS, 3):
+            # rego-cpp aborts when an allocation fails past RLIMIT_AS (std::bad_alloc is not caught)
+            return SandboxFailure("memory", f"it needed more than its memory budget of {self.memory_mb} MB")
+        if code == -signal.SIGXCPU:
+            return SandboxFailure("time", f"it ran longer than its time budget of {self.timeout_ms} ms")
+        return SandboxFailure("crashed", f"the evaluation process stopped (exit status {code})")
+
+    def retire(self) -> None:
+        """Close the pipe (the child exits when it reads end of file) and forget the child."""
+        self.alive = False
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
+        self.proc.stdout.close()
+
+    def kill(self) -> None:
+        self.alive = False
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            with suppress(OSError):
+                pipe.close()
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.idle: list[_Child] = []
+        self.started = 0  # children alive, idle or checked out
+        self.cond = threading.Condition()
+
+    @contextmanager
+    def child(self, timeout_ms: int, memory_mb: int, size: int):
+        with self.cond:
+            while True:
+                while self.idle:
+                    candidate = self.idle.pop()
+                    if (
+                        candidate.alive
+                        and candidate.proc.poll() is None
+                        and (candidate.timeout_ms, candidate.memory_mb) == (timeout_ms, memory_mb)
+                    ):
+                        break
+                    candidate.kill()
+                    self.started -= 1
+                else:
+                    candidate = None
+                if candidate is not None:
+                    break
+                if self.started < size:
+                    self.started += 1
+                    break
+                self.cond.wait()
+        if candidate is None:
+            try:
+                candidate = _Child(timeout_ms, memory_mb)
+            except BaseException:
+                with self.cond:
+                    self.started -= 1
+                    self.cond.notify()
+                raise
+        try:
+            yield candidate
+        finally:
+            with self.cond:
+                if candidate.alive:
+                    self.idle.append(candidate)
+                else:
+                    self.started -= 1
+                self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            for child in self.idle:
+                child.retire()
+                self.started -= 1
+            self.idle = []
+
+
+_pool: _Pool | None = None
+_pool_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    """A forked process must not share its parent's children (their pipes would interleave)."""
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _the_pool() -> _Pool:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():
+            _pool = _Pool()
+        return _pool
+
+
+def shutdown() -> None:
+    """Retire every idle child of this process (tests, and a process that changes its limits)."""
+    with _pool_lock:
+        pool = _pool
+    if pool is not None:
+        pool.close()
+
+
+def run(op: str, *, source: str, sha256: str, package: str, document: str = "") -> dict:
+    """One request to a sandboxed child: ``op`` is "check" (compile and check the built-ins) or
+    "evaluate" (also query the package on ``document``, a JSON text). Returns the child's answer;
+    raises ``SandboxFailure`` when the child ran out of time or memory or died."""
+    timeout_ms, memory_mb = limits()
+    size = max(1, int(getattr(settings, "ASSAY_POLICY_SANDBOXES", 2)))
+    header = {"op": op, "source": source, "sha256": sha256, "package": package}
+    payload = document.encode("utf-8")
+    for attempt in (1, 2):
+        try:
+            with _the_pool().child(timeout_ms, memory_mb, size) as child:
+                answer = child.request(header, payload)
+            break
+        except SandboxFailure as exc:
+            if exc.reason != "stale" or attempt == 2:
+                raise
+    if answer.get("error") == "memory":
+        raise SandboxFailure("memory", f"it needed more than its memory budget of {memory_mb} MB")
+    if answer.get("error") == "too_large":
+        raise SandboxFailure("too_large", f"its answer is larger than {answer.get('limit', 0) // 1024} KiB")
+    return answer
