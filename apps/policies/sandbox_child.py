@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import struct
 import sys
@@ -115,6 +116,49 @@ def builtin_calls(plan: dict) -> list[tuple[str, int | None]]:
     return sorted(found.items(), key=lambda item: (item[1] is None, item[1] or 0, item[0]))
 
 
+def code_lines(source: str) -> list[str]:
+    """``source``'s lines with string literals and comments blanked out (a name in a message or a
+    comment is not a call)."""
+    out, line, i, n = [], [], 0, len(source)
+    while i < n:
+        ch = source[i]
+        if ch == "\n":
+            out.append("".join(line))
+            line = []
+        elif ch == "#":
+            while i + 1 < n and source[i + 1] != "\n":
+                i += 1
+        elif ch == '"':
+            line.append(" ")
+            i += 1
+            while i < n and source[i] not in '"\n':
+                i += 2 if source[i] == "\\" else 1
+            line.append(" ")
+        elif ch == "`":
+            line.append(" ")
+            i += 1
+            while i < n and source[i] != "`":
+                if source[i] == "\n":  # a raw string may span lines
+                    out.append("".join(line))
+                    line = []
+                i += 1
+            line.append(" ")
+        else:
+            line.append(ch)
+        i += 1
+    out.append("".join(line))
+    return out
+
+
+def written_line(source: str, name: str) -> int | None:
+    """The first line where ``name`` is written as a name in ``source`` (None if nowhere)."""
+    pattern = re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w])")
+    for number, text in enumerate(code_lines(source), start=1):
+        if pattern.search(text):
+            return number
+    return None
+
+
 class Refused(Exception):
     def __init__(self, answer: dict) -> None:
         super().__init__(answer.get("error"))
@@ -143,11 +187,13 @@ class Evaluator:
                 raise Refused({"error": "syntax", "text": str(exc)})
             if not bundle.ok():
                 raise Refused({"error": "syntax", "text": "the module does not compile"})
-            forbidden = [
-                {"name": WRITTEN_AS.get(name, name), "line": line}
-                for name, line in self.calls(interpreter, bundle)
-                if name not in ALLOWED_BUILTINS
-            ]
+            forbidden = []
+            for name, line in self.calls(interpreter, bundle):
+                if name not in ALLOWED_BUILTINS:
+                    written = WRITTEN_AS.get(name, name)
+                    # where the author wrote it (a `with` replacement runs inside the replaced call's
+                    # function), else where the compiler placed the call
+                    forbidden.append({"name": written, "line": written_line(source, written) or line})
             if len(self.cache) >= CACHE_SIZE:
                 self.cache.pop(next(iter(self.cache)))
             entry = self.cache[key] = (interpreter, bundle, forbidden)
