@@ -178,11 +178,10 @@ def decide_with(*, document: dict, seen: list[dict], packs: list[PackInForce], a
     approvals: dict[str, RequiredApproval] = {}
     rules: list[dict] = []
     applied: list[dict] = []
-    for pack in packs:
-        try:
-            result = engine.evaluate(source=pack.source, sha256=pack.sha256, package=pack.package, document=document)
-        except (engine.RegoSyntaxError, engine.EvaluationError) as exc:
-            failure = _engine_failure(pack, exc)
+    results = engine.evaluate_each(packs=[(p.source, p.sha256, p.package) for p in packs], document=document)
+    for pack, result in zip(packs, results, strict=True):
+        if isinstance(result, (engine.RegoSyntaxError, engine.EvaluationError)):
+            failure = _engine_failure(pack, result)
             violations.append(failure)
             applied.append({"name": pack.name, "version": pack.number, "sha256": pack.sha256})
             rules.append(

@@ -124,15 +124,12 @@ def _syntax_error(exc: Exception, source: str) -> RegoSyntaxError:
 # --- sandboxed evaluation ----------------------------------------------------------------------
 
 
-def _sandboxed(op: str, source: str, sha256: str, package: str, document: dict | None = None) -> Any:
-    """Run ``op`` ("check" or "evaluate") in a sandboxed child (``sandbox.py``) and raise what it found."""
-    text = json.dumps(document) if document is not None else ""
-    try:
-        answer = sandbox.run(op, source=source, sha256=sha256, package=package, document=text)
-    except sandbox.SandboxFailure as exc:
-        if exc.reason == "crashed":
-            raise EvaluationError(f"evaluation failed: {exc.message}")
-        raise BudgetExceeded(exc.reason, exc.message)
+def _answer(answer: dict | sandbox.SandboxFailure, source: str) -> Any:
+    """The package document in a sandbox answer, or the error it reports raised as ours."""
+    if isinstance(answer, sandbox.SandboxFailure):
+        if answer.reason in ("crashed", "stale"):
+            raise EvaluationError(f"evaluation failed: {answer.message}")
+        raise BudgetExceeded(answer.reason, answer.message)
     error = answer.get("error")
     if error == "syntax":
         raise _syntax_error(Exception(answer.get("text", "")), source)
@@ -145,13 +142,14 @@ def _sandboxed(op: str, source: str, sha256: str, package: str, document: dict |
 
 def _query_local(source: str, sha256: str, package: str, document: dict) -> Any:
     """The package document ``data.<package>`` for ``document`` (None when undefined), evaluated in the sandbox."""
-    return _sandboxed("evaluate", source, sha256, package, document)
+    pack = {"source": source, "sha256": sha256, "package": package}
+    return _answer(sandbox.run("evaluate", [pack], document=json.dumps(document))[0], source)
 
 
 def compile_check(source: str, sha256: str, package: str) -> None:
     """Raise ``RegoSyntaxError`` unless ``source`` compiles, or ``ForbiddenBuiltin`` if it calls a
     built-in outside the allow-list (in the sandbox, whatever the OPA setting)."""
-    _sandboxed("check", source, sha256, package)
+    _answer(sandbox.run("check", [{"source": source, "sha256": sha256, "package": package}])[0], source)
 
 
 # --- OPA server --------------------------------------------------------------------------------
@@ -266,11 +264,35 @@ def read_document(document: Any, *, require_violations: bool = False) -> PackRes
 
 
 def evaluate(*, source: str, sha256: str, package: str, document: dict) -> PackResult:
-    """One pack on one input. Raises ``RegoSyntaxError`` or ``EvaluationError``; never anything else
-    from the engine (callers turn both into a blocking violation)."""
+    """One pack on one input. Raises ``RegoSyntaxError`` or ``EvaluationError`` (``ForbiddenBuiltin``,
+    ``BudgetExceeded``); never anything else from the engine (callers turn both into a blocking violation)."""
+    result = evaluate_each(packs=[(source, sha256, package)], document=document)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def evaluate_each(
+    *, packs: list[tuple[str, str, str]], document: dict
+) -> list[PackResult | RegoSyntaxError | EvaluationError]:
+    """Each (source, sha256, package) on one input, in order: its ``PackResult`` or the error that
+    stopped it. In the sandbox the input is sent once and the packs answered one after the other,
+    each within its own budget."""
     opa_url = getattr(settings, "ASSAY_OPA_URL", "")
+    results: list[PackResult | RegoSyntaxError | EvaluationError] = []
     if opa_url:
-        result = _query_opa(opa_url, source, sha256, package, document)
-    else:
-        result = _query_local(source, sha256, package, document)
-    return read_document(result, require_violations=True)
+        for source, sha256, package in packs:
+            try:
+                result = _query_opa(opa_url, source, sha256, package, document)
+                results.append(read_document(result, require_violations=True))
+            except (RegoSyntaxError, EvaluationError) as exc:
+                results.append(exc)
+        return results
+    requests = [{"source": source, "sha256": sha256, "package": package} for source, sha256, package in packs]
+    answers = sandbox.run("evaluate", requests, document=json.dumps(document)) if packs else []
+    for (source, _sha256, _package), answer in zip(packs, answers, strict=True):
+        try:
+            results.append(read_document(_answer(answer, source), require_violations=True))
+        except (RegoSyntaxError, EvaluationError) as exc:
+            results.append(exc)
+    return results

@@ -37,6 +37,7 @@ from pathlib import Path
 from django.conf import settings
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
+STARTUP_SECONDS = 30  # a child imports regopy before its first request (about 0.2 s; more on a busy machine)
 
 
 class SandboxFailure(Exception):
@@ -73,29 +74,55 @@ class _Child:
         )
         self.baseline_kb: int | None = None
         self.alive = True
+        try:  # starting (importing regopy) is not the first pack's time
+            deadline = time.monotonic() + STARTUP_SECONDS
+            ready = self._read(struct.unpack(">I", self._read(4, deadline))[0], deadline)
+        except SandboxFailure:
+            self.kill()
+            raise SandboxFailure("crashed", "the evaluation process did not start")
+        if ready != b'{"ready":true}':
+            self.kill()
+            raise SandboxFailure("crashed", "the evaluation process did not start")
 
-    def request(self, header: dict, payload: bytes) -> dict:
-        """Send one request and wait for its answer within the time budget (``SandboxFailure`` if not)."""
+    def request(self, header: dict, payload: bytes) -> list[dict | SandboxFailure]:
+        """Send one request for ``header["packs"]`` and collect an answer per pack, each within the time
+        budget counted from the previous answer. The first pack over budget gets its ``SandboxFailure``
+        and ends the list (this child is then dead); the caller runs the rest on another child."""
         body = json.dumps(header, separators=(",", ":")).encode("utf-8")
         data = struct.pack(">I", len(body)) + body + struct.pack(">I", len(payload)) + payload
-        deadline = time.monotonic() + self.timeout_ms / 1000
         try:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self.kill()
-            raise SandboxFailure("stale", "the evaluation process had stopped before the request")
-        head = self._read(4, deadline)
-        answer = json.loads(self._read(struct.unpack(">I", head)[0], deadline))
-        rss = answer.get("rss_kb")
-        if isinstance(rss, int):
-            if self.baseline_kb is None:
+            return [SandboxFailure("stale", "the evaluation process had stopped before the request")]
+        answers: list[dict | SandboxFailure] = []
+        rss = None
+        for _ in header["packs"]:
+            deadline = time.monotonic() + self.timeout_ms / 1000
+            try:
+                head = self._read(4, deadline)
+                answer = json.loads(self._read(struct.unpack(">I", head)[0], deadline))
+            except SandboxFailure as exc:
+                answers.append(exc)
+                return answers
+            if answer.get("error") == "memory":
+                self.kill()
+                answers.append(SandboxFailure("memory", self._memory_message()))
+                return answers
+            if answer.get("error") == "too_large":
+                answers.append(SandboxFailure("too_large", f"its answer is larger than {answer['limit'] // 1024} KiB"))
+                continue
+            answers.append(answer)
+            rss = answer.get("rss_kb")
+            if isinstance(rss, int) and self.baseline_kb is None:
                 self.baseline_kb = rss
-            elif rss - self.baseline_kb > self.memory_mb * 512:
-                self.retire()
-        if answer.get("error") == "memory":
-            self.kill()
-        return answer
+        if isinstance(rss, int) and self.baseline_kb is not None and rss - self.baseline_kb > self.memory_mb * 512:
+            self.retire()  # a large but permitted evaluation: do not keep its pages
+        return answers
+
+    def _memory_message(self) -> str:
+        return f"it needed more than its memory budget of {self.memory_mb} MB"
 
     def _read(self, size: int, deadline: float) -> bytes:
         fd = self.proc.stdout.fileno()
@@ -122,7 +149,7 @@ class _Child:
         self.alive = False
         if code in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGBUS, 3):
             # rego-cpp aborts when an allocation fails past RLIMIT_AS (std::bad_alloc is not caught)
-            return SandboxFailure("memory", f"it needed more than its memory budget of {self.memory_mb} MB")
+            return SandboxFailure("memory", self._memory_message())
         if code == -signal.SIGXCPU:
             return SandboxFailure("time", f"it ran longer than its time budget of {self.timeout_ms} ms")
         return SandboxFailure("crashed", f"the evaluation process stopped (exit status {code})")
@@ -232,24 +259,22 @@ def shutdown() -> None:
         pool.close()
 
 
-def run(op: str, *, source: str, sha256: str, package: str, document: str = "") -> dict:
-    """One request to a sandboxed child: ``op`` is "check" (compile and check the built-ins) or
-    "evaluate" (also query the package on ``document``, a JSON text). Returns the child's answer;
-    raises ``SandboxFailure`` when the child ran out of time or memory or died."""
+def run(op: str, packs: list[dict], *, document: str = "") -> list[dict | SandboxFailure]:
+    """Ask a sandboxed child to "check" (compile and check the built-ins of) or "evaluate" (also query
+    on ``document``, a JSON text) each of ``packs`` (``{"source", "sha256", "package"}``). Returns, per
+    pack in order, the child's answer or the ``SandboxFailure`` that stopped it (out of time or
+    memory, or the child died); the packs after a failure run on a fresh child."""
     timeout_ms, memory_mb = limits()
     size = max(1, int(getattr(settings, "ASSAY_POLICY_SANDBOXES", 2)))
-    header = {"op": op, "source": source, "sha256": sha256, "package": package}
     payload = document.encode("utf-8")
-    for attempt in (1, 2):
-        try:
-            with _the_pool().child(timeout_ms, memory_mb, size) as child:
-                answer = child.request(header, payload)
-            break
-        except SandboxFailure as exc:
-            if exc.reason != "stale" or attempt == 2:
-                raise
-    if answer.get("error") == "memory":
-        raise SandboxFailure("memory", f"it needed more than its memory budget of {memory_mb} MB")
-    if answer.get("error") == "too_large":
-        raise SandboxFailure("too_large", f"its answer is larger than {answer.get('limit', 0) // 1024} KiB")
-    return answer
+    answers: list[dict | SandboxFailure] = []
+    stale = 0
+    while len(answers) < len(packs):
+        header = {"op": op, "packs": packs[len(answers) :]}
+        with _the_pool().child(timeout_ms, memory_mb, size) as child:
+            got = child.request(header, payload)
+        if got and isinstance(got[0], SandboxFailure) and got[0].reason == "stale" and stale < 2:
+            stale += 1  # an idle child had died (nothing ran): ask another
+            continue
+        answers.extend(got)
+    return answers

@@ -13,12 +13,16 @@ built-ins it resolved, aliases and ``with`` replacements included) before it is 
 a module that calls anything else is refused, here as well as at upload.
 
 Protocol, on the pipes the parent gave as stdin and stdout (fds 0 and 1 are then pointed at
-/dev/null, so anything rego-cpp prints goes nowhere): each message is two frames, a JSON header
-and a payload (the input document as JSON text for ``evaluate``, empty otherwise), each frame a
-4-byte big-endian length and its bytes. The answer is one header frame. Requests:
-``{"op": "check"|"evaluate", "source", "sha256", "package"}``. Answers:
-``{"ok": true, "result": <the package document>}`` or ``{"error": "syntax"|"forbidden"|
-"evaluation"|"memory"|"too_large", ...}``; each carries ``rss_kb`` (the process's resident size).
+/dev/null, so anything rego-cpp prints goes nowhere): each request is two frames, a JSON header
+``{"op": "check"|"evaluate", "packs": [{"source", "sha256", "package"}, ...]}`` and a payload
+(the input document as JSON text for ``evaluate``, empty otherwise), each frame a 4-byte
+big-endian length and its bytes. Once started, the child says ``{"ready": true}``; it answers
+each pack in order, one frame as soon as that pack is done: ``{"ok": true, "result": <the
+package document>}`` or ``{"error": "syntax"|"forbidden"|"evaluation"|"memory"|"too_large", ...}``,
+each with ``rss_kb`` (its resident size).
+
+The script must run with ``-I``: its own folder on ``sys.path`` would let ``apps/policies/selectors.py``
+shadow the standard library's ``selectors``.
 """
 
 from __future__ import annotations
@@ -270,33 +274,36 @@ def main() -> int:
     limit = address_space() + memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    write_frame(answers, b'{"ready":true}')  # the parent starts counting a request's time from here
     while True:
         header = read_frame(requests)
         payload = read_frame(requests)
         if header is None or payload is None:
             return 0  # the parent closed the pipe: it is gone or retired this process
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        soft = int(usage.ru_utime + usage.ru_stime) + cpu_seconds + 1
-        if cpu_hard == resource.RLIM_INFINITY or soft <= cpu_hard:
-            resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
-        try:
-            request = json.loads(header)
-            args = (request["source"], request["sha256"], request["package"])
-            if request["op"] == "check":
-                evaluator.compiled(*args)
-                answer = {"ok": True}
-            else:
-                answer = evaluator.evaluate(*args, payload.decode("utf-8"))
-            body = json.dumps(answer, separators=(",", ":")).encode("utf-8")
-            if len(body) > MAX_RESULT_BYTES:
-                body = json.dumps({"error": "too_large", "limit": MAX_RESULT_BYTES}).encode()
-        except Refused as exc:
-            body = json.dumps(exc.answer).encode("utf-8")
-        except MemoryError:
-            write_frame(answers, json.dumps({"error": "memory", "rss_kb": rss_kb()}).encode())
-            return 3  # the heap may be in any state: let the parent start a fresh process
-        body = body[:-1] + b',"rss_kb":' + str(rss_kb()).encode() + b"}"
-        write_frame(answers, body)
+        request = json.loads(header)
+        document = payload.decode("utf-8")
+        for pack in request["packs"]:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            soft = int(usage.ru_utime + usage.ru_stime) + cpu_seconds + 1
+            if cpu_hard == resource.RLIM_INFINITY or soft <= cpu_hard:
+                resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
+            try:
+                args = (pack["source"], pack["sha256"], pack["package"])
+                if request["op"] == "check":
+                    evaluator.compiled(*args)
+                    answer = {"ok": True}
+                else:
+                    answer = evaluator.evaluate(*args, document)
+                body = json.dumps(answer, separators=(",", ":")).encode("utf-8")
+                if len(body) > MAX_RESULT_BYTES:
+                    body = json.dumps({"error": "too_large", "limit": MAX_RESULT_BYTES}).encode()
+            except Refused as exc:
+                body = json.dumps(exc.answer).encode("utf-8")
+            except MemoryError:
+                write_frame(answers, json.dumps({"error": "memory", "rss_kb": rss_kb()}).encode())
+                return 3  # the heap may be in any state: let the parent start a fresh process
+            body = body[:-1] + b',"rss_kb":' + str(rss_kb()).encode() + b"}"
+            write_frame(answers, body)  # at once: the parent times each pack from the previous answer
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ import pytest
 
 from apps.accounts.principals import principal_for_user
 from apps.audit.models import AuditEvent
-from apps.policies import sandbox
-from apps.policies.catalog import packs_in_force, sha256_text
+from apps.policies import engine, sandbox
+from apps.policies.catalog import packs_in_force, sha256_text, shipped_source
 from apps.policies.decisions import decide_with, policy_decide
-from apps.policies.inputs import build_input
-from apps.policies.models import PolicyBinding, PolicyPack, PolicyPackVersion
+from apps.policies.inputs import SAMPLE_INPUT, build_input
+from apps.policies.models import PolicyBinding, PolicyPack, PolicyPackVersion, package_for
 from apps.releases import services as releases
 from apps.releases.models import Environment, ReleaseRequest
 from tests.factories.policies import compliant_version
@@ -204,7 +204,7 @@ def test_a_huge_comprehension_fails_closed_within_the_memory_budget(settings, si
 
 
 def test_a_long_evaluation_is_stopped_at_the_time_budget(settings):
-    settings.ASSAY_POLICY_TIMEOUT_MS = 300
+    settings.ASSAY_POLICY_TIMEOUT_MS = 500
     body = "leak := count([1 | some i in numbers.range(1, 20000); some j in numbers.range(1, 20000); i == j])"
     _stored_pack(pack(body))
     started = time.monotonic()
@@ -212,7 +212,10 @@ def test_a_long_evaluation_is_stopped_at_the_time_budget(settings):
     assert time.monotonic() - started < 60
     failures = [v for v in decision.violations if v.pack == "probe"]
     assert [(v.rule, v.severity) for v in failures] == [("assay.budget", "blocking")]
-    assert "time budget of 300 ms" in failures[0].message
+    assert "time budget of 500 ms" in failures[0].message
+    # the packs after it were answered by a fresh child, as usual
+    assert [v for v in decision.violations if v.pack != "probe"] == []
+    assert {r["result"] for r in decision.rules if r["pack"] != "probe"} <= {"pass", "not_applicable"}
     # the next decision gets a fresh child and the shipped packs still answer
     again = policy_decide(version=compliant_version(), environment=STAGING)
     assert {v.rule for v in again.violations if v.pack != "probe"} == set()
@@ -265,3 +268,15 @@ def test_threads_share_the_pool_and_get_the_same_answers():
     assert errors == []
     assert len(answers) == 20 and all(a["violations"] == expected["violations"] for a in answers)
     assert all(a["rules"] == expected["rules"] for a in answers)
+
+
+def test_packs_after_one_over_budget_are_answered_by_a_fresh_child(settings):
+    settings.ASSAY_POLICY_TIMEOUT_MS = 500
+    slow = pack("leak := count([1 | some i in numbers.range(1, 20000); some j in numbers.range(1, 20000); i == j])")
+    shipped = [(shipped_source(n), sha256_text(shipped_source(n)), package_for(n)) for n in ("security", "gdpr")]
+    batch = [shipped[0], (slow, sha256_text(slow), "assay.probe"), shipped[1]]
+    results = engine.evaluate_each(packs=batch, document=SAMPLE_INPUT)
+    assert isinstance(results[0], engine.PackResult) and isinstance(results[2], engine.PackResult)
+    assert isinstance(results[1], engine.BudgetExceeded) and results[1].reason == "time"
+    alone = engine.evaluate(source=shipped[1][0], sha256=shipped[1][1], package=shipped[1][2], document=SAMPLE_INPUT)
+    assert results[2] == alone
