@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class SandboxFailure(Exception):
 
 def limits() -> tuple[int, int]:
     """(timeout in ms, memory in MB) per evaluation, from the settings."""
-    timeout_ms = int(getattr(settings, "ASSAY_POLICY_TIMEOUT_MS", 2000))
+    timeout_ms = int(getattr(settings, "ASSAY_POLICY_TIMEOUT_MS", 1000))
     memory_mb = int(getattr(settings, "ASSAY_POLICY_MEMORY_MB", 256))
     return max(timeout_ms, 1), max(memory_mb, 16)
 
@@ -83,6 +84,7 @@ class _Child:
         if ready != b'{"ready":true}':
             self.kill()
             raise SandboxFailure("crashed", "the evaluation process did not start")
+        _children.add(self)
 
     def request(self, header: dict, payload: bytes) -> list[dict | SandboxFailure]:
         """Send one request for ``header["packs"]`` and collect an answer per pack, each within the time
@@ -157,6 +159,7 @@ class _Child:
     def retire(self) -> None:
         """Close the pipe (the child exits when it reads end of file) and forget the child."""
         self.alive = False
+        _children.discard(self)
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=2)
@@ -166,6 +169,7 @@ class _Child:
 
     def kill(self) -> None:
         self.alive = False
+        _children.discard(self)
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
@@ -231,11 +235,20 @@ class _Pool:
 
 _pool: _Pool | None = None
 _pool_lock = threading.Lock()
+_children: weakref.WeakSet[_Child] = weakref.WeakSet()  # every child this process started and has not ended
 
 
 def _reset_after_fork() -> None:
-    """A forked process must not share its parent's children (their pipes would interleave)."""
+    """A forked process must not share its parent's children (their pipes would interleave), nor
+    keep their pipes open (a child its parent retires would never read end of file)."""
     global _pool, _pool_lock
+    for inherited in list(_children):
+        inherited.alive = False
+        inherited.proc.returncode = 0  # not ours to wait for
+        for pipe in (inherited.proc.stdin, inherited.proc.stdout):
+            with suppress(OSError, ValueError):
+                pipe.close()
+    _children.clear()
     _pool = None
     _pool_lock = threading.Lock()
 

@@ -280,3 +280,32 @@ def test_packs_after_one_over_budget_are_answered_by_a_fresh_child(settings):
     assert isinstance(results[1], engine.BudgetExceeded) and results[1].reason == "time"
     alone = engine.evaluate(source=shipped[1][0], sha256=shipped[1][1], package=shipped[1][2], document=SAMPLE_INPUT)
     assert results[2] == alone
+
+
+def test_a_forked_process_starts_children_of_its_own():
+    # given a process whose pool has a child (as a Celery prefork parent or a pre-loading server may)
+    batch = [(shipped_source(n), sha256_text(shipped_source(n)), package_for(n)) for n in ("security", "gdpr")]
+    expected = engine.evaluate_each(packs=batch, document=SAMPLE_INPUT)
+    inherited = {child.proc.pid for child in sandbox._children}
+    assert inherited
+    # when it forks and the forked process asks for the same evaluations
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the forked process reports through the pipe)
+        try:
+            os.close(read_end)
+            results = engine.evaluate_each(packs=batch, document=SAMPLE_INPUT)
+            own = {child.proc.pid for child in sandbox._children}
+            verdict = b"ok" if results == expected and own and not own & inherited else b"different"
+            os.write(write_end, verdict)
+        except BaseException as exc:  # noqa: BLE001
+            os.write(write_end, repr(exc).encode()[:300])
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    verdict = os.read(read_end, 400)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    # then it got the same answers from children of its own, and the parent's children still answer
+    assert verdict == b"ok"
+    assert engine.evaluate_each(packs=batch, document=SAMPLE_INPUT) == expected
