@@ -101,10 +101,12 @@ def test_upload_of_a_pack_calling_a_forbidden_builtin_is_a_400_naming_it_and_its
     assert mark.actions() == []
 
 
-def test_a_pack_of_allowed_builtins_uploads(officer_client):
+def test_a_pack_of_allowed_builtins_and_forbidden_names_in_comments_and_strings_uploads(officer_client):
     body = (
+        "# a comment naming opa.runtime() calls nothing\n"
         'leak := concat(",", sort([lower(s) | some s in split("B,A", ",")]))\n'
-        'other := time.parse_rfc3339_ns("2026-01-01T00:00:00Z")'
+        'other := time.parse_rfc3339_ns("2026-01-01T00:00:00Z")\n'
+        'words := "packs may not call opa.runtime() or time.now_ns()"'
     )
     response = officer_client.post("/api/v1/policies/", {"name": "probe", "source": pack(body)}, format="json")
     assert response.status_code == 201, response.json()
