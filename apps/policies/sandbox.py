@@ -64,15 +64,18 @@ class _Child:
     def __init__(self, timeout_ms: int, memory_mb: int) -> None:
         self.timeout_ms, self.memory_mb = timeout_ms, memory_mb
         cpu_seconds = max(1, math.ceil(timeout_ms / 1000))
-        self.proc = subprocess.Popen(  # noqa: S603 (our own interpreter and script, no shell)
-            [sys.executable, "-I", str(CHILD), str(memory_mb), str(cpu_seconds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={"LANG": "C.UTF-8"},
-            cwd="/",
-            close_fds=True,
-        )
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 (our own interpreter and script, no shell)
+                [sys.executable, "-I", str(CHILD), str(memory_mb), str(cpu_seconds)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={"LANG": "C.UTF-8"},
+                cwd="/",
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise SandboxFailure("crashed", f"the evaluation process could not start ({exc.strerror})")
         self.baseline_kb: int | None = None
         self.alive = True
         try:  # starting (importing regopy) is not the first pack's time
@@ -143,12 +146,11 @@ class _Child:
         return b"".join(chunks)
 
     def _death(self) -> SandboxFailure:
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            code = self.proc.returncode
-        self.alive = False
+        """What the end of the child's output means: its exit status, read after it ended."""
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.kill()  # closes the pipes (and ends a child that closed its output but lives on)
+        code = self.proc.returncode
         if code in (-signal.SIGABRT, -signal.SIGSEGV, -signal.SIGBUS, 3):
             # rego-cpp aborts when an allocation fails past RLIMIT_AS (std::bad_alloc is not caught)
             return SandboxFailure("memory", self._memory_message())
@@ -284,8 +286,12 @@ def run(op: str, packs: list[dict], *, document: str = "") -> list[dict | Sandbo
     stale = 0
     while len(answers) < len(packs):
         header = {"op": op, "packs": packs[len(answers) :]}
-        with _the_pool().child(timeout_ms, memory_mb, size) as child:
-            got = child.request(header, payload)
+        try:
+            with _the_pool().child(timeout_ms, memory_mb, size) as child:
+                got = child.request(header, payload)
+        except SandboxFailure as exc:  # no child could be started: every pack left fails closed
+            answers.extend([exc] * len(header["packs"]))
+            break
         if got and isinstance(got[0], SandboxFailure) and got[0].reason == "stale" and stale < 2:
             stale += 1  # an idle child had died (nothing ran): ask another
             continue

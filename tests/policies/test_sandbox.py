@@ -311,3 +311,20 @@ def test_a_forked_process_starts_children_of_its_own():
     # then it got the same answers from children of its own, and the parent's children still answer
     assert verdict == b"ok"
     assert engine.evaluate_each(packs=batch, document=SAMPLE_INPUT) == expected
+
+
+def test_a_sandbox_that_cannot_start_blocks_every_pack(monkeypatch, tmp_path, officer_client):
+    # given children that exit at once (their script is missing) and no idle child left
+    sandbox.shutdown()
+    monkeypatch.setattr(sandbox, "CHILD", tmp_path / "missing.py")
+    version = compliant_version()
+    # when a decision is asked for
+    decision = policy_decide(version=version, environment=STAGING)
+    # then every pack fails closed with a clear violation
+    assert not decision.allow and decision.violations
+    assert all(v.severity == "blocking" and v.rule.endswith(".evaluation_error") for v in decision.violations)
+    assert all("did not start" in v.message for v in decision.violations)
+    # and through the API it is a decision, not a server error
+    url = f"/api/v1/models/{version.model.name}/versions/{version.number}/policy-decision/?environment=staging"
+    response = officer_client.get(url)
+    assert response.status_code == 200 and response.json()["allow"] is False
