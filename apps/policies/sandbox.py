@@ -25,10 +25,12 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -78,15 +80,21 @@ class _Child:
             raise SandboxFailure("crashed", f"the evaluation process could not start ({exc.strerror})")
         self.baseline_kb: int | None = None
         self.alive = True
+        self.workdir = ""  # the child's scratch folder (compiled plans), removed here if the child is killed
         try:  # starting (importing regopy) is not the first pack's time
             deadline = time.monotonic() + STARTUP_SECONDS
             ready = self._read(struct.unpack(">I", self._read(4, deadline))[0], deadline)
         except SandboxFailure:
             self.kill()
             raise SandboxFailure("crashed", "the evaluation process did not start")
-        if ready != b'{"ready":true}':
+        try:
+            hello = json.loads(ready)
+        except ValueError:
+            hello = {}
+        if not isinstance(hello, dict) or hello.get("ready") is not True:
             self.kill()
             raise SandboxFailure("crashed", "the evaluation process did not start")
+        self.workdir = str(hello.get("workdir") or "")
         _children.add(self)
 
     def request(self, header: dict, payload: bytes) -> list[dict | SandboxFailure]:
@@ -175,6 +183,8 @@ class _Child:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        if self.workdir.startswith(tempfile.gettempdir() + os.sep + "assay-rego-"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
         for pipe in (self.proc.stdin, self.proc.stdout):
             with suppress(OSError):
                 pipe.close()
