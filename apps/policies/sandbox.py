@@ -9,7 +9,8 @@ module once, refuse it if it calls a built-in outside the allow-list, and answer
 
 The budget per evaluation (one pack on one input): ``ASSAY_POLICY_TIMEOUT_MS`` of wall-clock
 time, after which this process kills the child, and ``ASSAY_POLICY_MEMORY_MB`` of address space
-beyond the child's own, past which the child's allocation fails and it dies. Either way the
+beyond the child's own, past which the child's allocation fails and it dies (and, checked from
+here every 50 ms, resident memory beyond its size when it started). Either way the
 caller gets ``BudgetExceeded`` naming the limit, and the next evaluation starts a fresh child.
 A child whose resident size has grown past half the memory budget is retired after answering,
 so a large but permitted evaluation does not keep its pages.
@@ -40,6 +41,8 @@ from pathlib import Path
 from django.conf import settings
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
+WATCH_SECONDS = 0.05  # while waiting for an answer, the child's resident size is checked this often
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 STARTUP_SECONDS = 30  # a child imports regopy before its first request (about 0.2 s; more on a busy machine)
 
 
@@ -81,6 +84,7 @@ class _Child:
         self.baseline_kb: int | None = None
         self.alive = True
         self.workdir = ""  # the child's scratch folder (compiled plans), removed here if the child is killed
+        self.rss_limit_kb: int | None = None  # its resident size when ready plus the memory budget
         try:  # starting (importing regopy) is not the first pack's time
             deadline = time.monotonic() + STARTUP_SECONDS
             ready = self._read(struct.unpack(">I", self._read(4, deadline))[0], deadline)
@@ -95,6 +99,8 @@ class _Child:
             self.kill()
             raise SandboxFailure("crashed", "the evaluation process did not start")
         self.workdir = str(hello.get("workdir") or "")
+        if isinstance(hello.get("rss_kb"), int):
+            self.rss_limit_kb = hello["rss_kb"] + memory_mb * 1024
         _children.add(self)
 
     def request(self, header: dict, payload: bytes) -> list[dict | SandboxFailure]:
@@ -142,16 +148,32 @@ class _Child:
         chunks, left = [], size
         while left:
             remaining = deadline - time.monotonic()
-            ready = select.select([fd], [], [], max(remaining, 0))[0] if remaining > 0 else []
-            if not ready:
+            if remaining <= 0:
                 self.kill()
                 raise SandboxFailure("time", f"it ran longer than its time budget of {self.timeout_ms} ms")
+            if not select.select([fd], [], [], min(remaining, WATCH_SECONDS))[0]:
+                self._watch_memory()
+                continue
             chunk = os.read(fd, min(left, 1 << 20))
             if not chunk:
                 raise self._death()
             chunks.append(chunk)
             left -= len(chunk)
         return b"".join(chunks)
+
+    def _watch_memory(self) -> None:
+        """Kill a child whose resident size passed its budget, whatever its address-space limit let through
+        (an allocator may hand out pages from a region it reserved before the limit was set)."""
+        if self.rss_limit_kb is None:
+            return
+        try:
+            with open(f"/proc/{self.proc.pid}/statm") as f:
+                rss_kb = int(f.read().split()[1]) * PAGE_KB
+        except (OSError, ValueError, IndexError):
+            return  # it is ending: reading its output says how
+        if rss_kb > self.rss_limit_kb:
+            self.kill()
+            raise SandboxFailure("memory", self._memory_message())
 
     def _death(self) -> SandboxFailure:
         """What the end of the child's output means: its exit status, read after it ended."""

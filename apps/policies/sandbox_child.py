@@ -16,7 +16,7 @@ Protocol, on the pipes the parent gave as stdin and stdout (fds 0 and 1 are then
 /dev/null, so anything rego-cpp prints goes nowhere): each request is two frames, a JSON header
 ``{"op": "check"|"evaluate", "packs": [{"source", "sha256", "package"}, ...]}`` and a payload
 (the input document as JSON text for ``evaluate``, empty otherwise), each frame a 4-byte
-big-endian length and its bytes. Once started, the child says ``{"ready": true, "workdir"}``; it answers
+big-endian length and its bytes. Once started, the child says ``{"ready": true, "workdir", "rss_kb"}``; it answers
 each pack in order, one frame as soon as that pack is done: ``{"ok": true, "result": <the
 package document>}`` or ``{"error": "syntax"|"forbidden"|"evaluation"|"memory"|"too_large", ...}``,
 each with ``rss_kb`` (its resident size).
@@ -276,7 +276,7 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
     # the parent starts counting a request's time from here, and removes the folder if it must kill us
-    write_frame(answers, json.dumps({"ready": True, "workdir": workdir}).encode())
+    write_frame(answers, json.dumps({"ready": True, "workdir": workdir, "rss_kb": rss_kb()}).encode())
     try:
         return serve(evaluator, requests, answers, cpu_seconds, cpu_hard)
     finally:

@@ -328,3 +328,18 @@ def test_a_sandbox_that_cannot_start_blocks_every_pack(monkeypatch, tmp_path, of
     url = f"/api/v1/models/{version.model.name}/versions/{version.number}/policy-decision/?environment=staging"
     response = officer_client.get(url)
     assert response.status_code == 200 and response.json()["allow"] is False
+
+
+def test_a_child_whose_resident_memory_passes_its_limit_is_stopped():
+    # given a child whose resident-size limit is below what it uses (the address-space limit not reached)
+    timeout_ms, memory_mb = sandbox.limits()
+    source = pack("leak := count([x | some x in numbers.range(1, 300000)])")
+    request = {"op": "evaluate", "packs": [{"source": source, "sha256": sha256_text(source), "package": "assay.probe"}]}
+    with sandbox._the_pool().child(timeout_ms, memory_mb, 2) as child:
+        child.rss_limit_kb = 1
+        # when it evaluates for longer than one watch interval
+        answers = child.request(request, json.dumps(SAMPLE_INPUT).encode())
+    # then it was killed and the pack is over its memory budget
+    assert len(answers) == 1 and isinstance(answers[0], sandbox.SandboxFailure)
+    assert answers[0].reason == "memory" and f"memory budget of {memory_mb} MB" in answers[0].message
+    assert child.proc.returncode is not None and not child.alive
