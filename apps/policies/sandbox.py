@@ -145,13 +145,15 @@ class _Child:
 
     def _read(self, size: int, deadline: float) -> bytes:
         fd = self.proc.stdout.fileno()
+        poller = select.poll()  # not select.select: a busy process may hold descriptors past FD_SETSIZE
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         chunks, left = [], size
         while left:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
                 raise SandboxFailure("time", f"it ran longer than its time budget of {self.timeout_ms} ms")
-            if not select.select([fd], [], [], min(remaining, WATCH_SECONDS))[0]:
+            if not poller.poll(max(1, int(min(remaining, WATCH_SECONDS) * 1000))):
                 self._watch_memory()
                 continue
             chunk = os.read(fd, min(left, 1 << 20))
