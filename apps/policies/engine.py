@@ -9,7 +9,7 @@ A pack is code someone uploaded, so it never runs in this process: ``sandbox.py`
 child processes with an empty environment that compile each (module sha256, package) once into
 a bundle (the query compiled; 3-4 times faster to query than a plain module,
 ``benchmarks/policy_bench.py``), refuse a module that calls a built-in outside
-``ALLOWED_BUILTINS``, and evaluate within a time and memory budget (``ForbiddenBuiltin``,
+``sandbox_child.ALLOWED_BUILTINS``, and evaluate within a time and memory budget (``ForbiddenBuiltin``,
 ``BudgetExceeded``; ``docs/policy-sandbox.md``).
 With ``ASSAY_OPA_URL`` set the same document is POSTed to OPA's Data API instead; the module is
 checked in the sandbox (it compiles, its built-ins are allowed) and PUT to OPA's Policy API first
@@ -29,14 +29,11 @@ from typing import Any
 from django.conf import settings
 
 from . import sandbox
-from .sandbox_child import ALLOWED_BUILTINS
 
 SEVERITIES = ("blocking", "warning")
 VIOLATION_KEYS = ("rule", "message", "clause", "severity")
 MISSING_KEYS = ("kind", "subject", "reason", "rule")
 APPROVAL_KEYS = ("role", "count", "reason")
-
-__all__ = ["ALLOWED_BUILTINS", "BudgetExceeded", "EvaluationError", "ForbiddenBuiltin", "RegoSyntaxError"]
 
 
 class RegoSyntaxError(Exception):
@@ -54,7 +51,7 @@ class EvaluationError(Exception):
 
 
 class ForbiddenBuiltin(EvaluationError):
-    """A module that calls built-ins outside ``ALLOWED_BUILTINS``; ``calls`` is ``[{"name", "line"}]``
+    """A module that calls built-ins outside ``sandbox_child.ALLOWED_BUILTINS``; ``calls`` is ``[{"name", "line"}]``
     (``line`` 1-based, or None). Such a module is never queried."""
 
     def __init__(self, calls: list[dict]) -> None:
