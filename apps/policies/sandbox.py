@@ -125,6 +125,10 @@ class _Child:
             except SandboxFailure as exc:
                 answers.append(exc)
                 return answers
+            except (RecursionError, ValueError):  # not what a child writes: do not trust this one further
+                self.kill()
+                answers.append(SandboxFailure("crashed", "the evaluation process gave an unreadable answer"))
+                return answers
             if answer.get("error") == "memory":
                 self.kill()
                 answers.append(SandboxFailure("memory", self._memory_message()))

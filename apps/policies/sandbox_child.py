@@ -309,6 +309,9 @@ def serve(evaluator: Evaluator, requests: int, answers: int, cpu_seconds: int, c
                     body = json.dumps({"error": "too_large", "limit": MAX_RESULT_BYTES}).encode()
             except Refused as exc:
                 body = json.dumps(exc.answer).encode("utf-8")
+            except (RecursionError, ValueError, TypeError) as exc:  # e.g. a document nested too deep to encode
+                message = f"the engine's answer could not be read ({type(exc).__name__})"
+                body = json.dumps({"error": "evaluation", "message": message}).encode("utf-8")
             except MemoryError:
                 write_frame(answers, json.dumps({"error": "memory", "rss_kb": rss_kb()}).encode())
                 return 3  # the heap may be in any state: let the parent start a fresh process

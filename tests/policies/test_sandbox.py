@@ -228,9 +228,14 @@ def test_a_long_evaluation_is_stopped_at_the_time_budget(settings):
     [
         "leak := f(1)\nf(x) := f(x + 1)",  # a function calling itself
         "leak := 1 if a\na if b\nb if a",  # rules calling each other
+        # values nested 1000 and 100000 deep (past Python's JSON nesting, past rego-cpp's stack)
+        'leak := json.unmarshal(concat("", [concat("", ["[" | some _ in numbers.range(1, 1000)]), '
+        'concat("", ["]" | some _ in numbers.range(1, 1000)])]))',
+        'leak := json.unmarshal(concat("", [concat("", ["[" | some _ in numbers.range(1, 100000)]), '
+        'concat("", ["]" | some _ in numbers.range(1, 100000)])]))',
     ],
 )
-def test_recursion_fails_closed(body):
+def test_recursion_and_deep_nesting_fail_closed(body):
     _stored_pack(pack(body))
     decision = policy_decide(version=compliant_version(), environment=STAGING)
     failures = [v for v in decision.violations if v.pack == "probe"]
