@@ -74,6 +74,8 @@ FORBIDDEN = [
     ("opa.runtime", "unused(x) := opa.runtime()\nleak := 1", "unused(x)"),
     ("opa.runtime", "leak := true if {\n\tevery k in [1] { count(opa.runtime()) > k }\n}", "every k"),
     ("opa.runtime", "leak := [e | some e in opa.runtime().env]", "some e in"),
+    # through a data reference to a function of the pack
+    ("opa.runtime", "g(x) := opa.runtime()\nleak := data.assay.probe.g(1)", "g(x)"),
 ]
 
 
@@ -99,6 +101,18 @@ def test_upload_of_a_pack_calling_a_forbidden_builtin_is_a_400_naming_it_and_its
     assert f"'{name}' (line {problem['line']})" in problem["detail"]
     assert not PolicyPack.objects.filter(name="probe").exists()
     assert mark.actions() == []
+
+
+def test_a_module_with_the_older_future_keywords_imports_is_checked_the_same(officer_client):
+    source = (
+        "package assay.probe\n\nimport future.keywords.contains\nimport future.keywords.if\n\n"
+        "stamp := time.now_ns()\n\n"
+        'violations contains v if {\n\tstamp > 0\n\tv := {"rule": "probe.r", "message": "m", "clause": "c", '
+        '"severity": "blocking"}\n}\n'
+    )
+    response = officer_client.post("/api/v1/policies/", {"name": "probe", "source": source}, format="json")
+    assert response.status_code == 400
+    assert (response.json()["builtin"], response.json()["line"]) == ("time.now_ns", 6)
 
 
 def test_a_pack_of_allowed_builtins_and_forbidden_names_in_comments_and_strings_uploads(officer_client):
