@@ -362,3 +362,13 @@ def test_a_child_whose_resident_memory_passes_its_limit_is_stopped():
     assert len(answers) == 1 and isinstance(answers[0], sandbox.SandboxFailure)
     assert answers[0].reason == "memory" and f"memory budget of {memory_mb} MB" in answers[0].message
     assert child.proc.returncode is not None and not child.alive
+
+
+def test_an_answer_larger_than_the_limit_fails_closed():
+    # a violation message of 5 MB: within the memory budget, but no decision should carry it
+    _stored_pack(pack(f'leak := concat("", ["{"x" * 100}" | some _ in numbers.range(1, 50000)])'))
+    decision = policy_decide(version=compliant_version(), environment=STAGING)
+    failures = [v for v in decision.violations if v.pack == "probe"]
+    assert [(v.rule, v.severity) for v in failures] == [("assay.budget", "blocking")]
+    assert "larger than 4096 KiB" in failures[0].message
+    assert len(json.dumps(decision.as_dict())) < 1024 * 1024
