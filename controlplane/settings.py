@@ -278,9 +278,14 @@ ASSAY_CHECKPOINT_INTERVAL_SECONDS = env_int("ASSAY_CHECKPOINT_INTERVAL_SECONDS",
 ASSAY_AUDIT_SEAL_ON_COMMIT = env_bool("ASSAY_AUDIT_SEAL_ON_COMMIT", False)
 ASSAY_AUDIT_SEAL_INTERVAL_SECONDS = env_int("ASSAY_AUDIT_SEAL_INTERVAL_SECONDS", 2)
 
-# Policies: evaluate the Rego packs on an OPA server (its Data API) instead of in-process with regopy.
+# Policies: evaluate the Rego packs on an OPA server (its Data API) instead of with regopy here.
 ASSAY_OPA_URL = env("ASSAY_OPA_URL", "")
 ASSAY_OPA_TIMEOUT_SECONDS = env_int("ASSAY_OPA_TIMEOUT_SECONDS", 5)
+# Packs evaluated here run in sandboxed child processes (docs/policy-sandbox.md): per evaluation of one pack,
+# at most this much wall-clock time and this much memory; at most this many children per process.
+ASSAY_POLICY_TIMEOUT_MS = env_int("ASSAY_POLICY_TIMEOUT_MS", 1000)
+ASSAY_POLICY_MEMORY_MB = env_int("ASSAY_POLICY_MEMORY_MB", 256)
+ASSAY_POLICY_SANDBOXES = env_int("ASSAY_POLICY_SANDBOXES", 2)
 ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS = env_int("ASSAY_UNAUTHENTICATED_AUDIT_WINDOW_SECONDS", 60)
 
 # Jobs: a running job renews its lease as it reports progress; the sweeper

@@ -106,6 +106,24 @@ class PolicyDecision:
 
 
 def _engine_failure(pack: PackInForce, exc: Exception) -> Violation:
+    if isinstance(exc, engine.ForbiddenBuiltin):
+        return Violation(
+            rule="assay.forbidden_builtin",
+            pack=pack.name,
+            message=f"Policy pack {pack.name} v{pack.number} was not run: {exc}; the release is blocked until "
+            "the pack is fixed.",
+            clause="Assay policy sandbox",
+            severity="blocking",
+        )
+    if isinstance(exc, engine.BudgetExceeded):
+        return Violation(
+            rule="assay.budget",
+            pack=pack.name,
+            message=f"Policy pack {pack.name} v{pack.number} was stopped: {exc}; the release is blocked until "
+            "the pack is fixed.",
+            clause="Assay policy sandbox",
+            severity="blocking",
+        )
     what = exc.message if isinstance(exc, engine.RegoSyntaxError) else str(exc)
     return Violation(
         rule=f"{pack.package.split('.', 1)[1]}.evaluation_error",
@@ -195,11 +213,10 @@ def decide_with(*, document: dict, seen: list[dict], packs: list[PackInForce], a
     approvals: dict[str, RequiredApproval] = {}
     rules: list[dict] = []
     applied: list[dict] = []
-    for pack in packs:
-        try:
-            result = engine.evaluate(source=pack.source, sha256=pack.sha256, package=pack.package, document=document)
-        except (engine.RegoSyntaxError, engine.EvaluationError) as exc:
-            failure = _engine_failure(pack, exc)
+    results = engine.evaluate_each(packs=[(p.source, p.sha256, p.package) for p in packs], document=document)
+    for pack, result in zip(packs, results, strict=True):
+        if isinstance(result, (engine.RegoSyntaxError, engine.EvaluationError)):
+            failure = _engine_failure(pack, result)
             violations.append(failure)
             applied.append({"name": pack.name, "version": pack.number, "sha256": pack.sha256})
             rules.append(

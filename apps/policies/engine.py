@@ -1,15 +1,19 @@
-"""Evaluate one pack's Rego module on an input document: in-process with regopy, or on an OPA server.
+"""Evaluate one pack's Rego module on an input document: in a sandboxed regopy process, or on an OPA server.
 
 A pack is one module in package ``assay.<name>``; the engine reads the whole package document
 (``data.assay.<name>``) and hands back what the decision needs from it: ``applies``,
 ``violations``, ``missing_evidence``, ``required_approvals`` and ``rules``
 (``apps/policies/packs/README.md`` gives their shapes). Nothing here touches the database.
 
-Each (module sha256, package) is compiled once per thread into an interpreter and a bundle
-(the query compiled), then only queried: a rego-cpp interpreter is not safe to share between
-threads, and a bundle query is 3-4 times faster than a plain one (``benchmarks/policy_bench.py``).
+A pack is code someone uploaded, so it never runs in this process: ``sandbox.py`` keeps a few
+child processes with an empty environment that compile each (module sha256, package) once into
+a bundle (the query compiled; 3-4 times faster to query than a plain module,
+``benchmarks/policy_bench.py``), refuse a module that calls a built-in outside
+``sandbox_child.ALLOWED_BUILTINS``, and evaluate within a time and memory budget (``ForbiddenBuiltin``,
+``BudgetExceeded``; ``docs/policy-sandbox.md``).
 With ``ASSAY_OPA_URL`` set the same document is POSTed to OPA's Data API instead; the module is
-PUT to OPA's Policy API first (once per sha256).
+checked in the sandbox (it compiles, its built-ins are allowed) and PUT to OPA's Policy API first
+(once per sha256).
 """
 
 from __future__ import annotations
@@ -22,23 +26,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-import regopy
 from django.conf import settings
+
+from . import sandbox
 
 SEVERITIES = ("blocking", "warning")
 VIOLATION_KEYS = ("rule", "message", "clause", "severity")
 MISSING_KEYS = ("kind", "subject", "reason", "rule")
 APPROVAL_KEYS = ("role", "count", "reason")
-
-_silenced = False
-
-
-def _silence() -> None:
-    """rego-cpp prints compile errors to stderr besides raising them: the errors are ours to report."""
-    global _silenced
-    if not _silenced:
-        regopy.set_default_log_level("None")
-        _silenced = True
 
 
 class RegoSyntaxError(Exception):
@@ -53,6 +48,28 @@ class RegoSyntaxError(Exception):
 
 class EvaluationError(Exception):
     """A module that compiled but failed (or gave a malformed document) on this input."""
+
+
+class ForbiddenBuiltin(EvaluationError):
+    """A module that calls built-ins outside ``sandbox_child.ALLOWED_BUILTINS``; ``calls`` is ``[{"name", "line"}]``
+    (``line`` 1-based, or None). Such a module is never queried."""
+
+    def __init__(self, calls: list[dict]) -> None:
+        self.calls = calls
+        named = (
+            ", ".join(f"'{c['name']}'" + (f" (line {c['line']})" if c.get("line") else "") for c in calls)
+            or "an unknown built-in"
+        )
+        super().__init__(f"it calls the built-in {named}, which policy packs may not use")
+
+
+class BudgetExceeded(EvaluationError):
+    """An evaluation stopped for running past its time or memory budget; ``reason`` is "time",
+    "memory" or "too_large" and the message names the limit."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -101,57 +118,35 @@ def _syntax_error(exc: Exception, source: str) -> RegoSyntaxError:
     )
 
 
-# --- in-process evaluation ---------------------------------------------------------------------
-
-_local = threading.local()
-_CACHE_SIZE = 64
+# --- sandboxed evaluation ----------------------------------------------------------------------
 
 
-def _compiled(source: str, sha256: str, package: str) -> tuple[regopy.Interpreter, regopy.Bundle]:
-    """This thread's interpreter for ``source`` and its bundle for ``x = data.<package>`` (built on first use).
-
-    A bundle is the query compiled once: querying it is 3-4 times faster than ``Interpreter.query``,
-    which compiles the module again on every call (``benchmarks/policy_bench.py``).
-    """
-    _silence()
-    cache: dict = getattr(_local, "interpreters", None)
-    if cache is None:
-        cache = _local.interpreters = {}
-    key = (sha256, package)
-    compiled = cache.get(key)
-    if compiled is None:
-        interpreter = regopy.Interpreter()
-        interpreter.log_level = regopy.LogLevel.NONE
-        try:
-            interpreter.add_module(f"{sha256[:12]}.rego", source)
-            bundle = interpreter.build(f"x = data.{package}", [])
-        except regopy.RegoError as exc:
-            raise _syntax_error(exc, source)
-        if len(cache) >= _CACHE_SIZE:
-            cache.pop(next(iter(cache)))
-        compiled = cache[key] = (interpreter, bundle)
-    return compiled
+def _answer(answer: dict | sandbox.SandboxFailure, source: str) -> Any:
+    """The package document in a sandbox answer, or the error it reports raised as ours."""
+    if isinstance(answer, sandbox.SandboxFailure):
+        if answer.reason in ("crashed", "stale"):
+            raise EvaluationError(f"evaluation failed: {answer.message}")
+        raise BudgetExceeded(answer.reason, answer.message)
+    error = answer.get("error")
+    if error == "syntax":
+        raise _syntax_error(Exception(answer.get("text", "")), source)
+    if error == "forbidden":
+        raise ForbiddenBuiltin(answer.get("builtins") or [])
+    if error is not None:
+        raise EvaluationError(f"evaluation failed: {answer.get('message', error)}")
+    return answer.get("result")
 
 
 def _query_local(source: str, sha256: str, package: str, document: dict) -> Any:
-    interpreter, bundle = _compiled(source, sha256, package)
-    try:
-        interpreter.set_input_term(json.dumps(document))
-        output = interpreter.query_bundle(bundle)
-    except regopy.RegoError as exc:
-        raise EvaluationError(f"evaluation failed: {str(exc).strip()[:300]}")
-    except ValueError as exc:  # a runtime error whose output is not JSON
-        raise EvaluationError(f"evaluation failed: {exc}")
-    if not output.ok():
-        raise EvaluationError(f"evaluation failed: {str(output).strip()[:300]}")
-    if not output.results or not output.results[0].bindings:
-        return None  # undefined: the package is not declared by this module
-    return output.results[0].bindings.get("x")
+    """The package document ``data.<package>`` for ``document`` (None when undefined), evaluated in the sandbox."""
+    pack = {"source": source, "sha256": sha256, "package": package}
+    return _answer(sandbox.run("evaluate", [pack], document=json.dumps(document))[0], source)
 
 
 def compile_check(source: str, sha256: str, package: str) -> None:
-    """Raise ``RegoSyntaxError`` unless ``source`` compiles (in-process, whatever the OPA setting)."""
-    _compiled(source, sha256, package)
+    """Raise ``RegoSyntaxError`` unless ``source`` compiles, or ``ForbiddenBuiltin`` if it calls a
+    built-in outside the allow-list (in the sandbox, whatever the OPA setting)."""
+    _answer(sandbox.run("check", [{"source": source, "sha256": sha256, "package": package}])[0], source)
 
 
 # --- OPA server --------------------------------------------------------------------------------
@@ -171,7 +166,8 @@ def _http(method: str, url: str, body: bytes, content_type: str, timeout: float)
         return exc.code, exc.read().decode("utf-8", errors="replace")
 
 
-def _push_module(base: str, source: str, sha256: str, timeout: float) -> None:
+def _push_module(base: str, source: str, sha256: str, package: str, timeout: float) -> None:
+    compile_check(source, sha256, package)  # never hand OPA a module that calls opa.runtime or http.send
     status, text = _http("PUT", f"{base}/v1/policies/assay-{sha256}", source.encode(), "text/plain", timeout)
     if status >= 400:
         raise EvaluationError(f"OPA refused the module ({status}): {text[:300]}")
@@ -193,11 +189,11 @@ def _query_opa(base_url: str, source: str, sha256: str, package: str, document: 
         with _pushed_lock:
             pushed = (base, sha256) in _pushed
         if not pushed:
-            _push_module(base, source, sha256, timeout)
+            _push_module(base, source, sha256, package, timeout)
         status, text = _http("POST", path, body, "application/json", timeout)
         result = _opa_result(status, text)
         if result is None and pushed:
-            _push_module(base, source, sha256, timeout)
+            _push_module(base, source, sha256, package, timeout)
             result = _opa_result(*_http("POST", path, body, "application/json", timeout))
     except (urllib.error.URLError, OSError) as exc:
         raise EvaluationError(f"OPA server unreachable at {base}: {exc}")
@@ -265,11 +261,35 @@ def read_document(document: Any, *, require_violations: bool = False) -> PackRes
 
 
 def evaluate(*, source: str, sha256: str, package: str, document: dict) -> PackResult:
-    """One pack on one input. Raises ``RegoSyntaxError`` or ``EvaluationError``; never anything else
-    from the engine (callers turn both into a blocking violation)."""
+    """One pack on one input. Raises ``RegoSyntaxError`` or ``EvaluationError`` (``ForbiddenBuiltin``,
+    ``BudgetExceeded``); never anything else from the engine (callers turn both into a blocking violation)."""
+    result = evaluate_each(packs=[(source, sha256, package)], document=document)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def evaluate_each(
+    *, packs: list[tuple[str, str, str]], document: dict
+) -> list[PackResult | RegoSyntaxError | EvaluationError]:
+    """Each (source, sha256, package) on one input, in order: its ``PackResult`` or the error that
+    stopped it. In the sandbox the input is sent once and the packs answered one after the other,
+    each within its own budget."""
     opa_url = getattr(settings, "ASSAY_OPA_URL", "")
+    results: list[PackResult | RegoSyntaxError | EvaluationError] = []
     if opa_url:
-        result = _query_opa(opa_url, source, sha256, package, document)
-    else:
-        result = _query_local(source, sha256, package, document)
-    return read_document(result, require_violations=True)
+        for source, sha256, package in packs:
+            try:
+                result = _query_opa(opa_url, source, sha256, package, document)
+                results.append(read_document(result, require_violations=True))
+            except (RegoSyntaxError, EvaluationError) as exc:
+                results.append(exc)
+        return results
+    requests = [{"source": source, "sha256": sha256, "package": package} for source, sha256, package in packs]
+    answers = sandbox.run("evaluate", requests, document=json.dumps(document)) if packs else []
+    for (source, _sha256, _package), answer in zip(packs, answers, strict=True):
+        try:
+            results.append(read_document(_answer(answer, source), require_violations=True))
+        except (RegoSyntaxError, EvaluationError) as exc:
+            results.append(exc)
+    return results

@@ -48,8 +48,10 @@ def _policies_changed(*, actor: Principal, change: str, pack: PolicyPack, team_i
 def source_check(*, name: str, source: str) -> str:
     """Compile ``source`` and check it is pack ``name``'s module with the decision's shape; its sha256.
 
-    Raises ``PolicySourceInvalid`` naming the line of a syntax error, a wrong package, or a
-    document that does not carry violations as objects with rule, message, clause, severity.
+    Raises ``PolicySourceInvalid`` naming the line of a syntax error, a wrong package, a built-in
+    outside the sandbox's allow-list (with its line), an evaluation of the sample input past the
+    time or memory budget, or a document that does not carry violations as objects with rule,
+    message, clause, severity.
     """
     if not source.strip():
         raise PolicySourceInvalid("The module is empty.", errors={"source": ["The module is empty."]})
@@ -64,17 +66,25 @@ def source_check(*, name: str, source: str) -> str:
     sha256 = sha256_text(source)
     try:
         engine.compile_check(source, sha256, expected)
+        result = engine._query_local(source, sha256, expected, SAMPLE_INPUT)
+        engine.read_document(result, require_violations=True)
     except engine.RegoSyntaxError as exc:
         raise PolicySourceInvalid(
             f"Syntax error: {exc.message}",
             errors={"source": [f"Syntax error: {exc.message}"]},
             extra={"line": exc.line, "syntax_errors": exc.errors},
         )
-    try:
-        result = engine._query_local(source, sha256, expected, SAMPLE_INPUT)
-        engine.read_document(result, require_violations=True)
-    except engine.RegoSyntaxError as exc:
-        raise PolicySourceInvalid(f"Syntax error: {exc.message}", extra={"line": exc.line, "syntax_errors": exc.errors})
+    except engine.ForbiddenBuiltin as exc:
+        first = exc.calls[0] if exc.calls else {"name": "", "line": None}
+        message = f"The module is refused: {exc}. Packs may call pure built-ins only (docs/policy-sandbox.md)."
+        raise PolicySourceInvalid(
+            message,
+            errors={"source": [message]},
+            extra={"line": first.get("line"), "builtin": first.get("name"), "forbidden_builtins": exc.calls},
+        )
+    except engine.BudgetExceeded as exc:
+        message = f"The module was stopped on the sample input: {exc}."
+        raise PolicySourceInvalid(message, errors={"source": [message]}, extra={"budget": exc.reason})
     except engine.EvaluationError as exc:
         message = f"The module does not give the decision's shape on the sample input: {exc}"
         raise PolicySourceInvalid(message, errors={"source": [message]})

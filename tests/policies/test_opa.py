@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from apps.policies.catalog import sha256_text
 from apps.policies.decisions import policy_decide
+from apps.policies.models import PolicyBinding, PolicyPack, PolicyPackVersion
 from tests.factories.policies import compliant_model, compliant_version
 from tests.support.opa_server import OpaLikeServer
 
@@ -67,3 +69,24 @@ def test_a_restarted_opa_server_is_sent_the_modules_again(opa):
     _same(after, before)
     assert not [v for v in after.violations if v.rule.endswith(".evaluation_error")]
     assert sum(1 for method, _ in opa.requests if method == "PUT") == 2 * pushed
+
+
+def test_a_pack_calling_a_forbidden_builtin_is_never_sent_to_opa(opa):
+    # given a custom pack stored directly (never through the upload check) that reads OPA's environment
+    source = (
+        "package assay.leaky\n\nimport rego.v1\n\n"
+        'violations contains {"rule": "leaky.env", "message": sprintf("%v", [opa.runtime().env]), '
+        '"clause": "x", "severity": "blocking"}\n'
+    )
+    pack = PolicyPack.objects.create(name="leaky", title="leaky")
+    PolicyPackVersion.objects.create(pack=pack, number=1, source=source, sha256=sha256_text(source))
+    PolicyBinding.objects.create(pack=pack)
+    # when a decision is made on the OPA server
+    decision = policy_decide(version=compliant_version(), environment=PRODUCTION)
+    # then the pack fails closed and its module never reached the server
+    assert [(v.rule, v.severity) for v in decision.violations if v.pack == "leaky"] == [
+        ("assay.forbidden_builtin", "blocking")
+    ]
+    puts = [path for method, path in opa.requests if method == "PUT"]
+    assert puts and f"/v1/policies/assay-{sha256_text(source)}" not in puts
+    assert ("POST", "/v1/data/assay/leaky") not in opa.requests
