@@ -56,6 +56,7 @@ class Side:
     cross_run: object = None
     webhook: object = None
     delivery: object = None
+    facts_change: object = None
     author: object = None
     secrets: set[str] = field(default_factory=set)
 
@@ -93,6 +94,13 @@ def _side(tag: str, admin, make_user) -> Side:
         size=stored.size,
         sha256=stored.sha256,
     )
+    # a loosening change of the model's facts, waiting for a compliance officer
+    side.facts_change = registry.model_update(
+        actor=principal_for_user(side.author),
+        name=side.model.name,
+        changes={"intended_use": f"{tag} wider use"},
+        reason=f"{tag} widens the use",
+    ).facts_change
     return side
 
 
@@ -101,6 +109,7 @@ def _secrets(side: Side) -> set[str]:
     found |= {side.version.sha256, side.dataset.sha256, side.derived.sha256}
     found |= {str(side.release.public_id), str(side.run.public_id), str(side.pii_run.public_id)}
     found |= {str(side.webhook.public_id), str(side.delivery.public_id), str(side.cross_run.public_id)}
+    found |= {str(side.facts_change.public_id), f"{side.tag} wider use"}
     found |= {d.sha256 for d in side.version.training_datasets.all() if side.tag in d.name}
     return {s for s in found if s}
 
@@ -184,6 +193,11 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "api:registry-version-retire": (BOTH, _version),
     "api:registry-version-verify": (BOTH, _version),
     "api:registry-dataset-list": (ONCE, lambda s: {}),
+    "api:registry-facts-change-list": (ONCE, lambda s: {}),
+    "api:registry-facts-change-detail": (BOTH, lambda s: {"change_id": s.facts_change.public_id}),
+    "api:registry-facts-change-approve": (BOTH, lambda s: {"change_id": s.facts_change.public_id}),
+    "api:registry-facts-change-reject": (BOTH, lambda s: {"change_id": s.facts_change.public_id}),
+    "api:registry-facts-change-cancel": (BOTH, lambda s: {"change_id": s.facts_change.public_id}),
     "api:registry-dataset-detail": (BOTH, lambda s: [{"dataset_id": s.dataset.pk}, {"dataset_id": s.derived.pk}]),
     "api:registry-dataset-verify": (BOTH, lambda s: {"dataset_id": s.dataset.pk}),
     "api:evidence-version-list": (BOTH, _version),
@@ -238,6 +252,10 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "registry:model_detail": (BOTH, lambda s: {"name": s.model.name}),
     "registry:version_detail": (BOTH, _version),
     "registry:dataset_list": (ONCE, lambda s: {}),
+    "registry:facts_change_decide": (
+        BOTH,
+        lambda s: {"name": s.model.name, "change_id": s.facts_change.public_id, "command": "approve"},
+    ),
     "registry:version_verify": (BOTH, _version),
     "registry:dataset_detail": (BOTH, lambda s: [{"dataset_id": s.dataset.pk}, {"dataset_id": s.derived.pk}]),
     "registry:dataset_verify": (BOTH, lambda s: {"dataset_id": s.dataset.pk}),
