@@ -31,6 +31,7 @@ NOT_PAGES = {
     "accounts:access_role_revoke",
     "registry:version_verify",
     "registry:dataset_verify",
+    "registry:facts_change_decide",
     "evidence:run_cancel",
     "evidence:finding_review",
     "evidence:file_download",

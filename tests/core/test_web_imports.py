@@ -2,7 +2,8 @@
 
 Model runtimes, presidio and spaCy, fairlearn, shap, pyarrow and the AWS SDK belong to the
 worker (``worker/``): the web process stays quick to start and small in memory, and a request
-can never run them. regopy is the one documented exception (the gate answers synchronously).
+can never run them. Not even regopy: policy packs are compiled and evaluated in sandboxed child
+processes (``apps.policies.sandbox``), so the web process that asks for a decision never loads it.
 
 A fresh interpreter loads the web process as a server does (``controlplane.wsgi``, which
 imports every URLconf and view), then every other web module of every app, reads a Parquet
@@ -109,6 +110,6 @@ def test_the_web_process_never_imports_the_worker_libraries(tmp_path):
     # and none of the worker's libraries
     loaded = {name.split(".")[0] for name in result["loaded"]}
     assert sorted(loaded & set(WORKER_LIBRARIES)) == []
-    # nor the worker's own code (regopy, for the synchronous gate, is the documented exception)
+    # nor the worker's own code, nor regopy (packs run in the policy sandbox's child processes)
     assert sorted(name for name in result["loaded"] if name == "worker" or name.startswith("worker.")) == []
-    assert "regopy" in loaded
+    assert "regopy" not in loaded
