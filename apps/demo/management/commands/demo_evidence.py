@@ -25,7 +25,7 @@ from apps.evidence import services as evidence
 from apps.registry.choices import ArtifactFormat, DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 
-from .demo_load import CUSTOMERS, MODELS
+from .demo_load import CUSTOMERS, MODELS, dataset_names
 
 # ONNX models are explained by the permutation explainer; a lighter budget keeps the demo's reports quick.
 PERMUTATION = {"sample_size": 100, "background_size": 50, "max_evals": 100}
@@ -52,9 +52,8 @@ EXPLAIN_LATER = {(spec["name"], spec["explain_later"]) for spec in MODELS if "ex
 
 def _datasets() -> list[Dataset]:
     """The demo's datasets (the models' training and evaluation data, and the customer records); no copies."""
-    names = [f"{spec['name']}-{part}" for spec in MODELS for part in ("training", "evaluation")] + [CUSTOMERS]
     return list(
-        Dataset.objects.filter(name__in=names, source__isnull=True)
+        Dataset.objects.filter(name__in=dataset_names(), source__isnull=True)
         .select_related("created_by", "created_by_service_account")
         .order_by("name")
     )

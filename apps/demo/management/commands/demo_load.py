@@ -24,6 +24,13 @@ from apps.registry.models import Dataset, ModelVersion, RegisteredModel
 
 CUSTOMERS = "customer-records"
 CUSTOMER_ROWS = 600
+# Training and evaluation rows are drawn from one generating rule per model; the evaluation rows are held out
+# from training. 2,000 evaluation rows keep the six sex × age_band groups at about 330 rows each, so that a
+# fair model's measured disparities stay well below the thresholds instead of swinging with sampling noise.
+TRAINING_ROWS = 1000
+EVALUATION_ROWS = 2000
+# A feature that moves with the applicant's age band (in standard deviations): credit history, a patient's age.
+AGE_SHIFT = {"18-30": -1.0, "31-50": 0.0, "51+": 1.0}
 DEMO_PASSWORD_ENV = "ASSAY_DEMO_PASSWORD"  # noqa: S105 (the variable's name, not a secret)
 DEFAULT_PASSWORD = "assay-demo-2026"  # noqa: S105 - printed on start; the demo is for a laptop, never production
 
@@ -57,6 +64,21 @@ MODELS = [
         "intended_use": "Ranks applications for manual underwriting review; never declines on its own.",
         "limitations": "Trained on 2019-2024 applications; not validated for small-business lending.",
         "columns": ["income", "debt_ratio", "credit_history_months", "open_accounts"],
+        # Credit history grows with age; once income, debt and open accounts are known, repayment does not
+        # depend on it. v2 and v3 learn that from today's data and are fair by sex, by age band and to both.
+        "rule": {
+            "weights": {"credit_history_months": 0.0},
+            "shifts": {"credit_history_months": ("age_band", AGE_SHIFT)},
+        },
+        # v1 was trained on 2019 applications labelled by the underwriting rule of the time, which leaned on
+        # credit history and so on age: the fairness pack refuses it (age band), and the accuracy its CI
+        # measured on held-out 2019 applications is more than it measures on today's evaluation set.
+        "earlier": {
+            "versions": [1],
+            "dataset": "credit-scoring-training-2019",
+            "weights": {"credit_history_months": 0.6},
+            "about": "2019 applications labelled by the underwriting rule of the time",
+        },
         "versions": ["onnx", "skops", "skops"],
         # v3 gets no explainability report from demo_evidence: its release request waits for one
         "explain_later": 3,
@@ -109,6 +131,9 @@ MODELS = [
         "intended_use": "Supports discharge planning by care teams.",
         "limitations": "Adult inpatients only; not for paediatric use.",
         "columns": ["age", "length_of_stay", "prior_admissions", "hba1c"],
+        # readmission risk rises with age, so an accurate model selects older patients more often: the
+        # fairness pack's demographic parity rule blocks it by age band
+        "rule": {"weights": {"age": 1.0}, "shifts": {"age": ("age_band", AGE_SHIFT)}},
         "versions": ["onnx"],
         "author": "admin",
         "facts": {
@@ -129,6 +154,18 @@ MODELS = [
         "author": "mark",
     },
 ]
+
+
+def dataset_names() -> list[str]:
+    """The demo's datasets: each model's training (and earlier training) and evaluation data, the customers."""
+    names = []
+    for spec in MODELS:
+        names += [f"{spec['name']}-training", f"{spec['name']}-evaluation"]
+        if "earlier" in spec:
+            names.append(spec["earlier"]["dataset"])
+        if "predictions_only" in spec["versions"]:
+            names.append(f"{spec['name']}-predictions")
+    return [*names, CUSTOMERS]
 
 
 class Command(BaseCommand):
@@ -211,41 +248,75 @@ class Command(BaseCommand):
                 default_evidence=spec.get("default_evidence", []),
             )
         self._facts(model, spec.get("facts", {}), actor, approver)
-        data = artifacts.make_data(seed, spec["columns"])
-        train = self._dataset(f"{spec['name']}-training", data, teams[spec["owner_team"]], actor)
-        evaluation_data = artifacts.make_data(seed + 1, spec["columns"], rows=200)
-        with_predictions = "predictions_only" in spec["versions"]
-        predictions = artifacts.predictions_for(evaluation_data, seed) if with_predictions else None
-        evaluation = self._dataset(
-            f"{spec['name']}-evaluation", evaluation_data, teams[spec["owner_team"]], actor, predictions
-        )
+        team = teams[spec["owner_team"]]
+        rule_spec = spec.get("rule", {})
+        rule = artifacts.make_rule(seed, spec["columns"], **rule_spec)
+        training_data = artifacts.draw(rule, seed, TRAINING_ROWS)
+        evaluation_data = artifacts.draw(rule, seed + 1, EVALUATION_ROWS)
+        train = self._dataset(f"{spec['name']}-training", training_data, team, actor)
+        # per version: its training rows and dataset, and the held-out rows its CI measured it on (named)
+        today = (training_data, train, evaluation_data, f"{spec['name']}-evaluation (held out)")
+        sources = {number: today for number in range(1, len(spec["versions"]) + 1)}
+        earlier = spec.get("earlier")
+        if earlier is not None:
+            earlier_rule = artifacts.make_rule(
+                seed,
+                spec["columns"],
+                weights={**rule_spec.get("weights", {}), **earlier["weights"]},
+                shifts=rule_spec.get("shifts"),
+            )
+            earlier_data = artifacts.draw(earlier_rule, seed + 2, TRAINING_ROWS)
+            earlier_held_out = artifacts.draw(earlier_rule, seed + 3, EVALUATION_ROWS // 4)
+            earlier_train = self._dataset(
+                earlier["dataset"],
+                earlier_data,
+                team,
+                actor,
+                description=f"Synthetic {earlier['about']} ({TRAINING_ROWS} rows)",
+            )
+            earlier_source = (earlier_data, earlier_train, earlier_held_out, f"held-out {earlier['about']}")
+            sources.update({number: earlier_source for number in earlier["versions"]})
+        evaluation = self._dataset(f"{spec['name']}-evaluation", evaluation_data, team, actor)
+        # A predictions-only version is evaluated on the same held-out rows with its predictions beside them,
+        # in a dataset of its own: a version holding a model is scored on the rows without them.
+        trained, evaluations = {}, {}
+        if "predictions_only" in spec["versions"]:
+            number = spec["versions"].index("predictions_only") + 1
+            trained[number] = artifacts.train("predictions_only", training_data, evaluation_data, seed + number - 1)
+            evaluations[number] = self._dataset(
+                f"{spec['name']}-predictions",
+                evaluation_data,
+                team,
+                actor,
+                trained[number].predictions,
+                description=f"The {EVALUATION_ROWS} rows of {evaluation.name} with the predictions of "
+                f"{spec['name']}'s scoring service",
+            )
         created = 0
         for index, kind in enumerate(spec["versions"]):
-            if ModelVersion.objects.filter(model=model, number=index + 1).exists():
+            number = index + 1
+            if ModelVersion.objects.filter(model=model, number=number).exists():
                 continue
-            artifact = None
-            fmt = kind
-            if kind == "onnx":
-                artifact = io.BytesIO(artifacts.onnx_logistic(data, seed + index))
-            elif kind == "skops":
-                artifact = io.BytesIO(artifacts.skops_gradient_boosting(data, seed + index))
+            data, training_dataset, held_out, measured_on = sources[number]
+            result = trained.get(number) or artifacts.train(kind, data, held_out, seed + index)
             with transaction.atomic():
                 registry.version_create(
                     actor=actor,
                     model_name=model.name,
-                    artifact=artifact,
-                    format=fmt,
-                    description=f"{fmt} model trained on {train.name}",
-                    metrics={"auc": round(0.78 + 0.03 * index, 3), "accuracy": round(0.74 + 0.02 * index, 3)},
+                    artifact=io.BytesIO(result.artifact) if result.artifact is not None else None,
+                    format=kind,
+                    description=f"{kind} model trained on {training_dataset.name}",
+                    metrics=result.metrics,
                     source_repository=f"https://git.example.com/{spec['owner_team']}/{model.name}",
                     source_commit=f"{(seed * 7919 + index):040x}"[-40:],
                     ci_run_url=f"https://ci.example.com/{model.name}/runs/{1000 + index}",
-                    training_dataset_ids=[train.pk],
-                    evaluation_dataset_id=evaluation.pk,
+                    training_dataset_ids=[training_dataset.pk],
+                    evaluation_dataset_id=evaluations.get(number, evaluation).pk,
                     model_card={
                         "intended_use": spec["intended_use"],
                         "limitations": spec["limitations"],
-                        "performance": f"AUC {0.78 + 0.03 * index:.2f} on {evaluation.name}",
+                        "performance": f"AUC {result.metrics['auc']:.3f}, accuracy {result.metrics['accuracy']:.3f} "
+                        f"on {measured_on}",
                         "human_oversight": "Every decision is reviewed by a trained analyst.",
                     },
                 )
@@ -272,7 +343,9 @@ class Command(BaseCommand):
                     reason="Reviewed with the team's fairness assessment",
                 )
 
-    def _dataset(self, name: str, data, team: Team, actor: Principal, predictions=None) -> Dataset:
+    def _dataset(
+        self, name: str, data, team: Team, actor: Principal, predictions=None, description: str = ""
+    ) -> Dataset:
         existing = Dataset.objects.filter(name=name, owner_team=team).first()
         if existing is not None:
             return existing
@@ -283,7 +356,7 @@ class Command(BaseCommand):
             file=io.BytesIO(data.csv_bytes(predictions)),
             format="csv",
             schema=data.schema(with_prediction=predictions is not None),
-            description=f"Synthetic {name.replace('-', ' ')} data ({len(data.y)} rows)",
+            description=description or f"Synthetic {name.replace('-', ' ')} data ({len(data.y)} rows)",
         )
 
     def _customers(self, actor: Principal, team: Team) -> Dataset:

@@ -9,10 +9,12 @@ reports by the shipped policy packs, then acts as the demo's people would, throu
 - fraud-detector v1 to production: requested by priya with a change reference, approved by bob
   (reviewer): ``approved``, with its revalidation date;
 - fraud-detector v1 to staging: requested by priya: ``pending_approval`` in bob's queue;
-- credit-scoring v2 to production and to staging, and v3 (which demo_evidence leaves without an
-  explainability report) to staging: refused by the fairness pack. Each is fair by sex and by age
-  band on its own, but not to their intersection (demographic parity difference 0.148 over
-  sex × age_band, above the model's 0.1), so no request is created; the refusal is printed;
+- credit-scoring v2 (fair by sex, by age band and to their intersection) to production (high risk):
+  approved by bob and carol (compliance officer), so it carries a revalidation date; to staging:
+  waiting in carol's queue (the EU AI Act pack asks a compliance officer's approval of a high-risk
+  model in every environment);
+- credit-scoring v3, which demo_evidence leaves without an explainability report:
+  ``pending_evidence`` (ask for the report on its page and the request moves on);
 - churn-predictor v1: rejected by carol in production, one request to staging left to expire and
   another cancelled by its requester;
 - readmission-risk v1, which the HIPAA and fairness packs block: a break-glass release by dave
@@ -68,13 +70,6 @@ class Command(BaseCommand):
             self.stdout.write(f"{model} v{number} to {environment}: {release.status}")
             return release
 
-        def refused(actor, model, number, environment, justification, **kw):
-            """Ask for a release the policies refuse; print why (nothing is created)."""
-            try:
-                ask(actor, model, number, environment, justification, **kw)
-            except releases.PolicyNotSatisfied as exc:
-                self.stdout.write(f"{model} v{number} to {environment}: refused ({exc.detail})")
-
         def decide(actor, release, decision="approve", comment=""):
             releases.approval_decide(actor=actor, release_id=release.public_id, decision=decision, comment=comment)
 
@@ -88,15 +83,17 @@ class Command(BaseCommand):
         )
         decide(bob, prod, comment="Recall on the staging replay matches the offline evaluation.")
         ask(priya, "fraud-detector", 1, "staging", "Shadow traffic in staging before the Q1 rollout.")
-        refused(
+        credit = ask(
             priya,
             "credit-scoring",
             2,
             "production",
-            "Replace v1, whose demographic parity is outside the model's threshold.",
+            "Replace v1, whose demographic parity difference by age band is outside the model's threshold.",
             change_reference="CHG-2093",
         )
-        refused(priya, "credit-scoring", 2, "staging", "Underwriter training environment.")
+        decide(bob, credit, comment="Bias and explainability reports reviewed: fair by sex, age band and both.")
+        decide(carol, credit, comment="DPIA-2026-014 covers this version; human review path documented.")
+        ask(priya, "credit-scoring", 2, "staging", "Underwriter training environment.")
 
         churn = ask(
             mark,
@@ -130,7 +127,7 @@ class Command(BaseCommand):
             emergency=True,
         )
 
-        refused(priya, "credit-scoring", 3, "staging", "Retrained on 2025 applications.")
+        ask(priya, "credit-scoring", 3, "staging", "Retrained on 2025 applications.")
 
     def _wait(self, deadline: float, done) -> bool:
         while not done():
