@@ -50,6 +50,13 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line(f"  {line}", red=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _job_handlers():
+    """Register every job handler, as a worker's entry point does, so a test may run jobs through
+    ``worker.runner`` in this process."""
+    import worker.tasks  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
     """Each test gets its own artifact and checkpoint folders."""

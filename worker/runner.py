@@ -13,6 +13,11 @@ A handler must report at least once per ``ASSAY_JOB_LEASE_SECONDS``: a job
 that stays silent longer is taken for dead, re-queued by the sweeper and run
 again elsewhere, and the silent run's later reports raise ``LeaseLost``.
 Handlers should therefore be safe to run again from the start.
+
+Handlers are registered by importing ``worker.tasks``, which every entry point does before it
+runs a job: Celery's autodiscovery, the broker-less worker (``worker.standalone``) and the
+eager runner (``apps.jobs.services.EAGER_RUNNER``). This module never imports the tasks, which
+import it.
 """
 
 from __future__ import annotations
@@ -68,8 +73,6 @@ def run_job(job_id: int) -> str:
     principal of the request that enqueued the job, whichever message (the
     original or the sweeper's) brought it here.
     """
-    import worker.tasks  # noqa: F401  (registers every handler, also when called outside a worker)
-
     previous = context.current()
     try:
         _origin_context(job_id)
@@ -92,8 +95,6 @@ def run_queued(*, max_jobs: int | None = None, should_stop: Callable[[], bool] |
     forever. ``should_stop`` (a stopping worker's flag) is asked before each job is taken.
     Returns ``(job id, outcome)`` for each job it took.
     """
-    import worker.tasks  # noqa: F401
-
     limit = max_jobs or settings.ASSAY_JOB_DRAIN_MAX_JOBS
     deadline = time.monotonic() + DRAIN_SECONDS
     done: list[tuple[int, str]] = []

@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 
 RUN_TASK = "jobs.run"  # one named job (the sweeper's re-send, a redelivery)
 WAKE_TASK = "jobs.wake"  # "there are queued jobs": the worker drains the table
-EAGER_RUNNER = "worker.runner"  # the module that runs a job in this process under ASSAY_CELERY_EAGER
+# The module that runs a job in this process under ASSAY_CELERY_EAGER: importing it registers every handler.
+EAGER_RUNNER = "worker.tasks.jobs"
 _new_job = PreparedInsert(Job)  # a job row per registration: the ORM's save costs more than the insert
 _new_job_with_id = PreparedInsert(Job, with_pk=True)
 SWEEP_BATCH = 500

@@ -8,7 +8,7 @@ def _sync_shipped_packs(sender, using="default", **kwargs) -> None:
     """After migrate (and a test flush), store a new version of each shipped pack whose file changed."""
     from django.db import connections
 
-    from .catalog import shipped_packs_sync
+    from .services import shipped_packs_sync
 
     if "policies_policypackversion" not in connections[using].introspection.table_names():
         return

@@ -1,7 +1,7 @@
 """Which pack versions a decision evaluates: every shipped pack (each decides in Rego whether it
 applies) and every custom or shipped pack bound to the model, its team or all models.
 
-Shipped packs live in ``apps/policies/packs/<name>.rego``. ``shipped_packs_sync`` (run after
+Shipped packs live in ``apps/policies/packs/<name>.rego``. ``services.shipped_packs_sync`` (run after
 every migrate, and by ``manage.py policies_sync``) stores a new version whenever a file's
 sha256 differs from the pack's latest version, so decisions name stored versions.
 """
@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import transaction
 from django.db.models import Q
 
 from .models import PolicyBinding, PolicyPack, PolicyPackVersion
@@ -32,12 +31,12 @@ def shipped_source(name: str) -> str:
     return (PACKS_DIR / f"{name}.rego").read_text(encoding="utf-8")
 
 
-def _shipped_title(source: str, name: str) -> str:
+def shipped_title(source: str, name: str) -> str:
     match = re.search(r'^title\s*:=\s*"([^"]+)"', source, re.MULTILINE)
     return match.group(1) if match else name
 
 
-def _shipped_description(source: str) -> str:
+def shipped_description(source: str) -> str:
     lines = []
     for line in source.splitlines():
         if not line.startswith("#"):
@@ -120,17 +119,3 @@ def packs_in_force(
             chosen.append(PackInForce(name, None, sha256_text(source), source, True, False))
     order = {name: i for i, name in enumerate(SHIPPED)}
     return sorted(chosen, key=lambda p: (order.get(p.name, len(order)), p.name))
-
-
-@transaction.atomic
-def shipped_packs_sync() -> list[PolicyPackVersion]:
-    """Store a new version of each shipped pack whose file changed; returns the versions created.
-
-    Written as the system (no actor: it runs after migrate); audited as ``policy_pack.version_created``.
-    """
-    from . import services
-
-    return services.shipped_versions_store(
-        [(name, shipped_source(name), _shipped_title(shipped_source(name), name)) for name in SHIPPED],
-        descriptions={name: _shipped_description(shipped_source(name)) for name in SHIPPED},
-    )

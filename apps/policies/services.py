@@ -19,7 +19,7 @@ from apps.jobs import events
 from apps.rbac import services as rbac
 
 from . import engine
-from .catalog import SHIPPED, sha256_text
+from .catalog import SHIPPED, sha256_text, shipped_description, shipped_source, shipped_title
 from .inputs import SAMPLE_INPUT
 from .models import PolicyBinding, PolicyPack, PolicyPackVersion, package_for
 
@@ -259,3 +259,15 @@ def shipped_versions_store(entries: list[tuple[str, str, str]], *, descriptions:
             _policies_changed(actor=actor, change="version_created", pack=pack, version=number, sha256=sha256)
         created.append(version)
     return created
+
+
+@transaction.atomic
+def shipped_packs_sync() -> list[PolicyPackVersion]:
+    """Store a new version of each shipped pack whose file changed; returns the versions created.
+
+    Written as the system (no actor: it runs after migrate); audited as ``policy_pack.version_created``.
+    """
+    return shipped_versions_store(
+        [(name, shipped_source(name), shipped_title(shipped_source(name), name)) for name in SHIPPED],
+        descriptions={name: shipped_description(shipped_source(name)) for name in SHIPPED},
+    )

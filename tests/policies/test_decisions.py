@@ -130,7 +130,7 @@ def test_a_changed_shipped_file_becomes_an_audited_new_version(audit_mark, monke
     # given a packs folder whose security pack changed with an upgrade
     import shutil
 
-    from apps.policies import catalog
+    from apps.policies import catalog, services
 
     shutil.copytree(catalog.PACKS_DIR, tmp_path / "packs")
     with open(tmp_path / "packs" / "security.rego", "a") as f:
@@ -139,8 +139,8 @@ def test_a_changed_shipped_file_becomes_an_audited_new_version(audit_mark, monke
     before = PolicyPackVersion.objects.filter(pack__name="security").count()
     mark = audit_mark()
     # when the sync runs (as after migrate), twice
-    created = catalog.shipped_packs_sync()
-    again = catalog.shipped_packs_sync()
+    created = services.shipped_packs_sync()
+    again = services.shipped_packs_sync()
     # then one new version, audited once, and nothing the second time
     assert [(v.pack.name, v.number) for v in created] == [("security", before + 1)]
     assert again == []

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from apps.policies.catalog import shipped_packs_sync
+from apps.policies.services import shipped_packs_sync
 
 
 class Command(BaseCommand):
