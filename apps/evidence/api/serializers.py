@@ -55,9 +55,9 @@ class SubjectOutput(serializers.Serializer):
     type = serializers.ChoiceField(choices=["model_version", "dataset"])
     model = serializers.CharField(allow_null=True)
     version = serializers.IntegerField(allow_null=True)
-    dataset = serializers.IntegerField()
+    dataset = serializers.IntegerField(allow_null=True)
     version_url = serializers.CharField(allow_null=True)
-    dataset_url = serializers.CharField()
+    dataset_url = serializers.CharField(allow_null=True)
 
 
 class RequesterOutput(serializers.Serializer):
@@ -177,7 +177,9 @@ class EvidenceRunOutput(serializers.Serializer):
             else None,
             "dataset_url": reverse(
                 "api:registry-dataset-detail", kwargs={"dataset_id": run.dataset_id}, request=request
-            ),
+            )
+            if run.dataset_id
+            else None,
         }
 
     @extend_schema_field(EvidenceFileOutput(many=True))
