@@ -122,3 +122,22 @@ def test_a_packs_bindings_come_in_pages_as_the_schema_says(make_user, api_client
     body = client.get("/api/v1/policies/loan-limits/bindings/").json()
     # then
     assert body["count"] == 1 and body["results"][0]["team"] == team.name
+
+
+def test_an_accept_header_the_api_cannot_answer_is_a_406_problem(viewer_client):
+    # given: an operation that declares 406 (every one does)
+    # when
+    response = viewer_client.get("/api/v1/models/", HTTP_ACCEPT="text/html")
+    # then
+    assert response.status_code == 406
+    assert response["Content-Type"] == PROBLEM_JSON
+
+
+def test_a_body_of_a_type_the_operation_does_not_read_is_a_415_problem(make_user, api_client_for, team):
+    # given: a contributor, and a body as plain text
+    client = api_client_for(make_user("contributor", team=team))
+    # when
+    response = client.post("/api/v1/models/", data="name=x", content_type="text/plain")
+    # then
+    assert response.status_code == 415
+    assert response["Content-Type"] == PROBLEM_JSON
