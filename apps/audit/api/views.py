@@ -35,7 +35,8 @@ class EventListView(ListAPIView):
     serializer_class = AuditEventSerializer
 
     def get_queryset(self):
-        query_choice(self.request, "outcome", Outcome.values)  # the dashboard's form may send it empty; the API may not
+        # parse_filters takes an empty outcome (the dashboard form sends one); the API publishes the choices.
+        query_choice(self.request, "outcome", Outcome.values)
         return selectors.event_list(actor=self.request.principal, filters=parse_filters(self.request.query_params))
 
     @extend_schema(parameters=FILTER_PARAMETERS, operation_id="audit_events_list")
