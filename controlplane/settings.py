@@ -444,6 +444,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's problem+json error answers, declared in one place (docs/api.md).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.api.schema.declare_problem_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ArtifactFormatEnum": "apps.registry.choices.ArtifactFormat",
         "DatasetFormatEnum": "apps.registry.choices.DatasetFormat",

@@ -18,7 +18,7 @@ api_v1 = [
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.audit.api.urls")),
     # Keep last: any other /api/v1/ path is a problem+json 401 (anonymous) or 404.
-    re_path(r"^.*$", ApiNotFoundView.as_view(), name="not_found"),
+    re_path(r"^[\s\S]*$", ApiNotFoundView.as_view(), name="not_found"),  # [\s\S]: a newline in the path too
 ]
 
 urlpatterns = [

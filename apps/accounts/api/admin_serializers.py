@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
@@ -10,6 +11,22 @@ from apps.accounts.models import ServiceAccount, Team, User
 from apps.core.api.strict import StrictInput
 from apps.rbac.models import RoleBinding, ScopeType, SubjectType
 from apps.rbac.roles import Role
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "anyOf": [{"format": "email"}, {"maxLength": 0}],
+        "description": "An e-mail address, or empty when none is on record.",
+    }
+)
+class OptionalEmailField(serializers.EmailField):
+    """An e-mail address that may be empty: the schema says so, rather than ``format: email`` alone."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_blank", True)
+        super().__init__(**kwargs)
+
 
 # ---------------------------------------------------------------------------------------------
 # Output
@@ -19,6 +36,7 @@ class UserOutput(serializers.ModelSerializer):
     """A person: names, e-mail address, whether they may sign in, and their teams."""
 
     display_name = serializers.CharField(read_only=True)
+    email = OptionalEmailField(read_only=True)
     teams = serializers.SerializerMethodField()
     url = serializers.SerializerMethodField()
 
@@ -132,7 +150,7 @@ class UsernameField(serializers.CharField):
 
 class UserCreateInput(serializers.Serializer):
     username = UsernameField(help_text="Permanent: the person's key in URLs and in the audit trail.")
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = OptionalEmailField(required=False, default="")
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     password = serializers.CharField(
@@ -152,7 +170,7 @@ class UserUpdateInput(StrictInput, serializers.Serializer):
     output = UserOutput
     first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
     last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    email = OptionalEmailField(required=False)
     is_active = serializers.BooleanField(
         required=False,
         help_text="false deactivates the person: their tokens are revoked and they can no longer sign in. "

@@ -14,6 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from apps.accounts import selectors, services
+from apps.core.api.params import query_choice
 from apps.core.errors import ValidationFailed
 from apps.rbac import services as rbac
 from apps.rbac.roles import Role
@@ -248,7 +249,7 @@ class RoleBindingListCreateApi(GenericAPIView):
             user=params.get("user", "").strip(),
             team=params.get("team", "").strip(),
             service_account=params.get("service_account", "").strip(),
-            role=params.get("role", "").strip(),
+            role=query_choice(request, "role", Role.values),
         )
         page = self.paginate_queryset(bindings)
         return self.get_paginated_response(RoleBindingOutput(page, many=True, context=_context(request)).data)

@@ -9,6 +9,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.params import query_choice
+
 from .. import exports, selectors, services
 from ..choices import Outcome
 from ..filters import parse_filters
@@ -21,8 +23,9 @@ FILTER_PARAMETERS = [
     OpenApiParameter("target_type", str),
     OpenApiParameter("target_id", str),
     OpenApiParameter("target", str, description="Shorthand for both: `model` or `model:42`."),
-    OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601, inclusive; a date means its start."),
-    OpenApiParameter("until", OpenApiTypes.DATETIME, description="ISO 8601, exclusive; a date includes that day."),
+    # Strings, not date-times: a date alone is taken too, and an empty value means no bound.
+    OpenApiParameter("since", str, description="ISO 8601 date-time or date, inclusive; a date means its start."),
+    OpenApiParameter("until", str, description="ISO 8601 date-time or date, exclusive; a date includes that day."),
 ]
 
 
@@ -32,6 +35,8 @@ class EventListView(ListAPIView):
     serializer_class = AuditEventSerializer
 
     def get_queryset(self):
+        # parse_filters takes an empty outcome (the dashboard form sends one); the API publishes the choices.
+        query_choice(self.request, "outcome", Outcome.values)
         return selectors.event_list(actor=self.request.principal, filters=parse_filters(self.request.query_params))
 
     @extend_schema(parameters=FILTER_PARAMETERS, operation_id="audit_events_list")
@@ -61,6 +66,7 @@ class ExportView(APIView):
         operation_id="audit_export",
     )
     def get(self, request):
+        query_choice(request, "outcome", Outcome.values)
         filters = parse_filters(request.query_params)
         fmt = (request.query_params.get("format") or "jsonl").strip().lower()
         plan = services.export_start(actor=request.principal, filters=filters, fmt=fmt)

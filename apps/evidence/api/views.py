@@ -9,6 +9,7 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from apps.core.api.params import query_choice
 from apps.evidence import selectors, services
 from apps.evidence.choices import EvidenceKind
 from apps.registry import selectors as registry
@@ -55,7 +56,7 @@ class VersionEvidenceApi(GenericAPIView):
     def get(self, request, name: str, number: int):
         version = registry.version_get(actor=request.principal, model_name=name, number=number)
         runs = selectors.evidence_run_list(
-            actor=request.principal, version=version, kind=request.query_params.get("kind", "")
+            actor=request.principal, version=version, kind=query_choice(request, "kind", EvidenceKind.values)
         )
         page = self.paginate_queryset(runs)
         return self.get_paginated_response(EvidenceRunOutput(page, many=True, context={"request": request}).data)
@@ -93,7 +94,7 @@ class DatasetEvidenceApi(GenericAPIView):
     def get(self, request, dataset_id: int):
         dataset = registry.dataset_get(actor=request.principal, dataset_id=dataset_id)
         runs = selectors.evidence_run_list(
-            actor=request.principal, dataset=dataset, kind=request.query_params.get("kind", "")
+            actor=request.principal, dataset=dataset, kind=query_choice(request, "kind", EvidenceKind.values)
         )
         page = self.paginate_queryset(runs)
         return self.get_paginated_response(EvidenceRunOutput(page, many=True, context={"request": request}).data)
@@ -165,7 +166,8 @@ class FindingReviewApi(GenericAPIView):
     )
     def get(self, request, run_id):
         run = selectors.evidence_run_get(actor=request.principal, run_id=run_id)
-        return Response(FindingReviewOutput(run.reviews.all(), many=True).data)
+        page = self.paginate_queryset(run.reviews.all())
+        return self.get_paginated_response(FindingReviewOutput(page, many=True).data)
 
     @extend_schema(
         operation_id="evidence_reviews_create",

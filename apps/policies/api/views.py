@@ -121,7 +121,8 @@ class BindingListApi(GenericAPIView):
     )
     def get(self, request, name: str):
         pack = selectors.policy_pack_get(actor=request.principal, name=name)
-        return Response([binding_data(b) for b in selectors.policy_binding_list(actor=request.principal, pack=pack)])
+        page = self.paginate_queryset(selectors.policy_binding_list(actor=request.principal, pack=pack))
+        return self.get_paginated_response([binding_data(b) for b in page])
 
     @extend_schema(
         operation_id="policies_bindings_create",

@@ -279,7 +279,7 @@ class ModelOutput(serializers.ModelSerializer):
     jurisdictions = serializers.ListField(child=serializers.CharField())
     default_evidence = serializers.ListField(child=serializers.ChoiceField(choices=EvidenceKind.choices))
     version_count = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
     versions_url = serializers.SerializerMethodField()
 

@@ -9,6 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from apps.core.api.params import query_choice
 from apps.core.parsers import JSONParser
 from apps.registry import selectors, services
 from apps.registry.choices import DataCategory, FactsChangeStatus, RiskTier
@@ -66,8 +67,8 @@ class ModelListCreateApi(GenericAPIView):
             actor=request.principal,
             search=params.get("search", ""),
             team=params.get("team", ""),
-            risk_tier=params.get("risk_tier", ""),
-            data_category=params.get("data_category", ""),
+            risk_tier=query_choice(request, "risk_tier", RiskTier.values),
+            data_category=query_choice(request, "data_category", DataCategory.values),
         )
         page = self.paginate_queryset(models)
         return self.get_paginated_response(ModelOutput(page, many=True, context={"request": request}).data)
@@ -311,7 +312,7 @@ class FactsChangeListApi(GenericAPIView):
         changes = selectors.facts_change_list(
             actor=request.principal,
             model=request.query_params.get("model", ""),
-            status=request.query_params.get("status", ""),
+            status=query_choice(request, "status", FactsChangeStatus.values),
         )
         page = self.paginate_queryset(changes)
         return self.get_paginated_response(FactsChangeOutput(page, many=True, context={"request": request}).data)

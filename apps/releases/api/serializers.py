@@ -243,6 +243,6 @@ class GateOutput(serializers.Serializer):
     revalidate_at = serializers.DateTimeField(allow_null=True)
     release = serializers.SerializerMethodField()
 
-    @extend_schema_field(OpenApiTypes.URI)
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})  # null: no current request
     def get_release(self, gate) -> str | None:
         return release_url(gate.release, self.context.get("request")) if gate.release is not None else None

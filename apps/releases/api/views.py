@@ -8,6 +8,7 @@ from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from apps.core.api.params import query_choice
 from apps.policies.disclosure import visible_dataset_ids
 from apps.releases import selectors, services
 from apps.releases.choices import ReleaseStatus
@@ -73,7 +74,7 @@ class ReleaseListApi(GenericAPIView):
         params = request.query_params
         releases = selectors.release_list(
             actor=request.principal,
-            status=params.get("status", ""),
+            status=query_choice(request, "status", ReleaseStatus.values),
             environment=params.get("environment", ""),
             model=params.get("model", ""),
         )
