@@ -20,6 +20,7 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -29,6 +30,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from apps.accounts import services as accounts
 from apps.accounts.principals import principal_for_user
 from apps.core.principals import Principal
+from apps.jobs import services as jobs
 from apps.notifications import services as notifications
 from apps.policies import services as policies
 from apps.rbac import services as rbac
@@ -80,6 +82,8 @@ def world(db, _connection_kept):
     host) are spares, so that the callers keep their own access for the whole run.
     """
     system = Principal.system("schema fuzz")
+    # a live worker, as in any running installation: /health/?strict=1 answers 200, not 503 degraded
+    jobs.worker_heartbeat(name="fuzz:1", kind="database", beat=True, started_at=timezone.now())
     team = TeamFactory(name="credit")
     admin = UserFactory(username="ada")
     rbac.role_grant(actor=system, subject=admin, role="admin")

@@ -373,7 +373,7 @@ def test_a_viewer_of_one_model_sees_nothing_of_another_team(world, make_user, ap
     # then nothing of team B shows, and the pack's binding to team A reads as a team they cannot see
     assert not problems, "\n".join(sorted(set(problems)))
     assert a.model.name in _get(api, "/api/v1/models/")[1]
-    scopes = sorted(b["scope"] for b in api.get("/api/v1/policies/loan-limits/bindings/").json())
+    scopes = sorted(b["scope"] for b in api.get("/api/v1/policies/loan-limits/bindings/").json()["results"])
     assert scopes == sorted(
         [f"model {a.model.name} (every environment)", "a model you cannot see (every environment)"]
         + ["a team you cannot see (staging)"] * 2
@@ -402,7 +402,7 @@ def test_a_team_s_people_see_nothing_of_another_team(world, make_user, api_clien
     page = _get(browser, f"/models/{a.model.name}/versions/1/")[1]
     assert own.name in page and "a dataset you cannot see" in page
     assert "1 dataset you cannot see" in _get(browser, f"/datasets/{a.dataset.pk}/")[1]
-    bindings = api.get("/api/v1/policies/loan-limits/bindings/").json()
+    bindings = api.get("/api/v1/policies/loan-limits/bindings/").json()["results"]
     assert sorted((b["model"] or b["team"] or b["hidden"]) for b in bindings) == sorted(
         [a.model.name, a.team.name, "model", "team"]
     )
