@@ -794,10 +794,11 @@ def environment_create(
 def post_release_review_close(*, actor: Principal, release_id: Any, findings: str) -> PostReleaseReview:
     """A compliance officer closes the review a break-glass release opened, with findings. Audited."""
     release = _locked(release_id)
+    # Decide first: whether a release has a review is not for those who may not see the release.
+    rbac.require(actor, "releases.review", release, audit_action="post_release_review.closed")
     review = PostReleaseReview.objects.select_for_update().filter(release=release).first()
     if review is None:
         raise NotFound("This release has no post-release review (it was not an emergency release).")
-    rbac.require(actor, "releases.review", release, audit_action="post_release_review.closed")
     if release.requested_by_id is not None and actor.person_key == (PrincipalKind.USER, release.requested_by_id):
         raise Denied(
             "You requested this emergency release: another person must review it.",
