@@ -137,6 +137,7 @@ class World:
 def build_world() -> World:
     """Build the objects every route of the table can address (a few dozen rows, a few ms)."""
     from apps.evidence.choices import RunStatus
+    from apps.jobs.models import Job, JobStatus
     from apps.notifications import services as notifications
     from apps.notifications.models import WebhookDelivery
     from apps.policies import services as policies
@@ -144,7 +145,6 @@ def build_world() -> World:
     from apps.releases import services as releases
     from apps.releases.models import Environment
     from tests.factories.accounts import TeamFactory, UserFactory
-    from apps.jobs.models import Job, JobStatus
     from tests.factories.policies import evidence_run, pii_summary
     from tests.factories.registry import DatasetFactory, ModelVersionFactory, RegisteredModelFactory
 
