@@ -7,9 +7,9 @@ fails, naming the function, when a new one has no row. How to add a row: docs/te
 
 For each row with a call:
 - the call writes exactly the listed actions, in order (``test_writer_audits``);
-- when writing an audit event fails, the whole change fails: no row of any table changes and no
-  event is written (``test_writer_is_one_transaction_with_its_audit``). The failure is injected
-  at ``apps.audit.services.record`` (the one writer every service calls), after its insert.
+- when the database refuses its audit event, the whole change fails: no row of any table changes
+  and no event is written (``test_writer_is_one_transaction_with_its_audit``; a trigger created
+  inside the test's transaction refuses the insert, on SQLite and PostgreSQL alike).
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from __future__ import annotations
 import ast
 import pathlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 
-from apps.audit import services as audit
 from apps.audit.models import AuditEvent
+from apps.core.errors import DomainError
 from tests.support.triad import World, build_world, fingerprint, last_event_id
 
 pytestmark = pytest.mark.django_db
@@ -664,28 +665,45 @@ def test_writer_audits(writer: Writer):
     assert tuple(actions) == writer.actions, f"{writer.name} wrote {actions}"
 
 
-class AuditWriteFailed(Exception):
-    pass
+@contextmanager
+def audit_inserts_refused():
+    """The database refuses every new audit event (a trigger, created and dropped in the test's transaction)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION assay_test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit write refused'; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER assay_test_refuse_audit BEFORE INSERT ON audit_event "
+                "FOR EACH ROW EXECUTE FUNCTION assay_test_refuse_audit()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER assay_test_refuse_audit BEFORE INSERT ON audit_event "
+                "BEGIN SELECT RAISE(ABORT, 'audit write refused'); END"
+            )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("DROP TRIGGER assay_test_refuse_audit ON audit_event")
+                cursor.execute("DROP FUNCTION assay_test_refuse_audit()")
+            else:
+                cursor.execute("DROP TRIGGER assay_test_refuse_audit")
 
 
 @pytest.mark.parametrize("writer", [r for r in CALLED if r.actions], ids=lambda r: r.name.removeprefix("apps."))
-def test_writer_is_one_transaction_with_its_audit(writer: Writer, monkeypatch):
-    # given the triad's world, and an audit trail whose writes fail (after the insert)
+def test_writer_is_one_transaction_with_its_audit(writer: Writer):
+    # given the triad's world, and a database that refuses audit events
     world = build_world()
     world.given = writer.given(world) if writer.given else None
     before, mark = fingerprint(), last_event_id()
-    real = audit.record
-
-    def failing(*args, **kwargs):
-        real(*args, **kwargs)
-        raise AuditWriteFailed("the audit write failed")
-
-    monkeypatch.setattr(audit, "record", failing)
 
     # when the writer is called
-    with pytest.raises(AuditWriteFailed):
+    with audit_inserts_refused(), pytest.raises((DatabaseError, DomainError)):
         writer.call(world)
-    monkeypatch.undo()
 
     # then nothing of its change is left
     assert AuditEvent.objects.filter(id__gt=mark).count() == 0, writer.name
