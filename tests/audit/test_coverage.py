@@ -27,7 +27,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError
-from tests.support.triad import World, build_world, fingerprint, last_event_id
+from tests.support.triad import World, fingerprint, last_event_id
 
 pytestmark = pytest.mark.django_db
 
@@ -651,9 +651,8 @@ def test_every_row_is_called_or_says_why_not():
 
 
 @pytest.mark.parametrize("writer", CALLED, ids=lambda r: r.name.removeprefix("apps."))
-def test_writer_audits(writer: Writer):
+def test_writer_audits(writer: Writer, world):
     # given the triad's world
-    world = build_world()
     world.given = writer.given(world) if writer.given else None
     mark = last_event_id()
 
@@ -695,9 +694,8 @@ def audit_inserts_refused():
 
 
 @pytest.mark.parametrize("writer", [r for r in CALLED if r.actions], ids=lambda r: r.name.removeprefix("apps."))
-def test_writer_is_one_transaction_with_its_audit(writer: Writer):
+def test_writer_is_one_transaction_with_its_audit(writer: Writer, world):
     # given the triad's world, and a database that refuses audit events
-    world = build_world()
     world.given = writer.given(world) if writer.given else None
     before, mark = fingerprint(), last_event_id()
 

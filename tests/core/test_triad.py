@@ -21,7 +21,6 @@ from tests.support.triad import (
     WRITE_METHODS,
     WRONG,
     Route,
-    build_world,
     call,
     client_for,
     denied_write_left_only_its_denial,
@@ -699,9 +698,8 @@ def _refused(route: Route, world, role: str | None, expected: int, who: str) -> 
 
 
 @pytest.mark.parametrize("route", TABLE, ids=str)
-def test_triad(route: Route):
+def test_triad(route: Route, world):
     # given the world's objects, owned by the team 'credit'
-    world = build_world()
 
     # then anonymous callers are sent to sign in
     _anonymous(route, world)

@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from django.apps import apps as django_apps
+from django.db import transaction
 from django.db.models import Max
 from django.test import Client
 from django.urls import reverse
@@ -242,6 +244,31 @@ violations contains v if {
 	}
 }
 """
+
+
+@pytest.fixture(scope="module")
+def shared_world(django_db_setup, django_db_blocker):
+    """One ``World`` per test module, in a transaction rolled back after the module's last test.
+
+    Each test runs inside it in a savepoint of its own (pytest-django's ``db``), as Django's
+    ``TestCase.setUpTestData`` does, so what one test changes is gone before the next.
+    """
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            yield build_world()
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def world(shared_world, db) -> World:
+    """The module's ``World``, with no people from earlier tests (their rows were rolled back)."""
+    shared_world.people = {}
+    shared_world.given = None
+    return shared_world
 
 
 # ---------------------------------------------------------------------------------------------
