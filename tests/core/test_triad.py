@@ -46,6 +46,11 @@ PACK = lambda w: {"name": w.pack.name}  # noqa: E731
 TEAM = lambda w: {"name": w.team.name}  # noqa: E731
 HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
 
+# What a list must not show a person without a role (and does show the right role).
+MODEL_NAME = lambda w: w.model.name  # noqa: E731
+DATASET_NAME = lambda w: w.dataset.name  # noqa: E731
+RELEASE_ID = lambda w: str(w.release.public_id)  # noqa: E731
+
 ADMIN = "admin@global"
 AUDITOR = "auditor@global"
 OFFICER = "compliance_officer@global"
@@ -262,14 +267,14 @@ TABLE: list[Route] = [
         kwargs=lambda w: {"binding_id": w.role_binding.pk},
     ),
     # --- registry
-    row("registry:model_list", "GET", "viewer", nobody=200),
+    row("registry:model_list", "GET", "viewer", nobody=200, hides=MODEL_NAME),
     row("registry:model_detail", "GET", "viewer", kwargs=MODEL),
     row("registry:version_detail", "GET", "viewer", kwargs=VERSION),
     row("registry:version_verify", "POST", "contributor", "viewer", ok=302, kwargs=VERSION3),
-    row("registry:dataset_list", "GET", "viewer", nobody=200),
+    row("registry:dataset_list", "GET", "viewer", nobody=200, hides=DATASET_NAME),
     row("registry:dataset_detail", "GET", "viewer", kwargs=DATASET),
     row("registry:dataset_verify", "POST", "contributor", "viewer", ok=302, kwargs=STUCK),
-    row("api:registry-model-list", "GET", "viewer", nobody=200),
+    row("api:registry-model-list", "GET", "viewer", nobody=200, hides=MODEL_NAME),
     row(
         "api:registry-model-list",
         "POST",
@@ -307,7 +312,7 @@ TABLE: list[Route] = [
         body=lambda w: {"reason": "superseded"},
     ),
     row("api:registry-version-verify", "POST", "contributor", "viewer", ok=202, kwargs=VERSION3),
-    row("api:registry-dataset-list", "GET", "viewer", nobody=200),
+    row("api:registry-dataset-list", "GET", "viewer", nobody=200, hides=DATASET_NAME),
     row(
         "api:registry-dataset-list",
         "POST",
@@ -490,8 +495,8 @@ TABLE: list[Route] = [
     ),
     row("api:policies-version-decision", "GET", "viewer", kwargs=VERSION, query="?environment=staging"),
     # --- releases
-    row("releases:approval_queue", "GET", "reviewer", nobody=200),
-    row("releases:release_list", "GET", "viewer", nobody=200),
+    row("releases:approval_queue", "GET", "reviewer", nobody=200, hides=RELEASE_ID),
+    row("releases:release_list", "GET", "viewer", nobody=200, hides=RELEASE_ID),
     row("releases:release_detail", "GET", "viewer", kwargs=RELEASE),
     row(
         "releases:release_decide",
@@ -526,7 +531,7 @@ TABLE: list[Route] = [
     row(
         "api:environment-list", "POST", ADMIN, "release_manager", nobody=403, ok=201, body=lambda w: {"name": "canary"}
     ),
-    row("api:release-list", "GET", "viewer", nobody=200),
+    row("api:release-list", "GET", "viewer", nobody=200, hides=RELEASE_ID),
     row(
         "api:release-list",
         "POST",
@@ -712,6 +717,8 @@ def test_triad(route: Route, world):
         user = world.person(None)
         response = call(route, world, user, client=client_for(route, user))
         assert response.status_code == route.nobody, f"{route} as {NOBODY}: {response.status_code}"
+        if route.hides is not None:
+            assert route.hides(world) not in response.content.decode(), f"{route} as {NOBODY} shows the team's"
     # and a wrong role is refused
     if route.wrong is not None:
         _refused(route, world, route.wrong, 403, WRONG)
@@ -721,6 +728,8 @@ def test_triad(route: Route, world):
     mark = last_event_id()
     response = call(route, world, user, client=client)
     assert response.status_code == route.ok, f"{route} as {RIGHT}: {response.status_code} {response.content[:400]}"
+    if route.hides is not None:
+        assert route.hides(world) in response.content.decode(), f"{route} as {RIGHT} does not show the team's"
     if route.method in WRITE_METHODS and route.ok < 400 and route.writes:
         outcomes = list(AuditEvent.objects.filter(id__gt=mark).values_list("action", "outcome"))
         assert any(outcome == "success" for _, outcome in outcomes), f"{route} as {RIGHT}: audit events {outcomes}"

@@ -58,6 +58,7 @@ class Route:
     ``wrong`` is a role that may not (None when every role may, e.g. reads any team member has).
     ``nobody`` is what a signed-in person without a role gets (404, 403, or 200 for a filtered list).
     ``ok`` is the right role's status; ``note`` says why where it is not the obvious one.
+    ``hides`` gives a text of the world's that a filtered list shows the right role and not ``nobody``.
     ``writes=False`` for a POST that stores nothing (a dry run): its success leaves no audit event.
     ``audited=False`` only for routes that address nothing (an unknown API path is not a denial).
     """
@@ -71,6 +72,7 @@ class Route:
     kwargs: Callable[[World], dict] = lambda w: {}
     body: Callable[[World], dict] = lambda w: {}
     query: str = ""
+    hides: Callable[[World], str] | None = None
     audited: bool = True
     writes: bool = True
     note: str = ""
