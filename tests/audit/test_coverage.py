@@ -1,6 +1,6 @@
 """Every function that changes state writes its audit events, in its own transaction: one table.
 
-``WRITERS`` lists every function in ``apps/`` that opens a transaction (``@transaction.atomic``,
+``WRITERS`` lists every function in ``apps/`` and ``worker/`` that opens a transaction (``@transaction.atomic``,
 ``with transaction.atomic()``, ``written_together``) and every public function of a services
 module, with the exact audit actions one call writes. ``test_the_table_covers_every_writer``
 fails, naming the function, when a new one has no row. How to add a row: docs/testing.md.
@@ -609,10 +609,10 @@ CALLED = [r for r in WRITERS if r.call is not None]
 
 
 def _writers_in_source() -> set[str]:
-    """Functions in apps/ that open a transaction, and every public function of a services module."""
+    """Functions in apps/ and worker/ that open a transaction, and every public function of a services module."""
     root = pathlib.Path(settings.BASE_DIR)
     found: set[str] = set()
-    for path in sorted((root / "apps").rglob("*.py")):
+    for path in sorted([*(root / "apps").rglob("*.py"), *(root / "worker").rglob("*.py")]):
         if "migrations" in path.parts:
             continue
         module = ".".join(path.relative_to(root).with_suffix("").parts)
