@@ -60,7 +60,8 @@ class Route:
     ``ok`` is the right role's status; ``note`` says why where it is not the obvious one.
     ``hides`` gives a text of the world's that a filtered list shows the right role and not ``nobody``.
     ``writes=False`` for a POST that stores nothing (a dry run): its success leaves no audit event.
-    ``audited=False`` only for routes that address nothing (an unknown API path is not a denial).
+    ``audited=False`` only for routes whose refusal is no denial (an unknown API path; signing out
+    without a session).
     """
 
     name: str
