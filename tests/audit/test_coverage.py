@@ -469,10 +469,11 @@ WRITERS: list[Writer] = [
         "environment.created",
         lambda w: S(REL).environment_create(actor=_root(w), name="canary"),
     ),
-    elsewhere(
+    writes(
         f"{REL}.post_release_review_close",
         "post_release_review.closed",
-        "tests/releases/test_services.py (a break-glass release's review)",
+        lambda w: S(REL).post_release_review_close(actor=w.given, release_id=w.emergency.public_id, findings="ok"),
+        given=lambda w: _as(w, "compliance_officer"),
     ),
     exempt(f"{REL}.revalidation_date", "computes a date"),
     exempt(f"{REL}.required_approvals", "reads"),

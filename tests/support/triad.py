@@ -108,6 +108,7 @@ class World:
     run: Any
     pii: Any
     release: Any
+    emergency: Any
     pack: Any
     binding: Any
     webhook: Any
@@ -191,6 +192,17 @@ def build_world() -> World:
     release = releases.release_request_create(
         actor=principal_for_user(author), model_name="churn", number=1, environment="staging", justification="x"
     )
+    manager = UserFactory(username="triad-manager")
+    rbac.role_grant(actor=system, subject=manager, role="release_manager")
+    emergency = releases.release_request_create(
+        actor=principal_for_user(manager),
+        model_name="churn",
+        number=1,
+        environment="production",
+        justification="outage",
+        change_reference="CHG-1",
+        emergency=True,
+    )
     host = notifications.allowed_host_create(actor=root, host="127.0.0.1", allow_http=True)
     webhook, _ = notifications.webhook_create(
         actor=root, team=team, url="http://127.0.0.1:9/assay", events=["release.approved"]
@@ -213,6 +225,7 @@ def build_world() -> World:
         run=run,
         pii=pii,
         release=release,
+        emergency=emergency,
         pack=pack,
         binding=binding,
         webhook=webhook,
