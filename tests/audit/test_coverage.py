@@ -27,7 +27,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError
-from tests.support.triad import World, fingerprint, last_event_id
+from tests.support.triad import World, changes, fingerprint, last_event_id
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +98,19 @@ def _chunks(w: World):
     run_id = _started(w)
     runs.evidence_run_plan_chunks(run_id=run_id, ranges=[(0, 5), (5, 10)])
     return list(EvidenceChunk.objects.filter(run_id=run_id).order_by("pk"))
+
+
+def _merge(partials):
+    from apps.evidence.runs import Merged
+
+    return Merged(summary={"schema": "assay.bias/v1", "parts": len(partials)}, engine_versions={"numpy": "0"})
+
+
+def _one_chunk_left(w: World):
+    """Two chunks planned; the first stored its partial (which audits nothing). Returns the second."""
+    first, second = _chunks(w)
+    S(RUNS).evidence_chunk_complete(chunk_id=first.pk, partial={"rows": 5}, merge=_merge)
+    return second
 
 
 def _queued(w: World):
@@ -377,10 +390,11 @@ WRITERS: list[Writer] = [
         given=_chunks,
         why="a chunk's start is the run's progress, not a change anyone accounts for",
     ),
-    elsewhere(
+    writes(
         f"{RUNS}.evidence_chunk_complete",
         "evidence_run.succeeded",
-        "tests/evidence/test_chunks.py (the last chunk merges real partial results)",
+        lambda w: S(RUNS).evidence_chunk_complete(chunk_id=w.given.pk, partial={"rows": 5}, merge=_merge),
+        given=_one_chunk_left,
     ),
     # --- policies
     writes(
@@ -446,17 +460,19 @@ WRITERS: list[Writer] = [
         lambda w: S(REL).release_cancel(actor=_root(w), release_id=w.release.public_id),
     ),
     writes(
-        f"{REL}.releases_expire_due", "release.expired", lambda w: (_expired_release(w), S(REL).releases_expire_due())
+        f"{REL}.releases_expire_due", "release.expired", lambda w: S(REL).releases_expire_due(), given=_expired_release
     ),
     writes(
         f"{REL}.releases_reevaluate",
         "release.expired",
-        lambda w: (_expired_release(w), S(REL).releases_reevaluate(reason="test")),
+        lambda w: S(REL).releases_reevaluate(reason="test"),
+        given=_expired_release,
     ),
     writes(
         f"{REL}._rejudge",
         "release.expired",
-        lambda w: (_expired_release(w), S(REL)._rejudge(w.release.public_id, reason="test")),
+        lambda w: S(REL)._rejudge(w.release.public_id, reason="test"),
+        given=_expired_release,
     ),
     writes(
         f"{REL}.evidence_succeeded",
@@ -706,6 +722,5 @@ def test_writer_is_one_transaction_with_its_audit(writer: Writer, world):
 
     # then nothing of its change is left
     assert AuditEvent.objects.filter(id__gt=mark).count() == 0, writer.name
-    after = fingerprint()
-    changed = {k: (before[k], after.get(k)) for k in before if before[k] != after.get(k)}
+    changed = changes(before, fingerprint())
     assert not changed, f"{writer.name}: the audit write failed but the change stayed: {changed}"
