@@ -27,7 +27,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError
-from tests.support.triad import World, changes, fingerprint, last_event_id
+from tests.support.triad import World, changes, fingerprint, last_event_id, result_file
 
 pytestmark = pytest.mark.django_db
 
@@ -351,10 +351,11 @@ WRITERS: list[Writer] = [
             actor=_root(w), run_id=w.pii.public_id, finding="email:EMAIL_ADDRESS", verdict="confirmed", reason="real"
         ),
     ),
-    elsewhere(
+    writes(
         f"{EV}.evidence_file_download",
         "evidence_file.downloaded",
-        "tests/evidence/test_lifecycle.py (a run's real result files)",
+        lambda w: S(EV).evidence_file_download(actor=_root(w), run_id=w.pii.public_id, name=w.given.name)[1].close(),
+        given=result_file,
     ),
     writes(
         f"{EV}.default_evidence_request",

@@ -27,6 +27,7 @@ from tests.support.triad import (
     fingerprint,
     is_problem,
     last_event_id,
+    result_file,
     row,
 )
 
@@ -350,9 +351,8 @@ TABLE: list[Route] = [
         "evidence:file_download",
         "GET",
         "viewer",
-        ok=404,
-        kwargs=lambda w: {"run_id": w.run.public_id, "name": "x"},
-        note="the world's run has no files: a missing file is a 404 for the right role too",
+        kwargs=lambda w: {"run_id": w.pii.public_id, "name": w.given.name},
+        given=result_file,
     ),
     row(
         "evidence:version_evidence_request",
@@ -406,9 +406,8 @@ TABLE: list[Route] = [
         "api:evidence-file-download",
         "GET",
         "viewer",
-        ok=404,
-        kwargs=lambda w: {"run_id": w.run.public_id, "name": "x"},
-        note="the world's run has no files: a missing file is a 404 for the right role too",
+        kwargs=lambda w: {"run_id": w.pii.public_id, "name": w.given.name},
+        given=result_file,
     ),
     # --- policies
     row("policies:pack_list", "GET", "viewer", nobody=403),
@@ -713,6 +712,8 @@ def _refused(route: Route, world, role: str | None, expected: int, who: str) -> 
 @pytest.mark.parametrize("route", TABLE, ids=str)
 def test_triad(route: Route, world):
     # given the world's objects, owned by the team 'credit'
+
+    world.given = route.given(world) if route.given else None
 
     # then anonymous callers are sent to sign in
     _anonymous(route, world)

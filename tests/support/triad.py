@@ -57,6 +57,8 @@ class Route:
     ``wrong`` is a role that may not (None when every role may, e.g. reads any team member has).
     ``nobody`` is what a signed-in person without a role gets (404, 403, or 200 for a filtered list).
     ``ok`` is the right role's status; ``note`` says why where it is not the obvious one.
+    ``given`` prepares what only this row needs (its result is ``world.given``), e.g. a stored file:
+    the world is built once per module, but storage is per test.
     ``hides`` gives a text of the world's that a filtered list shows the right role and not ``nobody``.
     ``writes=False`` for a POST that stores nothing (a dry run): its success leaves no audit event.
     ``audited=False`` only for routes whose refusal is no denial (an unknown API path; signing out
@@ -73,6 +75,7 @@ class Route:
     body: Callable[[World], dict] = lambda w: {}
     query: str = ""
     hides: Callable[[World], str] | None = None
+    given: Callable[[World], Any] | None = None
     audited: bool = True
     writes: bool = True
     note: str = ""
@@ -117,6 +120,7 @@ class World:
     role_binding: Any
     token_id: str
     people: dict = field(default_factory=dict)
+    given: Any = None  # what a row's ``given`` prepared, for this test only
 
     @staticmethod
     def pack_source(package: str) -> str:
@@ -284,6 +288,25 @@ def world(shared_world, db) -> World:
     shared_world.people = {}
     shared_world.given = None
     return shared_world
+
+
+def result_file(w: World):
+    """A result file of the world's PII scan, its bytes in this test's storage."""
+    import io
+
+    from apps.evidence.models import EvidenceFile
+    from apps.registry.storage import get_storage
+
+    stored = get_storage().save(io.BytesIO(b"column,entity\nemail,EMAIL_ADDRESS\n"), kind="evidence")
+    return EvidenceFile.objects.create(
+        run=w.pii,
+        name="findings.csv",
+        title="Findings",
+        content_type="text/csv",
+        key=stored.key,
+        size=stored.size,
+        sha256=stored.sha256,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
