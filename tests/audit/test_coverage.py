@@ -27,7 +27,7 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError
-from tests.support.triad import World, changes, fingerprint, last_event_id, result_file
+from tests.support.triad import World, changes, fingerprint, finished_delivery, last_event_id, result_file
 
 pytestmark = pytest.mark.django_db
 
@@ -124,12 +124,6 @@ def _claim(w: World):
     from apps.jobs import services as jobs
 
     return jobs.job_claim(_queued(w).pk)
-
-
-def _delivery_failed(w: World):
-    from apps.notifications.models import WebhookDelivery
-
-    WebhookDelivery.objects.filter(pk=w.delivery.pk).update(state="failed")
 
 
 def _upload(data: bytes, name: str):
@@ -530,7 +524,7 @@ WRITERS: list[Writer] = [
         lambda w: S(NOTE).delivery_redeliver(
             actor=_root(w), webhook_id=w.webhook.public_id, delivery_id=w.delivery.public_id
         ),
-        given=_delivery_failed,
+        given=finished_delivery,
     ),
     writes(
         f"{NOTE}.allowed_host_create",

@@ -25,6 +25,7 @@ from tests.support.triad import (
     client_for,
     denied_write_left_only_its_denial,
     fingerprint,
+    finished_delivery,
     is_problem,
     last_event_id,
     result_file,
@@ -52,6 +53,15 @@ HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
 MODEL_NAME = lambda w: w.model.name  # noqa: E731
 DATASET_NAME = lambda w: w.dataset.name  # noqa: E731
 RELEASE_ID = lambda w: str(w.release.public_id)  # noqa: E731
+
+CSV_SCHEMA = '[{"name": "x", "type": "double", "role": "feature"}, {"name": "label", "type": "int", "role": "label"}]'
+
+
+def csv_upload():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("fresh.csv", b"x,label\n0.5,1\n0.25,0\n", content_type="text/csv")
+
 
 ADMIN = "admin@global"
 AUDITOR = "auditor@global"
@@ -328,10 +338,9 @@ TABLE: list[Route] = [
         "POST",
         "contributor",
         "viewer",
-        nobody=404,
-        ok=400,
-        body=lambda w: {"name": "x", "owner_team": w.team.name},
-        note="no file: the shape check answers 400 after the role check passed",
+        ok=201,
+        body=lambda w: {"name": "fresh", "owner_team": w.team.name, "file": csv_upload(), "schema": CSV_SCHEMA},
+        multipart=True,
     ),
     row("api:registry-dataset-detail", "GET", "viewer", kwargs=DATASET),
     row("api:registry-dataset-verify", "POST", "contributor", "viewer", ok=202, kwargs=STUCK),
@@ -622,9 +631,9 @@ TABLE: list[Route] = [
         "POST",
         "compliance_officer",
         "auditor",
-        ok=409,
+        ok=202,
         kwargs=lambda w: {"webhook_id": w.webhook.public_id, "delivery_id": w.delivery.public_id},
-        note="the world's delivery is still pending",
+        given=finished_delivery,
     ),
     row("api:webhook-allowed-hosts", "GET", ADMIN, "viewer", nobody=403),
     row(

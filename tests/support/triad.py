@@ -59,6 +59,7 @@ class Route:
     ``ok`` is the right role's status; ``note`` says why where it is not the obvious one.
     ``given`` prepares what only this row needs (its result is ``world.given``), e.g. a stored file:
     the world is built once per module, but storage is per test.
+    ``multipart=True`` sends the body as a form with files (an upload) instead of JSON.
     ``hides`` gives a text of the world's that a filtered list shows the right role and not ``nobody``.
     ``writes=False`` for a POST that stores nothing (a dry run): its success leaves no audit event.
     ``audited=False`` only for routes whose refusal is no denial (an unknown API path; signing out
@@ -76,6 +77,7 @@ class Route:
     query: str = ""
     hides: Callable[[World], str] | None = None
     given: Callable[[World], Any] | None = None
+    multipart: bool = False
     audited: bool = True
     writes: bool = True
     note: str = ""
@@ -290,6 +292,14 @@ def world(shared_world, db) -> World:
     return shared_world
 
 
+def finished_delivery(w: World):
+    """The world's webhook delivery, failed for good (only a finished delivery is sent again)."""
+    from apps.notifications.models import WebhookDelivery
+
+    WebhookDelivery.objects.filter(pk=w.delivery.pk).update(state="failed")
+    return w.delivery
+
+
 def result_file(w: World):
     """A result file of the world's PII scan, its bytes in this test's storage."""
     import io
@@ -336,7 +346,7 @@ def call(route: Route, world: World, user, *, client=None):
     if route.method == "GET":
         return client.get(url)
     if route.api:
-        return getattr(client, method)(url, route.body(world), format="json")
+        return getattr(client, method)(url, route.body(world), format="multipart" if route.multipart else "json")
     return getattr(client, method)(url, route.body(world))
 
 
