@@ -199,15 +199,17 @@ def release_request_create(
         .first()
     )
     if version is None:
-        rbac.require(actor, "registry.view", None, audit_action="release.requested")
+        # The same 404 as for a version the actor may not see: nobody learns which versions exist.
         raise NotFound(f"No version {number} of a model named {model_name!r}.")
+    action = "release.emergency_requested" if emergency else "release.requested"
     env = Environment.objects.filter(name=environment).first()
     if env is None:
+        # Only to those who may see the version: a stranger learns nothing of which versions exist.
+        rbac.require(actor, "registry.view", version, audit_action=action)
         raise ValidationFailed(
             f"Unknown environment {environment!r}.", errors={"environment": [f"unknown environment: {environment}"]}
         )
     target = ReleaseTarget(version, env)
-    action = "release.emergency_requested" if emergency else "release.requested"
     rbac.require(actor, "releases.emergency" if emergency else "releases.request", target, audit_action=action)
     justification = (justification or "").strip()
     change_reference = (change_reference or "").strip()
