@@ -9,6 +9,7 @@ the URL conf serves a route and method that has no row. How to add a row: docs/t
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -28,6 +29,7 @@ from tests.support.triad import (
     finished_delivery,
     is_problem,
     last_event_id,
+    made_up,
     result_file,
     row,
 )
@@ -718,6 +720,20 @@ def _refused(route: Route, world, role: str | None, expected: int, who: str) -> 
         denied_write_left_only_its_denial(route, before, mark, who)
 
 
+def _same_as_missing(route: Route, world) -> None:
+    """An object the person may not see answers exactly as one that does not exist: nothing to tell apart."""
+    user = world.person(None)
+    hidden = call(route, world, user, client=client_for(route, user))
+    ghost_kwargs = made_up(route.kwargs(world))
+    ghost = replace(route, kwargs=lambda w: ghost_kwargs)
+    missing = call(ghost, world, user, client=client_for(ghost, user))
+    assert missing.status_code == hidden.status_code, (
+        f"{route} as {NOBODY}: {hidden.status_code}, missing: {missing.status_code}"
+    )
+    if route.api:
+        assert missing.json()["code"] == hidden.json()["code"], f"{route} as {NOBODY}: {missing.json()} {hidden.json()}"
+
+
 @pytest.mark.parametrize("route", TABLE, ids=str)
 def test_triad(route: Route, world):
     # given the world's objects, owned by the team 'credit'
@@ -731,6 +747,8 @@ def test_triad(route: Route, world):
     # and a person without any role sees nothing of the team's
     if route.nobody in (403, 404):
         _refused(route, world, None, route.nobody, NOBODY)
+        if route.nobody == 404 and route.kwargs(world):
+            _same_as_missing(route, world)
     else:
         user = world.person(None)
         response = call(route, world, user, client=client_for(route, user))

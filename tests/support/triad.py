@@ -356,6 +356,27 @@ def call(route: Route, world: World, user, *, client=None):
 BOOKKEEPING = {"last_used_at", "last_used_ip", "last_login", "last_version_number"}
 
 
+# URL arguments that choose what to do, not which object: kept when the object is made up.
+NOT_OBJECTS = {"fmt", "kind", "action"}
+
+
+def made_up(kwargs: dict) -> dict:
+    """The same URL arguments naming objects that do not exist (ids, UUIDs and names made up)."""
+    import uuid
+
+    out = {}
+    for key, value in kwargs.items():
+        if key in NOT_OBJECTS:
+            out[key] = value
+        elif isinstance(value, int):
+            out[key] = 999_999
+        elif isinstance(value, uuid.UUID):
+            out[key] = uuid.uuid4()
+        else:
+            out[key] = "no-such-thing"
+    return out
+
+
 def fingerprint() -> dict[str, Any]:
     """Every row of every table of the project but the audit trail's (bookkeeping columns left out)."""
     rows: dict[str, Any] = {}
