@@ -20,11 +20,20 @@ def client_address(request) -> str:
     return (request.META.get("REMOTE_ADDR") or "")[:64]
 
 
+def _sent_to_sign_in(request, response) -> bool:
+    """A change (not GET/HEAD/OPTIONS) that ``login_required`` answered with a redirect to the sign-in page."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or response.status_code != 302:
+        return False
+    return response.get("Location", "").startswith(f"{settings.LOGIN_URL}?next=")
+
+
 class RequestContextMiddleware:
     """Give every request an id (kept from X-Request-ID when sane) and return it as X-Request-ID.
 
     Opens the request's unit of work (``apps.core.request_cache``) and closes it when the
     response is ready, so nothing remembered for one request is seen by the next.
+    A dashboard change attempted without a session (a POST sent to sign in) is audited like
+    the API's 401s: ``auth.rejected``, at most once per client address per window.
 
     Also marks a bearer-token API request (``request.token_api``), for which the browser's
     middleware (sessions, CSRF, the session user, messages) stands aside.
@@ -47,6 +56,10 @@ class RequestContextMiddleware:
         unit = request_cache.begin()  # what this request remembers (grants) dies with it
         try:
             response = self.get_response(request)
+            if source == "web" and _sent_to_sign_in(request, response):
+                from . import services
+
+                services.record_unauthenticated(request=request, reason="sign-in required for a change")
         finally:
             request_cache.end(unit)
             context._current.reset(token)

@@ -74,11 +74,20 @@ class InvalidTransition(Conflict):
 
 
 class NotFound(DomainError):
-    """Nothing there, or something the actor may not see: both read as 404."""
+    """Nothing there, or something the actor may not see: both read as 404.
+
+    The API words every 404 as a hidden object's ("Not found."), so that the message never tells
+    an object the actor may not see from one that does not exist; ``public`` keeps the detail for
+    404s about no object at all (an unknown API path).
+    """
 
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
     title = "Not found"
+
+    def __init__(self, detail: str = "", *, public: bool = False, **kwargs) -> None:
+        super().__init__(detail, **kwargs)
+        self.public = public
 
 
 class Denied(DomainError):
@@ -240,6 +249,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, Denied):
         audit_services.record_denial(exc, request=request)
         return problem(exc.status_code, exc.title, exc.detail, code=exc.code, request=request)
+    if isinstance(exc, NotFound) and not exc.public:
+        # Worded as a hidden object's 404 (``Denied`` with ``visible=False``): a message naming
+        # what is missing would tell anyone which of the objects they cannot see exist.
+        return problem(404, "Not found", "Not found.", code="not_found", request=request)
     if isinstance(exc, DomainError):
         return problem(
             exc.status_code, exc.title, exc.detail, code=exc.code, request=request, errors=exc.errors, **exc.extra

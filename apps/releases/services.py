@@ -202,15 +202,17 @@ def release_request_create(
         .first()
     )
     if version is None:
-        rbac.require(actor, "registry.view", None, audit_action="release.requested")
+        # The same 404 as for a version the actor may not see: nobody learns which versions exist.
         raise NotFound(f"No version {number} of a model named {model_name!r}.")
+    action = "release.emergency_requested" if emergency else "release.requested"
     env = Environment.objects.filter(name=environment).first()
     if env is None:
+        # Only to those who may see the version: a stranger learns nothing of which versions exist.
+        rbac.require(actor, "registry.view", version, audit_action=action)
         raise ValidationFailed(
             f"Unknown environment {environment!r}.", errors={"environment": [f"unknown environment: {environment}"]}
         )
     target = ReleaseTarget(version, env)
-    action = "release.emergency_requested" if emergency else "release.requested"
     rbac.require(actor, "releases.emergency" if emergency else "releases.request", target, audit_action=action)
     justification = (justification or "").strip()
     change_reference = (change_reference or "").strip()
@@ -790,10 +792,11 @@ def environment_create(
 def post_release_review_close(*, actor: Principal, release_id: Any, findings: str) -> PostReleaseReview:
     """A compliance officer closes the review a break-glass release opened, with findings. Audited."""
     release = _locked(release_id)
+    # Decide first: whether a release has a review is not for those who may not see the release.
+    rbac.require(actor, "releases.review", release, audit_action="post_release_review.closed")
     review = PostReleaseReview.objects.select_for_update().filter(release=release).first()
     if review is None:
         raise NotFound("This release has no post-release review (it was not an emergency release).")
-    rbac.require(actor, "releases.review", release, audit_action="post_release_review.closed")
     if release.requested_by_id is not None and actor.person_key == (PrincipalKind.USER, release.requested_by_id):
         raise Denied(
             "You requested this emergency release: another person must review it.",

@@ -13,6 +13,7 @@ from apps.audit.chain import GENESIS, _row_hash, _select_sql, seal_pending
 from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
 from tests.support.db import bypass_audit_triggers
+from tests.support.triad import shared_world, world  # noqa: F401 - the triad's objects, built once per module
 
 
 @pytest.fixture

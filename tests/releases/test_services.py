@@ -525,3 +525,24 @@ def test_a_policy_change_queues_a_re_evaluation_that_resets_approved_releases(
     assert not selectors.gate_for(version=version, environment=release.environment).allowed
     job = Job.objects.filter(kind=job_kind("policy.changed"), params__subscriber="releases").order_by("-id").first()
     assert job.progress == 100
+
+
+def test_an_unknown_environment_tells_a_stranger_nothing_of_the_version(
+    make_user, requester, version, request_release, api_client_for, audit_mark
+):
+    # given a person without any role
+    stranger = api_client_for(make_user())
+    mark = audit_mark()
+    body = {"model": version.model.name, "version": version.number, "environment": "nowhere", "justification": "x"}
+
+    # when they name an existing version and an unknown environment, and then a version that does not exist
+    existing = stranger.post("/api/v1/releases/", body, format="json")
+    missing = stranger.post("/api/v1/releases/", {**body, "version": 99}, format="json")
+
+    # then both answers are the same refusal, and the first is audited as denied
+    assert (existing.status_code, missing.status_code) == (404, 404)
+    assert existing.json()["code"] == missing.json()["code"] == "not_found"
+    assert ("release.requested", "denied") in [(e.action, e.outcome) for e in mark.new()]
+    # and the requester, who may see the version, is told the environment is unknown
+    with pytest.raises(ValidationFailed, match="Unknown environment 'nowhere'"):
+        request_release(requester, version, environment="nowhere")

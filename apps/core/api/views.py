@@ -176,7 +176,7 @@ class ApiNotFoundView(APIView):
     def _not_found(self, request, *args, **kwargs):
         hint = _slash_hint(request.path)
         if hint:
-            raise NotFound(f"No API endpoint at {request.path}. API paths end with a slash: {hint}")
-        raise NotFound(f"No API endpoint at {request.path}.")
+            raise NotFound(f"No API endpoint at {request.path}. API paths end with a slash: {hint}", public=True)
+        raise NotFound(f"No API endpoint at {request.path}.", public=True)
 
     get = post = put = patch = delete = head = options = _not_found
