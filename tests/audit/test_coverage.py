@@ -27,7 +27,15 @@ from django.db import DatabaseError, connection, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.errors import DomainError
-from tests.support.triad import World, changes, fingerprint, finished_delivery, last_event_id, result_file
+from tests.support.triad import (
+    World,
+    changes,
+    fingerprint,
+    finished_delivery,
+    last_event_id,
+    pending_facts_change,
+    result_file,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +73,12 @@ def exempt(name: str, why: str) -> Writer:
 
 def elsewhere(name: str, actions: tuple[str, ...] | str, test: str) -> Writer:
     return Writer(name=name, actions=(actions,) if isinstance(actions, str) else tuple(actions), covered_by=test)
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
 
 
 def _root(w: World):
@@ -235,6 +249,7 @@ WRITERS: list[Writer] = [
             "require",
             "restrict",
             "get_visible",
+            "visible_pks",
             "can_approve",
             "roles_with",
             "keep_an_admin",
@@ -250,6 +265,31 @@ WRITERS: list[Writer] = [
         f"{REG}.models.model_update",
         "model.updated",
         lambda w: S(f"{REG}.models").model_update(actor=_root(w), name="churn", changes={"risk_tier": "high"}),
+    ),
+    exempt(f"{REG}.models.facts_change_url", "formats a URL"),
+    writes(
+        f"{REG}.facts.facts_change_approve",
+        ("facts_change.approved", "model.updated"),
+        lambda w: S(f"{REG}.facts").facts_change_approve(
+            actor=w.given[1], change_id=w.given[0].public_id, reason="covered by the DPIA"
+        ),
+        given=lambda w: (pending_facts_change(w), _as(w, "compliance_officer")),
+    ),
+    writes(
+        f"{REG}.facts.facts_change_reject",
+        "facts_change.rejected",
+        lambda w: S(f"{REG}.facts").facts_change_reject(
+            actor=w.given[1], change_id=w.given[0].public_id, reason="not covered"
+        ),
+        given=lambda w: (pending_facts_change(w), _as(w, "compliance_officer")),
+    ),
+    writes(
+        f"{REG}.facts.facts_change_cancel",
+        "facts_change.cancelled",
+        lambda w: S(f"{REG}.facts").facts_change_cancel(
+            actor=_as(w, "contributor"), change_id=w.given.public_id, reason="withdrawn"
+        ),
+        given=pending_facts_change,
     ),
     writes(
         f"{REG}.versions.version_create",
@@ -422,9 +462,9 @@ WRITERS: list[Writer] = [
         why="nothing changed: no shipped pack file differs from its stored version",
     ),
     writes(
-        "apps.policies.catalog.shipped_packs_sync",
+        f"{POL}.shipped_packs_sync",
         (),
-        lambda w: S("apps.policies.catalog").shipped_packs_sync(),
+        lambda w: S(POL).shipped_packs_sync(),
         why="the shipped packs are stored already by the migrations",
     ),
     # --- releases
@@ -468,12 +508,6 @@ WRITERS: list[Writer] = [
         "release.expired",
         lambda w: S(REL)._rejudge(w.release.public_id, reason="test"),
         given=_expired_release,
-    ),
-    writes(
-        f"{REL}.evidence_succeeded",
-        (),
-        lambda w: S(REL).evidence_succeeded(version_ids=[w.version.pk]),
-        why="the evidence moves no live request's basis here: nothing to reset",
     ),
     writes(
         f"{REL}.environment_create",
@@ -543,6 +577,12 @@ WRITERS: list[Writer] = [
         why="an attempt's start; delivery_record audits its outcome",
     ),
     elsewhere(
+        "apps.notifications.subscribers.on_event",
+        (),
+        "tests/releases/test_reactions.py (a published event's deliveries; their sending is audited by "
+        "delivery_record)",
+    ),
+    elsewhere(
         "apps.notifications.deliveries.delivery_record",
         "webhook_delivery.succeeded",
         "tests/notifications/test_delivery.py (a real HTTP receiver answers)",
@@ -582,12 +622,29 @@ WRITERS: list[Writer] = [
         why="progress is not a state change anyone accounts for",
     ),
     exempt(f"{JOBS}.worker_name", "names this worker"),
+    exempt(f"{JOBS}.brokerless", "reads a setting"),
+    writes(
+        f"{JOBS}.worker_heartbeat",
+        (),
+        lambda w: S(JOBS).worker_heartbeat(name="host:1", kind="database", beat=False, started_at=_now()),
+        why="a heartbeat is an operational signal (read by /api/v1/health/), not a change anyone accounts for",
+    ),
+    writes(
+        f"{JOBS}.worker_stopped",
+        (),
+        lambda w: S(JOBS).worker_stopped(name="host:1"),
+        why="a stopping worker removes its heartbeat: an operational signal",
+    ),
     exempt(f"{JOBS}.act_for", "sets the audit context"),
     exempt(f"{JOBS}.jobs_waiting", "reads"),
     # --- audit: the trail's own writers
     exempt("apps.audit.services.record", "the one writer of audit events"),
     exempt("apps.audit.services.record_denial", "writes the denial of a refused change (tests/core/test_triad.py)"),
     exempt("apps.audit.services.record_unauthenticated", "writes auth.rejected (tests/core/test_api_access.py)"),
+    exempt(
+        "apps.audit.services.record_summarised",
+        "writes one event per address and window for a flood of refusals (tests/core/test_throttling.py)",
+    ),
     writes(
         "apps.audit.services.export_start",
         "audit.exported",

@@ -30,6 +30,7 @@ from tests.support.triad import (
     is_problem,
     last_event_id,
     made_up,
+    pending_facts_change,
     result_file,
     row,
 )
@@ -46,6 +47,7 @@ STUCK = lambda w: {"dataset_id": w.stuck.pk}  # noqa: E731
 PII = lambda w: {"run_id": w.pii.public_id}  # noqa: E731
 RUN = lambda w: {"run_id": w.run.public_id}  # noqa: E731
 RELEASE = lambda w: {"release_id": w.release.public_id}  # noqa: E731
+FACTS_CHANGE = lambda w: {"change_id": w.given.public_id}  # noqa: E731  (``given=pending_facts_change``)
 EMERGENCY = lambda w: {"release_id": w.emergency.public_id}  # noqa: E731  (a break-glass release)
 PACK = lambda w: {"name": w.pack.name}  # noqa: E731
 TEAM = lambda w: {"name": w.team.name}  # noqa: E731
@@ -346,6 +348,52 @@ TABLE: list[Route] = [
     ),
     row("api:registry-dataset-detail", "GET", "viewer", kwargs=DATASET),
     row("api:registry-dataset-verify", "POST", "contributor", "viewer", ok=202, kwargs=STUCK),
+    row(
+        "api:registry-facts-change-list",
+        "GET",
+        "viewer",
+        nobody=200,
+        given=pending_facts_change,
+        hides=lambda w: str(w.given.public_id),
+    ),
+    row("api:registry-facts-change-detail", "GET", "viewer", kwargs=FACTS_CHANGE, given=pending_facts_change),
+    row(
+        "api:registry-facts-change-approve",
+        "POST",
+        "compliance_officer",
+        "reviewer",
+        kwargs=FACTS_CHANGE,
+        given=pending_facts_change,
+        body=lambda w: {"reason": "the wider use is covered by the DPIA"},
+    ),
+    row(
+        "api:registry-facts-change-reject",
+        "POST",
+        "compliance_officer",
+        "reviewer",
+        kwargs=FACTS_CHANGE,
+        given=pending_facts_change,
+        body=lambda w: {"reason": "not covered"},
+    ),
+    row(
+        "api:registry-facts-change-cancel",
+        "POST",
+        "contributor",
+        "viewer",
+        kwargs=FACTS_CHANGE,
+        given=pending_facts_change,
+        body=lambda w: {"reason": "withdrawn"},
+    ),
+    row(
+        "registry:facts_change_decide",
+        "POST",
+        "compliance_officer",
+        "reviewer",
+        ok=302,
+        kwargs=lambda w: {"name": w.model.name, "change_id": w.given.public_id, "command": "approve"},
+        given=pending_facts_change,
+        body=lambda w: {"reason": "the wider use is covered by the DPIA"},
+    ),
     # --- evidence
     row("evidence:run_detail", "GET", "viewer", kwargs=RUN),
     row("evidence:run_cancel", "POST", "contributor", "viewer", ok=302, kwargs=RUN),

@@ -292,6 +292,19 @@ def world(shared_world, db) -> World:
     return shared_world
 
 
+def pending_facts_change(w: World):
+    """A loosening change of the model's facts (a replaced intended use), proposed by the team's
+    contributor and waiting for a compliance officer."""
+    from apps.registry import services as registry
+
+    team = principal_for_user(w.person("contributor"))
+    # filling a blank fact applies at once; replacing a recorded one loosens it and waits
+    registry.model_update(actor=team, name=w.model.name, changes={"intended_use": "Pre-screening only"})
+    return registry.model_update(
+        actor=team, name=w.model.name, changes={"intended_use": "Any consumer decision"}, reason="wider use"
+    ).facts_change
+
+
 def finished_delivery(w: World):
     """The world's webhook delivery, failed for good (only a finished delivery is sent again)."""
     from apps.notifications.models import WebhookDelivery
