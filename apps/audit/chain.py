@@ -442,16 +442,3 @@ def _seal_quietly() -> None:
         with _seal_state:
             _sealing = False
         raise
-
-
-# Verification lives in ``apps.audit.verification``; these names stay importable from here (PEP 562,
-# resolved on first use because that module imports this one).
-_VERIFICATION_NAMES = ("Problem", "VerifyResult", "iter_sealed", "iter_sealed_rows", "verify_database", "verify_events")
-
-
-def __getattr__(name: str):
-    if name in _VERIFICATION_NAMES:
-        from . import verification
-
-        return getattr(verification, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

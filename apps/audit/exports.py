@@ -1,7 +1,7 @@
 """Exports of the audit trail: CSV for people, JSON Lines for verification.
 
 Both stream sealed events in sequence order, up to the chain head fixed when the
-export started (``services.export_start``), in keyset-paginated chunks, so an
+export started (``trail.export_start``), in keyset-paginated chunks, so an
 export of millions of rows runs in constant memory and never holds a cursor open
 between chunks.
 

@@ -13,7 +13,6 @@ import logging
 import math
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -21,17 +20,13 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.errors import ValidationFailed
 from apps.core.models import Row, defer_insert, insert_row
 from apps.core.principals import Principal
 
 from . import context
-from .chain import seal_after_commit, seal_pending
+from .chain import seal_after_commit
 from .choices import Outcome
-from .exports import FORMATS, export_queryset
-from .filters import EventFilter
 from .models import AuditEvent
-from .verification import VerifyResult, verify_database
 
 logger = logging.getLogger(__name__)
 
@@ -240,51 +235,3 @@ def record_summarised(
             reason=f"{reason}{summary}",
         )
     return True
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the trail as a whole: exports and verification.
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    """What an export will contain: the format, the filter, and the chain head it stops at."""
-
-    format: str
-    filters: EventFilter
-    up_to_seq: int
-    rows: int
-
-
-def export_start(*, actor: Principal, filters: EventFilter, fmt: str) -> ExportPlan:
-    """Check ``audit.export``, fix the chain head, count the rows and record ``audit.exported``.
-
-    Pending events are sealed first, so the export holds everything committed
-    before it started; it stops at that head, so its row count is exact and the
-    ``audit.exported`` event (written and committed before a byte is sent) is not
-    part of the export it describes.
-    """
-    from apps.rbac import services as rbac
-
-    if fmt not in FORMATS:
-        raise ValidationFailed(f"format: choose one of {', '.join(FORMATS)}.", errors={"format": ["Unknown format."]})
-    rbac.require(actor, "audit.export", audit_action="audit.exported")
-    seal_pending(blocking=True)
-    with transaction.atomic():
-        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", flat=True).first() or 0
-        rows = export_queryset(filters, up_to_seq=head).count()
-        record(
-            action="audit.exported",
-            actor=actor,
-            target=("audit_trail", "", "audit trail"),
-            after={"format": fmt, "filters": filters.as_params(), "rows": rows, "up_to_seq": head},
-        )
-    return ExportPlan(format=fmt, filters=filters, up_to_seq=head, rows=rows)
-
-
-def trail_verify(*, actor: Principal) -> VerifyResult:
-    """Check ``audit.view``, then seal what is pending and verify the whole chain against the checkpoints."""
-    from apps.rbac import services as rbac
-
-    rbac.require(actor, "audit.view", audit_action="audit.verified")
-    return verify_database()

@@ -19,7 +19,7 @@ from apps.accounts.principals import principal_for_user
 from apps.core.errors import ValidationFailed
 from apps.rbac import services as rbac
 
-from . import exports, selectors, services
+from . import exports, selectors, trail
 from .filters import EventFilter, parse_filters
 from .forms import EventFilterForm
 
@@ -71,7 +71,7 @@ def event_export(request, fmt: str):
     """Stream the filtered trail as CSV or JSON Lines (the same export the API serves); audited."""
     actor = principal_for_user(request.user)
     filters = parse_filters(request.GET)
-    plan = services.export_start(actor=actor, filters=filters, fmt=fmt)
+    plan = trail.export_start(actor=actor, filters=filters, fmt=fmt)
     return exports.streaming_response(plan.format, plan.filters, up_to_seq=plan.up_to_seq)
 
 
@@ -80,5 +80,5 @@ def event_export(request, fmt: str):
 def chain_verify(request):
     """Verify the whole chain against the signed checkpoints and say what was found, in words."""
     actor = principal_for_user(request.user)
-    result = services.trail_verify(actor=actor)
+    result = trail.trail_verify(actor=actor)
     return render(request, "audit/verify.html", {"result": result})

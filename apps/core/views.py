@@ -1,6 +1,6 @@
 """Dashboard error pages, and the one dashboard helper that renders domain errors.
 
-The API renders domain errors through ``apps.core.errors.api_exception_handler``;
+The API renders domain errors through ``apps.core.api.exceptions.api_exception_handler``;
 dashboard views let them propagate and ``apps.core.middleware.DomainErrorMiddleware``
 hands them to ``domain_error`` below, which audits a denial (in a transaction
 of its own) and renders the matching page.

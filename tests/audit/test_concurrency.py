@@ -10,8 +10,8 @@ import pytest
 from django.db import connection, transaction
 
 from apps.audit import services as audit
-from apps.audit.chain import verify_database
 from apps.audit.models import AuditEvent
+from apps.audit.verification import verify_database
 from apps.core.principals import Principal
 
 WRITERS = 16

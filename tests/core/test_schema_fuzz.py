@@ -82,7 +82,7 @@ def world(db, _connection_kept):
     host) are spares, so that the callers keep their own access for the whole run.
     """
     system = Principal.system("schema fuzz")
-    # a live worker, as in any running installation: /health/?strict=1 answers 200, not 503 degraded
+    # a live worker, as in any running installation: /health/?strict=true answers 200, not 503 degraded
     jobs.worker_heartbeat(name="fuzz:1", kind="database", beat=True, started_at=timezone.now())
     team = TeamFactory(name="credit")
     admin = UserFactory(username="ada")

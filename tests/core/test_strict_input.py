@@ -111,3 +111,19 @@ def test_every_patch_input_serializer_is_strict():
     for serializer in (ModelUpdateInput, WebhookUpdateInput, UserUpdateInput):
         assert issubclass(serializer, StrictInput)
         assert serializer.read_only_names()
+
+
+def test_a_string_field_refuses_a_json_number_instead_of_turning_it_into_text(make_user, api_client_for):
+    # given an admin allowing a webhook host
+    from apps.notifications.models import AllowedWebhookHost
+
+    admin = api_client_for(make_user("admin"))
+    # when the host is sent as a JSON number (the schema says string)
+    response = admin.post("/api/v1/webhook-allowed-hosts/", {"host": 1270001, "note": "lab"}, format="json")
+    # then it is refused by name, and nothing was allowed
+    assert response.status_code == 400, response.json()
+    assert response.json()["errors"]["host"] == ["Not a valid string."]
+    assert not AllowedWebhookHost.objects.exists()
+    # while the same host as text is taken
+    ok = admin.post("/api/v1/webhook-allowed-hosts/", {"host": "127.0.0.1", "note": "lab"}, format="json")
+    assert ok.status_code == 201, ok.json()

@@ -45,7 +45,7 @@ def test_health_is_degraded_but_200_when_no_worker_was_ever_seen(anon_client):
 
 
 def test_strict_health_answers_503_when_degraded_for_monitors_that_read_only_the_code(anon_client):
-    response = anon_client.get("/api/v1/health/?strict=1")
+    response = anon_client.get("/api/v1/health/?strict=true")
 
     assert response.status_code == 503
     assert response["Content-Type"] == PROBLEM_JSON
@@ -59,7 +59,7 @@ def test_health_is_ok_with_a_live_worker_and_degraded_once_its_heartbeat_is_30_s
     # given a worker that wrote its heartbeat just now
     beat("host:200")
     assert anon_client.get("/api/v1/health/").json()["status"] == "ok"
-    assert anon_client.get("/api/v1/health/?strict=1").status_code == 200
+    assert anon_client.get("/api/v1/health/?strict=true").status_code == 200
 
     # when its last heartbeat is 31 s old (it died)
     beat("host:200", ago=31)
@@ -179,3 +179,13 @@ def test_the_banner_costs_an_admin_two_queries(rf, make_user, django_assert_num_
     banner = [q["sql"] for q in with_banner.captured_queries if "jobs_" in q["sql"]]
     assert len(banner) == 2, banner
     assert not [q for q in without_banner.captured_queries if "jobs_" in q["sql"]]
+
+
+def test_strict_takes_true_or_false_and_nothing_else(anon_client):
+    # given no worker (degraded)
+    # when a monitor asks with a value the schema does not allow
+    response = anon_client.get("/api/v1/health/?strict=maybe")
+    # then it is told which values there are, instead of a guess at what it meant
+    assert response.status_code == 400 and response["Content-Type"] == PROBLEM_JSON
+    assert "true, false" in response.json()["detail"]
+    assert anon_client.get("/api/v1/health/?strict=false").status_code == 200

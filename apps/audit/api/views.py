@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from apps.core.api.params import query_choice
 
-from .. import exports, selectors, services
+from .. import exports, selectors, trail
 from ..choices import Outcome
 from ..filters import parse_filters
 from .serializers import AuditEventSerializer, VerifySerializer
@@ -69,7 +69,7 @@ class ExportView(APIView):
         query_choice(request, "outcome", Outcome.values)
         filters = parse_filters(request.query_params)
         fmt = (request.query_params.get("format") or "jsonl").strip().lower()
-        plan = services.export_start(actor=request.principal, filters=filters, fmt=fmt)
+        plan = trail.export_start(actor=request.principal, filters=filters, fmt=fmt)
         return exports.streaming_response(plan.format, plan.filters, up_to_seq=plan.up_to_seq)
 
 
@@ -81,5 +81,5 @@ class VerifyView(APIView):
 
     @extend_schema(responses=VerifySerializer, operation_id="audit_verify")
     def get(self, request):
-        result = services.trail_verify(actor=request.principal)
+        result = trail.trail_verify(actor=request.principal)
         return Response(VerifySerializer(result.as_dict()).data)

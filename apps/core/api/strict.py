@@ -1,4 +1,5 @@
-"""Strict input: a field a client sends that the endpoint does not take is refused by name, never ignored.
+"""Strict input: a field a client sends that the endpoint does not take is refused by name, never ignored,
+and a value of the wrong JSON type is refused rather than converted.
 
 Every ``PATCH``/``PUT`` input serializer of the API mixes in ``StrictInput`` (``tests/core/test_strict_input.py``
 walks the URL conf to hold every such endpoint to it). A field the endpoint's output shows but does not
@@ -55,3 +56,26 @@ class StrictInput:
                     extra={"read_only_fields": read_only, "unknown_fields": unknown},
                 )
         return super().to_internal_value(data)
+
+
+def refuse_coerced_strings() -> None:
+    """Make every DRF string field (``CharField`` and its subclasses: e-mail, slug, URL, regex, IP
+    address) refuse a value that is not a string, as the published schema says (``type: string``).
+
+    DRF's own ``CharField`` turns a JSON number into its text (``"host": 12`` became ``"12"``), so a
+    request the schema calls invalid was accepted. Form and multipart bodies carry only strings, so
+    they are unaffected. Called once, from ``CoreConfig.ready()``.
+    """
+    from rest_framework import serializers
+
+    original = serializers.CharField.to_internal_value
+    if getattr(original, "assay_strict", False):
+        return
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")  # "Not a valid string."
+        return original(self, data)
+
+    to_internal_value.assay_strict = True
+    serializers.CharField.to_internal_value = to_internal_value

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core import health
+from apps.core.api.params import query_choice
 from apps.core.errors import NotFound, problem
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class HealthView(APIView):
     process can serve but the background work is not being done (no worker seen for
     ``ASSAY_WORKER_STALE_SECONDS``, or a job queued longer than ``ASSAY_HEALTH_MAX_QUEUE_AGE_SECONDS``)
     it is still 200, with ``"status": "degraded"`` and the ``reasons``: taking the web process out
-    of a load balancer would not bring a worker back. ``?strict=1`` answers 503 when degraded too,
+    of a load balancer would not bring a worker back. ``?strict=true`` answers 503 when degraded too,
     for monitors that read only the status code. 503 as ``application/problem+json`` when the
     database or the broker is unreachable. Reads only.
     """
@@ -118,6 +119,7 @@ class HealthView(APIView):
         auth=[],
     )
     def get(self, request):
+        strict = query_choice(request, "strict", ("true", "false")) == "true"  # anything else is a 400
         checks = {"database": check_database(), "broker": check_broker()}
         down = [name for name, check in checks.items() if not check["ok"]]
         if not down:
@@ -125,7 +127,7 @@ class HealthView(APIView):
             if not reasons:
                 return Response({"status": "ok", **checks, **more})
             body = {"status": "degraded", "reasons": reasons, **checks, **more}
-            if request.query_params.get("strict") in ("1", "true", "yes"):
+            if strict:
                 return problem(
                     503,
                     "Service degraded",

@@ -1,0 +1,62 @@
+"""The audit trail read as a whole, for people: exports and verification, each behind ``rbac``.
+
+Apart from ``apps.audit.services`` (the one writer, ``record``), which ``rbac`` itself calls to
+audit grants and denials: this module checks permissions, so it sits above both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from apps.core.errors import ValidationFailed
+from apps.core.principals import Principal
+from apps.rbac import services as rbac
+
+from .chain import seal_pending
+from .exports import FORMATS, export_queryset
+from .filters import EventFilter
+from .models import AuditEvent
+from .services import record
+from .verification import VerifyResult, verify_database
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What an export will contain: the format, the filter, and the chain head it stops at."""
+
+    format: str
+    filters: EventFilter
+    up_to_seq: int
+    rows: int
+
+
+def export_start(*, actor: Principal, filters: EventFilter, fmt: str) -> ExportPlan:
+    """Check ``audit.export``, fix the chain head, count the rows and record ``audit.exported``.
+
+    Pending events are sealed first, so the export holds everything committed
+    before it started; it stops at that head, so its row count is exact and the
+    ``audit.exported`` event (written and committed before a byte is sent) is not
+    part of the export it describes.
+    """
+    if fmt not in FORMATS:
+        raise ValidationFailed(f"format: choose one of {', '.join(FORMATS)}.", errors={"format": ["Unknown format."]})
+    rbac.require(actor, "audit.export", audit_action="audit.exported")
+    seal_pending(blocking=True)
+    with transaction.atomic():
+        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", flat=True).first() or 0
+        rows = export_queryset(filters, up_to_seq=head).count()
+        record(
+            action="audit.exported",
+            actor=actor,
+            target=("audit_trail", "", "audit trail"),
+            after={"format": fmt, "filters": filters.as_params(), "rows": rows, "up_to_seq": head},
+        )
+    return ExportPlan(format=fmt, filters=filters, up_to_seq=head, rows=rows)
+
+
+def trail_verify(*, actor: Principal) -> VerifyResult:
+    """Check ``audit.view``, then seal what is pending and verify the whole chain against the checkpoints."""
+    rbac.require(actor, "audit.view", audit_action="audit.verified")
+    return verify_database()
