@@ -119,17 +119,9 @@ def api_client_for(system) -> Callable:
         from apps.accounts.models import ServiceAccount
 
         kwargs = {"service_account": subject} if isinstance(subject, ServiceAccount) else {"user": subject}
-        all_scopes = [
-            "read",
-            "registry:write",
-            "evidence:write",
-            "releases:write",
-            "policies:write",
-            "notifications:write",
-            "audit:read",
-            "admin",
-        ]
-        _, raw = accounts.token_create(actor=system, name="test", scopes=scopes or all_scopes, **kwargs)
+        from apps.rbac.roles import Scope
+
+        _, raw = accounts.token_create(actor=system, name="test", scopes=scopes or list(Scope.values), **kwargs)
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
         client.token = raw

@@ -34,6 +34,7 @@ from apps.jobs import services as jobs
 from apps.notifications import services as notifications
 from apps.policies import services as policies
 from apps.rbac import services as rbac
+from apps.rbac.roles import Scope
 from apps.releases import services as releases
 from controlplane.wsgi import application
 from tests.factories.accounts import TeamFactory, UserFactory
@@ -95,16 +96,7 @@ def world(db, _connection_kept):
     accounts.team_member_add(actor=system, team=team, user=spare)
     spare_binding = rbac.role_grant(actor=system, subject=spare, role="viewer", team=team)
     spare_token, _ = accounts.token_create(actor=system, name="spare", user=spare, scopes=["read"])
-    scopes = [
-        "read",
-        "registry:write",
-        "evidence:write",
-        "releases:write",
-        "policies:write",
-        "notifications:write",
-        "audit:read",
-        "admin",
-    ]
+    scopes = list(Scope.values)  # every scope: each role is limited by its grants alone
     tokens = {
         name: accounts.token_create(actor=system, name="fuzz", user=user, scopes=scopes)[1]
         for name, user in (("admin", admin), ("contributor", contributor), ("viewer", viewer))

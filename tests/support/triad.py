@@ -32,19 +32,12 @@ from apps.accounts.principals import principal_for_user
 from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
+from apps.rbac.roles import Scope
+from tests.policies.test_api import GOOD
 
 ANON, NOBODY, WRONG, RIGHT = "anonymous", "nobody", "wrong role", "right role"
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-API_SCOPES = [
-    "read",
-    "registry:write",
-    "evidence:write",
-    "releases:write",
-    "policies:write",
-    "notifications:write",
-    "audit:read",
-    "admin",
-]
+API_SCOPES = list(Scope.values)  # every scope: each person is limited by their roles alone
 
 
 @dataclass(frozen=True)
@@ -249,22 +242,7 @@ SCORED_SCHEMA = [
     {"name": "prediction", "type": "int", "role": "prediction"},
 ]
 
-POLICY_SOURCE = """package assay.loan_limits
-
-import rego.v1
-
-applies := true
-
-rules := [{"rule": "loan_limits.card", "clause": "Internal policy L-1", "title": "A model card", "applies": true}]
-
-violations contains v if {
-	count(input.version.model_card) == 0
-	v := {
-		"rule": "loan_limits.card", "message": "Internal policy L-1: the version has no model card",
-		"clause": "Internal policy L-1", "severity": "blocking",
-	}
-}
-"""
+POLICY_SOURCE = GOOD  # a custom pack: one blocking rule, a model card
 
 
 @pytest.fixture(scope="module")
