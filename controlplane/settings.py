@@ -386,6 +386,8 @@ _filesystem_broker = VAR_DIR / "broker"
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "database://")
 if CELERY_BROKER_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = "controlplane.broker:Transport"  # kombu's, reusing its Redis client
+elif CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "controlplane.broker:FilesystemTransport"  # kombu's, without its write race
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(_filesystem_broker / "queue"),

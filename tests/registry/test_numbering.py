@@ -122,12 +122,18 @@ def test_on_postgresql_a_registration_is_three_statements_and_no_transaction_rou
     needs_postgresql()
     from django.test.utils import CaptureQueriesContext
 
+    from apps.core import request_cache
+    from apps.rbac import services as rbac
+
     # given a model (its row read once, as the API does before the service's own read)
     register(contributor_principal)
 
-    # when a version is registered outside any transaction, as an API request is
-    with CaptureQueriesContext(connection) as queries:
-        version = register(contributor_principal)
+    # when a version is registered outside any transaction, as an API request is: in the request's
+    # unit of work, whose caller's grants were read with its token (here: by grants_for, beforehand)
+    with request_cache.unit_of_work():
+        rbac.grants_for(contributor_principal)
+        with CaptureQueriesContext(connection) as queries:
+            version = register(contributor_principal)
 
     # then: the model read, the number's draw, and one INSERT of the job, the version and its event
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
