@@ -106,24 +106,20 @@ class PolicyDecision:
 
 
 def _engine_failure(pack: PackInForce, exc: Exception) -> Violation:
-    if isinstance(exc, engine.ForbiddenBuiltin):
-        return Violation(
-            rule="assay.forbidden_builtin",
-            pack=pack.name,
-            message=f"Policy pack {pack.name} v{pack.number} was not run: {exc}; the release is blocked until "
-            "the pack is fixed.",
-            clause="Assay policy sandbox",
-            severity="blocking",
-        )
-    if isinstance(exc, engine.BudgetExceeded):
-        return Violation(
-            rule="assay.budget",
-            pack=pack.name,
-            message=f"Policy pack {pack.name} v{pack.number} was stopped: {exc}; the release is blocked until "
-            "the pack is fixed.",
-            clause="Assay policy sandbox",
-            severity="blocking",
-        )
+    # the sandbox's refusals: the pack did not give an answer, so the release is blocked (fail closed)
+    for refusal, rule, what_happened in (
+        (engine.ForbiddenBuiltin, "assay.forbidden_builtin", "was not run"),
+        (engine.BudgetExceeded, "assay.budget", "was stopped"),
+    ):
+        if isinstance(exc, refusal):
+            return Violation(
+                rule=rule,
+                pack=pack.name,
+                message=f"Policy pack {pack.name} v{pack.number} {what_happened}: {exc}; the release is blocked "
+                "until the pack is fixed.",
+                clause="Assay policy sandbox",
+                severity="blocking",
+            )
     what = exc.message if isinstance(exc, engine.RegoSyntaxError) else str(exc)
     return Violation(
         rule=f"{pack.package.split('.', 1)[1]}.evaluation_error",

@@ -17,7 +17,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from apps.accounts import services as accounts
 from apps.registry.models import ModelVersion
 from tests.core.test_server import call, free_port, multipart
 from tests.support.db import database_url
+from tests.support.server import start_granian
 
 ROOT = Path(__file__).resolve().parents[2]
 BIG = 160 * 1024 * 1024  # as large as the uploads that were seen left behind
@@ -42,33 +42,6 @@ def lightgbm_bytes(size: int, fill: bytes = b"x") -> bytes:
     """A body the registry's cheap check takes for a LightGBM text model (nothing loads it here)."""
     head = b"tree\nversion=v4\nnum_class=1\n"
     return head + fill * (size - len(head))
-
-
-def start_granian(port: int, env: dict, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--workers", "2", "--blocking-threads", "2", "--log-level", "warning"]
-            + ["controlplane.wsgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"granian exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            conn.request("GET", "/api/v1/health/")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return proc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"granian did not answer within 60 s:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
 
 
 def wait_for(what: str, predicate, *, timeout: float, interval: float = 0.001):

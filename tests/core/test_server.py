@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ from apps.registry.models import ModelVersion
 from tests.registry import artifacts
 from tests.registry.fixtures import stored_files
 from tests.support.db import database_url
+from tests.support.server import start_granian
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_UPLOAD = 200_000
@@ -64,31 +64,8 @@ def server(transactional_db, settings, tmp_path):
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)  # controlplane.wsgi sets it, as under a real deployment
     log = tmp_path / "granian.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--workers", "2", "--blocking-threads", "2", "--log-level", "warning"]
-            + ["controlplane.wsgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_granian(port, env, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"granian exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/api/v1/health/")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"granian did not answer within 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
         yield port
     finally:
         with contextlib.suppress(ProcessLookupError):
