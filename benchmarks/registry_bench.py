@@ -7,7 +7,7 @@ One run (``benchmarks/run.sh``, or this file with the project's virtualenv):
    token (scopes ``read,registry:write``) and a model, through the operator
    commands (or the account services when a command is missing);
 2. for each server configuration (by default ``granian:2x2``, Granian with one
-   worker per core of 2 threads each, as the README runs it in production, and
+   worker per core of 2 threads each, as docs/operations.md runs it in production, and
    ``sync:5``, gunicorn with 2 x cores + 1 sync workers; also ``gthread:NxT``
    and ``uwsgi:N``, see ``servers.ServerConfig``) starts the server with
    ``DJANGO_DEBUG=0`` and measures

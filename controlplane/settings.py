@@ -1,9 +1,9 @@
 """Assay settings: every value comes from the environment (12-factor).
 
-The defaults give the embedded setup a laptop needs (SQLite, the Celery
-``filesystem://`` broker, artifacts on the local disk, all under ``var/``).
+The defaults give the embedded setup a laptop needs (SQLite, no broker:
+``database://``, the worker polls the job table; artifacts on the local disk, all under ``var/``).
 Production sets ``DATABASE_URL``, ``CELERY_BROKER_URL``, ``ASSAY_STORAGE_URL``
-and friends; see the README's configuration table for the full list.
+and friends; see the configuration tables of docs/operations.md for the full list.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The hash chain: canonical serialisation, the sealer and the verifier.
 
-Canonical serialisation (version 1), documented in the README so that an
+Canonical serialisation (version 1), documented in docs/audit.md so that an
 auditor can re-verify a JSON Lines export with a script of their own:
 
     canonical = JSON of the object below, keys sorted, separators "," and ":",

@@ -329,7 +329,7 @@ def release_part(release: dict | None) -> dict | None:
     }
 
 
-# An input document for checking an uploaded pack's shape (and for the README): a high-risk model
+# An input document for checking an uploaded pack's shape (and for the packs' guide): a high-risk model
 # in production with one training dataset, no evidence yet, and a release awaiting approvals.
 SAMPLE_INPUT: dict = {
     "schema": SCHEMA,

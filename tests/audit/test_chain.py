@@ -19,7 +19,7 @@ from tests.support.db import bypass_audit_triggers
 
 
 def reference_canonical(event: dict) -> bytes:
-    """The definition from the README, written the obvious way."""
+    """The definition from the manual (docs/audit.md), written the obvious way."""
     obj = {k: event[k] for k in chain.CHAIN_COLUMNS}
     obj["v"] = 1
     obj["event_id"] = str(obj["event_id"]).replace("-", "")

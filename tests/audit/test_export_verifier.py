@@ -1,4 +1,4 @@
-"""An auditor re-verifies a JSON Lines export with the standalone script the README quotes."""
+"""An auditor re-verifies a JSON Lines export with the standalone script the manual quotes (docs/audit.md)."""
 
 from __future__ import annotations
 
@@ -86,13 +86,13 @@ def test_the_script_fails_on_a_removed_line(export_file):
     assert "missing or out of order" in result.stderr
 
 
-def test_the_readme_quotes_the_script_exactly():
+def test_the_manual_quotes_the_script_exactly():
     script = SCRIPT.read_text()
-    readme = (ROOT / "README.md").read_text()
-    assert f"```python\n{script}```" in readme, "README must quote scripts/verify_audit_export.py"
+    manual = (ROOT / "docs" / "audit.md").read_text()
+    assert f"```python\n{script}```" in manual, "docs/audit.md must quote scripts/verify_audit_export.py"
 
 
-def test_a_checkpoint_signature_verifies_with_openssl_as_the_readme_shows(checkpoint, settings, tmp_path, capsys):
+def test_a_checkpoint_signature_verifies_with_openssl_as_the_manual_shows(checkpoint, settings, tmp_path, capsys):
     # given: a checkpoint, and the public key as `audit_keygen --if-missing` prints it
     openssl = shutil.which("openssl")
     if openssl is None:

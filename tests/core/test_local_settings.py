@@ -1,7 +1,8 @@
-"""Operator commands run as the README shows them, in a checkout with no environment at all:
-``var/local.env`` (written by scripts/run) gives them the secret key, and the database and audit
-signing key resolve under the checkout's var/ as for the running control plane. Without that file
-and without DJANGO_SECRET_KEY, the settings refuse to start, as a production host must."""
+"""Operator commands run as the manual shows them (docs/access.md, docs/audit.md), in a checkout
+with no environment at all: ``var/local.env`` (written by scripts/run) gives them the secret key,
+and the database and audit signing key resolve under the checkout's var/ as for the running
+control plane. Without that file and without DJANGO_SECRET_KEY, the settings refuse to start, as a
+production host must."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The production web server, Granian, serving the control plane over real HTTP as deployed.
 
 The rest of the suite talks to the app through Django's test client; here the real server runs
-``controlplane.wsgi`` in a process of its own (``granian --interface wsgi``, the README's
-production command), on the suite's own database (a file on SQLite, ``test_<name>`` on
+``controlplane.wsgi`` in a process of its own (``granian --interface wsgi``, the production
+command of docs/operations.md), on the suite's own database (a file on SQLite, ``test_<name>`` on
 PostgreSQL) and broker, and a client speaks HTTP/1.1 to it over one kept-alive connection: what
 the server puts in the WSGI environ (client address, request body stream, headers) and how it
 sends a streamed response are what the audit trail, uploads and exports rely on.

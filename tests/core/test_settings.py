@@ -1,4 +1,4 @@
-"""DATABASE_URL turns into Django's DATABASES entry the way the README says."""
+"""DATABASE_URL turns into Django's DATABASES entry the way docs/operations.md says."""
 
 from __future__ import annotations
 

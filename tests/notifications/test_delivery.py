@@ -21,11 +21,11 @@ from apps.notifications.models import AllowedWebhookHost, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
-TOLERANCE = 300  # seconds, as the README's verification snippet uses
+TOLERANCE = 300  # seconds, as the verification snippet in docs/webhooks.md uses
 
 
 def verify(secret: str, headers: dict, body: bytes) -> bool:
-    """What a receiver does (the README's snippet): recompute the HMAC over the raw body, check the age."""
+    """What a receiver does (the snippet in docs/webhooks.md): recompute the HMAC over the raw body, check the age."""
     parts = dict(item.split("=", 1) for item in headers["Assay-Signature"].split(","))
     expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
     fresh = abs(time.time() - int(parts["t"])) <= TOLERANCE

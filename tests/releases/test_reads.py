@@ -129,7 +129,7 @@ def test_evaluated_at_is_when_the_decision_was_made_not_when_it_was_read(
 
 
 # ---------------------------------------------------------------------------------------------
-# Segregation of duties in the gate's reasons, and the README's CI example
+# Segregation of duties in the gate's reasons, and the CI example of docs/api.md
 
 
 def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_approve(
@@ -142,7 +142,7 @@ def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_ap
         model=model, number=1, created_by=author, created_by_service_account=ci_account, sha256="d" * 64
     )
     rbac.role_grant(actor=system, subject=ci_account, role="contributor", team=team)
-    # when the pipeline asks the gate with the README's read token and nothing was requested
+    # when the pipeline asks the gate with a read token (docs/api.md) and nothing was requested
     ci_read = api_client_for(ci_account, scopes=["read"])
     body = ci_read.get(GATE, {"environment": "staging"}).json()
     # then the gate says a release is required, who requests it, and that the author cannot approve
@@ -150,7 +150,7 @@ def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_ap
     text = " ".join(body["reasons"])
     assert "cannot approve" in text and "ci-churn" in text and author.username in text
     assert "releases:write" in text and "reviewer" in text
-    # when the pipeline requests the release with a releases:write token (as the README's example does)
+    # when the pipeline requests the release with a releases:write token (as the example in docs/api.md does)
     ci_write = api_client_for(ci_account, scopes=["read", "releases:write"])
     created = ci_write.post(
         "/api/v1/releases/",

@@ -1,7 +1,7 @@
 """OpenAPI descriptions of the evidence summaries (assay.bias/v1, assay.explain/v1, assay.pii/v1).
 
 The summaries are what policies read, so their shape is published in the API schema as well as
-in the README. These are documentation of the engines' output, kept next to the API; the
+in docs/evidence-schemas.md. These are documentation of the engines' output, kept next to the API; the
 engines' tests pin the output itself.
 """
 
@@ -212,6 +212,6 @@ PII_V1 = {
 
 SUMMARY = {
     "nullable": True,
-    "description": "The kind's versioned summary once the run succeeded (see the README for every field).",
+    "description": "The kind's versioned summary once the run succeeded (every field: docs/evidence-schemas.md).",
     "oneOf": [BIAS_V1, EXPLAIN_V1, PII_V1],
 }

@@ -162,7 +162,7 @@ class EvidenceRunOutput(serializers.Serializer):
         allow_null=True,
         help_text=(
             "The kind's versioned summary once succeeded: assay.bias/v1, assay.pii/v1 or assay.explain/v1 "
-            "(schemas in the README)."
+            "(schemas in docs/evidence-schemas.md)."
         ),
     )
     error = serializers.CharField(help_text="Why the run failed, in words.")
