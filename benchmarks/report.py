@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
 TARGET_RATE = 375
 TARGET_P99_MS = 150
 
@@ -83,20 +80,3 @@ def verdicts(report: dict) -> list[str]:
                 f"{at32['rate']:.0f}/s, p99 {at32['p99_ms']:.0f} ms -> {'MET' if met else 'NOT MET'}"
             )
     return lines
-
-
-def speed_index() -> float:
-    """Microseconds for ``sum(range(1000))`` (best of 5): how fast this CPU is right now."""
-    import timeit
-
-    return round(min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6, 1)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
