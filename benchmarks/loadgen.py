@@ -162,6 +162,7 @@ class Step:
     cpu_cores: dict = field(default_factory=dict)  # cores busy during the step: server, loadgen, postgres, others
     generator: str = "wrk"
     reconnects: int = 0
+    server_process_cores: list = field(default_factory=list)  # cores each server process kept busy, busiest first
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -192,10 +193,16 @@ def json_script(
     bucket: str,
     extra_fields: dict | None = None,
     mlflow_model: str | None = None,
+    keep_alive: bool = True,
 ) -> Path:
-    """Lua posting JSON registrations: Assay's ``artifact_uri`` + ``sha256``, or MLflow's ``{name, source}``."""
+    """Lua posting JSON registrations: Assay's ``artifact_uri`` + ``sha256``, or MLflow's ``{name, source}``.
+
+    Without ``keep_alive`` every request asks ``Connection: close`` and wrk opens a new connection for the next.
+    """
     extra = "".join(f",{json.dumps(k)}:{json.dumps(v)}" for k, v in (extra_fields or {}).items())
     headers = {"Content-Type": "application/json"}
+    if not keep_alive:
+        headers["Connection"] = "close"
     if token:
         headers["Authorization"] = f"Bearer {token}"
     lua = [
@@ -208,13 +215,20 @@ def json_script(
         "wrk.method = 'POST'",
     ]
     lua += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
-    script = folder / ("mlflow_json.lua" if mlflow_model else "assay_json.lua")
+    script = folder / f"{'mlflow' if mlflow_model else 'assay'}_json{'' if keep_alive else '_close'}.lua"
     script.write_text("\n".join(lua) + _LUA_COMMON + _LUA_JSON)
     return script
 
 
 def multipart_script(
-    folder: Path, *, path: str, token: str, onnx_base: bytes, trailer: int, fields: dict | None = None
+    folder: Path,
+    *,
+    path: str,
+    token: str,
+    onnx_base: bytes,
+    trailer: int,
+    fields: dict | None = None,
+    keep_alive: bool = True,
 ) -> Path:
     """A Lua script uploading a distinct ONNX file (same size, unique trailing doc string) per request."""
     boundary = "assaybench" + secrets.token_hex(16)
@@ -235,6 +249,8 @@ def multipart_script(
         f"wrk.headers['Content-Type'] = 'multipart/form-data; boundary={boundary}'",
         f"wrk.headers['Authorization'] = {_lua_string('Bearer ' + token)}",
     ]
+    if not keep_alive:
+        lua.append("wrk.headers['Connection'] = 'close'")
     script = folder / "assay_multipart.lua"
     script.write_text("\n".join(lua) + _LUA_COMMON + _LUA_MULTIPART)
     return script
@@ -397,8 +413,11 @@ class _Tally:
         self.reconnects = 0
 
 
-async def _client(host: str, port: int, load: Load, tag: str, client: int, deadline: float, tally: _Tally, timeout_s):
-    fixed = "".join(f"{k}: {v}\r\n" for k, v in load.headers.items())
+async def _client(
+    host: str, port: int, load: Load, tag: str, client: int, deadline: float, tally: _Tally, timeout_s, keep_alive
+):
+    headers = load.headers if keep_alive else {**load.headers, "Connection": "close"}
+    fixed = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     head = f"{load.method} {load.path} HTTP/1.1\r\nHost: {host}:{port}\r\n{fixed}"
     reader = writer = None
     n = 0
@@ -415,7 +434,7 @@ async def _client(host: str, port: int, load: Load, tag: str, client: int, deadl
                     await asyncio.sleep(0.01)
                     continue
                 writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if n > 1:
+                if n > 1 and keep_alive:
                     tally.reconnects += 1
             started = time.perf_counter()
             try:
@@ -446,9 +465,24 @@ def _percentile(ordered: list[float], q: float) -> float:
 
 
 def run_asyncio(
-    url: str, load: Load, *, concurrency: int, duration_s: float, label: str, timeout_s: float = 10
+    url: str,
+    load: Load,
+    *,
+    concurrency: int,
+    duration_s: float,
+    label: str,
+    timeout_s: float = 10,
+    keep_alive: bool = False,
 ) -> Step:
-    """``concurrency`` closed-loop clients on keep-alive connections for ``duration_s``; the answers counted."""
+    """``concurrency`` closed-loop clients for ``duration_s``; the answers counted.
+
+    By default each request goes on a new connection (``Connection: close``), so a server with
+    several worker processes sharing one listening socket hands each request to whichever
+    worker accepts it. With ``keep_alive`` each client keeps its connection, and the worker
+    that accepted it serves all of that client's requests: uvicorn (MLflow's server) accepts a
+    burst of new connections in whichever worker wakes first, so 8 or 32 kept-alive clients
+    may all land on one of its workers while the others idle.
+    """
     address = url.split("://", 1)[1].rstrip("/")
     host, _, port = address.partition(":")
     tag, tally = secrets.token_hex(4), _Tally()
@@ -456,7 +490,10 @@ def run_asyncio(
     async def main() -> float:
         started = time.monotonic()
         deadline = started + duration_s
-        clients = [_client(host, int(port or 80), load, tag, i, deadline, tally, timeout_s) for i in range(concurrency)]
+        clients = [
+            _client(host, int(port or 80), load, tag, i, deadline, tally, timeout_s, keep_alive)
+            for i in range(concurrency)
+        ]
         await asyncio.gather(*clients)
         return time.monotonic() - started
 
@@ -479,6 +516,6 @@ def run_asyncio(
         codes=dict(tally.codes),
         socket_errors=dict(tally.errors),
         samples=tally.samples,
-        generator="asyncio",
+        generator="asyncio" if keep_alive else "asyncio, a connection per request",
         reconnects=tally.reconnects,
     )
