@@ -452,7 +452,7 @@ async def _client(
                 tally.codes[status] += 1
                 if status != load.expected and len(tally.samples) < 5:
                     tally.samples.append(f"{status} {answer[:400].decode(errors='replace')}")
-            if not keep:
+            if not (keep and keep_alive):  # closed by the server, or the client asked for a connection per request
                 writer.close()
                 reader = writer = None
     finally:
