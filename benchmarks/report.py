@@ -72,6 +72,7 @@ def ratio_lines(report: dict) -> list[str]:
     """Assay/MLflow per number of clients (JSON registrations, one generator), and the generator check."""
     mlflow = report.get("mlflow", {})
     theirs = {s["concurrency"]: s["rate"] for s in mlflow.get("json", [])}
+    theirs_steps = {s["concurrency"]: s for s in mlflow.get("json", [])}
     if not theirs:
         return []
     lines = ["", "Assay / MLflow, JSON registrations, same load generator (goal: >= 3x at 8 and 32 clients):"]
@@ -85,6 +86,13 @@ def ratio_lines(report: dict) -> list[str]:
             if theirs.get(s["concurrency"])
         ]
         lines.append(f"  assay {config}: " + ", ".join(ratios))
+        per_core = [
+            f"{s['concurrency']} client(s) {_per_core(s) / _per_core(theirs_steps[s['concurrency']]):.2f}x"
+            for s in steps
+            if _per_core(s) and _per_core(theirs_steps.get(s["concurrency"], {}))
+        ]
+        if per_core:
+            lines.append(f"    per core the server kept busy (less sensitive to other load): {', '.join(per_core)}")
     check = {s["concurrency"]: s for s in mlflow.get("generator_check", [])}
     if check:
         first = mlflow["json"][0]["generator"]
@@ -98,6 +106,12 @@ def ratio_lines(report: dict) -> list[str]:
                     f"({step['rate'] / alt['rate']:.2f}x)"
                 )
     return lines
+
+
+def _per_core(step: dict) -> float:
+    """Answers per second per core the server process group kept busy during the step (0 when unknown)."""
+    server = (step.get("cpu_cores") or {}).get("server", 0)
+    return step.get("rate", 0) / server if server else 0.0
 
 
 def all_steps(report: dict) -> list[dict]:
