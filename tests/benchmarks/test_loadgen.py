@@ -6,6 +6,7 @@ chunked body must not pass for a registration. The server here is a real HTTP se
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import loadgen  # noqa: E402
+# benchmarks/ is a folder of scripts, not a package: load the module by path, leaving sys.path alone.
+_spec = importlib.util.spec_from_file_location(
+    "loadgen", Path(__file__).resolve().parents[2] / "benchmarks" / "loadgen.py"
+)
+loadgen = importlib.util.module_from_spec(_spec)
+sys.modules["loadgen"] = loadgen  # dataclasses look their module up by name
+_spec.loader.exec_module(loadgen)
 
 
 class _Handler(BaseHTTPRequestHandler):
