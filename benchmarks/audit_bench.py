@@ -17,9 +17,9 @@ appends events that can never be deleted. It prints:
   runs, over the whole chain against a signed checkpoint, in events per second (the
   median of ``--verify-rounds`` runs); verify_one: the same in one process, as the API
   and the dashboard run it;
-- cpu: the speed of this machine at the time (``timeit sum(range(1000))``, the best of
-  five, in microseconds) and the load average, so figures taken on a busy shared
-  machine can be compared with each other.
+- machine: ``benchmarks/machine.py``'s line, before and after: the load average and the
+  host speed index (microseconds for ``sum(range(1000))``), so figures taken on a busy
+  shared machine can be compared with each other.
 
 Figures are printed, not asserted.
 """
@@ -33,10 +33,12 @@ import sys
 import tempfile
 import threading
 import time
-import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine  # noqa: E402
 
 
 def setup_django() -> str:
@@ -124,13 +126,6 @@ def append_concurrently(writers: int, per_writer: int) -> float:
     return writers * per_writer / elapsed
 
 
-def cpu_speed() -> str:
-    """This machine's speed now: microseconds for ``sum(range(1000))`` (best of five) and the load average."""
-    best = min(timeit.repeat("sum(range(1000))", number=20000, repeat=5)) / 20000 * 1e6
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"timeit sum(range(1000)) {best:.1f} us, load average {load}"
-
-
 def verify(name: str, workers: int, rounds: int) -> None:
     from apps.audit.verification import verify_database
 
@@ -167,7 +162,7 @@ def main() -> None:
 
     checkpoints.load_signing_key(create=True)
     print(f"database: {connection.vendor} ({settings.DATABASES['default']['NAME']}); scratch folder {tmp}")
-    print(f"cpu:     {cpu_speed()}")
+    print(machine.line())
 
     if not args.verify_only:
         rate = fill(args.events, args.batch)
@@ -185,7 +180,7 @@ def main() -> None:
     checkpoints.checkpoint_write()
     verify("verify", default_workers(), args.verify_rounds)
     verify("verify_one", 1, args.verify_rounds)
-    print(f"cpu:     {cpu_speed()}")
+    print(machine.line())
 
 
 if __name__ == "__main__":

@@ -12,16 +12,17 @@ time; the numbers are asserted equal (1e-12). One process, one core.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-import timeit
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import machine  # noqa: E402
 
 from worker.engines import bias  # noqa: E402
 
@@ -108,8 +109,7 @@ def main() -> None:
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
 
-    cpu = min(timeit.repeat("sum(range(1000))", number=10_000, repeat=5)) / 10_000
-    print(f"CPU: sum(range(1000)) takes {cpu * 1e6:.2f} µs; cores visible: {os.cpu_count()}")
+    print(machine.line())
 
     y_true, y_pred, sensitive = make_data(args.rows)
     run_engine(y_true[:1000], y_pred[:1000], {k: v[:1000] for k, v in sensitive.items()})  # warm-up
@@ -140,6 +140,7 @@ def main() -> None:
             f"{args.big:>11,} rows: engine {big_s:.3f} s "
             f"({args.big / big_s / 1e6:.1f} M rows/s, n_rows={big['n_rows']:,})"
         )
+    print(machine.line())
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine  # noqa: E402
 import servers  # noqa: E402
 
 
@@ -100,6 +101,7 @@ def main() -> int:
                 f"max {values[-1]:7.1f} ms"
             )
 
+        print(machine.line())
         enqueue()  # warm the worker and this process's connections
         time.sleep(2)
         quiet = []
@@ -115,9 +117,9 @@ def main() -> int:
         sent = getattr(getattr(jobs, "doorbell", None), "sent", None)
         print(
             f"messages sent by this process: {sent if sent is not None else 'one per job'}"
-            f" for {args.jobs + args.burst + 1} jobs; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
-            f" load average {servers.load_average():.2f}"
+            f" for {args.jobs + args.burst + 1} jobs; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         )
+        print(machine.line())
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:

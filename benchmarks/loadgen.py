@@ -1,18 +1,31 @@
-"""Closed-loop HTTP load with wrk: every request distinct, every response counted.
+"""Closed-loop HTTP load: every request distinct, every response counted, the same generator for every server.
 
-wrk (C, one event loop per thread) keeps N connections busy, each sending its
-next request as soon as the previous answer arrives. A generated Lua script
-builds each request body with a unique artifact (URI and digest, or ONNX
-bytes), counts the status codes, keeps a few bodies of unexpected answers,
-and prints one ``WRKJSON {...}`` line that this module parses.
+Two generators, one shape of result (``Step``):
+
+- ``run_asyncio`` (the default of the registration benchmark): N clients in one asyncio event
+  loop in this process, each on its own keep-alive HTTP/1.1 connection, sending its next
+  request as soon as the previous answer is read whole (no pipelining). Each request body is
+  built by a ``Load`` (a unique artifact URI and digest, or unique ONNX bytes). A connection
+  the server closes (``Connection: close``, HTTP/1.0, or a reset) is opened again and counted
+  under ``reconnects``; a request that fails on the socket or times out counts as a socket
+  error, and any answer whose status is not the expected one counts in ``not_ok`` (with a few
+  of their bodies kept as samples), so the rate counts only the expected answers.
+- ``run`` drives wrk (C, one event loop per thread) with a generated Lua script building the
+  same bodies; it prints one ``WRKJSON {...}`` line that this module parses. It is kept to
+  check one generator against the other.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import shutil
+import socket
 import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -146,7 +159,10 @@ class Step:
     codes: dict = field(default_factory=dict)
     socket_errors: dict = field(default_factory=dict)
     samples: list = field(default_factory=list)
-    cpu_cores: dict = field(default_factory=dict)  # cores busy during the step: server, wrk, postgres, others
+    cpu_cores: dict = field(default_factory=dict)  # cores busy during the step: server, loadgen, postgres, others
+    generator: str = "wrk"
+    reconnects: int = 0
+    server_process_cores: list = field(default_factory=list)  # cores each server process kept busy, busiest first
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -177,10 +193,16 @@ def json_script(
     bucket: str,
     extra_fields: dict | None = None,
     mlflow_model: str | None = None,
+    keep_alive: bool = True,
 ) -> Path:
-    """Lua posting JSON registrations: Assay's ``artifact_uri`` + ``sha256``, or MLflow's ``{name, source}``."""
+    """Lua posting JSON registrations: Assay's ``artifact_uri`` + ``sha256``, or MLflow's ``{name, source}``.
+
+    Without ``keep_alive`` every request asks ``Connection: close`` and wrk opens a new connection for the next.
+    """
     extra = "".join(f",{json.dumps(k)}:{json.dumps(v)}" for k, v in (extra_fields or {}).items())
     headers = {"Content-Type": "application/json"}
+    if not keep_alive:
+        headers["Connection"] = "close"
     if token:
         headers["Authorization"] = f"Bearer {token}"
     lua = [
@@ -193,13 +215,20 @@ def json_script(
         "wrk.method = 'POST'",
     ]
     lua += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items()]
-    script = folder / ("mlflow_json.lua" if mlflow_model else "assay_json.lua")
+    script = folder / f"{'mlflow' if mlflow_model else 'assay'}_json{'' if keep_alive else '_close'}.lua"
     script.write_text("\n".join(lua) + _LUA_COMMON + _LUA_JSON)
     return script
 
 
 def multipart_script(
-    folder: Path, *, path: str, token: str, onnx_base: bytes, trailer: int, fields: dict | None = None
+    folder: Path,
+    *,
+    path: str,
+    token: str,
+    onnx_base: bytes,
+    trailer: int,
+    fields: dict | None = None,
+    keep_alive: bool = True,
 ) -> Path:
     """A Lua script uploading a distinct ONNX file (same size, unique trailing doc string) per request."""
     boundary = "assaybench" + secrets.token_hex(16)
@@ -220,6 +249,8 @@ def multipart_script(
         f"wrk.headers['Content-Type'] = 'multipart/form-data; boundary={boundary}'",
         f"wrk.headers['Authorization'] = {_lua_string('Bearer ' + token)}",
     ]
+    if not keep_alive:
+        lua.append("wrk.headers['Connection'] = 'close'")
     script = folder / "assay_multipart.lua"
     script.write_text("\n".join(lua) + _LUA_COMMON + _LUA_MULTIPART)
     return script
@@ -276,4 +307,215 @@ def run(
         codes=codes,
         socket_errors={k: v for k, v in data["errors"].items() if v and k != "status"},
         samples=data["samples"],
+    )
+
+
+# --- the asyncio generator -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """What each client sends: ``body(tag, client, n)`` is the n-th request body of a client (unique per run)."""
+
+    path: str
+    headers: dict
+    body: Callable[[str, int, int], bytes]
+    expected: int
+    method: str = "POST"
+
+
+def _hex_digest(tag: str, client: int, n: int) -> str:
+    return (secrets.token_hex(20) + f"{tag}{client:04x}{n:012x}")[-64:]
+
+
+def assay_json_load(*, path: str, token: str, bucket: str, extra_fields: dict | None = None) -> Load:
+    """Assay's JSON registration: a unique ``artifact_uri`` and ``sha256`` each time (expects 201)."""
+    extra = "".join(f",{json.dumps(k)}:{json.dumps(v)}" for k, v in (extra_fields or {}).items())
+
+    def body(tag: str, client: int, n: int) -> bytes:
+        uri = f"s3://{bucket}/bench/{tag}/{client}/{n}/model.onnx"
+        return f'{{"artifact_uri":"{uri}","sha256":"{_hex_digest(tag, client, n)}"{extra}}}'.encode()
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    return Load(path=path, headers=headers, body=body, expected=201)
+
+
+def mlflow_json_load(*, path: str, model: str, bucket: str) -> Load:
+    """MLflow's create-model-version: ``{name, source}`` with a unique source each time (expects 200)."""
+
+    def body(tag: str, client: int, n: int) -> bytes:
+        return json.dumps({"name": model, "source": f"s3://{bucket}/bench/{tag}/{client}/{n}/model.onnx"}).encode()
+
+    return Load(path=path, headers={"Content-Type": "application/json"}, body=body, expected=200)
+
+
+def assay_multipart_load(*, path: str, token: str, onnx_base: bytes, trailer: int, fields: dict | None = None) -> Load:
+    """An upload of a distinct ONNX file (same size, unique trailing doc string) per request (expects 201)."""
+    boundary = "assaybench" + secrets.token_hex(16)
+    assert boundary.encode() not in onnx_base
+    pre = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="artifact"; filename="model.onnx"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + onnx_base
+    parts = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in (fields or {}).items()
+    )
+    post = f"\r\n{parts}--{boundary}--\r\n".encode()
+
+    def body(tag: str, client: int, n: int) -> bytes:
+        doc = f"assay-bench {tag} {client} {n} ".ljust(trailer, ".").encode()
+        return pre + bytes([0x32, trailer]) + doc + post
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"}
+    return Load(path=path, headers=headers, body=body, expected=201)
+
+
+class _Closed(Exception):
+    """The server closed the connection before a whole answer."""
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, keep-alive) of one HTTP/1.x answer read whole."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        raise _Closed from exc
+    lines = head.decode("latin-1").split("\r\n")
+    version, status = lines[0].split(" ", 2)[:2]
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+    keep = headers.get("connection", "" if version == "HTTP/1.1" else "close") != "close"
+    if "chunked" in headers.get("transfer-encoding", ""):
+        chunks = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunks.append(await reader.readexactly(size + 2))
+            if size == 0:
+                break
+        body = b"".join(c[:-2] for c in chunks)
+    elif "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    else:  # no length: the body runs to the end of the connection
+        body, keep = await reader.read(), False
+    return int(status), body, keep
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.codes: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.latencies: list[float] = []
+        self.samples: list[str] = []
+        self.reconnects = 0
+
+
+async def _client(
+    host: str, port: int, load: Load, tag: str, client: int, deadline: float, tally: _Tally, timeout_s, keep_alive
+):
+    headers = load.headers if keep_alive else {**load.headers, "Connection": "close"}
+    fixed = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = f"{load.method} {load.path} HTTP/1.1\r\nHost: {host}:{port}\r\n{fixed}"
+    reader = writer = None
+    n = 0
+    try:
+        while time.monotonic() < deadline:
+            n += 1
+            body = load.body(tag, client, n)
+            request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            if writer is None:
+                try:
+                    reader, writer = await asyncio.open_connection(host, port)
+                except OSError:
+                    tally.errors["connect"] += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if n > 1 and keep_alive:
+                    tally.reconnects += 1
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    writer.write(request)
+                    status, answer, keep = await _read_answer(reader)
+            except TimeoutError:
+                tally.errors["timeout"] += 1
+                keep = False
+            except (OSError, _Closed, ValueError):
+                tally.errors["read"] += 1
+                keep = False
+            else:
+                tally.latencies.append(time.perf_counter() - started)
+                tally.codes[status] += 1
+                if status != load.expected and len(tally.samples) < 5:
+                    tally.samples.append(f"{status} {answer[:400].decode(errors='replace')}")
+            if not (keep and keep_alive):  # closed by the server, or the client asked for a connection per request
+                writer.close()
+                reader = writer = None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def run_asyncio(
+    url: str,
+    load: Load,
+    *,
+    concurrency: int,
+    duration_s: float,
+    label: str,
+    timeout_s: float = 10,
+    keep_alive: bool = False,
+) -> Step:
+    """``concurrency`` closed-loop clients for ``duration_s``; the answers counted.
+
+    By default each request goes on a new connection (``Connection: close``), so a server with
+    several worker processes sharing one listening socket hands each request to whichever
+    worker accepts it. With ``keep_alive`` each client keeps its connection, and the worker
+    that accepted it serves all of that client's requests: uvicorn (MLflow's server) accepts a
+    burst of new connections in whichever worker wakes first, so 8 or 32 kept-alive clients
+    may all land on one of its workers while the others idle.
+    """
+    address = url.split("://", 1)[1].rstrip("/")
+    host, _, port = address.partition(":")
+    tag, tally = secrets.token_hex(4), _Tally()
+
+    async def main() -> float:
+        started = time.monotonic()
+        deadline = started + duration_s
+        clients = [
+            _client(host, int(port or 80), load, tag, i, deadline, tally, timeout_s, keep_alive)
+            for i in range(concurrency)
+        ]
+        await asyncio.gather(*clients)
+        return time.monotonic() - started
+
+    seconds = asyncio.run(main())
+    ordered = sorted(tally.latencies)
+    ok = tally.codes.get(load.expected, 0)
+    return Step(
+        label=label,
+        concurrency=concurrency,
+        duration_s=round(seconds, 3),
+        requests=sum(tally.codes.values()),
+        rate=round(ok / seconds, 1) if seconds else 0.0,
+        p50_ms=round(_percentile(ordered, 0.5) * 1000, 2),
+        p90_ms=round(_percentile(ordered, 0.9) * 1000, 2),
+        p99_ms=round(_percentile(ordered, 0.99) * 1000, 2),
+        max_ms=round((ordered[-1] if ordered else 0) * 1000, 2),
+        mean_ms=round(sum(ordered) / len(ordered) * 1000, 2) if ordered else 0.0,
+        ok=ok,
+        not_ok=sum(v for k, v in tally.codes.items() if k != load.expected),
+        codes=dict(tally.codes),
+        socket_errors=dict(tally.errors),
+        samples=tally.samples,
+        generator="asyncio" if keep_alive else "asyncio, a connection per request",
+        reconnects=tally.reconnects,
     )

@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 os.environ.setdefault("DJANGO_DEBUG", "1")
 
 import django  # noqa: E402
+import machine  # noqa: E402
 
 django.setup()
 
@@ -63,6 +65,7 @@ def main() -> None:
         decide()
 
     rounds = args.rounds
+    print(machine.line())
     print(f"{len(packs)} shipped packs, median of {rounds} rounds (ms: wall / cpu)")
     wall, cpu = timed(compile_all, max(rounds // 10, 5))
     print(f"start a child, compile every pack:          {wall:7.2f} / {cpu:7.2f}")
@@ -97,6 +100,7 @@ def main() -> None:
     for t in threads:
         t.join()
     print(f"4 threads x 20 decisions: {(time.perf_counter() - w) * 1000:.0f} ms wall, errors: {len(errors)}")
+    print(machine.line())
 
 
 if __name__ == "__main__":

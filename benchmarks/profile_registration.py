@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import machine  # noqa: E402
 import onnx_payload  # noqa: E402
 from assay_setup import multipart  # noqa: E402
 
@@ -245,6 +246,7 @@ def main() -> int:
 
     with CaptureQueriesContext(connection) as ctx:
         register()
+    print(machine.line())
     print(f"== queries of one {args.mode} registration: {len(ctx.captured_queries)}")
     for i, q in enumerate(ctx.captured_queries, 1):
         sql = q["sql"] or "(a statement whose text the debug cursor could not compose)"
@@ -274,6 +276,7 @@ def main() -> int:
         f"as the driver sees it; CPU of this process {cpu / args.requests * 1000:.2f} ms each"
         + (f", of its PostgreSQL backend {backend / args.requests * 1000:.2f} ms each" if backend_pid else "")
     )
+    print(machine.line())
 
     if args.no_profile:
         return 0

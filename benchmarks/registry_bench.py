@@ -16,13 +16,23 @@ One run (``benchmarks/run.sh``, or this file with the project's virtualenv):
    (storage ``s3://`` bucket referenced only) and (b) as a multipart upload of
    a 6 KB ONNX file (storage in a local folder); each request carries a
    distinct artifact and every answer that is not 201 is counted and shown;
+   the load comes from one closed-loop generator (``--generator``, by default
+   ``loadgen.run_asyncio``), the same for Assay and MLflow, by default with a
+   new connection per request (``--keep-alive`` keeps one per client: uvicorn,
+   MLflow's server, then hands every connection of a burst to one of its
+   workers, which caps MLflow at one worker's speed);
 3. runs ``benchmarks/audit_bench.py`` when it exists and includes its output;
 4. where MLflow can be installed into its own virtualenv (from
    ``benchmarks/requirements-mlflow.txt``), starts an MLflow server on another
    database of the same PostgreSQL with as many workers, runs the same JSON
    load against ``POST /api/2.0/mlflow/model-versions/create`` and prints the
-   ratio Assay/MLflow;
-5. prints a table and writes every figure to ``benchmarks/results/latest.json``.
+   ratio Assay/MLflow at each number of clients; unless ``--no-generator-check``,
+   it also drives MLflow with the other generator (wrk, or the asyncio one) at
+   the same numbers of clients and prints both rates, so the generator is seen
+   not to limit the server;
+5. prints a table, the machine's load and host speed index at the start and the
+   end (``benchmarks/machine.py``), and writes every figure, with those
+   facts, to ``benchmarks/results/latest.json``.
 
 No Celery worker runs: the verification jobs the registrations enqueue stay
 queued in Redis (db 13 by default), which the output says.
@@ -45,6 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loadgen  # noqa: E402
+import machine  # noqa: E402
 import onnx_payload  # noqa: E402
 import servers  # noqa: E402
 from assay_setup import (  # noqa: E402
@@ -61,7 +72,7 @@ from assay_setup import (  # noqa: E402
     multipart,
     storage_env,
 )
-from report import all_steps, cpu_model, print_report, speed_index, verdicts  # noqa: E402
+from report import all_steps, print_report, verdicts  # noqa: E402
 
 BENCH = ROOT / "benchmarks"
 
@@ -86,13 +97,49 @@ def probe(load: str, base_url: str, token: str, onnx_base: bytes, trailer: int, 
     return status == 201, f"{status} {json.dumps(data)[:600]}"
 
 
+class Driver:
+    """The one load generator of a run: drives every server the same way (``--generator``, ``--keep-alive``)."""
+
+    def __init__(self, kind: str, keep_alive: bool, work: Path):
+        self.kind, self.keep_alive, self.lua = kind, keep_alive, work / "lua"
+        self.lua.mkdir(parents=True, exist_ok=True)
+        self.wrk = loadgen.ensure_wrk() if kind == "wrk" else None
+
+    @property
+    def name(self) -> str:
+        connections = "a keep-alive connection per client" if self.keep_alive else "a new connection per request"
+        return f"{self.kind} closed loop, {connections}"
+
+    def other(self) -> Driver:
+        """The other generator, same connection handling: to check that the generator does not limit a server."""
+        return Driver("asyncio" if self.kind == "wrk" else "wrk", self.keep_alive, self.lua.parent)
+
+    def run(self, load: loadgen.Load, script: Path, url: str, *, clients: int, duration: float, label: str, threads=1):
+        if self.kind == "asyncio":
+            return loadgen.run_asyncio(
+                url, load, concurrency=clients, duration_s=duration, label=label, keep_alive=self.keep_alive
+            )
+        step = loadgen.run(
+            self.wrk,
+            script,
+            url,
+            concurrency=clients,
+            duration_s=duration,
+            label=label,
+            expected=load.expected,
+            threads=threads,
+        )
+        step.generator = "wrk" if self.keep_alive else "wrk, a connection per request"
+        return step
+
+
 def run_steps(
-    wrk: str,
+    driver: Driver,
+    load: loadgen.Load,
     script: Path,
     url: str,
     args: argparse.Namespace,
     label: str,
-    expected: int,
     server_pgid: int,
     database: str,
 ) -> list[loadgen.Step]:
@@ -100,25 +147,18 @@ def run_steps(
     steps = []
     for clients in args.concurrency:
         if args.warmup > 0:
-            loadgen.run(
-                wrk, script, url, concurrency=clients, duration_s=args.warmup, label="warmup", expected=expected
-            )
+            driver.run(load, script, url, clients=clients, duration=args.warmup, label="warmup")
         before, started = servers.cpu_snapshot(), time.monotonic()
-        step = loadgen.run(
-            wrk,
-            script,
-            url,
-            concurrency=clients,
-            duration_s=args.duration,
-            label=label,
-            expected=expected,
-            threads=args.wrk_threads,
+        step = driver.run(
+            load, script, url, clients=clients, duration=args.duration, label=label, threads=args.wrk_threads
         )
         elapsed = time.monotonic() - started
-        step.cpu_cores = servers.cpu_split(before, servers.cpu_snapshot(), server_pgid, elapsed, database)
-        bad = f", {step.not_ok} not {expected}: {step.codes}" if step.not_ok else ""
+        after = servers.cpu_snapshot()
+        step.cpu_cores = servers.cpu_split(before, after, server_pgid, elapsed, database)
+        step.server_process_cores = servers.cpu_by_server_process(before, after, server_pgid, elapsed)
+        bad = f", {step.not_ok} not {load.expected}: {step.codes}" if step.not_ok else ""
         errs = f", socket errors {step.socket_errors}" if step.socket_errors else ""
-        busy = f"  [cores busy: {step.cpu_cores}]"
+        busy = f"  [cores busy: {step.cpu_cores}; per server process {step.server_process_cores[:8]}]"
         log(
             f"  {label:<22} {clients:>3} clients: {step.rate:8.1f}/s  p50 {step.p50_ms:7.1f} ms  "
             f"p99 {step.p99_ms:7.1f} ms{bad}{errs}{busy}"
@@ -129,18 +169,38 @@ def run_steps(
     return steps
 
 
-def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer) -> dict:
+def bench_assay(args, work, env, token_holder, configs, driver: Driver, onnx_base, trailer) -> dict:
     """Every server configuration x both loads; returns {config: {load: [steps]}}."""
     results: dict = {}
-    scripts = work / "lua"
-    scripts.mkdir(exist_ok=True)
     path = f"/api/v1/models/{MODEL}/versions/"
-    json_lua = loadgen.json_script(
-        scripts, path=path, token=token_holder["token"], bucket=REF_BUCKET, extra_fields=args.json_extra
-    )
-    multipart_lua = loadgen.multipart_script(
-        scripts, path=path, token=token_holder["token"], onnx_base=onnx_base, trailer=trailer, fields={"format": "onnx"}
-    )
+    token = token_holder["token"]
+    loads = {
+        "json": (
+            loadgen.assay_json_load(path=path, token=token, bucket=REF_BUCKET, extra_fields=args.json_extra),
+            loadgen.json_script(
+                driver.lua,
+                path=path,
+                token=token,
+                bucket=REF_BUCKET,
+                extra_fields=args.json_extra,
+                keep_alive=driver.keep_alive,
+            ),
+        ),
+        "multipart": (
+            loadgen.assay_multipart_load(
+                path=path, token=token, onnx_base=onnx_base, trailer=trailer, fields={"format": "onnx"}
+            ),
+            loadgen.multipart_script(
+                driver.lua,
+                path=path,
+                token=token,
+                onnx_base=onnx_base,
+                trailer=trailer,
+                fields={"format": "onnx"},
+                keep_alive=driver.keep_alive,
+            ),
+        ),
+    }
     for config in configs:
         results[config.label] = {}
         for load in args.loads:
@@ -153,7 +213,7 @@ def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer)
                     status, data = http(
                         "POST",
                         server.base_url + "/api/v1/models/",
-                        token=token_holder["token"],
+                        token=token,
                         body=json.dumps(
                             {"name": MODEL, "owner_team": TEAM, "risk_tier": "limited", "description": "benchmark"}
                         ).encode(),
@@ -162,21 +222,26 @@ def bench_assay(args, work, env, token_holder, configs, wrk, onnx_base, trailer)
                     if status != 201:
                         raise SystemExit(f"could not create the model through the API: {status} {data}")
                     token_holder["model"] = True
-                ok, detail = probe(load, server.base_url, token_holder["token"], onnx_base, trailer, args.json_extra)
+                ok, detail = probe(load, server.base_url, token, onnx_base, trailer, args.json_extra)
                 if not ok:
                     log(f"  one {load} registration by hand failed, skipping this load: {detail}")
                     results[config.label][load] = {"error": detail}
                     continue
-                script = json_lua if load == "json" else multipart_lua
-                steps = run_steps(wrk, script, server.base_url, args, f"assay {load}", 201, server.proc.pid, args.db)
+                spec, script = loads[load]
+                steps = run_steps(
+                    driver, spec, script, server.base_url, args, f"assay {load}", server.proc.pid, args.db
+                )
                 results[config.label][load] = [s.as_dict() for s in steps]
             finally:
                 server.stop()
     return results
 
 
-def bench_mlflow(args, work, wrk, workers: int) -> dict:
-    """The same JSON load against MLflow's create-model-version endpoint, or why it was skipped."""
+def bench_mlflow(args, work, driver: Driver, workers: int) -> dict:
+    """The same JSON load against MLflow's create-model-version endpoint, or why it was skipped.
+
+    Unless ``--no-generator-check``, the other generator drives it too, right after, at the same numbers of clients.
+    """
     venv = Path(args.mlflow_venv)
     usable, message = servers.ensure_mlflow_venv(venv, BENCH / "requirements-mlflow.txt")
     if not usable:
@@ -187,6 +252,7 @@ def bench_mlflow(args, work, wrk, workers: int) -> dict:
     db_url = "postgresql+psycopg2://" + db_url.split("://", 1)[1]  # the driver pinned in requirements-mlflow.txt
     log(f"MLflow {version} server on PostgreSQL database {args.mlflow_db}, {workers} workers")
     server = servers.start_mlflow(venv, db_url, workers, work / "logs", f"s3://{REF_BUCKET}/mlflow")
+    check: list = []
     try:
         status, data = http(
             "POST",
@@ -196,14 +262,30 @@ def bench_mlflow(args, work, wrk, workers: int) -> dict:
         )
         if status != 200:
             return {"skipped": f"could not create the registered model: {status} {data}", "version": version}
+        path = "/api/2.0/mlflow/model-versions/create"
+        load = loadgen.mlflow_json_load(path=path, model=MODEL, bucket=REF_BUCKET)
         script = loadgen.json_script(
-            work / "lua",
-            path="/api/2.0/mlflow/model-versions/create",
-            token=None,
-            bucket=REF_BUCKET,
-            mlflow_model=MODEL,
+            driver.lua, path=path, token=None, bucket=REF_BUCKET, mlflow_model=MODEL, keep_alive=driver.keep_alive
         )
-        steps = run_steps(wrk, script, server.base_url, args, "mlflow json", 200, server.proc.pid, args.mlflow_db)
+        steps = run_steps(driver, load, script, server.base_url, args, "mlflow json", server.proc.pid, args.mlflow_db)
+        other = None
+        if not args.no_generator_check:
+            try:
+                other = driver.other()
+            except (SystemExit, OSError, subprocess.SubprocessError) as exc:  # wrk could not be installed
+                log(f"  generator check skipped: {exc}")
+        if other is not None:
+            log(f"  the same load on MLflow from the other generator ({other.name}):")
+            check = run_steps(
+                other,
+                load,
+                script,
+                server.base_url,
+                args,
+                f"mlflow json ({other.kind})",
+                server.proc.pid,
+                args.mlflow_db,
+            )
     finally:
         server.stop()
     return {
@@ -211,6 +293,7 @@ def bench_mlflow(args, work, wrk, workers: int) -> dict:
         "workers": workers,
         "server": "mlflow server (its default uvicorn)",
         "json": [s.as_dict() for s in steps],
+        "generator_check": [s.as_dict() for s in check],
     }
 
 
@@ -310,6 +393,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mlflow-venv", default=os.environ.get("ASSAY_MLFLOW_VENV", "/var/cache/assay/mlflow-venv"))
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow comparison")
     parser.add_argument("--no-audit", action="store_true", help="skip benchmarks/audit_bench.py")
+    parser.add_argument(
+        "--generator",
+        choices=["asyncio", "wrk"],
+        default="asyncio",
+        help="the load generator for every server (default asyncio: benchmarks/loadgen.py run_asyncio)",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="keep one connection per client (default: a new connection per request, which reaches every worker)",
+    )
+    parser.add_argument(
+        "--no-generator-check", action="store_true", help="do not drive MLflow with the other generator as well"
+    )
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (one event loop is plenty here)")
     parser.add_argument("--work", default="/tmp/assay-bench", help="scratch folder (logs, uploads, keys)")
     parser.add_argument("--output", default=str(BENCH / "results" / "latest.json"))
@@ -324,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if work.exists():
         subprocess.run(["rm", "-rf", str(work)], check=True)
     (work / "logs").mkdir(parents=True)
-    wrk = loadgen.ensure_wrk()
+    driver = Driver(args.generator, args.keep_alive, work)
     load = servers.load_average()
     if load >= args.max_load:
         log(f"load average {load:.2f}: waiting up to {args.quiet_wait:.0f} s for the machine to quieten")
@@ -353,15 +450,13 @@ def main(argv: list[str] | None = None) -> int:
             "commit": subprocess.run(
                 ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
             ).stdout.strip(),
-            "cpus": os.cpu_count(),
-            "cpu_model": cpu_model(),
-            "python_sum_range_1000_us": speed_index(),
+            "machine": machine.describe(),
             "python": platform.python_version(),
             "postgresql": pg_version,
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "concurrency": args.concurrency,
-            "wrk": subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.splitlines()[0][:60],
+            "generator": driver.name,
             "artifact_bytes": len(onnx_base) + 2 + trailer,
             "setup": how,
             "load_average_at_start": load,
@@ -370,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         "notes": [],
     }
     holder = {"token": token}
-    report["assay"] = bench_assay(args, work, env, holder, args.servers, wrk, onnx_base, trailer)
+    log(machine.line(report["meta"]["machine"]))
+    report["assay"] = bench_assay(args, work, env, holder, args.servers, driver, onnx_base, trailer)
     report["database"] = database_stats(env)
     queued = servers.redis_len(args.broker)
     report["database"]["celery_messages_queued"] = queued
@@ -383,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_mlflow:
         workers = next((c.workers for c in args.servers if c.kind == "sync"), args.servers[0].workers)
         try:
-            report["mlflow"] = bench_mlflow(args, work, wrk, workers)
+            report["mlflow"] = bench_mlflow(args, work, driver, workers)
         except Exception as exc:  # the comparison is optional; say why it is missing
             log(f"MLflow comparison failed: {exc}")
             report["mlflow"] = {"skipped": f"failed: {str(exc)[:800]}"}
@@ -403,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
             "an idle machine (see cpu_cores per step)"
         )
     report["meta"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["meta"]["machine_at_end"] = machine.describe()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -91,21 +91,23 @@ def _postgres_database(pid: int) -> str | None:
 
 
 def cpu_split(before: dict, after: dict, server_pgid: int, seconds: float, database: str = "") -> dict[str, float]:
-    """Cores kept busy between two snapshots by the server under test, wrk, PostgreSQL and anything else.
+    """Cores kept busy between two snapshots by the server under test, the load generator, PostgreSQL and the rest.
 
-    ``postgres`` counts the backends of ``database`` and PostgreSQL's own helpers (WAL writer, checkpointer, ...);
-    backends serving other databases (someone else's tests) count as ``others``.
+    ``loadgen`` is wrk or this process (the asyncio generator runs here); ``postgres`` counts the backends of
+    ``database`` and PostgreSQL's own helpers (WAL writer, checkpointer, ...); backends serving other databases
+    (someone else's tests) count as ``others``.
     """
     ticks = os.sysconf("SC_CLK_TCK")
-    split = {"server": 0.0, "wrk": 0.0, "postgres": 0.0, "others": 0.0}
+    split = {"server": 0.0, "loadgen": 0.0, "postgres": 0.0, "others": 0.0}
+    here = os.getpid()
     for pid, (pgrp, comm, used) in after.items():
         delta = used - (before[pid][2] if pid in before else 0)
         if delta <= 0:
             continue
         if pgrp == server_pgid:
             key = "server"
-        elif comm == "wrk":
-            key = "wrk"
+        elif comm == "wrk" or pid == here:
+            key = "loadgen"
         elif comm.startswith("postgres"):
             served = _postgres_database(pid)
             key = "postgres" if served is None or not database or served == database else "others"
@@ -113,6 +115,17 @@ def cpu_split(before: dict, after: dict, server_pgid: int, seconds: float, datab
             key = "others"
         split[key] += delta / ticks
     return {k: round(v / seconds, 2) for k, v in split.items()} if seconds > 0 else split
+
+
+def cpu_by_server_process(before: dict, after: dict, server_pgid: int, seconds: float) -> list[float]:
+    """Cores each process of the server kept busy, busiest first: shows whether the load reached every worker."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = [
+        (used - (before[pid][2] if pid in before else 0)) / ticks / seconds
+        for pid, (pgrp, _comm, used) in after.items()
+        if pgrp == server_pgid and seconds > 0
+    ]
+    return sorted((round(b, 2) for b in busy), reverse=True)
 
 
 def flush_redis(url: str) -> None:
