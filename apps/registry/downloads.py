@@ -215,7 +215,7 @@ def download_open(*, actor: Principal, token: str) -> Download:
             action=PERMISSION,
             audit_action=f"{payload['o']}.download_denied",
             target=obj,
-            visible=rbac.allows(actor, "registry.view", obj),
+            visible=True,  # a link is readable (signed, not encrypted): this 403 reveals nothing it does not
         )
     rbac.require(actor, PERMISSION, obj, audit_action=f"{payload['o']}.download_denied")
     check_downloadable(obj)
