@@ -130,32 +130,21 @@ def check_downloadable(obj: ModelVersion | Dataset) -> None:
             raise NotDownloadable(
                 f"{what} is registered as predictions only: it has no artifact. Its evaluation dataset holds its data."
             )
-        status, ready, reason, is_reference = (
-            obj.status,
-            VersionStatus.READY,
-            obj.status_reason,
-            obj.artifact_is_reference,
-        )
-        uri = obj.artifact_uri
+        statuses = VersionStatus
     else:
-        what = f"Dataset {obj.name}"
-        status, ready, reason, is_reference, uri = (
-            obj.status,
-            DatasetStatus.READY,
-            obj.status_reason,
-            obj.is_reference,
-            obj.uri,
-        )
-    if status == "pending_verification":
-        fetched = "" if not is_reference else " Its bytes are referenced, not uploaded, and have not been fetched yet."
+        what, statuses = f"Dataset {obj.name}", DatasetStatus
+    uri, is_reference = _location(obj)
+    if obj.status == statuses.PENDING_VERIFICATION:
+        fetched = " Its bytes are referenced, not uploaded, and have not been fetched yet." if is_reference else ""
         raise NotDownloadable(
             f"{what} is not verified yet.{fetched} Only bytes a worker has read and hashed can be downloaded; "
             "try again once verification has finished."
         )
-    if status == "invalid":
-        raise NotDownloadable(f"{what} is invalid ({reason or 'it failed verification'}): there are no good bytes.")
-    if status != ready:
-        raise NotDownloadable(f"{what} is {status}: only verified, current objects can be downloaded.")
+    if obj.status == statuses.INVALID:
+        reason = obj.status_reason or "it failed verification"
+        raise NotDownloadable(f"{what} is invalid ({reason}): there are no good bytes.")
+    if obj.status != statuses.READY:
+        raise NotDownloadable(f"{what} is {obj.status}: only verified, current objects can be downloaded.")
     if not obj.sha256 or obj.size is None or not uri:
         raise NotDownloadable(f"{what} has no recorded digest and size, so its bytes cannot be vouched for.")
 
