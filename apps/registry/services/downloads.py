@@ -20,7 +20,7 @@ from ..models import Dataset, ModelVersion
 
 
 def _event(link: DownloadLink) -> dict:
-    # What was handed out, never the link itself: it is a credential while it lasts.
+    # What was handed out, never the link itself (its signature is what lets its holder fetch the bytes).
     return {
         "filename": link.filename,
         "sha256": link.sha256,
