@@ -265,6 +265,8 @@ AWS_ENDPOINT_URL = env("AWS_ENDPOINT_URL")
 AWS_REGION = env("AWS_DEFAULT_REGION", "us-east-1")
 # s3:// references are accepted only inside these buckets (the storage bucket is always allowed).
 ASSAY_ALLOWED_S3_BUCKETS = env_list("ASSAY_ALLOWED_S3_BUCKETS")
+# A download link (apps/registry/downloads.py) works for the person it was issued to for this long.
+ASSAY_DOWNLOAD_LINK_SECONDS = env_int("ASSAY_DOWNLOAD_LINK_SECONDS", 300)
 
 # Audit trail: checkpoint signing key (Ed25519, PEM or raw base64) and where checkpoints go.
 ASSAY_AUDIT_SIGNING_KEY_FILE = env("ASSAY_AUDIT_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "audit-ed25519.pem"))

@@ -11,10 +11,18 @@ from apps.core.principals import Principal
 from apps.rbac import services as rbac
 from apps.registry.models import Dataset, ModelVersion
 
+from .choices import EvidenceKind, RunStatus
 from .models import EvidenceChunk, EvidenceFile, EvidenceRun, FindingReview
 from .verdicts import accuracy_check, declared_accuracy, finding_reviews, review_state
 
-__all__ = ["evidence_run_get", "evidence_run_list", "finding_reviews", "review_state", "version_accuracy_check"]
+__all__ = [
+    "dataset_pii_status",
+    "evidence_run_get",
+    "evidence_run_list",
+    "finding_reviews",
+    "review_state",
+    "version_accuracy_check",
+]
 
 
 def _runs() -> QuerySet[EvidenceRun]:
@@ -93,3 +101,64 @@ def version_accuracy_check(
         "evidence.view",
     ).order_by("-created_at", "-id")
     return accuracy_check(version, pick(list(qs[:50])))
+
+
+# --- a dataset's PII status ------------------------------------------------------------------
+
+
+def dataset_pii_status(
+    *, actor: Principal, dataset: Dataset, recent: list[EvidenceRun] | None = None, recent_limit: int = 0
+) -> dict:
+    """What the dataset's latest PII scan says, for its page: one of ``not_scanned``, ``scanning``
+    (with ``progress`` and ``message``), ``failed`` (failed or cancelled, with ``error``), ``clean`` or
+    ``pii_found`` (with ``types``: per entity type the values found and the columns, findings marked
+    false positive left out and counted in ``false_positives``); ``scrubbed`` names the scrubbed copy
+    the scan wrote (``id``, ``rows``, ``hidden`` when the actor may not see it), and ``run`` is the
+    scan, for a link to its evidence.
+
+    A read. ``recent`` is the dataset's newest runs the caller already read with ``evidence_run_list``
+    (at most ``recent_limit``): when it holds a PII scan, or is shorter than the limit, no query is sent.
+    Otherwise a fixed handful of queries (the run, its chunks and reviews), whatever the dataset's size.
+    """
+    from .runs import run_progress
+
+    def own_scans(runs):
+        return [r for r in runs if r.kind == EvidenceKind.PII_SCAN and r.dataset_id == dataset.pk and not r.version_id]
+
+    run = None
+    if recent is not None:
+        run = (own_scans(recent) or [None])[0]
+    if run is None and (recent is None or len(recent) >= recent_limit):
+        run = evidence_run_list(actor=actor, dataset=dataset, kind=EvidenceKind.PII_SCAN).filter(version=None).first()
+    if run is None:
+        return {"state": "not_scanned", "run": None}
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        progress, message = run_progress(run)
+        return {"state": "scanning", "run": run, "progress": progress, "message": message}
+    if run.status != RunStatus.SUCCEEDED or not run.summary:
+        return {"state": "failed", "run": run, "error": run.error}
+    summary = run.summary
+    state = review_state(run) or {}
+    false_positives = set(state.get("false_positives", []))
+    types: dict[str, dict] = {}
+    for finding in summary.get("findings", []):
+        if finding.get("id") in false_positives:
+            continue
+        entry = types.setdefault(str(finding.get("entity_type")), {"count": 0, "rows": 0, "columns": []})
+        entry["count"] += int(finding.get("count") or 0)
+        entry["rows"] = max(entry["rows"], int(finding.get("rows") or 0))
+        entry["columns"].append(str(finding.get("column")))
+    scrubbed = summary.get("scrubbed_dataset")
+    if isinstance(scrubbed, dict) and scrubbed.get("id") is not None:
+        seen = rbac.visible_pks(actor, Dataset, [scrubbed["id"]], "registry.view")
+        scrubbed = {"id": scrubbed["id"], "rows": scrubbed.get("rows"), "hidden": scrubbed["id"] not in seen}
+    else:
+        scrubbed = None
+    return {
+        "state": "pii_found" if types else "clean",
+        "run": run,
+        "types": sorted(({"entity_type": k, **v} for k, v in types.items()), key=lambda t: -t["count"]),
+        "false_positives": len(false_positives),
+        "rows_scanned": summary.get("n_rows"),
+        "scrubbed": scrubbed,
+    }

@@ -35,6 +35,8 @@ class Scope(models.TextChoices):
 # permission -> token scope it needs
 PERMISSIONS: dict[str, str] = {
     "registry.view": Scope.READ,
+    # fetch the bytes of a version's artifact or of a dataset (audited; docs: "Downloads")
+    "registry.download": Scope.READ,
     "registry.model_create": Scope.REGISTRY_WRITE,
     "registry.model_edit": Scope.REGISTRY_WRITE,
     "registry.version_create": Scope.REGISTRY_WRITE,
@@ -74,19 +76,24 @@ _CONTRIBUTE = {
 }
 _REVIEW = {"releases.approve", "evidence.review"}
 _AUDIT = {"audit.view", "audit.export"}
+# Seeing a model's record is not holding its bytes: a dataset may carry personal data and an artifact
+# is the team's work. The people who build, review or examine a model may download it; a viewer and a
+# release manager (whose deployments the control plane carries out) may not.
+_DOWNLOAD = {"registry.download"}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.VIEWER: frozenset(_VIEW),
-    Role.CONTRIBUTOR: frozenset(_VIEW | _CONTRIBUTE),
-    Role.REVIEWER: frozenset(_VIEW | _REVIEW),
+    Role.CONTRIBUTOR: frozenset(_VIEW | _CONTRIBUTE | _DOWNLOAD),
+    Role.REVIEWER: frozenset(_VIEW | _REVIEW | _DOWNLOAD),
     Role.COMPLIANCE_OFFICER: frozenset(
         _VIEW
         | _REVIEW
+        | _DOWNLOAD
         | _AUDIT
         | {"policies.manage", "releases.review", "notifications.view", "notifications.manage", "registry.approve_facts"}
     ),
     Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
-    Role.AUDITOR: frozenset(_VIEW | _AUDIT | {"accounts.view", "notifications.view"}),
+    Role.AUDITOR: frozenset(_VIEW | _AUDIT | _DOWNLOAD | {"accounts.view", "notifications.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),
 }
 

@@ -14,6 +14,8 @@ urlpatterns = [
     path("models/<slug:name>/versions/<int:number>/verify/", views.version_verify, name="version_verify"),
     path("datasets/<int:dataset_id>/", views.dataset_detail, name="dataset_detail"),
     path("datasets/<int:dataset_id>/verify/", views.dataset_verify, name="dataset_verify"),
+    path("models/<slug:name>/versions/<int:number>/download/", views.version_download, name="version_download"),
+    path("datasets/<int:dataset_id>/download/", views.dataset_download, name="dataset_download"),
     path(
         "models/<slug:name>/facts-changes/<uuid:change_id>/<str:command>/",
         views.facts_change_decide,

@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
@@ -23,7 +23,7 @@ from apps.core.errors import Conflict, InvalidTransition, ValidationFailed
 from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
 
-from . import selectors, services
+from . import downloads, selectors, services
 from .choices import ArtifactFormat, ColumnRole, DataCategory, DatasetStatus, VersionStatus
 from .forms import DatasetFilterForm, ModelFilterForm
 from .services.retry import verification_stuck
@@ -171,6 +171,7 @@ def version_detail(request, name: str, number: int):
             and bool(version.evaluation_dataset_id)
             and rbac.allows(actor, "evidence.request", version),
             "can_explain": version.format != ArtifactFormat.PREDICTIONS_ONLY,
+            "can_download": _can_download(actor, version),
             **_release_context(actor, version),
         },
     )
@@ -240,14 +241,17 @@ def dataset_detail(request, dataset_id: int):
     ]
     stuck = verification_stuck(dataset, dataset.verification_job)
     derived = list(selectors.dataset_list(actor=actor).filter(source=dataset)[:10])
+    runs = evidence_selectors.with_dataset_visibility(
+        actor, list(evidence_selectors.evidence_run_list(actor=actor, dataset=dataset)[:10])
+    )
     context = {
         "dataset": dataset,
         "columns": columns,
         "verification_stuck": stuck,
         "can_retry": stuck and rbac.allows(actor, "registry.dataset_create", dataset),
-        "evidence_runs": evidence_selectors.with_dataset_visibility(
-            actor, list(evidence_selectors.evidence_run_list(actor=actor, dataset=dataset)[:10])
-        ),
+        "evidence_runs": runs,
+        "pii": evidence_selectors.dataset_pii_status(actor=actor, dataset=dataset, recent=runs, recent_limit=10),
+        "can_download": _can_download(actor, dataset),
         "can_request_evidence": dataset.status == DatasetStatus.READY
         and rbac.allows(actor, "evidence.request", dataset),
         "derived": derived,
@@ -268,3 +272,47 @@ def dataset_verify(request, dataset_id: int):
     else:
         messages.success(request, f"Verification of “{dataset.name}” requested again; a worker will pick it up.")
     return redirect("registry:dataset_detail", dataset_id=dataset_id)
+
+
+def _can_download(actor, obj) -> bool:
+    """Show the Download button: the person may download, and the object has verified bytes to give."""
+    if not rbac.allows(actor, downloads.PERMISSION, obj):
+        return False
+    try:
+        downloads.check_downloadable(obj)
+    except downloads.NotDownloadable:
+        return False
+    return True
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    response = HttpResponseRedirect(url)
+    response.status_code = 303  # See Other: the browser follows with a GET and saves the file
+    return response
+
+
+@login_required
+@require_POST
+def version_download(request, name: str, number: int):
+    """Download a version's artifact from its page: audited, then on to the signed link (the file).
+    A version without verified bytes goes back to its page with the reason."""
+    try:
+        link = services.version_artifact_download(
+            actor=principal_for_user(request.user), model_name=name, number=number
+        )
+    except downloads.NotDownloadable as exc:
+        messages.error(request, exc.detail)
+        return redirect("registry:version_detail", name=name, number=number)
+    return _see_other(link.url)
+
+
+@login_required
+@require_POST
+def dataset_download(request, dataset_id: int):
+    """Download a dataset from its page: audited, then on to the signed link (the file)."""
+    try:
+        link = services.dataset_download(actor=principal_for_user(request.user), dataset_id=dataset_id)
+    except downloads.NotDownloadable as exc:
+        messages.error(request, exc.detail)
+        return redirect("registry:dataset_detail", dataset_id=dataset_id)
+    return _see_other(link.url)

@@ -35,6 +35,7 @@ from tests.support.triad import (
     last_event_id,
     pending_facts_change,
     result_file,
+    stored_dataset,
 )
 
 pytestmark = pytest.mark.django_db
@@ -319,6 +320,17 @@ WRITERS: list[Writer] = [
         f"{REG}.datasets.dataset_reverify",
         "dataset.verification_requested",
         lambda w: S(f"{REG}.datasets").dataset_reverify(actor=_root(w), dataset_id=w.stuck.pk),
+    ),
+    writes(
+        f"{REG}.downloads.version_artifact_download",
+        "model_version.artifact_downloaded",
+        lambda w: S(f"{REG}.downloads").version_artifact_download(actor=_root(w), model_name="churn", number=1),
+    ),
+    writes(
+        f"{REG}.downloads.dataset_download",
+        "dataset.downloaded",
+        lambda w: S(f"{REG}.downloads").dataset_download(actor=_root(w), dataset_id=w.dataset.pk),
+        given=stored_dataset,
     ),
     elsewhere(
         f"{REG}.datasets.dataset_create_derived",

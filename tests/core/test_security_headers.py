@@ -31,6 +31,8 @@ NOT_PAGES = {
     "accounts:access_role_revoke",
     "registry:version_verify",
     "registry:dataset_verify",
+    "registry:version_download",
+    "registry:dataset_download",
     "registry:facts_change_decide",
     "evidence:run_cancel",
     "evidence:finding_review",

@@ -25,6 +25,7 @@ from tests.support.triad import (
     call,
     client_for,
     denied_write_left_only_its_denial,
+    download_token,
     fingerprint,
     finished_delivery,
     is_problem,
@@ -33,6 +34,7 @@ from tests.support.triad import (
     pending_facts_change,
     result_file,
     row,
+    stored_dataset,
 )
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +54,7 @@ EMERGENCY = lambda w: {"release_id": w.emergency.public_id}  # noqa: E731  (a br
 PACK = lambda w: {"name": w.pack.name}  # noqa: E731
 TEAM = lambda w: {"name": w.team.name}  # noqa: E731
 HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
+DOWNLOAD_LINK = lambda w: {"token": download_token(w, "contributor")}  # noqa: E731  (``given=stored_dataset``)
 
 # What a list must not show a person without a role (and does show the right role).
 MODEL_NAME = lambda w: w.model.name  # noqa: E731
@@ -298,6 +301,16 @@ TABLE: list[Route] = [
     row("registry:dataset_list", "GET", "viewer", nobody=200, hides=DATASET_NAME),
     row("registry:dataset_detail", "GET", "viewer", kwargs=DATASET),
     row("registry:dataset_verify", "POST", "contributor", "viewer", ok=302, kwargs=STUCK),
+    row(
+        "registry:version_download",
+        "POST",
+        "contributor",
+        "viewer",
+        ok=303,
+        kwargs=VERSION,
+        note="See Other: on to the signed link, which streams the file",
+    ),
+    row("registry:dataset_download", "POST", AUDITOR, "viewer", ok=303, kwargs=DATASET, given=stored_dataset),
     row("api:registry-model-list", "GET", "viewer", nobody=200, hides=MODEL_NAME),
     row(
         "api:registry-model-list",
@@ -348,6 +361,18 @@ TABLE: list[Route] = [
     ),
     row("api:registry-dataset-detail", "GET", "viewer", kwargs=DATASET),
     row("api:registry-dataset-verify", "POST", "contributor", "viewer", ok=202, kwargs=STUCK),
+    row("api:registry-version-artifact-download", "POST", "contributor", "viewer", ok=303, kwargs=VERSION),
+    row("api:registry-dataset-download", "POST", OFFICER, "viewer", ok=303, kwargs=DATASET, given=stored_dataset),
+    row(
+        "api:registry-download",
+        "GET",
+        "contributor",
+        "viewer",
+        nobody=403,
+        kwargs=DOWNLOAD_LINK,
+        given=stored_dataset,
+        note="the link names the contributor: anyone else is refused",
+    ),
     row(
         "api:registry-facts-change-list",
         "GET",

@@ -21,18 +21,19 @@ from tests.factories.registry import RegisteredModelFactory
 # What each role may do wherever its binding applies.
 CAN = {
     "viewer": {"read"},
-    "contributor": {"read", "write"},
-    "reviewer": {"read", "approve"},
-    "compliance_officer": {"read", "approve", "audit", "policies"},
+    "contributor": {"read", "write", "download"},
+    "reviewer": {"read", "approve", "download"},
+    "compliance_officer": {"read", "approve", "audit", "policies", "download"},
     "release_manager": {"read", "deploy"},
-    "auditor": {"read", "audit"},
-    "admin": {"read", "write", "approve", "deploy", "audit", "policies", "accounts"},
+    "auditor": {"read", "audit", "download"},
+    "admin": {"read", "write", "approve", "deploy", "audit", "policies", "accounts", "download"},
 }
 PERMISSION = {
     "read": "registry.view",
     "write": "registry.version_create",
     "approve": "releases.approve",
     "deploy": "releases.deploy",
+    "download": "registry.download",
 }
 # Trail-wide powers: only a global binding gives them, whatever the role.
 GLOBAL_ONLY = {"audit": "audit.view", "policies": "policies.manage", "accounts": "accounts.manage"}

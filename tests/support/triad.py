@@ -310,6 +310,27 @@ def result_file(w: World):
     )
 
 
+def stored_dataset(w: World):
+    """The world's dataset with its bytes in this test's storage (what a download streams)."""
+    import io
+
+    from apps.registry.models import Dataset
+    from apps.registry.storage import get_storage
+
+    stored = get_storage().save(io.BytesIO(b"x,sex,label,prediction\n0.5,f,1,1\n"), kind="datasets")
+    Dataset.objects.filter(pk=w.dataset.pk).update(uri=stored.key, sha256=stored.sha256, size=stored.size)
+    w.dataset.refresh_from_db()
+    return w.dataset
+
+
+def download_token(w: World, role: str) -> str:
+    """A download link's token for the world's dataset, issued to the person holding ``role``."""
+    from apps.registry.downloads import link_issue
+
+    url = link_issue(actor=principal_for_user(w.person(role)), obj=w.dataset).url
+    return url.rstrip("/").rsplit("/", 1)[1]
+
+
 # ---------------------------------------------------------------------------------------------
 # Calling a route as one caller, and checking what it answered.
 

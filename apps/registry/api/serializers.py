@@ -733,3 +733,13 @@ class DatasetReferenceInput(_DatasetFields):
 
 class DatasetCreateInput(DatasetUploadInput, DatasetReferenceInput):
     """What the service receives, whichever way the dataset came in."""
+
+
+class DownloadLinkOutput(serializers.Serializer):
+    """A download's link: follow ``url`` (same credentials) before ``expires_at`` to receive the bytes."""
+
+    url = serializers.CharField(help_text="Absolute URL of the bytes; it works only for the caller who asked.")
+    expires_at = serializers.DateTimeField()
+    filename = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()

@@ -4,8 +4,10 @@ from django.urls import path
 
 from .views import (
     DatasetDetailApi,
+    DatasetDownloadApi,
     DatasetListCreateApi,
     DatasetVerifyApi,
+    DownloadApi,
     FactsChangeApproveApi,
     FactsChangeCancelApi,
     FactsChangeDetailApi,
@@ -13,6 +15,7 @@ from .views import (
     FactsChangeRejectApi,
     ModelDetailApi,
     ModelListCreateApi,
+    VersionArtifactDownloadApi,
     VersionDetailApi,
     VersionListCreateApi,
     VersionRetireApi,
@@ -30,9 +33,16 @@ urlpatterns = [
     path(
         "models/<slug:name>/versions/<int:number>/verify/", VersionVerifyApi.as_view(), name="registry-version-verify"
     ),
+    path(
+        "models/<slug:name>/versions/<int:number>/artifact/download/",
+        VersionArtifactDownloadApi.as_view(),
+        name="registry-version-artifact-download",
+    ),
     path("datasets/", DatasetListCreateApi.as_view(), name="registry-dataset-list"),
     path("datasets/<int:dataset_id>/", DatasetDetailApi.as_view(), name="registry-dataset-detail"),
     path("datasets/<int:dataset_id>/verify/", DatasetVerifyApi.as_view(), name="registry-dataset-verify"),
+    path("datasets/<int:dataset_id>/download/", DatasetDownloadApi.as_view(), name="registry-dataset-download"),
+    path("downloads/<str:token>/", DownloadApi.as_view(), name="registry-download"),
     path("facts-changes/", FactsChangeListApi.as_view(), name="registry-facts-change-list"),
     path("facts-changes/<uuid:change_id>/", FactsChangeDetailApi.as_view(), name="registry-facts-change-detail"),
     path(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from apps.core.api.params import query_choice
 from apps.core.parsers import JSONParser
-from apps.registry import selectors, services
+from apps.registry import downloads, selectors, services
 from apps.registry.choices import DataCategory, FactsChangeStatus, RiskTier
 
 from .serializers import (
@@ -19,6 +23,7 @@ from .serializers import (
     DatasetOutput,
     DatasetReferenceInput,
     DatasetUploadInput,
+    DownloadLinkOutput,
     FactsChangeCancelInput,
     FactsChangeDecisionInput,
     FactsChangeOutput,
@@ -394,3 +399,99 @@ class FactsChangeCancelApi(_FactsChangeCommand):
     )
     def post(self, request, change_id):
         return super().post(request, change_id)
+
+
+# --- downloads: a POST that is audited and answers a signed link; a GET of the link that streams the bytes
+
+_LINK_RESPONSES = {
+    303: OpenApiResponse(
+        DownloadLinkOutput, description="See Other: ``Location`` (and ``url``) is the link to follow, for the caller."
+    ),
+    401: PROBLEM,
+    403: PROBLEM,
+    404: PROBLEM,
+    409: PROBLEM,
+}
+
+
+def link_response(request, link: downloads.DownloadLink) -> Response:
+    """303 See Other to the signed link, which the body also carries with its expiry."""
+    url = request.build_absolute_uri(link.url)
+    body = DownloadLinkOutput(
+        {"url": url, "expires_at": link.expires_at, "filename": link.filename, "sha256": link.sha256, "size": link.size}
+    ).data
+    response = Response(body, status=status.HTTP_303_SEE_OTHER, headers={"Location": url})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def download_response(download: downloads.Download) -> StreamingHttpResponse:
+    """The bytes as an attachment, streamed in chunks, with their length, type and recorded SHA-256."""
+    response = StreamingHttpResponse(download.chunks, content_type=download.content_type)
+    response["Content-Length"] = str(download.size)
+    response["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    response["X-Checksum-SHA256"] = download.sha256
+    response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(download.sha256)).decode()
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class VersionArtifactDownloadApi(GenericAPIView):
+    """Download a verified version's artifact: audited, then 303 See Other to a link valid for the caller
+    alone for a few minutes (``curl -L`` with the same token follows it). Needs ``registry.download``."""
+
+    serializer_class = DownloadLinkOutput
+
+    @extend_schema(operation_id="models_versions_artifact_download", request=None, responses=_LINK_RESPONSES)
+    def post(self, request, name: str, number: int):
+        link = services.version_artifact_download(actor=request.principal, model_name=name, number=number)
+        return link_response(request, link)
+
+
+class DatasetDownloadApi(GenericAPIView):
+    """Download a verified dataset: audited, then 303 See Other to a link valid for the caller alone for a
+    few minutes. Needs ``registry.download``."""
+
+    serializer_class = DownloadLinkOutput
+
+    @extend_schema(
+        operation_id="datasets_download",
+        parameters=[OpenApiParameter("dataset_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=None,
+        responses=_LINK_RESPONSES,
+    )
+    def post(self, request, dataset_id: int):
+        link = services.dataset_download(actor=request.principal, dataset_id=dataset_id)
+        return link_response(request, link)
+
+
+class _AnyMediaType(BaseRenderer):
+    """Lets a download be asked for with any ``Accept`` header (the bytes are streamed, never rendered)."""
+
+    media_type = "*/*"
+    format = "download"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class DownloadApi(GenericAPIView):
+    """Follow a download link: the bytes, streamed, if the link is yours, unexpired and unaltered and you
+    still hold ``registry.download``. Writes nothing (a refusal of a person is recorded as a denial)."""
+
+    renderer_classes = [JSONRenderer, _AnyMediaType]
+
+    @extend_schema(
+        operation_id="downloads_retrieve",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            401: PROBLEM,
+            403: PROBLEM,
+            404: PROBLEM,
+            409: PROBLEM,
+            410: PROBLEM,
+        },
+    )
+    def get(self, request, token: str):
+        return download_response(downloads.download_open(actor=request.principal, token=token))

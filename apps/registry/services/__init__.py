@@ -10,6 +10,7 @@ request leaves no row and no stored bytes. The worker's status changes are in
 """
 
 from .datasets import VERIFY_DATASET, dataset_create, dataset_create_derived, dataset_reverify
+from .downloads import dataset_download, version_artifact_download
 from .facts import FactsChanged, facts_change_approve, facts_change_cancel, facts_change_reject
 from .models import MODEL_EDITABLE, ModelUpdate, facts_change_url, model_create, model_update
 from .versions import VERIFY_VERSION, DuplicateArtifact, version_create, version_retire, version_reverify, version_url
@@ -23,6 +24,7 @@ __all__ = [
     "ModelUpdate",
     "dataset_create",
     "dataset_create_derived",
+    "dataset_download",
     "dataset_reverify",
     "facts_change_approve",
     "facts_change_cancel",
@@ -30,6 +32,7 @@ __all__ = [
     "facts_change_url",
     "model_create",
     "model_update",
+    "version_artifact_download",
     "version_create",
     "version_retire",
     "version_reverify",
