@@ -332,7 +332,7 @@ for role in ("auditor", "compliance_officer", "admin"):
 if BIND_PACKS and not PolicyBinding.objects.exists():
     for pack in PolicyPack.objects.order_by("name"):
         policies.policy_binding_create(actor=principal_for_user(user), pack_name=pack.name)
-token, full = accounts.token_create(actor=system, name="scale-bench", user=user, scopes=["read"])
+token, full = accounts.token_create(actor=system, name="scale-bench", user=user, scopes=["read", "audit:read"])
 client = Client()
 client.force_login(user)
 seal_pending(blocking=True)
@@ -495,7 +495,9 @@ def get_script(folder: Path, name: str, headers: dict[str, str]) -> Path:
 def drive(
     wrk: str, script: Path, url: str, *, label: str, clients: list[int], duration: float, pgid: int, db: str
 ) -> dict:
-    """wrk at each client count; {clients: {rate, p99_ms, ok, not_ok, samples, cpu}}."""
+    """wrk at each client count, after an unmeasured second that warms every worker's caches and
+    templates for this route; {clients: {rate, p99_ms, ok, not_ok, samples, cpu}}."""
+    loadgen.run(wrk, script, url, concurrency=4, duration_s=1, label="warm-up", expected=200, threads=1)
     out = {}
     for c in clients:
         before, t0 = servers.cpu_snapshot(), time.monotonic()
