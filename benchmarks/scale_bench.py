@@ -65,11 +65,15 @@ class Size:
 
 
 SIZES = {
-    "small": Size("small", teams=10, models=100, versions_per_model=10, datasets=1_000, events=10_000),
+    "small": Size("small", teams=51, models=100, versions_per_model=10, datasets=1_000, events=10_000),
     "large": Size("large", teams=100, models=10_000, versions_per_model=10, datasets=10_000, events=1_000_000),
 }
 
-TEAM_PREFIX = "scale-team-"
+TEAM_PREFIX = "scale-t-"
+# Team 0 owns the first 50 models at every size, so a list filtered by it fills one page (50 rows) on
+# both databases; the other models are spread over the other teams. Likewise the small size has 51
+# teams, so the team list fills a page too: a page compared across sizes shows as many rows.
+FULL_PAGE = 50
 MODEL_PREFIX = "scale-model-"
 USER = "scale-reader"
 
@@ -98,6 +102,9 @@ def seeded_counts(url: str) -> dict[str, int]:
     with _connect(url) as conn:
         try:
             return {
+                "teams": conn.execute(
+                    "SELECT count(*) FROM accounts_team WHERE name LIKE %s", [TEAM_PREFIX + "%"]
+                ).fetchone()[0],
                 "models": conn.execute(
                     "SELECT count(*) FROM registry_registeredmodel WHERE name LIKE %s", [MODEL_PREFIX + "%"]
                 ).fetchone()[0],
@@ -114,11 +121,12 @@ def seeded_counts(url: str) -> dict[str, int]:
                 ],
             }
         except Exception:  # not migrated yet
-            return {"models": 0, "versions": 0, "datasets": 0, "events": 0}
+            return {"teams": 0, "models": 0, "versions": 0, "datasets": 0, "events": 0}
 
 
 def counts_match(counts: dict[str, int], size: Size) -> bool:
     return counts == {
+        "teams": size.teams,
         "models": size.models,
         "versions": size.versions,
         "datasets": size.datasets,
@@ -141,8 +149,9 @@ def seed_registry(url: str, size: Size) -> None:
             " human_review_path, minimisation_justification)"
             " SELECT now() - make_interval(secs => i), now(), %s || lpad(i::text, 6, '0'), 'Seeded model ' || i, '',"
             " '', (ARRAY['minimal', 'limited', 'high'])[1 + i %% 3], '[]', '[]', t.id, %s, '[]', false, '', '{}',"
-            " '', '', '' FROM generate_series(1, %s) AS i JOIN accounts_team t ON t.name = %s || (i %% %s)",
-            [MODEL_PREFIX, size.versions_per_model, size.models, TEAM_PREFIX, size.teams],
+            " '', '', '' FROM generate_series(1, %s) AS i"
+            " JOIN accounts_team t ON t.name = %s || CASE WHEN i <= %s THEN 0 ELSE 1 + i %% (%s - 1) END",
+            [MODEL_PREFIX, size.versions_per_model, size.models, TEAM_PREFIX, FULL_PAGE, size.teams],
         )
         conn.execute(
             "INSERT INTO registry_modelversion (created_at, updated_at, number, status, status_reason, format,"
@@ -396,7 +405,7 @@ class Route:
 def routes(size: Size) -> list[Route]:
     """Every list and page, the same paths at both sizes (the model in the middle of the inventory)."""
     model = f"{MODEL_PREFIX}{size.models // 2:06d}"
-    team = f"{TEAM_PREFIX}1"
+    team = f"{TEAM_PREFIX}0"  # owns FULL_PAGE models at every size
     return [
         Route("api models", "/api/v1/models/"),
         Route("api models ?search", "/api/v1/models/?search=model-0000"),
