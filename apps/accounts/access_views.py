@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.core.errors import Conflict, Denied, DomainError
+from apps.core.totals import BoundedPaginator
 from apps.rbac import services as rbac
 
 from . import selectors, services
@@ -37,7 +38,7 @@ _FORMS = {
 
 def _paged(request, queryset, param: str) -> Page:
     """One table's page, read from its own query parameter, with links that keep the other tables' pages."""
-    page = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get(param))
+    page = BoundedPaginator(queryset, PAGE_SIZE).get_page(request.GET.get(param))
 
     def link(number: int) -> str:
         query = request.GET.copy()

@@ -1,8 +1,10 @@
-"""API pagination: page-number pages with a bounded size."""
+"""API pagination: page-number pages with a bounded size and a total that costs the same at any table size."""
 
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
 
 from apps.core.errors import ValidationFailed
+from apps.core.totals import BoundedPaginator
 
 
 def _is_number(raw: str) -> bool:
@@ -22,8 +24,12 @@ class Pagination(PageNumberPagination):
 
     A ``page`` or ``page_size`` that is not a whole number is a 400; a page that does not exist
     (``page=0``, or past the end) is a 404. Both are declared in the schema (``apps.core.api.schema``).
+
+    ``count`` is exact up to 10,000 rows; above that it is the table's row estimate (a list of
+    everything) or 10,000 (a filtered list), and ``count_exact`` is false (``apps.core.totals``).
     """
 
+    django_paginator_class = BoundedPaginator
     page_size_query_param = "page_size"
     max_page_size = 500
 
@@ -42,3 +48,23 @@ class Pagination(PageNumberPagination):
                 errors={self.page_query_param: ["Not a page."]},
             )
         return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "count": self.page.paginator.count,
+                "count_exact": self.page.paginator.total.exact,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"]["count_exact"] = {
+            "type": "boolean",
+            "description": "False when the list holds more than 10,000 rows: count is then an estimate or a floor.",
+        }
+        paginated["required"] = ["count", "count_exact", "results"]
+        return paginated

@@ -96,6 +96,8 @@ class Dataset(TimestampedModel):
 
     class Meta:
         ordering = ["-created_at"]
+        # The dataset list's order: its first page reads 50 index entries instead of sorting the table.
+        indexes = [models.Index(fields=["created_at"], name="registry_dataset_created_idx")]
 
     def __str__(self) -> str:
         return self.name

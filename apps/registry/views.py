@@ -13,13 +13,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, InvalidTransition, ValidationFailed
+from apps.core.totals import BoundedPaginator
 from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
 
@@ -65,7 +65,7 @@ def model_list(request):
     """The model inventory, filtered by search, team, risk tier and data category."""
     actor = principal_for_user(request.user)
     form = ModelFilterForm(request.GET or None, teams=selectors.model_team_names(actor=actor))
-    page = Paginator(selectors.model_inventory(actor=actor, **form.filters()), PAGE_SIZE).get_page(
+    page = BoundedPaginator(selectors.model_inventory(actor=actor, **form.filters()), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     from apps.releases.selectors import models_revalidation_due
@@ -219,7 +219,9 @@ def dataset_list(request):
     """Datasets the person may see, newest first."""
     actor = principal_for_user(request.user)
     form = DatasetFilterForm(request.GET or None)
-    page = Paginator(selectors.dataset_list(actor=actor, **form.filters()), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = BoundedPaginator(selectors.dataset_list(actor=actor, **form.filters()), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(request, "registry/dataset_list.html", {"form": form, "page": page})
 
 

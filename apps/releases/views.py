@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.core.totals import BoundedPaginator
 from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry_selectors
@@ -49,7 +49,7 @@ def release_list(request):
     actor = principal_for_user(request.user)
     status, environment = request.GET.get("status", ""), request.GET.get("environment", "")
     releases = selectors.release_list(actor=actor, status=status, environment=environment)
-    page = Paginator(releases, 50).get_page(request.GET.get("page"))
+    page = BoundedPaginator(releases, 50).get_page(request.GET.get("page"))
     return render(
         request,
         "releases/release_list.html",

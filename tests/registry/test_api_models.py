@@ -214,3 +214,25 @@ def test_a_model_cannot_be_renamed(contributor, api_client_for, model, audit_mar
     assert "cannot be changed" in response.json()["detail"]
     assert RegisteredModel.objects.filter(name="churn").exists()
     assert mark.actions() == []
+
+
+def test_each_model_counts_its_own_versions_and_the_page_does_not_aggregate_the_versions_table(
+    make_user, api_client_for, team
+):
+    # given
+    churn = RegisteredModelFactory(name="churn-a", owner_team=team)
+    ads = RegisteredModelFactory(name="ads-a", owner_team=team)
+    RegisteredModelFactory(name="empty-a", owner_team=team)
+    ModelVersionFactory.create_batch(3, model=churn)
+    ModelVersionFactory(model=ads)
+    client = api_client_for(make_user("viewer", team=team))
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        body = client.get(MODELS).json()
+    # then
+    assert {m["name"]: m["version_count"] for m in body["results"]} == {"ads-a": 1, "churn-a": 3, "empty-a": 0}
+    listing = next(
+        q["sql"] for q in queries.captured_queries if "registry_registeredmodel" in q["sql"] and "ORDER BY" in q["sql"]
+    )
+    outer_tail = listing.rsplit(")", 1)[-1]  # after the per-row count subquery: the page's own clauses
+    assert "GROUP BY" not in outer_tail and "LIMIT" in outer_tail

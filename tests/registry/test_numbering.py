@@ -7,6 +7,7 @@ PostgreSQL: SQLite lets one writer in at a time.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 
@@ -15,6 +16,7 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.jobs.models import Job
+from apps.registry import selectors
 from apps.registry.models import ModelVersion, RegisteredModel
 from apps.registry.services import versions
 from tests.factories.registry import ModelVersionFactory
@@ -143,3 +145,24 @@ def test_on_postgresql_a_registration_is_three_statements_and_no_transaction_rou
     assert (job.kind, job.params, job.status) == ("registry.verify_version", {"version_id": version.pk}, "queued")
     event = AuditEvent.objects.get(action="model_version.created", target_id=str(version.pk))
     assert event.after["number"] == version.number and event.request_id == job.request_id
+
+
+def test_the_model_list_counts_the_versions_that_exist_after_racing_registrations(model, contributor_principal):
+    needs_postgresql()
+    # given: 6 CI jobs registering 3 new artifacts each, and 6 retries of one more artifact, all at once
+    digest = secrets.token_hex(32)
+
+    def work(n: int) -> None:
+        if n % 2:
+            for _ in range(3):
+                register(contributor_principal)
+        else:
+            with contextlib.suppress(versions.DuplicateArtifact):  # a 409: the racing retry that lost
+                register(contributor_principal, digest=digest)
+
+    errors = run_threads(12, work)
+    # when
+    listed = selectors.model_list(actor=contributor_principal).get(pk=model.pk)
+    # then: the count is the versions that exist, whatever numbers the refused retries drew
+    assert errors == []
+    assert listed.version_count == ModelVersion.objects.filter(model=model).count() == 6 * 3 + 1

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.generics import ListAPIView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 
 from apps.core.api.params import query_choice
@@ -29,8 +30,21 @@ FILTER_PARAMETERS = [
 ]
 
 
+KEYSET_PARAMETERS = [
+    OpenApiParameter(
+        "before", int, description="Events older than this sequence number (the `next` link of a keyset page)."
+    ),
+    OpenApiParameter("after", int, description="Events newer than this sequence number (the `previous` link)."),
+]
+
+
 class EventListView(ListAPIView):
-    """The audit trail, newest first, filtered. Needs the global `audit.view` permission."""
+    """The audit trail, newest first, filtered. Needs the global `audit.view` permission.
+
+    Paged by sequence number: `next` asks for the events `before` the page's oldest, `previous`
+    for those `after` its newest, so every page costs the same however long the trail. `?page=`
+    still pages by number (a page deep in a long trail costs more).
+    """
 
     serializer_class = AuditEventSerializer
 
@@ -39,9 +53,33 @@ class EventListView(ListAPIView):
         query_choice(self.request, "outcome", Outcome.values)
         return selectors.event_list(actor=self.request.principal, filters=parse_filters(self.request.query_params))
 
-    @extend_schema(parameters=FILTER_PARAMETERS, operation_id="audit_events_list")
+    @extend_schema(parameters=[*FILTER_PARAMETERS, *KEYSET_PARAMETERS], operation_id="audit_events_list")
     def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+        if "page" in request.query_params:
+            return super().get(request, *args, **kwargs)
+        query_choice(request, "outcome", Outcome.values)
+        params = request.query_params
+        page = selectors.event_page(
+            actor=request.principal,
+            filters=parse_filters(params),
+            before=params.get("before"),
+            after=params.get("after"),
+            size=self.paginator.get_page_size(request),
+        )
+        url = request.build_absolute_uri()
+        return Response(
+            {
+                "count": page.total.value,
+                "count_exact": page.total.exact,
+                "next": None
+                if page.older is None
+                else replace_query_param(remove_query_param(url, "after"), "before", page.older),
+                "previous": None
+                if page.newer is None
+                else replace_query_param(remove_query_param(url, "before"), "after", page.newer),
+                "results": self.get_serializer(page.events, many=True).data,
+            }
+        )
 
 
 class ExportView(APIView):
