@@ -18,6 +18,7 @@ from apps.registry.models import ModelVersion
 
 from . import gates, services
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .environments import unknown_environment
 from .matching import fills, match
 from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
 
@@ -407,7 +408,7 @@ def gate_decision(*, actor: Principal, model_name: str, number: int, environment
         raise ValidationFailed("Name the environment: ?environment=production", errors={"environment": ["required"]})
     env = Environment.objects.filter(name=environment).first()
     if env is None:
-        raise ValidationFailed(f"Unknown environment {environment!r}.", errors={"environment": ["unknown"]})
+        raise unknown_environment(environment)
     return gate_for(version=version, environment=env, actor=actor)
 
 

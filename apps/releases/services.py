@@ -38,6 +38,7 @@ from apps.registry.models import ModelVersion
 
 from . import gates
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .environments import unknown_environment
 from .matching import match
 from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
 
@@ -209,9 +210,7 @@ def release_request_create(
     if env is None:
         # Only to those who may see the version: a stranger learns nothing of which versions exist.
         rbac.require(actor, "registry.view", version, audit_action=action)
-        raise ValidationFailed(
-            f"Unknown environment {environment!r}.", errors={"environment": [f"unknown environment: {environment}"]}
-        )
+        raise unknown_environment(environment)
     target = ReleaseTarget(version, env)
     rbac.require(actor, "releases.emergency" if emergency else "releases.request", target, audit_action=action)
     justification = (justification or "").strip()

@@ -12,6 +12,7 @@ from apps.core.api.params import query_choice
 from apps.policies.disclosure import visible_dataset_ids
 from apps.releases import selectors, services
 from apps.releases.choices import ReleaseStatus
+from apps.releases.environments import environment_names
 
 from .serializers import (
     ApprovalInput,
@@ -65,10 +66,10 @@ class ReleaseListApi(GenericAPIView):
         operation_id="releases_list",
         parameters=[
             OpenApiParameter("status", str, enum=ReleaseStatus.values),
-            OpenApiParameter("environment", str),
+            OpenApiParameter("environment", str, description="An environment's name (400 listing them otherwise)"),
             OpenApiParameter("model", str),
         ],
-        responses={200: ReleaseOutput(many=True), 401: PROBLEM},
+        responses={200: ReleaseOutput(many=True), 400: PROBLEM, 401: PROBLEM},
     )
     def get(self, request):
         params = request.query_params
@@ -79,6 +80,10 @@ class ReleaseListApi(GenericAPIView):
             model=params.get("model", ""),
         )
         page = self.paginate_queryset(releases)
+        if not page and "environment" in params:
+            # Only an empty page can come from a misspelt environment: a 400 naming the known ones,
+            # at no cost to the lists that find something.
+            query_choice(request, "environment", environment_names())
         visible = visible_dataset_ids(actor=request.principal, decisions=[r.decision for r in page])
         context = {"request": request, "visible_datasets": visible}
         return self.get_paginated_response(ReleaseOutput(page, many=True, context=context).data)
