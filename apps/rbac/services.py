@@ -274,6 +274,11 @@ def describe(obj: Any) -> str:
     return f"on {obj}"
 
 
+def roles_granting(permission: str) -> tuple[str, ...]:
+    """Every role that grants ``permission``, in the roles' order (``contributor``, ..., ``admin``)."""
+    return tuple(r for r in Role.values if permission in ROLE_PERMISSIONS[r])
+
+
 def refusal(principal: Principal | None, permission: str, obj: Any = None) -> Refusal | None:
     """Why ``principal`` may not perform ``permission`` on ``obj``; None when it may (``allows``).
 
@@ -284,7 +289,7 @@ def refusal(principal: Principal | None, permission: str, obj: Any = None) -> Re
     scope = str(PERMISSIONS[permission])
     token_has_scope = principal is None or _token_allows(principal, permission)
     roles = tuple(sorted({g.role for g in _covering(_role_granting(principal, permission), obj)}))
-    granted_by = tuple(r for r in Role.values if permission in ROLE_PERMISSIONS[r])
+    granted_by = roles_granting(permission)
     where = describe(obj)
     if roles and not token_has_scope:
         detail = (

@@ -16,7 +16,7 @@ from apps.rbac import services as rbac
 from apps.registry import selectors as registry
 from apps.registry.models import ModelVersion
 
-from . import gates, services
+from . import duties, gates, previews, services
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
 from .environments import unknown_environment
 from .matching import fills, match
@@ -239,6 +239,9 @@ class Gate:
     revalidate_at: Any = None
     evaluated_at: Any = None
     reasons: list[str] = field(default_factory=list)
+    # Who may request and approve, for the caller of the gate API (``previews``); None elsewhere.
+    request_preview: dict | None = None
+    approval_preview: dict | None = None
 
     @property
     def violations(self) -> list[dict]:
@@ -327,10 +330,7 @@ def _is_author(actor: Principal, version: ModelVersion) -> bool:
     """The actor registered the version: its author, the service account that did, or that account's owner."""
     if actor.kind == PrincipalKind.SERVICE_ACCOUNT and actor.id == version.created_by_service_account_id:
         return True
-    authors = {version.created_by_id}
-    if version.created_by_service_account_id:
-        authors.add(version.created_by_service_account.owner_id)
-    return any(a is not None and actor.person_key == (PrincipalKind.USER, a) for a in authors)
+    return duties.decider_refusal(actor.person_key, requested_by_id=None, version=version) == duties.AUTHORED_IT
 
 
 def _slots(approvals: dict) -> str:
@@ -402,14 +402,23 @@ def gate_reasons(gate: Gate, *, actor: Principal | None = None, current: bool = 
 
 
 def gate_decision(*, actor: Principal, model_name: str, number: int, environment: str) -> Gate:
-    """The gate CI asks: the version must be visible to the actor (404 otherwise). Writes nothing."""
+    """The gate CI asks: the version must be visible to the actor (404 otherwise). Writes nothing.
+
+    Besides the decision, it previews who may request the release and who may approve it, and
+    whether the caller may (``previews``): the rules the release services enforce, read ahead."""
     version = registry.version_get(actor=actor, model_name=model_name, number=number)
     if not environment:
         raise ValidationFailed("Name the environment: ?environment=production", errors={"environment": ["required"]})
     env = Environment.objects.filter(name=environment).first()
     if env is None:
         raise unknown_environment(environment)
-    return gate_for(version=version, environment=env, actor=actor)
+    gate = gate_for(version=version, environment=env, actor=actor)
+    gate.request_preview = previews.request_preview(actor=actor, gate=gate)
+    gate.approval_preview = previews.approval_preview(actor=actor, gate=gate)
+    needs_request = gate.release is None or gate.release.status not in LIVE
+    if needs_request and not gate.request_preview["caller_may"] and gate.status != "blocked":
+        gate.reasons.append(gate.request_preview["reason"])
+    return gate
 
 
 def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
