@@ -366,3 +366,13 @@ def test_a_read_only_pipeline_token_is_told_the_scope_it_lacks_to_request(api_cl
     request = body["request_preview"]
     assert request["caller_may"] is False and request["code"] == "token_scope_missing"
     assert "'releases:write' scope" in request["reason"] and "(contributor)" in request["reason"]
+
+
+def test_a_gate_that_waits_writes_nothing_either(request_release, requester, version, reader, settings):
+    # given a request nobody decides on, and a short bound on waiting
+    request_release(requester, version)
+    settings.ASSAY_GATE_MAX_WAIT, settings.ASSAY_GATE_POLL_SECONDS = 0.1, 0.02
+    # when the pipeline waits on the gate until the bound
+    body = assert_pure_read(lambda: reader.get(GATE, {"environment": "staging", "wait": "5"})).json()
+    # then it polled and answered without a write
+    assert body["wait_outcome"] == "timeout" and body["status"] == "pending_approval"

@@ -257,6 +257,12 @@ class GateOutput(serializers.Serializer):
     )
     revalidate_at = serializers.DateTimeField(allow_null=True)
     release = serializers.SerializerMethodField()
+    wait_outcome = serializers.ChoiceField(
+        choices=["not_asked", "final", "changed", "timeout"],
+        help_text="How a ?wait= ended: not_asked (no wait), final (the first answer was final: returned at once), "
+        "changed (allowed or status changed while waiting), timeout (the wait ended; this is the answer of then).",
+    )
+    waited = serializers.FloatField(help_text="Seconds the request waited (0 without ?wait=).")
     request_preview = DutyPreviewOutput(
         help_text="May the caller request this release (the check the release request applies), and who may."
     )

@@ -13,6 +13,7 @@ from apps.policies.disclosure import visible_dataset_ids
 from apps.releases import selectors, services
 from apps.releases.choices import ReleaseStatus
 from apps.releases.environments import environment_names
+from apps.releases.waiting import wait_seconds
 
 from .serializers import (
     ApprovalInput,
@@ -184,14 +185,27 @@ class GateApi(GenericAPIView):
 
     @extend_schema(
         operation_id="models_versions_gate",
-        parameters=[OpenApiParameter("environment", str, required=True, description="e.g. production")],
+        parameters=[
+            OpenApiParameter("environment", str, required=True, description="e.g. production"),
+            OpenApiParameter(
+                "wait",
+                OpenApiTypes.NUMBER,
+                description="Seconds to hold the answer until it is final (allowed, emergency, blocked, rejected) or "
+                "changes; at most ASSAY_GATE_MAX_WAIT (larger values are clamped). The response says how it ended "
+                "(wait_outcome) and how long it waited (waited, also the X-Assay-Waited header).",
+            ),
+        ],
         responses={200: GateOutput, 400: PROBLEM, 401: PROBLEM, 404: PROBLEM},
     )
     def get(self, request, name: str, number: int):
+        wait = wait_seconds(request.query_params.get("wait"))
         gate = selectors.gate_decision(
             actor=request.principal,
             model_name=name,
             number=number,
             environment=request.query_params.get("environment", ""),
+            wait=wait,
         )
-        return Response(GateOutput(gate, context={"request": request}).data)
+        response = Response(GateOutput(gate, context={"request": request}).data)
+        response["X-Assay-Waited"] = f"{gate.waited:.3f}"
+        return response
