@@ -189,7 +189,7 @@ class GateApi(GenericAPIView):
             OpenApiParameter("environment", str, required=True, description="e.g. production"),
             OpenApiParameter(
                 "wait",
-                OpenApiTypes.NUMBER,
+                {"type": "number", "minimum": 0},
                 description="Seconds to hold the answer until it is final (allowed, emergency, blocked, rejected) or "
                 "changes; at most ASSAY_GATE_MAX_WAIT (larger values are clamped). The response says how it ended "
                 "(wait_outcome) and how long it waited (waited, also the X-Assay-Waited header).",
