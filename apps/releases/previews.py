@@ -82,8 +82,11 @@ def request_preview(*, actor: Principal | None, gate: Any) -> dict:
             who,
         )
     refused = rbac.refusal(actor, "releases.request", services.ReleaseTarget(version, environment))
-    if refused is not None:
+    if refused is not None and refused.code != rbac.TOKEN_SCOPE_MISSING:
         return _answer(False, refused.code, refused.detail, who)
+    # Only the token's scope missing: the rest is still read, so that a pipeline is not sent to widen
+    # its token for a request the policies would refuse anyway.
+    token_note = f" (Your API token also lacks the '{refused.token_scope}' scope.)" if refused is not None else ""
     if version.status != VersionStatus.READY:
         return _answer(
             False,
@@ -112,9 +115,14 @@ def request_preview(*, actor: Principal | None, gate: Any) -> dict:
         return _answer(
             False,
             REQUESTER_REFUSED,
-            "A request from you would be refused by the policies: " + "; ".join(v["message"] for v in new),
+            "A request from you would be refused by the policies: "
+            + "; ".join(v["message"] for v in new)
+            + "."
+            + token_note,
             who,
         )
+    if refused is not None:
+        return _answer(False, refused.code, refused.detail, who)
     need = " (with a change reference)" if environment.requires_change_reference else ""
     return _answer(True, None, f"You may request the release to {environment.name}{need}.", who)
 

@@ -308,6 +308,11 @@ def test_the_gate_previews_that_the_pipeline_may_not_request_and_who_may(
     assert "the requester is the version's author" in request["reason"]
     assert request["reason"] in body["reasons"]
     assert "contributor or admin on team credit" in request["who"] and "releases:write" in request["who"]
+    # and a pipeline token without releases:write is told the same first (widening the token would not help)
+    narrow = used(api_client_for(ci_account, scopes=["read"]))
+    _, narrow_request, _ = _previews(narrow)
+    assert narrow_request["code"] == "segregation_of_duties"
+    assert narrow_request["reason"].endswith("(Your API token also lacks the 'releases:write' scope.)")
     # and that it cannot approve either, and who can
     assert approval["caller_may"] is False and approval["code"] == "permission_denied"
     assert "1 reviewer" in approval["who"] and "the version's author, ava" in approval["who"]
