@@ -58,6 +58,26 @@ def team_by_name(*, name: str) -> Team:
     return team
 
 
+def team_names_visible(*, actor: Principal) -> list[str]:
+    """Names of the teams the actor may see (``registry.view`` on the team, or a membership), sorted:
+    what a 400 for an unknown team lists, so that it never names a team the actor cannot see."""
+    visible = rbac.restrict(actor, Team.objects.all(), "registry.view")
+    if actor is not None and actor.kind == PrincipalKind.USER:
+        visible = visible | Team.objects.filter(members__id=actor.id)
+    return sorted(set(visible.values_list("name", flat=True)))
+
+
+def unknown_team(*, actor: Principal, name: str, field: str = "team") -> ValidationFailed:
+    """The 400 for a team name that matches no team the actor may see, listing those it may."""
+    known = team_names_visible(actor=actor)
+    listed = ", ".join(known) if known else "none visible to you"
+    return ValidationFailed(
+        f"{field}: no team named {name!r}; teams you can see: {listed}.",
+        errors={field: [f"Unknown team. Use one of: {listed}."]},
+        extra={"valid_values": {field: known}},
+    )
+
+
 def service_account_by_name(*, name: str) -> ServiceAccount:
     account = ServiceAccount.objects.select_related("owner").filter(name=name).first()
     if account is None:

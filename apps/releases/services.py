@@ -36,8 +36,9 @@ from apps.rbac import services as rbac
 from apps.registry.choices import RiskTier, VersionStatus
 from apps.registry.models import ModelVersion
 
-from . import gates
+from . import duties, gates
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .environments import unknown_environment
 from .matching import match
 from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
 
@@ -209,9 +210,7 @@ def release_request_create(
     if env is None:
         # Only to those who may see the version: a stranger learns nothing of which versions exist.
         rbac.require(actor, "registry.view", version, audit_action=action)
-        raise ValidationFailed(
-            f"Unknown environment {environment!r}.", errors={"environment": [f"unknown environment: {environment}"]}
-        )
+        raise unknown_environment(environment)
     target = ReleaseTarget(version, env)
     rbac.require(actor, "releases.emergency" if emergency else "releases.request", target, audit_action=action)
     justification = (justification or "").strip()
@@ -359,16 +358,11 @@ def _refuse(actor: Principal, release: ReleaseRequest, detail: str) -> None:
 
 
 def _check_four_eyes(actor: Principal, release: ReleaseRequest) -> None:
-    """The requester and the version's author never decide on it; service accounts count as their owner."""
-    me = actor.person_key
-    if release.requested_by_id is not None and me == (PrincipalKind.USER, release.requested_by_id):
-        _refuse(actor, release, "You requested this release: someone else must decide on it (four eyes).")
-    version = release.version
-    authors = {version.created_by_id}
-    if version.created_by_service_account_id:
-        authors.add(version.created_by_service_account.owner_id)
-    if any(a is not None and me == (PrincipalKind.USER, a) for a in authors):
-        _refuse(actor, release, "You are the author of this version: someone else must decide on it (four eyes).")
+    """The requester and the version's author never decide on it (``duties.decider_refusal``, which the
+    gate's preview reads too); service accounts count as their owner."""
+    refused = duties.decider_refusal(actor.person_key, requested_by_id=release.requested_by_id, version=release.version)
+    if refused:
+        _refuse(actor, release, refused)
 
 
 def approval_decide(

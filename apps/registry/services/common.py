@@ -10,6 +10,7 @@ from django.db import connections, router
 from django.db.models import Model, Q
 
 from apps.accounts.models import Team
+from apps.accounts.selectors import unknown_team
 from apps.core.errors import ValidationFailed
 from apps.core.models import hot_cursor
 from apps.core.principals import Principal, PrincipalKind
@@ -79,13 +80,13 @@ def author(actor: Principal) -> dict:
     return {"created_by_id": None, "created_by_service_account_id": None}
 
 
-def resolve_team(owner_team: Team | str) -> Team:
-    """A Team given as itself or by name; 400 for an unknown name."""
+def resolve_team(owner_team: Team | str, *, actor: Principal | None = None) -> Team:
+    """A Team given as itself or by name; 400 for an unknown name, listing the teams ``actor`` may see."""
     if isinstance(owner_team, Team):
         return owner_team
     team = Team.objects.filter(name=owner_team).first()
     if team is None:
-        raise ValidationFailed(f"No team named {owner_team!r}.", errors={"owner_team": ["Unknown team."]})
+        raise unknown_team(actor=actor, name=owner_team, field="owner_team")
     return team
 
 

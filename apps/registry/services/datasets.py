@@ -79,7 +79,7 @@ def dataset_create(
     naming declared columns missing from the file); a worker then reads it fully
     (job ``registry.verify_dataset``). Audited ``dataset.created``.
     """
-    team = resolve_team(owner_team)
+    team = resolve_team(owner_team, actor=actor)
     rbac.require(actor, "registry.dataset_create", team, audit_action="dataset.created")
     name = (name or "").strip()
     if not name or len(name) > 200:
