@@ -1,19 +1,8 @@
-"""Base model fields shared by the domain apps, and the hot path's insert helpers."""
+"""Base model fields shared by the domain apps, and small ORM helpers."""
 
 from __future__ import annotations
 
-import contextvars
-import datetime
-import decimal
-import json
-import math
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-
-from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
-from psycopg.types.json import Json, Jsonb
+from django.db import models
 
 
 class TimestampedModel(models.Model):

@@ -653,7 +653,7 @@ WRITERS: list[Writer] = [
     exempt("apps.audit.services.redact", "formats a value"),
     exempt("apps.audit.services.describe", "formats a target"),
     exempt("apps.audit.chain.seal_pending", "seals events already written: the chain's own bookkeeping"),
-    exempt("apps.core.models.written_together", "the seam that writes a change's rows in one statement"),
+    exempt("apps.core.fastpath.rows.written_together", "the seam that writes a change's rows in one statement"),
 ]
 
 

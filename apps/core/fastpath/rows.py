@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from psycopg.types.json import Json, Jsonb
 
+from .statements import hot_cursor
 
 # Field classes (exactly these, not subclasses) whose values of one Python type go to the database
 # unchanged: get_db_prep_save(pre_save(obj)) of such a value is the value itself.
@@ -225,7 +226,7 @@ def _jsonable(value):
         return value.isoformat()
     if isinstance(value, uuid.UUID | decimal.Decimal):
         return str(value)
-    raise TypeError(f"{type(value).__name__} values cannot be written together (apps.core.models._jsonable)")
+    raise TypeError(f"{type(value).__name__} values cannot be written together (apps.core.fastpath.rows._jsonable)")
 
 
 def _record(row: Row) -> str:

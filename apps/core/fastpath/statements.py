@@ -10,7 +10,7 @@ from django.db.models import Model
 
 def hot_cursor(connection):
     """A cursor for the hot path's fixed statements: prepared on PostgreSQL (see
-    ``apps.core.postgresql``), an ordinary cursor elsewhere. Its statements bind their
+    ``apps.core.fastpath.postgresql``), an ordinary cursor elsewhere. Its statements bind their
     parameters on the server: one ``%s`` per value, no client-side formatting.
 
     On PostgreSQL it is the connection's one prepared cursor, shared by every hot statement
@@ -18,7 +18,6 @@ def hot_cursor(connection):
     what a statement returns before calling anything that may run another."""
     prepared = getattr(connection, "prepared_cursor", None)
     return prepared() if prepared is not None else connection.cursor()
-
 
 
 class RowByUniqueField:

@@ -6,12 +6,10 @@ import logging
 import re
 from typing import Any
 
-from django.db import connections, router
-from django.db.models import Model, Q
+from django.db.models import Q
 
 from apps.accounts.models import Team
 from apps.core.errors import ValidationFailed
-from apps.core.models import hot_cursor
 from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 
