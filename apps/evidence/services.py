@@ -354,7 +354,7 @@ def evidence_file_download(*, actor: Principal, run_id: Any, name: str) -> tuple
     Needs ``evidence.view`` on the run (404 otherwise, audited as denied by the error handlers).
     Returns the file row and an open binary stream the caller closes.
     """
-    from apps.registry.storage import ObjectMissing, get_storage
+    from apps.core.storage import ObjectMissing, get_storage
 
     from .selectors import evidence_run_get
 

@@ -295,8 +295,8 @@ def result_file(w: World):
     """A result file of the world's PII scan, its bytes in this test's storage."""
     import io
 
+    from apps.core.storage import get_storage
     from apps.evidence.models import EvidenceFile
-    from apps.registry.storage import get_storage
 
     stored = get_storage().save(io.BytesIO(b"column,entity\nemail,EMAIL_ADDRESS\n"), kind="evidence")
     return EvidenceFile.objects.create(

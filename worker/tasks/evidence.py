@@ -27,6 +27,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from apps.core.storage import ObjectMissing, copy_bounded, get_storage, open_reference
 from apps.evidence import runs
 from apps.evidence.choices import EvidenceKind
 from apps.evidence.models import EvidenceRun
@@ -34,7 +35,6 @@ from apps.evidence.services import RUN_JOB
 from apps.jobs.models import Job
 from apps.registry.choices import ArtifactFormat
 from apps.registry.models import Dataset, ModelVersion
-from apps.registry.storage import ObjectMissing, copy_bounded, get_storage, open_reference
 from worker import compute
 from worker.compute import DataProblem, Report, _throttled
 from worker.engines import loaders

@@ -21,12 +21,12 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.core.errors import DomainError
+from apps.core.storage import ObjectMissing, TooLarge, copy_bounded, get_storage, open_reference
 from apps.jobs.models import Job
 from apps.registry import sniffing, verification
 from apps.registry.choices import ArtifactFormat, DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 from apps.registry.services import VERIFY_DATASET, VERIFY_VERSION
-from apps.registry.storage import ObjectMissing, TooLarge, copy_bounded, get_storage, open_reference
 from worker.engines import loaders
 from worker.runner import JobFailed, handles
 

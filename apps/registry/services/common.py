@@ -11,10 +11,10 @@ from django.db.models import Q
 from apps.accounts.models import Team
 from apps.core.errors import ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
+from apps.core.storage import Stored, get_storage
 from apps.rbac import services as rbac
 
 from ..models import Dataset
-from ..storage import Stored, get_storage
 from ..uploads import Spooled
 
 logger = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from apps.core import fastpath
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from apps.core.models import first_or_none
 from apps.core.principals import Principal
+from apps.core.storage import Stored, parse_reference
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 from apps.rbac import services as rbac
@@ -23,7 +24,6 @@ from apps.rbac import services as rbac
 from .. import sniffing
 from ..choices import ArtifactFormat, ColumnRole, VersionStatus
 from ..models import ModelVersion, RegisteredModel
-from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
 from .common import (
     author,
