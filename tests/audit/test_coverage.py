@@ -469,7 +469,7 @@ WRITERS: list[Writer] = [
     ),
     # --- releases
     writes(
-        f"{REL}.release_request_create",
+        f"{REL}.requests.release_request_create",
         "release.requested",
         lambda w: S(REL).release_request_create(
             actor=w.given, model_name="churn", number=2, environment="staging", justification="refresh"
@@ -477,53 +477,56 @@ WRITERS: list[Writer] = [
         given=lambda w: _as(w, "contributor"),
     ),
     writes(
-        f"{REL}.approval_decide",
+        f"{REL}.approvals.approval_decide",
         ("release.approval_recorded", "release.approved"),
         lambda w: S(REL).approval_decide(actor=w.given, release_id=w.release.public_id, decision="approve"),
         given=lambda w: _as(w, "reviewer"),
     ),
     writes(
-        f"{REL}._approval_decide",
+        f"{REL}.approvals._approval_decide",
         ("release.approval_recorded", "release.approved"),
         lambda w: S(REL).approval_decide(actor=w.given, release_id=w.release.public_id, decision="approve"),
         given=lambda w: _as(w, "reviewer"),
         why="called by approval_decide after the re-judging step",
     ),
     writes(
-        f"{REL}.release_cancel",
+        f"{REL}.requests.release_cancel",
         "release.cancelled",
         lambda w: S(REL).release_cancel(actor=_root(w), release_id=w.release.public_id),
     ),
     writes(
-        f"{REL}.releases_expire_due", "release.expired", lambda w: S(REL).releases_expire_due(), given=_expired_release
+        f"{REL}.expiry.releases_expire_due",
+        "release.expired",
+        lambda w: S(REL).releases_expire_due(),
+        given=_expired_release,
     ),
     writes(
-        f"{REL}.releases_reevaluate",
+        f"{REL}.evaluation.releases_reevaluate",
         "release.expired",
         lambda w: S(REL).releases_reevaluate(reason="test"),
         given=_expired_release,
     ),
     writes(
-        f"{REL}._rejudge",
+        f"{REL}.evaluation._rejudge",
         "release.expired",
-        lambda w: S(REL)._rejudge(w.release.public_id, reason="test"),
+        lambda w: S(f"{REL}.evaluation")._rejudge(w.release.public_id, reason="test"),
         given=_expired_release,
     ),
     writes(
-        f"{REL}.environment_create",
+        f"{REL}.environments.environment_create",
         "environment.created",
         lambda w: S(REL).environment_create(actor=_root(w), name="canary"),
     ),
     writes(
-        f"{REL}.post_release_review_close",
+        f"{REL}.reviews.post_release_review_close",
         "post_release_review.closed",
         lambda w: S(REL).post_release_review_close(actor=w.given, release_id=w.emergency.public_id, findings="ok"),
         given=lambda w: _as(w, "compliance_officer"),
     ),
-    exempt(f"{REL}.revalidation_date", "computes a date"),
-    exempt(f"{REL}.required_approvals", "reads"),
-    exempt(f"{REL}.blocking", "reads"),
-    exempt(f"{REL}.approval_matching", "reads"),
+    exempt(f"{REL}.common.revalidation_date", "computes a date"),
+    exempt(f"{REL}.common.required_approvals", "reads"),
+    exempt(f"{REL}.common.blocking", "reads"),
+    exempt(f"{REL}.common.approval_matching", "reads"),
     # --- notifications
     writes(
         f"{NOTE}.webhook_create",

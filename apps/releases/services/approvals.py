@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core.errors import Conflict, Denied, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import events
 from apps.rbac import services as rbac
-from apps.registry.choices import RiskTier, VersionStatus
-from apps.registry.models import ModelVersion
 
-from . import gates
-from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
-from .matching import match
-from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
-
-logger = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# Approvals
+from ..choices import OPEN, ApprovalDecision, ReleaseStatus
+from ..models import Approval, ReleaseRequest
+from .common import (
+    ApprovalNotNeeded,
+    DecisionChanged,
+    PolicyNotSatisfied,
+    _close,
+    _emit,
+    _locked,
+    _person_id,
+    approval_matching,
+    blocking,
+    revalidation_date,
+)
+from .evaluation import EXPIRED, RESET, _judge
 
 
 def _refuse(actor: Principal, release: ReleaseRequest, detail: str) -> None:

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core.errors import Conflict, NotFound
 from apps.core.principals import Principal, PrincipalKind
 from apps.jobs import events
-from apps.rbac import services as rbac
-from apps.registry.choices import RiskTier, VersionStatus
 from apps.registry.models import ModelVersion
 
-from . import gates
-from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
-from .matching import match
-from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
-
-logger = logging.getLogger(__name__)
-
+from ..choices import ApprovalDecision, ReleaseStatus
+from ..matching import match
+from ..models import Approval, Environment, ReleaseRequest
 
 SYSTEM = Principal.system("releases")
 # Every release needs at least this, whatever the packs ask: four eyes is never optional.
@@ -52,10 +43,6 @@ class ApprovalNotNeeded(Conflict):
 
     code = "approval_not_needed"
     title = "Approval not needed"
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
 
 
 @dataclass(frozen=True)
@@ -154,6 +141,7 @@ def _pending_status(decision: dict) -> str:
 
 def _ttl() -> timedelta:
     return timedelta(hours=settings.ASSAY_RELEASE_REQUEST_TTL_HOURS)
+
 
 def _close(release: ReleaseRequest, *, actor: Principal, status: str, action: str, reason: str, now) -> None:
     before = release.status

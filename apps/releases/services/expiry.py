@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from apps.audit import services as audit
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
-from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import events
-from apps.rbac import services as rbac
-from apps.registry.choices import RiskTier, VersionStatus
-from apps.registry.models import ModelVersion
-
-from . import gates
-from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
-from .matching import match
-from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
-
-logger = logging.getLogger(__name__)
+from ..choices import OPEN, ReleaseStatus
+from ..models import ReleaseRequest
+from .common import SYSTEM, _close
 
 
 def releases_expire_due(*, now: datetime | None = None) -> int:

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import events
 from apps.rbac import services as rbac
 from apps.registry.choices import RiskTier, VersionStatus
 from apps.registry.models import ModelVersion
 
-from . import gates
-from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
-from .matching import match
-from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
-
-logger = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------------------------
-# Request
+from .. import gates
+from ..choices import LIVE, ReleaseStatus
+from ..models import Environment, PostReleaseReview, ReleaseRequest
+from .common import (
+    PolicyNotSatisfied,
+    ReleaseTarget,
+    _close,
+    _emit,
+    _locked,
+    _pending_status,
+    _person_id,
+    _ttl,
+    blocking,
+    revalidation_date,
+)
 
 
 @transaction.atomic
