@@ -369,35 +369,35 @@ WRITERS: list[Writer] = [
     ),
     # --- evidence
     writes(
-        f"{EV}.evidence_request",
+        f"{EV}.requests.evidence_request",
         "evidence_run.requested",
         lambda w: S(EV).evidence_request(actor=_root(w), kind="pii_scan", dataset_id=w.dataset.pk),
     ),
     writes(
-        f"{EV}.evidence_run_cancel",
+        f"{EV}.cancellation.evidence_run_cancel",
         "evidence_run.cancelled",
         lambda w: S(EV).evidence_run_cancel(actor=_root(w), run_id=w.run.public_id),
     ),
     writes(
-        f"{EV}.evidence_finding_review",
+        f"{EV}.findings.evidence_finding_review",
         "evidence_finding.reviewed",
         lambda w: S(EV).evidence_finding_review(
             actor=_root(w), run_id=w.pii.public_id, finding="email:EMAIL_ADDRESS", verdict="confirmed", reason="real"
         ),
     ),
     writes(
-        f"{EV}.evidence_file_download",
+        f"{EV}.files.evidence_file_download",
         "evidence_file.downloaded",
         lambda w: S(EV).evidence_file_download(actor=_root(w), run_id=w.pii.public_id, name=w.given.name)[1].close(),
         given=result_file,
     ),
     writes(
-        f"{EV}.default_evidence_request",
+        f"{EV}.requests.default_evidence_request",
         (),
         lambda w: S(EV).default_evidence_request(version_id=w.version.pk),
         why="the world's model asks for no default evidence: nothing to request",
     ),
-    exempt(f"{EV}.reuse_key", "computes a key"),
+    exempt(f"{EV}.requests.reuse_key", "computes a key"),
     writes(f"{RUNS}.evidence_run_start", "evidence_run.started", _started),
     writes(
         f"{RUNS}.evidence_run_succeed",

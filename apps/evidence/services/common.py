@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
-from apps.audit import services as audit
-from apps.audit.choices import Outcome
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
+from apps.core.errors import Conflict, NotFound
 from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import events
-from apps.jobs import services as jobs
 from apps.rbac import services as rbac
-from apps.registry.choices import DatasetStatus, VersionStatus
-from apps.registry.models import Dataset, ModelVersion
 
-from .choices import FINISHED, REUSABLE, EvidenceKind, RunStatus
-from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
-from .parameters import _refuse, kind_parameters
-from .runs import cancel_chunk_jobs
-
+from ..choices import EvidenceKind
+from ..models import EvidenceRun
 
 RUN_JOB = "evidence.run"
 WORKER_DEFAULTS = Principal.system("evidence-defaults")
@@ -61,3 +46,12 @@ def _locked_run(actor: Principal, run_id: Any, permission: str, audit_action: st
         raise NotFound("No evidence run matches the given query.")
     rbac.require(actor, permission, run, audit_action=audit_action)
     return run
+
+
+def _requester(actor: Principal) -> dict:
+    """requested_by is the accountable person (a service account's owner); plus the service account."""
+    if actor.kind == PrincipalKind.SERVICE_ACCOUNT:
+        return {"requested_by_id": actor.owner_user_id, "requested_by_service_account_id": actor.id}
+    if actor.kind == PrincipalKind.USER:
+        return {"requested_by_id": actor.id, "requested_by_service_account_id": None}
+    return {"requested_by_id": None, "requested_by_service_account_id": None}

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from apps.audit import services as audit
-from apps.audit.choices import Outcome
-from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
-from apps.core.principals import Principal, PrincipalKind
+from apps.core.errors import Conflict, ValidationFailed
+from apps.core.principals import Principal
 from apps.jobs import events
-from apps.jobs import services as jobs
-from apps.rbac import services as rbac
-from apps.registry.choices import DatasetStatus, VersionStatus
-from apps.registry.models import Dataset, ModelVersion
 
-from .choices import FINISHED, REUSABLE, EvidenceKind, RunStatus
-from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
-from .parameters import _refuse, kind_parameters
-from .runs import cancel_chunk_jobs
+from ..choices import EvidenceKind, RunStatus
+from ..models import EvidenceRun, FindingReview, FindingVerdict
+from .common import _locked_run, _requester
 
 
 def _finding_ids(run: EvidenceRun) -> set[str]:

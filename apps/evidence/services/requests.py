@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
-from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import events
+from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
 from apps.registry.choices import DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 
-from .choices import FINISHED, REUSABLE, EvidenceKind, RunStatus
-from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
-from .parameters import _refuse, kind_parameters
-from .runs import cancel_chunk_jobs
+from ..choices import REUSABLE, EvidenceKind
+from ..models import EvidenceRun
+from ..parameters import _refuse, kind_parameters
+from .common import AVAILABLE_KINDS, RUN_JOB, WORKER_DEFAULTS, _requester
 
 
 class SubjectNotReady(Conflict):
@@ -41,15 +37,6 @@ class EvidenceRequested:
 
     run: EvidenceRun
     reused: bool
-
-
-def _requester(actor: Principal) -> dict:
-    """requested_by is the accountable person (a service account's owner); plus the service account."""
-    if actor.kind == PrincipalKind.SERVICE_ACCOUNT:
-        return {"requested_by_id": actor.owner_user_id, "requested_by_service_account_id": actor.id}
-    if actor.kind == PrincipalKind.USER:
-        return {"requested_by_id": actor.id, "requested_by_service_account_id": None}
-    return {"requested_by_id": None, "requested_by_service_account_id": None}
 
 
 def _version(version: ModelVersion | tuple[str, int]) -> ModelVersion:
@@ -211,7 +198,6 @@ def evidence_request(
         artifact_sha256=subject_version.sha256 if subject_version is not None else dataset.sha256,
     )
     return EvidenceRequested(run=run, reused=False)
-
 
 
 def _author(version: ModelVersion) -> Principal | None:
