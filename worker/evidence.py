@@ -13,19 +13,16 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.core.storage import ObjectMissing, copy_bounded, get_storage, open_reference
+from apps.core.storage import get_storage
 from apps.evidence import runs
 from apps.evidence.choices import EvidenceKind
 from apps.evidence.models import EvidenceRun
-from apps.evidence.services import RUN_JOB
-from apps.jobs.models import Job
 from apps.registry.choices import ArtifactFormat
 from apps.registry.models import Dataset, ModelVersion
 from worker import compute
 from worker.compute import DataProblem, Report, _throttled
 from worker.engines import loaders
-from worker.runner import JobFailed, LeaseLost, handles
-
+from worker.fetch import DigestMismatch, Unfetchable, fetch_rehashed
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +38,7 @@ def engine_versions(*packages: str) -> dict[str, str]:
     return found
 
 
-def _fetch(
+def _fetched(
     uri: str,
     *,
     is_reference: bool,
@@ -53,24 +50,26 @@ def _fetch(
 ) -> None:
     """Copy stored or referenced bytes to ``target`` while re-hashing them; ``DataProblem`` when gone or changed."""
     try:
-        source = open_reference(uri) if is_reference else get_storage().open(uri)
-    except ObjectMissing as exc:
-        raise DataProblem(f"the {what}'s file is missing from storage: {exc}")
-    total = max(1, size or 1)
-    try:
-        with open(target, "wb") as out:
-            digest, _ = copy_bounded(source, out, limit=None, progress=lambda done: progress(done / total))
-    finally:
-        source.close()
-    if expected_sha256 and digest != expected_sha256:
-        raise DataProblem(
-            f"the {what}'s bytes changed since the run was requested (sha256 {digest}, expected {expected_sha256})"
+        fetch_rehashed(
+            uri,
+            is_reference=is_reference,
+            target=target,
+            what=what,
+            expected_sha256=expected_sha256,
+            size_hint=size,
+            progress=progress,
         )
+    except DigestMismatch as exc:
+        raise DataProblem(
+            f"the {what}'s bytes changed since the run was requested (sha256 {exc.sha256}, expected {exc.expected})"
+        )
+    except Unfetchable as exc:
+        raise DataProblem(str(exc))
 
 
 def _fetch_dataset(dataset: Dataset, expected_sha256: str, target: Path, report: Report) -> None:
     """Copy the dataset's bytes to ``target``; ``DataProblem`` when they are gone or changed."""
-    _fetch(
+    _fetched(
         dataset.uri,
         is_reference=dataset.is_reference,
         size=dataset.size,
@@ -115,7 +114,7 @@ KIND_PACKAGES = {
 def _fetch_artifact(version: ModelVersion, expected_sha256: str, folder: Path, report: Report) -> Path:
     """Copy the version's artifact next to the dataset, re-hashed as verification does."""
     path = folder / "artifact"
-    _fetch(
+    _fetched(
         version.artifact_uri,
         is_reference=version.artifact_is_reference,
         size=version.size,
@@ -139,7 +138,7 @@ def hash_salt() -> bytes:
     return hmac.new(settings.SECRET_KEY.encode(), b"assay.pii.hash-salt", hashlib.sha256).digest()
 
 
-class _Stored:
+class StoredBytes:
     """Bytes this run put in storage, removed again unless the run's success is recorded."""
 
     def __init__(self) -> None:
@@ -164,7 +163,7 @@ class _Stored:
                 logger.exception("could not remove stored bytes %s", key)
 
 
-def _compute(run: EvidenceRun, folder: Path, report: Report, stored: _Stored) -> tuple[dict, list, object]:
+def _compute(run: EvidenceRun, folder: Path, report: Report, stored: StoredBytes) -> tuple[dict, list, object]:
     """The run's summary, its result files and (PII scan with scrub) the scrubbed copy."""
     dataset = run.dataset
     path = folder / "dataset"
@@ -244,11 +243,50 @@ def csv_preamble(run: EvidenceRun, summary: dict) -> bytes:
     return ("\n".join([head, *lines]) + "\n").encode()
 
 
-def _csv_file(run: EvidenceRun, summary: dict, stored: _Stored, name: str, title: str, table: bytes):
+def _csv_file(run: EvidenceRun, summary: dict, stored: StoredBytes, name: str, title: str, table: bytes):
     return stored.file(name, title, "text/csv", csv_preamble(run, summary) + table)
 
 
-def _result_files(run: EvidenceRun, summary: dict, stored: _Stored) -> list[runs.ResultFile]:
+def _result_files(run: EvidenceRun, summary: dict, stored: StoredBytes) -> list[runs.ResultFile]:
     if run.kind == EvidenceKind.BIAS:
         return [_csv_file(run, summary, stored, "group_metrics.csv", "Per-group metrics", compute.bias_table(summary))]
     return [_csv_file(run, summary, stored, "findings.csv", "Findings (masked examples)", compute.pii_table(summary))]
+
+
+def run_versions(run: EvidenceRun) -> dict[str, str]:
+    """The installed versions of what the run's engine relies on, the model's runtime included."""
+    return engine_versions(*KIND_PACKAGES.get(run.kind, ()), *_model_packages(run))
+
+
+def run_computed(run: EvidenceRun, report: Report, stored: StoredBytes) -> tuple[dict, list, object]:
+    """The whole run computed in a private temporary folder: its summary, result files and scrubbed copy."""
+    with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
+        return _compute(run, Path(folder), report, stored)
+
+
+def chunk_computed(run: EvidenceRun, rows: tuple[int, int], report: Report) -> dict:
+    """The partial result (JSON) of one chunk of rows, computed in a private temporary folder."""
+    dataset = run.dataset
+    with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
+        path = Path(folder) / "dataset"
+        _fetch_dataset(dataset, run.input_digests.get("dataset", ""), path, report)
+        if run.kind == EvidenceKind.BIAS:
+            score = None
+            if run.parameters.get("predictions") == "model":
+                score = _model_scorer(run.version, run.input_digests.get("model_version", ""), Path(folder), report)
+            return compute.bias_partial_of(
+                path, dataset.format, run.parameters, dataset.row_count, report, score, rows=rows
+            )
+        scanned = compute.pii_scan_of(
+            path, dataset.format, run.parameters, dataset.schema, dataset.row_count, report, rows=rows
+        )
+        return scanned.to_json()
+
+
+def chunks_merged(run: EvidenceRun, partials: list, versions: dict, stored: StoredBytes) -> runs.Merged:
+    """The run's summary and result files from every chunk's partial."""
+    if run.kind == EvidenceKind.BIAS:
+        summary = compute.bias_summary_of(partials)
+    else:
+        summary = compute.pii_summary_of(partials, run.parameters)
+    return runs.Merged(summary=summary, engine_versions=versions, files=_result_files(run, summary, stored))

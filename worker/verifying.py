@@ -1,110 +1,129 @@
-"""Registry verification's engine: the bytes fetched and re-hashed, compared with the registration, loaded."""
+"""Registry verification's engine: the bytes fetched and re-hashed, compared with the registration, loaded.
+
+``artifact_verified`` and ``dataset_verified`` work in a private temporary folder and answer what the
+bytes are, or raise ``Rejected`` (the bytes are at fault: the row becomes invalid with that reason).
+Errors of the infrastructure (storage unreachable) propagate, so the job fails and the row stays
+pending, to be verified again. Nothing is ever unpickled (``worker.engines.loaders``).
+"""
 
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from celery import shared_task
 from django.conf import settings
 
 from apps.core.errors import DomainError
-from apps.core.storage import ObjectMissing, TooLarge, copy_bounded, get_storage, open_reference
-from apps.jobs.models import Job
-from apps.registry import sniffing, verification
-from apps.registry.choices import ArtifactFormat, DatasetStatus, VersionStatus
+from apps.registry import sniffing
 from apps.registry.models import Dataset, ModelVersion
-from apps.registry.services import VERIFY_DATASET, VERIFY_VERSION
+from worker.compute import _throttled
 from worker.engines import loaders
-from worker.runner import JobFailed, handles
+from worker.fetch import Unfetchable, fetch_rehashed
 
 Report = Callable[[int, str], None]
 
 
 class Rejected(Exception):
-    """The bytes are at fault: the row becomes invalid with this reason."""
+    """The bytes are at fault: the row becomes invalid with this reason (and the digest and size fetched, if any)."""
+
+    def __init__(self, reason: str, *, sha256: str = "", size: int | None = None) -> None:
+        super().__init__(reason)
+        self.sha256, self.size = sha256, size
 
 
-def _fetch(uri: str, *, is_reference: bool, target: Path, report: Report, size_hint: int | None) -> tuple[str, int]:
-    """Copy stored or referenced bytes to ``target``; return their SHA-256 and size. Reports as it goes."""
-    limit = int(settings.ASSAY_MAX_UPLOAD_BYTES)
+@dataclass
+class Verified:
+    """What verified bytes are: their digest and size, and what loading them found."""
+
+    sha256: str
+    size: int
+    details: dict = field(default_factory=dict)
+    row_count: int | None = None
+    columns: list = field(default_factory=list)
+
+
+def _fetched(uri: str, *, is_reference: bool, what: str, target: Path, report: Report, size_hint: int | None):
+    """The object copied to ``target`` and re-hashed, bounded by the upload size limit; Rejected when unfetchable."""
     try:
-        source = open_reference(uri) if is_reference else get_storage().open(uri)
-    except ObjectMissing as exc:
-        raise Rejected(f"the {'referenced object' if is_reference else 'stored artifact'} is missing: {exc}")
-    except DomainError as exc:  # a reference no longer allowed (the allowed buckets changed)
-        raise Rejected(str(exc.detail))
-    except Exception as exc:
-        if _is_permanent_s3_error(exc):
-            raise Rejected(f"cannot read {uri}: {exc}")
-        raise
-    try:
-        progress = _throttled(report, 5, 25, "fetching")
-        total = max(1, size_hint or limit)
-        with open(target, "wb") as out:
-            return copy_bounded(source, out, limit=limit, progress=lambda done: progress(min(1.0, done / total)))
-    except TooLarge:
-        raise Rejected(f"the object is larger than the limit of {limit} bytes (ASSAY_MAX_UPLOAD_BYTES)")
-    finally:
-        source.close()
+        return fetch_rehashed(
+            uri,
+            is_reference=is_reference,
+            target=target,
+            what=what,
+            limit=int(settings.ASSAY_MAX_UPLOAD_BYTES),
+            size_hint=size_hint,
+            progress=_throttled(report, 5, 25, "fetching"),
+        )
+    except Unfetchable as exc:
+        raise Rejected(str(exc))
 
 
-def _is_permanent_s3_error(exc: Exception) -> bool:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    return code in {"AccessDenied", "403", "NoSuchBucket", "InvalidObjectState", "AllAccessDisabled"}
-
-
-def _throttled(report: Report, low: int, high: int, message: str) -> Callable[[float], None]:
-    """Map a 0..1 fraction onto low..high percent, reporting (and so renewing the lease) at most twice a second."""
-    last = [time.monotonic()]
-
-    def progress(fraction: float) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 0.5:
-            last[0] = now
-            report(low + int((high - low) * fraction), message)
-
-    return progress
-
-
-# ---------------------------------------------------------------------------------------------
-# Versions
-
-
-def _check_version_bytes(version: ModelVersion, path: Path, digest: str, size: int) -> str:
-    """Compare what was fetched with what was registered; return the format the bytes hold."""
-    if not version.artifact_is_reference:
-        if digest != version.sha256 or size != version.size:
+def _matches_registration(row: ModelVersion | Dataset, is_reference: bool, sha256: str, size: int) -> None:
+    """The fetched bytes are the registered ones: digest and size of an upload, the digest given with a reference."""
+    if not is_reference:
+        if sha256 != row.sha256 or size != row.size:
             raise Rejected(
-                f"the stored bytes no longer match the registration (sha256 {digest}, {size} bytes; "
-                f"registered {version.sha256}, {version.size} bytes)"
+                f"the stored bytes no longer match the registration (sha256 {sha256}, {size} bytes; "
+                f"registered {row.sha256}, {row.size} bytes)",
+                sha256=sha256,
+                size=size,
             )
-    elif version.sha256 and digest != version.sha256:
-        raise Rejected(f"the referenced object's sha256 is {digest}, not the expected {version.sha256}")
-    try:
-        with open(path, "rb") as fh:
-            return sniffing.check_model(fh, size, version.format)
-    except DomainError as exc:
-        raise Rejected(str(exc.detail))
+    elif row.sha256 and sha256 != row.sha256:
+        raise Rejected(
+            f"the referenced object's sha256 is {sha256}, not the expected {row.sha256}", sha256=sha256, size=size
+        )
 
 
-# ---------------------------------------------------------------------------------------------
-# Datasets
+def artifact_verified(version: ModelVersion, report: Report) -> Verified:
+    """Fetch the version's artifact, check digest, size and format, then load it for real."""
+    what = "referenced object" if version.artifact_is_reference else "stored artifact"
+    with tempfile.TemporaryDirectory(prefix="assay-verify-") as folder:
+        path = Path(folder) / "artifact"
+        sha256, size = _fetched(
+            version.artifact_uri,
+            is_reference=version.artifact_is_reference,
+            what=what,
+            target=path,
+            report=report,
+            size_hint=version.size,
+        )
+        report(30, "checking the digest and format")
+        _matches_registration(version, version.artifact_is_reference, sha256, size)
+        try:
+            with open(path, "rb") as fh:
+                sniffing.check_model(fh, size, version.format)
+            report(40, f"loading the {version.format} artifact")
+            details = loaders.load_artifact(path, version.format)
+        except (DomainError, loaders.LoadError) as exc:
+            raise Rejected(str(getattr(exc, "detail", exc)), sha256=sha256, size=size)
+    return Verified(sha256=sha256, size=size, details=details)
 
 
-def _check_dataset_bytes(dataset: Dataset, path: Path, digest: str, size: int) -> None:
-    if not dataset.is_reference:
-        if digest != dataset.sha256 or size != dataset.size:
-            raise Rejected(
-                f"the stored bytes no longer match the registration (sha256 {digest}, {size} bytes; "
-                f"registered {dataset.sha256}, {dataset.size} bytes)"
-            )
-    elif dataset.sha256 and digest != dataset.sha256:
-        raise Rejected(f"the referenced object's sha256 is {digest}, not the expected {dataset.sha256}")
-    try:
-        with open(path, "rb") as fh:
-            sniffing.detect_dataset(fh, size, dataset.format)
-    except DomainError as exc:
-        raise Rejected(str(exc.detail))
+def dataset_verified(dataset: Dataset, report: Report) -> Verified:
+    """Fetch the dataset, check digest, size and format, read every row with pyarrow and the declared columns."""
+    what = "referenced object" if dataset.is_reference else "stored dataset"
+    with tempfile.TemporaryDirectory(prefix="assay-verify-") as folder:
+        path = Path(folder) / "dataset"
+        sha256, size = _fetched(
+            dataset.uri,
+            is_reference=dataset.is_reference,
+            what=what,
+            target=path,
+            report=report,
+            size_hint=dataset.size,
+        )
+        report(20, "checking the digest and format")
+        _matches_registration(dataset, dataset.is_reference, sha256, size)
+        try:
+            with open(path, "rb") as fh:
+                sniffing.detect_dataset(fh, size, dataset.format)
+            report(25, "reading rows")
+            stats = loaders.read_dataset(path, dataset.format, progress=_throttled(report, 25, 90, "reading rows"))
+        except (DomainError, loaders.LoadError) as exc:
+            raise Rejected(str(getattr(exc, "detail", exc)), sha256=sha256, size=size)
+        missing = [c["name"] for c in dataset.schema if c["name"] not in set(stats.columns)]
+        if missing:
+            raise Rejected(f"declared column(s) missing from the file: {', '.join(missing)}", sha256=sha256, size=size)
+    return Verified(sha256=sha256, size=size, row_count=stats.row_count, columns=stats.columns)

@@ -1,11 +1,11 @@
 """Evidence jobs: compute one evidence run (bias, PII scan, explainability) from its dataset and model.
 
 The handler loads the run by id and leaves it alone once finished (so running
-the job twice is a no-op), marks it running, copies the dataset (and the model
-artifact, when the run needs it) to a private temporary folder while re-hashing
-it (the bytes must be the ones whose digest the run recorded), computes the
-kind's summary with ``worker.compute``, stores the result files (tables, the
-SHAP values, a scrubbed copy of the dataset) and then the summary. A problem
+the job twice is a no-op), marks it running, has the engine (``worker.evidence``)
+copy the dataset (and the model artifact, when the run needs it) to a private
+temporary folder while re-hashing it (the bytes must be the ones whose digest the
+run recorded), compute the kind's summary and store the result files (tables, the
+SHAP values, a scrubbed copy of the dataset), then records the summary. A problem
 with the data (labels that are not binary, a missing column, changed bytes, a
 model that cannot score) fails the run with the engine's message while the job
 succeeds: the run failed for a reason, the infrastructure did not. Anything
@@ -16,27 +16,14 @@ next progress report, and whatever it had stored is removed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import io
 import logging
-import tempfile
-from collections.abc import Callable
-from importlib import metadata
-from pathlib import Path
 
-from django.conf import settings
-
-from apps.core.storage import ObjectMissing, copy_bounded, get_storage, open_reference
 from apps.evidence import runs
-from apps.evidence.choices import EvidenceKind
 from apps.evidence.models import EvidenceRun
 from apps.evidence.services import RUN_JOB
 from apps.jobs.models import Job
-from apps.registry.choices import ArtifactFormat
-from apps.registry.models import Dataset, ModelVersion
-from worker import compute
-from worker.compute import DataProblem, Report, _throttled
+from worker import evidence
+from worker.compute import DataProblem, Report
 from worker.engines import loaders
 from worker.runner import JobFailed, LeaseLost, handles
 
@@ -56,37 +43,17 @@ def run_evidence_chunk(job: Job, report: Report) -> dict:
     if chunk is None:
         return {"skipped": "the chunk or its run is already finished"}
     run = EvidenceRun.objects.select_related("dataset", "version").get(pk=chunk.run_id)
-    versions = engine_versions(*KIND_PACKAGES.get(run.kind, ()), *_model_packages(run))
-    stored = _Stored()
-    rows = (chunk.row_start, chunk.row_stop)
-    dataset = run.dataset
+    versions = evidence.run_versions(run)
+    stored = evidence.StoredBytes()
     try:
         report(5, "fetching the dataset")
-        with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
-            path = Path(folder) / "dataset"
-            _fetch_dataset(dataset, run.input_digests.get("dataset", ""), path, report)
-            if run.kind == EvidenceKind.BIAS:
-                score = None
-                if run.parameters.get("predictions") == "model":
-                    score = _model_scorer(run.version, run.input_digests.get("model_version", ""), Path(folder), report)
-                partial = compute.bias_partial_of(
-                    path, dataset.format, run.parameters, dataset.row_count, report, score, rows=rows
-                )
-            else:
-                scanned = compute.pii_scan_of(
-                    path, dataset.format, run.parameters, dataset.schema, dataset.row_count, report, rows=rows
-                )
-                partial = scanned.to_json()
-
-        def merge(partials: list) -> runs.Merged:
-            if run.kind == EvidenceKind.BIAS:
-                summary = compute.bias_summary_of(partials)
-            else:
-                summary = compute.pii_summary_of(partials, run.parameters)
-            return runs.Merged(summary=summary, engine_versions=versions, files=_result_files(run, summary, stored))
-
+        partial = evidence.chunk_computed(run, (chunk.row_start, chunk.row_stop), report)
         report(95, "storing the chunk's result")
-        outcome = runs.evidence_chunk_complete(chunk_id=chunk.pk, partial=partial, merge=merge)
+        outcome = runs.evidence_chunk_complete(
+            chunk_id=chunk.pk,
+            partial=partial,
+            merge=lambda partials: evidence.chunks_merged(run, partials, versions, stored),
+        )
         if outcome == "finished":
             stored.discard()
     except (DataProblem, loaders.LoadError, ValueError) as exc:
@@ -114,16 +81,15 @@ def run_evidence(job: Job, report: Report) -> dict:
     run = runs.evidence_run_start(run_id=run.pk)
     if run is None:
         return {"skipped": "the run is already finished"}
-    ranges = chunk_ranges(run)
+    ranges = evidence.chunk_ranges(run)
     if ranges:
         chunks = runs.evidence_run_plan_chunks(run_id=run.pk, ranges=ranges)
         return {"chunks": len(chunks)}
-    versions = engine_versions(*KIND_PACKAGES.get(run.kind, ()), *_model_packages(run))
-    stored = _Stored()
+    versions = evidence.run_versions(run)
+    stored = evidence.StoredBytes()
     try:
         report(5, "fetching the dataset")
-        with tempfile.TemporaryDirectory(prefix="assay-evidence-") as folder:
-            summary, files, scrubbed = _compute(run, Path(folder), report, stored)
+        summary, files, scrubbed = evidence.run_computed(run, report, stored)
         engine = summary.get("engine") if isinstance(summary.get("engine"), dict) else {}
         # the engine's own record (spaCy pipeline, shap, ...) joins the installed versions; only its text fields
         versions = {**versions, **{k: v for k, v in engine.items() if k not in versions and isinstance(v, str)}}

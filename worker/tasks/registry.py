@@ -1,34 +1,26 @@
 """Registry jobs: verify uploaded or referenced artifacts and datasets.
 
 Each handler loads its row by id, leaves it alone unless it is still pending
-verification (so running a job twice is a no-op), copies the bytes to a
-private temporary folder while re-hashing them (bounded by the upload size
-limit), compares digest and size, loads the artifact or reads the dataset for
-real (``worker.engines.loaders``; nothing is ever unpickled), and hands the
-outcome to ``apps.registry.verification``. Errors that say something about the
-bytes mark the row invalid; errors of the infrastructure (storage unreachable)
-fail the job and leave the row pending, to be verified again.
+verification (so running a job twice is a no-op), has the engine
+(``worker.verifying``) fetch, re-hash, compare and load the bytes, and hands the
+outcome to ``apps.registry.verification``. Bytes at fault mark the row invalid;
+errors of the infrastructure (storage unreachable) fail the job and leave the
+row pending, to be verified again.
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
-
 from celery import shared_task
-from django.conf import settings
 
-from apps.core.errors import DomainError
-from apps.core.storage import ObjectMissing, TooLarge, copy_bounded, get_storage, open_reference
 from apps.jobs.models import Job
-from apps.registry import sniffing, verification
+from apps.registry import verification
 from apps.registry.choices import ArtifactFormat, DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 from apps.registry.services import VERIFY_DATASET, VERIFY_VERSION
-from worker.engines import loaders
+from worker import verifying
 from worker.runner import JobFailed, handles
+from worker.verifying import Rejected, Report
+
 
 @handles(VERIFY_VERSION)
 def verify_version(job: Job, report: Report) -> dict:
@@ -43,29 +35,21 @@ def verify_version(job: Job, report: Report) -> dict:
         return {"status": status or "waiting for the evaluation dataset's verification"}
 
     report(5, "fetching the artifact")
-    with tempfile.TemporaryDirectory(prefix="assay-verify-") as folder:
-        path = Path(folder) / "artifact"
-        digest, size = "", None
-        try:
-            digest, size = _fetch(
-                version.artifact_uri,
-                is_reference=version.artifact_is_reference,
-                target=path,
-                report=report,
-                size_hint=version.size,
-            )
-            report(30, "checking the digest and format")
-            _check_version_bytes(version, path, digest, size)
-            report(40, f"loading the {version.format} artifact")
-            details = loaders.load_artifact(path, version.format)
-        except (Rejected, loaders.LoadError) as exc:
-            verification.version_mark_invalid(version_id=version.pk, reason=str(exc), sha256=digest, size=size)
-            return {"status": VersionStatus.INVALID, "reason": str(exc)}
+    try:
+        verified = verifying.artifact_verified(version, report)
+    except Rejected as exc:
+        verification.version_mark_invalid(version_id=version.pk, reason=str(exc), sha256=exc.sha256, size=exc.size)
+        return {"status": VersionStatus.INVALID, "reason": str(exc)}
     report(90, "recording the result")
     status = verification.version_mark_ready(
-        version_id=version.pk, sha256=digest, size=size, details={"loaded": details}
+        version_id=version.pk, sha256=verified.sha256, size=verified.size, details={"loaded": verified.details}
     )
-    return {"status": status or "unchanged", "sha256": digest, "size": size, "details": details}
+    return {
+        "status": status or "unchanged",
+        "sha256": verified.sha256,
+        "size": verified.size,
+        "details": verified.details,
+    }
 
 
 @handles(VERIFY_DATASET)
@@ -78,26 +62,16 @@ def verify_dataset(job: Job, report: Report) -> dict:
         return {"skipped": f"dataset is already {dataset.status}"}
 
     report(5, "fetching the dataset")
-    with tempfile.TemporaryDirectory(prefix="assay-verify-") as folder:
-        path = Path(folder) / "dataset"
-        digest, size = "", None
-        try:
-            digest, size = _fetch(
-                dataset.uri, is_reference=dataset.is_reference, target=path, report=report, size_hint=dataset.size
-            )
-            report(20, "checking the digest and format")
-            _check_dataset_bytes(dataset, path, digest, size)
-            report(25, "reading rows")
-            stats = loaders.read_dataset(path, dataset.format, progress=_throttled(report, 25, 90, "reading rows"))
-            missing = [c["name"] for c in dataset.schema if c["name"] not in set(stats.columns)]
-            if missing:
-                raise Rejected(f"declared column(s) missing from the file: {', '.join(missing)}")
-        except (Rejected, loaders.LoadError) as exc:
-            verification.dataset_mark_invalid(dataset_id=dataset.pk, reason=str(exc), sha256=digest, size=size)
-            return {"status": DatasetStatus.INVALID, "reason": str(exc)}
+    try:
+        verified = verifying.dataset_verified(dataset, report)
+    except Rejected as exc:
+        verification.dataset_mark_invalid(dataset_id=dataset.pk, reason=str(exc), sha256=exc.sha256, size=exc.size)
+        return {"status": DatasetStatus.INVALID, "reason": str(exc)}
     report(95, "recording the result")
-    verification.dataset_mark_ready(dataset_id=dataset.pk, sha256=digest, size=size, row_count=stats.row_count)
-    return {"status": DatasetStatus.READY, "row_count": stats.row_count, "columns": stats.columns}
+    verification.dataset_mark_ready(
+        dataset_id=dataset.pk, sha256=verified.sha256, size=verified.size, row_count=verified.row_count
+    )
+    return {"status": DatasetStatus.READY, "row_count": verified.row_count, "columns": verified.columns}
 
 
 @shared_task(name="registry.cleanup_uploads")
