@@ -10,6 +10,31 @@ from apps.accounts.models import ServiceAccount, Team, User
 from .roles import Role
 
 
+class Environment(TimestampedModel):
+    """Where a version is released to: ``staging`` and ``production`` ship; admins define more.
+
+    ``production`` environments get production policy rules and approvals that need revalidation;
+    ``requires_change_reference`` makes a change reference (a ticket) mandatory on requests.
+    """
+
+    name = models.SlugField(max_length=50, unique=True)
+    production = models.BooleanField(default=False)
+    requires_change_reference = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("environment", str(self.pk), self.name)
+
+    def as_policy_input(self) -> dict:
+        return {"name": self.name, "production": self.production}
+
+
 class SubjectType(models.TextChoices):
     USER = "user", "User"
     TEAM = "team", "Team"
