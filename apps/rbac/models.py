@@ -1,4 +1,4 @@
-"""Role bindings: subject -> role -> scope."""
+"""Role bindings: subject -> role -> scope; environments, the scope of releases."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.models import TimestampedModel
 
 from .roles import Role
 
@@ -15,6 +16,8 @@ class Environment(TimestampedModel):
 
     ``production`` environments get production policy rules and approvals that need revalidation;
     ``requires_change_reference`` makes a change reference (a ticket) mandatory on requests.
+    An environment is a scope (a role bound to one applies to releases into it), so it sits here,
+    below every app that reads it; ``apps.releases`` creates them. Its table keeps its first name.
     """
 
     name = models.SlugField(max_length=50, unique=True)
@@ -23,6 +26,7 @@ class Environment(TimestampedModel):
     description = models.TextField(blank=True)
 
     class Meta:
+        db_table = "releases_environment"
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -66,7 +70,7 @@ class RoleBinding(models.Model):
     )
     # Releases (and later deployments) into one environment only, whichever team owns the model.
     scope_environment = models.ForeignKey(
-        "releases.Environment", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     granted_by = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,4 @@
-"""Environments, release requests, their approvals, and the reviews that follow a break-glass release."""
+"""Release requests, their approvals, and the reviews after a break-glass release (environments: apps.rbac)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from apps.accounts.models import ServiceAccount, Team, User
 from apps.core.models import TimestampedModel
+from apps.rbac.models import Environment
 from apps.registry.models import ModelVersion, RegisteredModel
 
 from .choices import LIVE, ApprovalDecision, ReleaseStatus, ReviewStatus
