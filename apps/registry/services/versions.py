@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,13 +225,44 @@ def _artifact_stored(model: RegisteredModel, registration: _Registration) -> Sto
     return save_bytes(spooled, kind="artifacts")
 
 
-class _VersionRows:
-    """Inside ``_version_written``: the drawn number, and the version row with its verification job."""
+class _VersionWritten:
+    """The registration's one write seam: the number drawn, then the version and its job written at once.
 
-    def __init__(self, *, actor: Principal, model: RegisteredModel, drawn: tuple, training: list) -> None:
-        self.actor, self.model, self.training = actor, model, training
+    Created after the bytes are stored, it draws the model's next number in a statement of its own
+    (``NumberDraw``), so no lock is held across the registration's transaction; a digest the model
+    already has is 409 before anything is written. Inside its block, ``version(**fields)`` adds the
+    version row and the job that verifies it. On PostgreSQL, without training datasets (whose rows
+    need queries of their own), the job, the version and the audit event recorded in the block are
+    one INSERT statement when the block ends, atomic by itself: no BEGIN or COMMIT round trip
+    (``written_together``). Elsewhere they are one transaction. An identical registration that
+    commits between the draw and the insert is refused by the unique index on (model, sha256) and
+    answered 409 as the draw would have.
+    """
+
+    def __init__(self, *, actor: Principal, model: RegisteredModel, sha256: str, training: list) -> None:
+        drawn = _next_number.draw(model.pk, sha256)
+        if drawn is None:
+            _refuse_duplicate(model, sha256)  # names the version and its status
+            raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
+        self.actor, self.model, self.sha256, self.training = actor, model, sha256, training
         self.number = drawn[0]
         self.version_id, self.job_id = (drawn[1], drawn[2]) if len(drawn) > 2 else (None, None)
+        together = self.version_id is not None and not training
+        self._block = fastpath.written_together() if together else transaction.atomic()
+
+    def __enter__(self) -> _VersionWritten:
+        self._block.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            suppressed = self._block.__exit__(exc_type, exc, tb)
+        except IntegrityError:  # refused as the rows were written (written_together)
+            _refuse_duplicate(self.model, self.sha256)
+            raise
+        if exc_type is not None and issubclass(exc_type, IntegrityError):  # refused inside the block
+            _refuse_duplicate(self.model, self.sha256)
+        return suppressed
 
     def version(self, **fields) -> ModelVersion:
         """Write the version and queue the job that verifies it (workers are woken after commit)."""
@@ -259,34 +288,6 @@ class _VersionRows:
             version.training_datasets.set(self.training)
         version._prefetched_objects_cache = {"training_datasets": self.training}  # the response needs no query
         return version
-
-
-@contextmanager
-def _version_written(
-    *, actor: Principal, model: RegisteredModel, sha256: str, training: list
-) -> Iterator[_VersionRows]:
-    """The registration's one write seam: draw the number, then write what the block adds, at once.
-
-    The number is drawn in a statement of its own (``NumberDraw``), so no lock is held across the
-    registration's transaction; a digest the model already has is 409 before anything is written.
-    On PostgreSQL, without training datasets (whose rows need queries of their own), the job, the
-    version and the audit event recorded in the block are one INSERT statement, atomic by itself:
-    no BEGIN or COMMIT round trip (``written_together``). Elsewhere they are one transaction.
-    """
-    drawn = _next_number.draw(model.pk, sha256)
-    if drawn is None:
-        _refuse_duplicate(model, sha256)  # names the version and its status
-        raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
-    rows = _VersionRows(actor=actor, model=model, drawn=drawn, training=training)
-    together = fastpath.written_together() if rows.version_id is not None and not training else transaction.atomic()
-    try:
-        with together:
-            yield rows
-    except IntegrityError:
-        # An identical registration committed between the draw and this insert: the unique
-        # index on (model, sha256) refused the second; answer as the draw would have.
-        _refuse_duplicate(model, sha256)
-        raise
 
 
 def _set_verification_job(version_id: int, job_id: int) -> None:
@@ -322,7 +323,7 @@ def version_create(
     version after commit (job ``registry.verify_version``).
 
     The bytes are stored before the number is drawn, and the number is drawn in a
-    statement of its own (see ``_version_written``), so no lock is held during an
+    statement of its own (see ``_VersionWritten``), so no lock is held during an
     upload or across the registration's transaction.
     """
     model = _visible_model_for(actor, model_name, "registry.version_create", "model_version.created")
@@ -341,7 +342,7 @@ def version_create(
     try:
         stored = _artifact_stored(model, registration)
         digest, training, evaluation = registration.sha256, registration.training, registration.evaluation
-        with _version_written(actor=actor, model=model, sha256=digest, training=training) as write:
+        with _VersionWritten(actor=actor, model=model, sha256=digest, training=training) as write:
             version = write.version(
                 status=VersionStatus.PENDING_VERIFICATION,
                 format=registration.format,
