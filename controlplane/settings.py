@@ -78,8 +78,8 @@ def database_from_url(url: str) -> dict:
             for k, v in parse_qs(parsed.query).items()
         }
         return {
-            # Django's backend, minus a health-check round trip per request (apps/core/postgresql).
-            "ENGINE": "apps.core.postgresql",
+            # Django's backend, minus a health-check round trip per request (apps/core/fastpath/postgresql).
+            "ENGINE": "apps.core.fastpath.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),
@@ -92,7 +92,7 @@ def database_from_url(url: str) -> dict:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
 
 
-# PostgreSQL: the hot path's few statements are prepared once per connection (apps/core/postgresql).
+# PostgreSQL: the hot path's few statements are prepared once per connection (apps/core/fastpath/postgresql).
 # Turn off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
 # transaction mode).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
