@@ -190,13 +190,19 @@ def _sample(n: int, size: int, rng: np.random.Generator, keep: Sequence[int] = (
 # --- explaining ---------------------------------------------------------------------------
 
 
-def _tree_values(model: ExplainableModel, x: np.ndarray, progress: ProgressFn | None) -> tuple[np.ndarray, float]:
+def _tree_values(
+    model: ExplainableModel, x: np.ndarray, background: np.ndarray | None, progress: ProgressFn | None
+) -> tuple[np.ndarray, float]:
+    """TreeSHAP values and the expected value: path-dependent, or interventional against ``background``."""
     import shap
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LightGBM's "output has changed to a list" notice
         try:
-            explainer = shap.TreeExplainer(model.native)
+            if background is None:
+                explainer = shap.TreeExplainer(model.native)
+            else:
+                explainer = shap.TreeExplainer(model.native, data=background, feature_perturbation="interventional")
         except Exception as exc:  # shap refuses some variants (e.g. a custom init estimator) by raising
             raise ValueError(f"shap's TreeExplainer cannot read this {model.type} model: {exc}") from exc
         parts = []
@@ -320,7 +326,13 @@ def explain_with_values(
     budget = {"max_evals": None, "background_size": None, "sample_size": sample_size}
     budget.update({"evaluations": None, "evaluations_per_row": None, "model_rows": None})
     if model.method == "tree":
-        values, base = _tree_values(model, x, progress)
+        background = None
+        if model.tree_source == "onnx":
+            # the rows as the graph reads them: onnxruntime compares float32 inputs in float32
+            background = matrix[_sample(n, background_size, rng)]
+            background = background.astype(model.native["input_dtype"]).astype(np.float64)
+            budget.update(background_size=len(background))
+        values, base = _tree_values(model, x, background, progress)
         base_values = np.full(len(x), base)
     else:
         smallest = 2 * width + 1
@@ -348,9 +360,12 @@ def explain_with_values(
     summary = {
         "schema": SCHEMA,
         "method": model.method,
+        "algorithm": _algorithm(model),
         "explainer": "shap.TreeExplainer" if model.method == "tree" else "shap.explainers.PermutationExplainer",
         "output": model.output,
         "model": {"format": model.fmt, "type": model.type, "positive_class": model.positive_class},
+        "tree_source": model.tree_source,
+        "tree_refusal": model.tree_refusal,
         "feature_names": names,
         "n_rows": n,
         "n_rows_explained": len(explained),
@@ -397,6 +412,12 @@ def explain(
 
 
 # --- the summary --------------------------------------------------------------------------
+
+
+def _algorithm(model: ExplainableModel) -> str:
+    if model.method != "tree":
+        return "permutation"
+    return "tree_interventional" if model.tree_source == "onnx" else "tree_path_dependent"
 
 
 def _ranked(values: np.ndarray) -> np.ndarray:
