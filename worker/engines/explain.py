@@ -1,7 +1,9 @@
 """Explainability engine: SHAP values for a model version on its evaluation rows.
 
 shap is the definition. Tree models get ``shap.TreeExplainer`` (exact, path-dependent TreeSHAP,
-a fraction of a second per thousand rows); every other model gets shap's permutation explainer with an
+a fraction of a second per thousand rows); tree ensembles uploaded as ONNX are read out of the
+graph (``onnx_trees``) and get interventional TreeSHAP against a background sample, since ONNX
+keeps no node sample counts; every other model gets shap's permutation explainer with an
 ``Independent`` masker over a background sample and a budget of ``max_evals`` coalitions per
 row. Models are loaded by ``explainable.load_explainable`` as safely as verification loads them
 (nothing is unpickled).
@@ -15,8 +17,13 @@ What is explained (the summary's ``output``):
   ``predict_proba[:, 1]`` of a binary classifier (``"probability"``), ``predict`` of a
   regressor; ``GradientBoosting`` and ``HistGradientBoosting`` classifiers: their
   ``decision_function`` (``"log_odds"``).
-- ONNX: the positive-class column of the probabilities output of a classifier converted with
-  ``zipmap=False`` (``"probability"``); a model with one float output (a regressor) as is.
+- ONNX tree ensembles (``TreeEnsembleClassifier``, ``TreeEnsembleRegressor``, ``TreeEnsemble``):
+  the tree operator's score before its ``post_transform``: ``"log_odds"`` under ``LOGISTIC`` (or
+  the difference of two ``SOFTMAX`` margins), ``"probability"`` for a classifier without a
+  transform (a forest's averaged leaf probabilities), ``"raw"`` for a regression.
+- Other ONNX models: the positive-class column of the probabilities output of a classifier
+  converted with ``zipmap=False`` (``"probability"``); a model with one float output (a
+  regressor) as is.
 - Any other skops model (pipelines, linear models, ...): ``predict_proba[:, 1]`` of a binary
   classifier, else ``decision_function``, else ``predict``.
 
@@ -34,13 +41,20 @@ the model's explained output space: for every explained row,
 
 - `schema`: `"assay.explain/v1"`.
 - `method`: `"tree"` (TreeSHAP) or `"permutation"` (budgeted permutation estimate).
+- `algorithm`: `"tree_path_dependent"` (the library's own trees, with their training covers),
+  `"tree_interventional"` (trees read from an ONNX graph, against the background rows) or
+  `"permutation"`.
+- `tree_source`: `"native"` or `"onnx"` for TreeSHAP, `null` for permutation.
+- `tree_refusal`: for an ONNX graph that holds a tree ensemble the reader cannot use (a split
+  TreeSHAP cannot represent, a scaler before the trees, ...), why it was explained by
+  permutation instead; otherwise `null`.
 - `explainer`: `"shap.TreeExplainer"` or `"shap.explainers.PermutationExplainer"`.
 - `output`: what is explained: `"log_odds"` (margin of a binary booster or gradient boosting
   classifier), `"probability"` (positive-class probability) or `"raw"` (the model's own
   output, e.g. a regression).
 - `model`: `{"format", "type", "positive_class"}`: artifact format, the loaded model's type,
-  the class whose score is explained (`null` for regressions, and for ONNX, which does not
-  record it).
+  the class whose score is explained (`null` for regressions, and for ONNX models without
+  trees, whose graph does not name it; an ONNX tree classifier's last class label).
 - `feature_names`: as given, in column order.
 - `n_rows`: evaluation rows given; `n_rows_explained`: rows explained, a seeded sample of
   `sample_size` rows that always includes the rows asked for.
@@ -63,7 +77,9 @@ the model's explained output space: for every explained row,
   `tolerance = rtol * max(1, largest absolute prediction)`. `rtol` is 1e-9 where both sides
   are float64 (scikit-learn, LightGBM, float64 ONNX) and 1e-5, about 100 float32 ulps, where
   the model computes in float32 (XGBoost's leaves and contributions, a float32 ONNX graph,
-  whose kernels may sum in a different order for a different batch). TreeSHAP is exact; the
+  whose kernels may sum in a different order for a different batch; and every ONNX tree
+  ensemble, since shap's interventional TreeSHAP holds thresholds and leaf values in float32).
+  TreeSHAP is exact; the
   permutation estimate is additive by construction (each permutation's forward and backward
   passes telescope from the background mean to the row's output), so any error beyond
   rounding means a wrong explanation.
@@ -71,7 +87,8 @@ the model's explained output space: for every explained row,
   "evaluations_per_row", "model_rows"}`: for permutation, the coalition budget per row, the
   background rows used, the sample size asked for, the coalitions evaluated in total and for
   the costliest row (never above `max_evals`), and the rows passed to the model. `null` where
-  it does not apply: TreeSHAP uses no background and evaluates no coalitions.
+  it does not apply: TreeSHAP evaluates no coalitions, and path-dependent TreeSHAP uses no
+  background (interventional TreeSHAP records its `background_size`).
 - `engine`: versions of `shap`, `numpy` and the model's library (`scikit-learn` and `skops`,
   `xgboost`, `lightgbm` or `onnxruntime`).
 
