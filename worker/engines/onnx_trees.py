@@ -11,11 +11,15 @@ compute the operator's own output for the additivity check.
 
 What is understood:
 
-- Node modes: ``BRANCH_LEQ`` as is; ``BRANCH_LT`` as ``x <= `` the next value below the
-  threshold in the type the operator compares in (float32 or float64), which is the same test
-  for every number of that type; ``BRANCH_GT`` and ``BRANCH_GTE`` as their complements with the
-  children swapped; ``LEAF``. ``BRANCH_EQ``, ``BRANCH_NEQ`` and ``BRANCH_MEMBER`` have no
-  ``x <= t`` form and are refused.
+- Node modes: ``BRANCH_LEQ`` as is; ``BRANCH_LT`` as ``x <= c`` with ``c`` the largest number
+  below the threshold in the type the operator compares in, the same test for every number of
+  that type; ``BRANCH_GT`` and ``BRANCH_GTE`` as the complements of ``BRANCH_LEQ`` and
+  ``BRANCH_LT`` with the children swapped; ``LEAF``. ``BRANCH_EQ``, ``BRANCH_NEQ`` and
+  ``BRANCH_MEMBER`` have no ``x <= c`` form and are refused. shap's interventional TreeSHAP keeps
+  ``c`` in float32: always exact when the operator compares float32 inputs; a float64
+  comparison whose ``c`` is not a float32 number is refused.
+- Missing values go where ``nodes_missing_value_tracks_true`` sends them (the explained rows
+  never hold any: the engine refuses missing values before explaining).
 - Leaf weights: every (tree, leaf, output, weight) entry, summed per leaf and output;
   ``aggregate_function`` ``SUM`` as is and ``AVERAGE`` by dividing every leaf by the number of
   trees (``MIN`` and ``MAX`` are refused: SHAP values of a minimum are not a sum over trees).
@@ -61,6 +65,7 @@ _MODES = {0: "LEQ", 1: "LT", 2: "GTE", 3: "GT", 4: "EQ", 5: "NEQ", 6: "MEMBER"}
 _TRANSFORMS = {0: "NONE", 1: "SOFTMAX", 2: "LOGISTIC", 3: "SOFTMAX_ZERO", 4: "PROBIT"}
 _AGGREGATES = {0: "AVERAGE", 1: "SUM", 2: "MIN", 3: "MAX"}
 _FLOAT_TYPES = {1: np.float32, 11: np.float64}  # onnx.TensorProto.FLOAT, DOUBLE
+_ELEM_TYPES = {np.float32: 1, np.float64: 11}
 
 
 class NotTrees(Exception):
@@ -211,9 +216,6 @@ def _margin_model(model: Any, node: Any, cast: Any, dtype: type) -> bytes:
     )
     reduced = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     return reduced.SerializeToString()
-
-
-_ELEM_TYPES = {np.float32: 1, np.float64: 11}
 
 
 # --- attributes ---------------------------------------------------------------------------
