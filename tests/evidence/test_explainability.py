@@ -107,7 +107,7 @@ def _onnx_gradient_boosting(data: demo.DemoData) -> bytes:
 
 
 def test_an_onnx_tree_model_is_explained_with_treeshap_on_the_trees_in_its_graph(
-    contributor_principal, unscored, loaded_version, run
+    contributor_principal, contributor, unscored, loaded_version, run, client
 ):
     # given a gradient-boosting classifier uploaded as ONNX (skl2onnx's TreeEnsembleClassifier)
     data = demo.make_data(11, FEATURES, rows=200)
@@ -135,6 +135,10 @@ def test_an_onnx_tree_model_is_explained_with_treeshap_on_the_trees_in_its_graph
     [mine] = [item for item in summary["local"] if item["dataset_row"] == 5]
     total = mine["base_value"] + sum(c["shap"] for c in mine["contributions"])
     assert total == pytest.approx(mine["prediction"], abs=1e-5)
+    # and the report page says which algorithm ran
+    client.force_login(contributor)
+    page = client.get(f"/evidence/{evidence.public_id}/").content.decode()
+    assert "interventional TreeSHAP on the trees read from the ONNX graph" in page
 
 
 def test_explaining_needs_a_sound_budget_and_existing_rows(contributor_principal, unscored, loaded_version):

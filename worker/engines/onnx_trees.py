@@ -176,7 +176,8 @@ def _tree_input(model: Any, node: Any) -> tuple[type, Any]:
     if len(inputs) != 1:
         raise NotTrees(f"the graph takes {len(inputs)} inputs; TreeSHAP reads trees over one input table")
     graph_input = inputs[0]
-    others = [n for n in model.graph.node if n is not node and n.op_type not in PASSTHROUGH_OPERATORS]
+    # read() has made sure the graph holds one tree operator, so every other node is one of these or is refused
+    others = [n for n in model.graph.node if n.op_type not in TREE_OPERATORS | PASSTHROUGH_OPERATORS]
     if others:
         kinds = ", ".join(sorted({n.op_type for n in others}))
         raise NotTrees(
