@@ -90,7 +90,7 @@ class OnnxTrees:
     aggregate: str
     classifier: bool
     class_labels: list | None
-    n_features: int
+    n_features: int  # the input's width, or (when the graph leaves it open) the columns the trees read
     margin_model: bytes
     margin_dtype: type
 
@@ -149,7 +149,7 @@ def read(model: Any) -> OnnxTrees | None:
         aggregate=aggregate,
         classifier=node.op_type == "TreeEnsembleClassifier",
         class_labels=labels,
-        n_features=width if width is not None else used,
+        n_features=width if width is not None else used,  # rows narrower than the trees read are refused
         margin_model=_margin_model(model, node, cast, margin_dtype),
         margin_dtype=margin_dtype,
     )
