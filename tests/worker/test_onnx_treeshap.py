@@ -1,10 +1,10 @@
 """Tree models uploaded as ONNX are explained with TreeSHAP: the trees are read out of the graph.
 
 The oracle is ``shap.TreeExplainer(original_model, data=background,
-feature_perturbation="interventional")`` on the model as trained (scikit-learn, XGBoost), with
+feature_perturbation="interventional")`` on the model as trained (scikit-learn, XGBoost, LightGBM), with
 the same background rows; the explanation of the ONNX upload must give the same SHAP values to
 1e-9. Graphs come from skl2onnx where it converts the model, and otherwise are written here
-with ``onnx.helper`` from the trained trees (the XGBoost trees, the ``TreeEnsemble`` operator of
+with ``onnx.helper`` from the trained trees (the XGBoost and LightGBM trees, the ``TreeEnsemble`` operator of
 ai.onnx.ml opset 5, averaged forests, the other branch modes).
 
 The features are multiples of 1/8. scikit-learn splits halfway between two values it saw, so
@@ -226,6 +226,59 @@ def _xgboost_classifier(booster, x: np.ndarray):
     return _graph(node, 2)
 
 
+def _lightgbm_classifier(booster):
+    """A TreeEnsembleClassifier (BRANCH_LEQ, float32 thresholds, LOGISTIC) of a LightGBM binary booster's dump."""
+    from onnx import helper
+
+    nodes = {k: [] for k in ("treeids", "nodeids", "featureids", "modes", "values", "truenodeids", "falsenodeids")}
+    nodes["missing_value_tracks_true"] = []
+    leaves = {k: [] for k in ("treeids", "nodeids", "ids", "weights")}
+    for t, info in enumerate(booster.dump_model()["tree_info"]):
+        numbered: list[dict] = []
+
+        def number(node: dict, numbered: list = numbered) -> int:
+            numbered.append(node)
+            node["_id"] = len(numbered) - 1
+            if "split_index" in node:
+                number(node["left_child"]), number(node["right_child"])
+            return node["_id"]
+
+        number(info["tree_structure"])
+        for node in numbered:
+            branch = "split_index" in node
+            assert not branch or node["decision_type"] == "<="
+            for key, value in (
+                ("treeids", t),
+                ("nodeids", node["_id"]),
+                ("featureids", node["split_feature"] if branch else 0),
+                ("modes", "BRANCH_LEQ" if branch else "LEAF"),
+                ("values", float(node["threshold"]) if branch else 0.0),
+                ("truenodeids", node["left_child"]["_id"] if branch else 0),
+                ("falsenodeids", node["right_child"]["_id"] if branch else 0),
+                ("missing_value_tracks_true", int(branch and node["default_left"])),
+            ):
+                nodes[key].append(value)
+            if not branch:
+                for key, value in (
+                    ("treeids", t),
+                    ("nodeids", node["_id"]),
+                    ("ids", 0),
+                    ("weights", node["leaf_value"]),
+                ):
+                    leaves[key].append(value)
+    node = helper.make_node(
+        "TreeEnsembleClassifier",
+        ["X"],
+        ["label", "probabilities"],
+        domain="ai.onnx.ml",
+        classlabels_int64s=[0, 1],
+        post_transform="LOGISTIC",
+        **{f"nodes_{k}": v for k, v in nodes.items()},
+        **{f"class_{k}": v for k, v in leaves.items()},
+    )
+    return _graph(node, 2)
+
+
 # --- the engine on ONNX uploads, against shap on the original model --------------------------
 
 
@@ -406,6 +459,23 @@ def test_xgboost_trees_in_onnx_are_explained_as_shap_explains_the_booster(tmp_pa
     assert result.summary["algorithm"] == "tree_interventional" and result.summary["output"] == "log_odds"
     _assert_equals_oracle(result, booster, x)
     _assert_reconstructs(result, lambda z: booster.predict(xgboost.DMatrix(z), output_margin=True), x)
+
+
+@pytest.mark.filterwarnings("ignore:LightGBM binary classifier with TreeExplainer:UserWarning")
+def test_lightgbm_trees_in_onnx_are_explained_as_shap_explains_the_booster(tmp_path):
+    import lightgbm
+
+    # given a LightGBM booster as a TreeEnsembleClassifier: its float64 thresholds sit a hair off the
+    # midpoints of the 1/8 steps, so the float32 ones the graph stores send every row the same way
+    x, y = _data()
+    params = {"objective": "binary", "num_leaves": 8, "min_data_in_leaf": 5, "verbose": -1, "num_threads": 1}
+    booster = lightgbm.train(params, lightgbm.Dataset(x, label=y), 20)
+    # when
+    result = _explained(tmp_path, _lightgbm_classifier(booster), x)
+    # then
+    assert result.summary["algorithm"] == "tree_interventional" and result.summary["output"] == "log_odds"
+    _assert_equals_oracle(result, booster, x)
+    _assert_reconstructs(result, lambda z: booster.predict(z, raw_score=True), x)
 
 
 # --- the reader: several outputs, refusals -----------------------------------------------------
