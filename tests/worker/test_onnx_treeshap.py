@@ -367,6 +367,7 @@ def test_a_skl2onnx_tree_model_is_explained_by_treeshap_as_shap_explains_the_ori
     assert summary["explainer"] == "shap.TreeExplainer" and summary["output"] == output
     assert summary["model"]["type"] == f"onnx.{operator}"
     assert summary["budget"]["background_size"] == len(x) and summary["budget"]["evaluations"] is None
+    assert {"shap", "numpy", "onnxruntime", "onnx"} <= set(summary["engine"])
     # and its SHAP values are shap's on the original model, with the same background rows
     _assert_equals_oracle(result, model, x, column=1 if output == "probability" else None)
     _assert_reconstructs(result, margin, x)

@@ -90,7 +90,7 @@ the model's explained output space: for every explained row,
   it does not apply: TreeSHAP evaluates no coalitions, and path-dependent TreeSHAP uses no
   background (interventional TreeSHAP records its `background_size`).
 - `engine`: versions of `shap`, `numpy` and the model's library (`scikit-learn` and `skops`,
-  `xgboost`, `lightgbm` or `onnxruntime`).
+  `xgboost`, `lightgbm`, or `onnxruntime` and `onnx`).
 
 The SHAP table (`Explanation.csv_bytes()`) has one line per explained row: `row`,
 `base_value`, `prediction`, then one column per feature holding its SHAP value (shortest

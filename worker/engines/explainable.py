@@ -45,7 +45,7 @@ LIBRARIES = {
     "skops": ("scikit-learn", "skops"),
     "xgboost": ("xgboost",),
     "lightgbm": ("lightgbm",),
-    "onnx": ("onnxruntime",),
+    "onnx": ("onnxruntime", "onnx"),  # onnx reads the tree ensembles out of the graph
 }
 
 
