@@ -76,6 +76,10 @@ def release_detail(request, release_id):
     decided = any(not a.void and me == ("user", a.approver_id) for a in release.approvals.all())
     review = getattr(release, "review", None) if release.emergency else None
     approvals = selectors.approvals_summary(release, decision)
+    # the page names each approver by full name: the summary (shared with the API) carries the username
+    approvals["received"] = [
+        {**row, "approver": a.approver} for row, a in zip(approvals["received"], release.approvals.all(), strict=True)
+    ]
     # Past its time but not yet closed by the periodic task: shown as such, never written here.
     expired_due = release.status in OPEN and release.expires_at is not None and release.expires_at <= timezone.now()
     return render(
