@@ -88,7 +88,10 @@ def _users() -> QuerySet[User]:
 
 def _teams() -> QuerySet[Team]:
     return Team.objects.prefetch_related(
-        Prefetch("members", queryset=User.objects.only("id", "username", "first_name", "last_name").order_by("username"))
+        Prefetch(
+            "members",
+            queryset=User.objects.only("id", "username", "first_name", "last_name").order_by("username"),
+        )
     )
 
 

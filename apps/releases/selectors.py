@@ -478,8 +478,9 @@ def model_release_overview(*, actor: Principal, model_ids: list[int]) -> dict[in
     """For each model, one row per environment (production first): its newest approved release (who
     approved it, when it must be revalidated) and its newest open request.
 
-    A pure read in three queries whatever the number of models and environments: the environments,
-    the live requests the actor may see, and their counting approvals (prefetched).
+    A pure read in three queries (besides rbac's look-up of the actor's grants) whatever the number of
+    models and environments: the environments, the live requests the actor may see, and their counting
+    approvals (prefetched).
     """
     if not model_ids:
         return {}
