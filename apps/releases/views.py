@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.core.templatetags.words import environment_text
 from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry_selectors
@@ -133,7 +134,7 @@ def release_request(request, name: str, number: int):
     except (ValidationFailed, Conflict) as exc:
         _refused(request, exc)
         return redirect("registry:version_detail", name=name, number=number)
-    messages.success(request, f"Release to {release.environment.name} requested.")
+    messages.success(request, f"Release to {environment_text(release.environment)} requested.")
     return redirect("releases:release_detail", release_id=release.public_id)
 
 

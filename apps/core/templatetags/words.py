@@ -79,7 +79,12 @@ VOCABULARIES: dict[str, dict[str, str]] = {
     "source": _choices(Source),
     # what an audit event is about; any other type reads as words ("facts_change" -> "Facts change")
     "target_type": {"post_release_review": "Post-release review", "pii_scan": "PII scan", "api_token": "API token"},
-    "actor_type": {"user": "Person", "service_account": "Service account", "system": "Assay", "anonymous": "Anonymous"},
+    "actor_type": {
+        "user": "Person",
+        "service_account": "Service account",
+        "system": "System",
+        "anonymous": "Anonymous",
+    },
 }
 
 
