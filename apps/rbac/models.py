@@ -122,11 +122,12 @@ class RoleBinding(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.subject_label} is {self.role} on {self.scope_label}"
+        """Read by people (the access page's messages, the audit trail's target): labels, not slugs."""
+        return f"{self.subject_label} is {self.get_role_display()} on {self.scope_label}"
 
     @property
     def subject_label(self) -> str:
-        return f"{self.subject_type} {self.user or self.team or self.service_account}"
+        return f"{self.get_subject_type_display().lower()} {self.user or self.team or self.service_account}"
 
     @property
     def scope_label(self) -> str:

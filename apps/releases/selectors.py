@@ -469,3 +469,75 @@ def models_revalidation_due(*, model_ids: list[int]) -> set[int]:
             model_id__in=model_ids, status=ReleaseStatus.APPROVED, revalidate_at__lte=timezone.now()
         ).values_list("model_id", flat=True)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What is approved where (the inventory and the model page)
+
+
+@dataclass
+class EnvironmentRelease:
+    """One model in one environment: the newest approved release and the newest open request, if any."""
+
+    environment: Environment
+    approved: ReleaseRequest | None = None
+    pending: ReleaseRequest | None = None
+
+    @property
+    def approvers(self) -> list:
+        """The people whose approvals, given on the approved release's current decision, count."""
+        if self.approved is None:
+            return []
+        return [a.approver for a in self.approved.approvals.all() if a.binding_digest == self.approved.binding_digest]
+
+    @property
+    def revalidation_due(self) -> bool:
+        release = self.approved
+        return release is not None and release.revalidate_at is not None and release.revalidate_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        """``revalidation_due``, ``emergency``, a release status, or ``not_released``: the row's headline."""
+        if self.approved is not None:
+            if self.revalidation_due:
+                return "revalidation_due"
+            return "emergency" if self.approved.emergency else ReleaseStatus.APPROVED
+        if self.pending is not None:
+            return self.pending.status
+        return "not_released"
+
+
+def model_release_overview(*, actor: Principal, model_ids: list[int]) -> dict[int, list[EnvironmentRelease]]:
+    """For each model, one row per environment (production first): its newest approved release (who
+    approved it, when it must be revalidated) and its newest open request.
+
+    A pure read in three queries (besides rbac's look-up of the actor's grants) whatever the number of
+    models and environments: the environments, the live requests the actor may see, and their counting
+    approvals (prefetched).
+    """
+    if not model_ids:
+        return {}
+    environments = list(environment_list())
+    counting = Approval.objects.filter(void=False, decision=ApprovalDecision.APPROVE).select_related(
+        "approver", "approver_service_account"
+    )
+    releases = rbac.restrict(
+        actor,
+        ReleaseRequest.objects.filter(model_id__in=model_ids, status__in=LIVE)
+        .select_related("version", "requested_by", "requested_by_service_account")
+        .prefetch_related(Prefetch("approvals", queryset=counting)),
+        "releases.view",
+    ).order_by("created_at", "id")
+    rows = {model_id: {env.pk: EnvironmentRelease(environment=env) for env in environments} for model_id in model_ids}
+    for release in releases:  # oldest first: a newer request replaces an older one of the same state
+        row = rows[release.model_id].get(release.environment_id)
+        if row is None:
+            continue
+        if release.status == ReleaseStatus.APPROVED:
+            if row.approved is None or (release.approved_at or release.created_at) >= (
+                row.approved.approved_at or row.approved.created_at
+            ):
+                row.approved = release
+        else:
+            row.pending = release
+    return {model_id: list(by_env.values()) for model_id, by_env in rows.items()}

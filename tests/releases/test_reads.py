@@ -113,7 +113,8 @@ def test_evaluated_at_is_when_the_decision_was_made_not_when_it_was_read(
     body = reader.get(f"/api/v1/releases/{release.public_id}/").json()
     assert body["evaluated_at"].startswith(decided.strftime("%Y-%m-%dT%H:%M:%S"))
     page = logged_in(requester).get(f"/releases/{release.public_id}/").content.decode()
-    assert decided.strftime("%Y-%m-%d %H:%M:%S") in page
+    # (the page's one time format shows minutes; its <time> element carries the exact instant)
+    assert f'<time datetime="{decided.isoformat()}">{decided.strftime("%Y-%m-%d %H:%M UTC")}</time>' in page
     gate = reader.get(GATE, {"environment": "staging"}).json()
     assert gate["allowed"] is True and gate["evaluated_at"].startswith(decided.strftime("%Y-%m-%dT%H:%M:%S"))
     # when the stored decision is no longer current, the gate says its read-only decision is of now
