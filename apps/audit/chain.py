@@ -277,7 +277,8 @@ def _select_sql(where: str, order: str, limit: str = "") -> str:
 def _pending_sql(batch: int) -> str:
     """The first ``batch`` events on the sealer's work list, in id order (ROW_COLUMNS, no seq or hashes)."""
     return (
-        f"SELECT {_select_columns(sealed=False)} FROM audit_pending JOIN audit_event ON audit_event.id = audit_pending.event_pk "
+        f"SELECT {_select_columns(sealed=False)} "
+        "FROM audit_pending JOIN audit_event ON audit_event.id = audit_pending.event_pk "
         f"ORDER BY audit_pending.event_pk LIMIT {int(batch)}"
     )
 

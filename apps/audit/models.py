@@ -103,28 +103,24 @@ class AuditEvent(models.Model):
     hash = _SealField("hash", "")
     sealed_at = _SealField("sealed_at", None)
 
-    objects = AuditEventManager()
     rows = models.Manager()  # the event rows alone, without their seals (what a count needs)
+    objects = AuditEventManager()
 
     class Meta:
         db_table = "audit_event"
         ordering = ["-id"]
+        default_manager_name = "objects"
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
             models.Index(fields=["actor_type", "actor_id"], name="audit_actor_idx"),
         ]
 
+    def __str__(self) -> str:
+        return f"#{self.seq or '?'} {self.action} {self.outcome} by {self.actor_type}:{self.actor_name}"
+
     def refresh_from_db(self, *args, **kwargs) -> None:
         self.__dict__.pop("_seal_values", None)  # the seal may have come since
         super().refresh_from_db(*args, **kwargs)
-
-    @property
-    def is_pending(self) -> bool:
-        """Committed but not sealed yet: no sequence number or hash."""
-        return self.seq is None
-
-    def __str__(self) -> str:
-        return f"#{self.seq or '?'} {self.action} {self.outcome} by {self.actor_type}:{self.actor_name}"
 
 
 class AuditSeal(models.Model):

@@ -6,6 +6,8 @@ columns are dropped, so that no reader can mistake an empty column for the chain
 no writer can fill one. The events table's trigger then refuses every UPDATE.
 """
 
+import importlib
+
 from django.db import migrations, models
 
 
@@ -25,21 +27,37 @@ def _carry_seals(apps, schema_editor):
         cursor.execute("INSERT INTO audit_pending (event_pk) SELECT id FROM audit_event WHERE seq IS NULL ORDER BY id")
 
 
+def _carry_back(apps, schema_editor):
+    with schema_editor.connection.cursor() as cursor:
+        for column in ("seq", "prev_hash", "hash", "sealed_at"):
+            cursor.execute(
+                f"UPDATE audit_event SET {column} = (SELECT {column} FROM audit_seal WHERE event_pk = audit_event.id) "
+                "WHERE id IN (SELECT event_pk FROM audit_seal)"
+            )
+
+
 def _install_triggers(apps, schema_editor):
     from apps.audit import triggers
 
     triggers.install(schema_editor)
 
 
-def _refuse(apps, schema_editor):
-    raise RuntimeError("the seal table cannot be folded back into the events table; restore a backup instead")
+def _drop_triggers(apps, schema_editor):
+    from apps.audit import triggers
+
+    triggers.drop(schema_editor)
+
+
+def _install_old_triggers(apps, schema_editor):
+    old = importlib.import_module("apps.audit.migrations.0002_append_only_triggers")
+    old.install(apps, schema_editor)
 
 
 class Migration(migrations.Migration):
     dependencies = [("audit", "0003_unsealed_index")]
 
     operations = [
-        migrations.RunPython(_drop_old_triggers, _refuse),
+        migrations.RunPython(_drop_old_triggers, _install_old_triggers),
         migrations.CreateModel(
             name="AuditSeal",
             fields=[
@@ -77,11 +95,14 @@ class Migration(migrations.Migration):
             ],
             options={"db_table": "audit_pending"},
         ),
-        migrations.RunPython(_carry_seals, migrations.RunPython.noop),
+        migrations.RunPython(_carry_seals, _carry_back),
         migrations.RemoveIndex(model_name="auditevent", name="audit_unsealed_idx"),
         migrations.RemoveField(model_name="auditevent", name="seq"),
         migrations.RemoveField(model_name="auditevent", name="prev_hash"),
         migrations.RemoveField(model_name="auditevent", name="hash"),
         migrations.RemoveField(model_name="auditevent", name="sealed_at"),
-        migrations.RunPython(_install_triggers, migrations.RunPython.noop),
+        migrations.AlterModelOptions(
+            name="auditevent", options={"default_manager_name": "objects", "ordering": ["-id"]}
+        ),
+        migrations.RunPython(_install_triggers, _drop_triggers),
     ]
