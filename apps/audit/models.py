@@ -131,7 +131,12 @@ class AuditSeal(models.Model):
 
     seq = models.BigIntegerField(primary_key=True)
     event = models.OneToOneField(
-        AuditEvent, on_delete=models.DO_NOTHING, related_name="seal", db_column="event_pk", editable=False
+        AuditEvent,
+        on_delete=models.DO_NOTHING,
+        related_name="seal",
+        db_column="event_pk",
+        editable=False,
+        db_constraint=False,  # events are never deleted; a seal without its event breaks the chain, which verify names
     )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
@@ -152,7 +157,12 @@ class AuditPending(models.Model):
     """
 
     event = models.OneToOneField(
-        AuditEvent, on_delete=models.DO_NOTHING, primary_key=True, related_name="pending", db_column="event_pk"
+        AuditEvent,
+        on_delete=models.DO_NOTHING,
+        primary_key=True,
+        related_name="pending",
+        db_column="event_pk",
+        db_constraint=False,  # as the seal's: no per-row foreign-key check on the hot path
     )
 
     class Meta:

@@ -61,17 +61,24 @@ def _postgres_install() -> list[str]:
         BEGIN
             RAISE EXCEPTION '{SEAL_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
         END $$""",
+        # Statement-level with transition tables: one call per statement, however many rows.
         """CREATE OR REPLACE FUNCTION audit_event_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO audit_pending (event_pk) VALUES (NEW.id);
+            INSERT INTO audit_pending (event_pk) SELECT id FROM audit_new_events;
             RETURN NULL;
         END $$""",
         f"""CREATE OR REPLACE FUNCTION audit_pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM audit_seal WHERE event_pk = OLD.event_pk) THEN
-                RETURN OLD;
-            END IF;
             RAISE EXCEPTION '{PENDING_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION audit_pending_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM audit_removed_pending AS r
+                       WHERE NOT EXISTS (SELECT 1 FROM audit_seal AS s WHERE s.event_pk = r.event_pk)) THEN
+                RAISE EXCEPTION '{PENDING_MESSAGE}: DELETE refused (the event has no seal)'
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            RETURN NULL;
         END $$""",
         "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
         """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
@@ -81,7 +88,7 @@ def _postgres_install() -> list[str]:
         FOR EACH STATEMENT EXECUTE FUNCTION audit_event_guard()""",
         "DROP TRIGGER IF EXISTS audit_event_enqueue ON audit_event",
         """CREATE TRIGGER audit_event_enqueue AFTER INSERT ON audit_event
-        FOR EACH ROW EXECUTE FUNCTION audit_event_enqueue()""",
+        REFERENCING NEW TABLE AS audit_new_events FOR EACH STATEMENT EXECUTE FUNCTION audit_event_enqueue()""",
         "DROP TRIGGER IF EXISTS audit_seal_append_only ON audit_seal",
         """CREATE TRIGGER audit_seal_append_only BEFORE UPDATE OR DELETE ON audit_seal
         FOR EACH ROW EXECUTE FUNCTION audit_seal_guard()""",
@@ -89,8 +96,11 @@ def _postgres_install() -> list[str]:
         """CREATE TRIGGER audit_seal_no_truncate BEFORE TRUNCATE ON audit_seal
         FOR EACH STATEMENT EXECUTE FUNCTION audit_seal_guard()""",
         "DROP TRIGGER IF EXISTS audit_pending_guard ON audit_pending",
-        """CREATE TRIGGER audit_pending_guard BEFORE UPDATE OR DELETE ON audit_pending
+        """CREATE TRIGGER audit_pending_guard BEFORE UPDATE ON audit_pending
         FOR EACH ROW EXECUTE FUNCTION audit_pending_guard()""",
+        "DROP TRIGGER IF EXISTS audit_pending_removed ON audit_pending",
+        """CREATE TRIGGER audit_pending_removed AFTER DELETE ON audit_pending
+        REFERENCING OLD TABLE AS audit_removed_pending FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_removed()""",
         "DROP TRIGGER IF EXISTS audit_pending_no_truncate ON audit_pending",
         """CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON audit_pending
         FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_guard()""",
@@ -106,10 +116,12 @@ def _postgres_drop() -> list[str]:
         "DROP TRIGGER IF EXISTS audit_seal_no_truncate ON audit_seal",
         "DROP TRIGGER IF EXISTS audit_pending_guard ON audit_pending",
         "DROP TRIGGER IF EXISTS audit_pending_no_truncate ON audit_pending",
+        "DROP TRIGGER IF EXISTS audit_pending_removed ON audit_pending",
         "DROP FUNCTION IF EXISTS audit_event_guard()",
         "DROP FUNCTION IF EXISTS audit_seal_guard()",
         "DROP FUNCTION IF EXISTS audit_event_enqueue()",
         "DROP FUNCTION IF EXISTS audit_pending_guard()",
+        "DROP FUNCTION IF EXISTS audit_pending_removed()",
     ]
 
 

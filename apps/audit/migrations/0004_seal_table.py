@@ -69,6 +69,7 @@ class Migration(migrations.Migration):
                     "event",
                     models.OneToOneField(
                         db_column="event_pk",
+                        db_constraint=False,
                         editable=False,
                         on_delete=models.deletion.DO_NOTHING,
                         related_name="seal",
@@ -85,6 +86,7 @@ class Migration(migrations.Migration):
                     "event",
                     models.OneToOneField(
                         db_column="event_pk",
+                        db_constraint=False,
                         on_delete=models.deletion.DO_NOTHING,
                         primary_key=True,
                         related_name="pending",
