@@ -274,12 +274,16 @@ def _select_sql(where: str, order: str, limit: str = "") -> str:
     return f"SELECT {_select_columns()} FROM {SEALED_FROM} WHERE {where} ORDER BY {order} {limit}"
 
 
-def _pending_sql(batch: int) -> str:
-    """The first ``batch`` events on the sealer's work list, in id order (ROW_COLUMNS, no seq or hashes)."""
+def _pending_sql() -> str:
+    """The events not sealed yet among those whose ids are given (ROW_COLUMNS, no seq or hashes), in id order.
+
+    The sealer reads the work list's first ids first and then their events by id, so each
+    event is one primary-key lookup whatever the planner thinks of the work list's size.
+    """
+    ids = "id = ANY(%s)" if connection.vendor == "postgresql" else "id IN (SELECT value FROM json_each(%s))"
     return (
-        f"SELECT {_select_columns(sealed=False)} "
-        "FROM audit_pending JOIN audit_event ON audit_event.id = audit_pending.event_pk "
-        f"ORDER BY audit_pending.event_pk LIMIT {int(batch)}"
+        f"SELECT {_select_columns(sealed=False)} FROM audit_event WHERE {ids} "
+        "AND NOT EXISTS (SELECT 1 FROM audit_seal WHERE audit_seal.event_pk = audit_event.id) ORDER BY id"
     )
 
 
@@ -380,13 +384,21 @@ def _write_seals(cursor, seals: list[tuple], now) -> None:
         # Two statements per batch, however large; the work list's trigger checks every removal.
         ids, seqs, prevs, hashes = (list(column) for column in zip(*seals, strict=True))
         cursor.execute(_PG_SEAL, [now, ids, seqs, prevs, hashes])
-        cursor.execute(_PG_DONE, [ids])
+        _clear(cursor, ids)
         return
     cursor.executemany(
         "INSERT INTO audit_seal (seq, event_pk, prev_hash, hash, sealed_at) VALUES (%s, %s, %s, %s, %s)",
         [(seq, pk, prev, digest, now) for pk, seq, prev, digest in seals],
     )
-    cursor.executemany("DELETE FROM audit_pending WHERE event_pk = %s", [(pk,) for pk, _, _, _ in seals])
+    _clear(cursor, [pk for pk, _, _, _ in seals])
+
+
+def _clear(cursor, ids: list[int]) -> None:
+    """Take events off the work list (the list's trigger refuses it for an event without a seal)."""
+    if connection.vendor == "postgresql":
+        cursor.execute(_PG_DONE, [ids])
+    else:
+        cursor.executemany("DELETE FROM audit_pending WHERE event_pk = %s", [(pk,) for pk in ids])
 
 
 def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
@@ -400,7 +412,7 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
     updated. Returns the number sealed.
     """
     total = 0
-    select = _pending_sql(batch)
+    select, work = _pending_sql(), f"SELECT event_pk FROM audit_pending ORDER BY event_pk LIMIT {int(batch)}"
     while True:
         with transaction.atomic():
             if not _try_lock(blocking):
@@ -410,17 +422,25 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
                 head = cursor.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, GENESIS)
                 for _ in range(10):  # bounded, so one transaction never grows without end under load
-                    cursor.execute(select)
-                    rows = cursor.fetchall()
-                    if not rows:
+                    cursor.execute(work)
+                    ids = [row[0] for row in cursor.fetchall()]
+                    if not ids:
                         return total
+                    cursor.execute(select, [ids if connection.vendor == "postgresql" else json.dumps(ids)])
+                    rows = cursor.fetchall()
+                    # An entry put on the list by hand, for an event sealed already or for none, is
+                    # just taken off: it must not stop the sealer or seal an event twice.
+                    if len(rows) < len(ids):
+                        found = {row[0] for row in rows}
+                        _clear(cursor, [pk for pk in ids if pk not in found])
                     seals = []
                     for row in rows:
                         seq += 1
                         digest = _row_hash(prev, (row[0], seq, *row[2:]))
                         seals.append((row[0], seq, prev, digest))
                         prev = digest
-                    _write_seals(cursor, seals, timezone.now())
+                    if seals:
+                        _write_seals(cursor, seals, timezone.now())
                     total += len(rows)
 
 

@@ -5,8 +5,8 @@
   Each insert puts the event's id on the sealer's work list (``audit_pending``).
 - ``audit_seal``: INSERT only, likewise.
 - ``audit_pending``: INSERT, and DELETE of an entry whose event has a seal (the
-  sealer's step); UPDATE, an early DELETE (which would keep an event out of the
-  chain) and TRUNCATE are refused.
+  sealer's step) or does not exist; UPDATE, an early DELETE (which would keep an
+  event out of the chain) and TRUNCATE are refused.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def _sqlite_install() -> list[str]:
         f"""CREATE TRIGGER IF NOT EXISTS audit_pending_no_update BEFORE UPDATE ON audit_pending
         BEGIN SELECT RAISE(ABORT, '{PENDING_MESSAGE}: UPDATE refused'); END""",
         f"""CREATE TRIGGER IF NOT EXISTS audit_pending_no_early_delete BEFORE DELETE ON audit_pending
-        WHEN NOT EXISTS (SELECT 1 FROM audit_seal WHERE event_pk = OLD.event_pk)
+        WHEN EXISTS (SELECT 1 FROM audit_event WHERE id = OLD.event_pk)
+        AND NOT EXISTS (SELECT 1 FROM audit_seal WHERE event_pk = OLD.event_pk)
         BEGIN SELECT RAISE(ABORT, '{PENDING_MESSAGE}: the event has no seal'); END""",
     ]
 
@@ -61,24 +62,22 @@ def _postgres_install() -> list[str]:
         BEGIN
             RAISE EXCEPTION '{SEAL_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
         END $$""",
-        # Statement-level with transition tables: one call per statement, however many rows.
+        # Row-level: an event is usually inserted alone, and a row trigger's statement keeps its plan
+        # (a statement trigger's transition table is planned again on every call).
         """CREATE OR REPLACE FUNCTION audit_event_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO audit_pending (event_pk) SELECT id FROM audit_new_events;
+            INSERT INTO audit_pending (event_pk) VALUES (NEW.id);
             RETURN NULL;
         END $$""",
         f"""CREATE OR REPLACE FUNCTION audit_pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            RAISE EXCEPTION '{PENDING_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
-        END $$""",
-        f"""CREATE OR REPLACE FUNCTION audit_pending_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF EXISTS (SELECT 1 FROM audit_removed_pending AS r
-                       WHERE NOT EXISTS (SELECT 1 FROM audit_seal AS s WHERE s.event_pk = r.event_pk)) THEN
-                RAISE EXCEPTION '{PENDING_MESSAGE}: DELETE refused (the event has no seal)'
-                    USING ERRCODE = 'insufficient_privilege';
+            IF TG_OP = 'DELETE' AND (
+                EXISTS (SELECT 1 FROM audit_seal WHERE event_pk = OLD.event_pk)
+                OR NOT EXISTS (SELECT 1 FROM audit_event WHERE id = OLD.event_pk)
+            ) THEN
+                RETURN OLD;
             END IF;
-            RETURN NULL;
+            RAISE EXCEPTION '{PENDING_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
         END $$""",
         "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
         """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
@@ -88,7 +87,7 @@ def _postgres_install() -> list[str]:
         FOR EACH STATEMENT EXECUTE FUNCTION audit_event_guard()""",
         "DROP TRIGGER IF EXISTS audit_event_enqueue ON audit_event",
         """CREATE TRIGGER audit_event_enqueue AFTER INSERT ON audit_event
-        REFERENCING NEW TABLE AS audit_new_events FOR EACH STATEMENT EXECUTE FUNCTION audit_event_enqueue()""",
+        FOR EACH ROW EXECUTE FUNCTION audit_event_enqueue()""",
         "DROP TRIGGER IF EXISTS audit_seal_append_only ON audit_seal",
         """CREATE TRIGGER audit_seal_append_only BEFORE UPDATE OR DELETE ON audit_seal
         FOR EACH ROW EXECUTE FUNCTION audit_seal_guard()""",
@@ -96,11 +95,8 @@ def _postgres_install() -> list[str]:
         """CREATE TRIGGER audit_seal_no_truncate BEFORE TRUNCATE ON audit_seal
         FOR EACH STATEMENT EXECUTE FUNCTION audit_seal_guard()""",
         "DROP TRIGGER IF EXISTS audit_pending_guard ON audit_pending",
-        """CREATE TRIGGER audit_pending_guard BEFORE UPDATE ON audit_pending
+        """CREATE TRIGGER audit_pending_guard BEFORE UPDATE OR DELETE ON audit_pending
         FOR EACH ROW EXECUTE FUNCTION audit_pending_guard()""",
-        "DROP TRIGGER IF EXISTS audit_pending_removed ON audit_pending",
-        """CREATE TRIGGER audit_pending_removed AFTER DELETE ON audit_pending
-        REFERENCING OLD TABLE AS audit_removed_pending FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_removed()""",
         "DROP TRIGGER IF EXISTS audit_pending_no_truncate ON audit_pending",
         """CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON audit_pending
         FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_guard()""",
@@ -116,12 +112,10 @@ def _postgres_drop() -> list[str]:
         "DROP TRIGGER IF EXISTS audit_seal_no_truncate ON audit_seal",
         "DROP TRIGGER IF EXISTS audit_pending_guard ON audit_pending",
         "DROP TRIGGER IF EXISTS audit_pending_no_truncate ON audit_pending",
-        "DROP TRIGGER IF EXISTS audit_pending_removed ON audit_pending",
         "DROP FUNCTION IF EXISTS audit_event_guard()",
         "DROP FUNCTION IF EXISTS audit_seal_guard()",
         "DROP FUNCTION IF EXISTS audit_event_enqueue()",
         "DROP FUNCTION IF EXISTS audit_pending_guard()",
-        "DROP FUNCTION IF EXISTS audit_pending_removed()",
     ]
 
 

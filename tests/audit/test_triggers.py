@@ -86,3 +86,19 @@ def test_tables_cannot_be_truncated_on_postgresql(table):
     _sealed_event()
     with pytest.raises(DatabaseError, match="audit_"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table} CASCADE")
+
+
+@pytest.mark.django_db
+def test_a_work_list_entry_added_by_hand_neither_stops_the_sealer_nor_seals_twice():
+    # given: a sealed event put back on the work list, an entry for no event, and a real pending event
+    sealed = _sealed_event()
+    with transaction.atomic():
+        fresh = audit.record(action="model.updated", target=("model", "1", "churn"))
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO audit_pending (event_pk) VALUES (%s), (%s)", [sealed.pk, 10**12])
+    # when
+    assert seal_pending(blocking=True) == 1
+    # then: the real one is sealed once, the others are gone from the list
+    assert AuditSeal.objects.filter(event_id=sealed.pk).count() == 1
+    assert AuditSeal.objects.get(event_id=fresh.pk).seq == sealed.seq + 1
+    assert not AuditPending.objects.exists()
