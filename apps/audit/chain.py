@@ -22,12 +22,17 @@ faster (a fixed key order instead of sorting every row's keys, no per-row
 dicts): verification speed is bounded by serialisation, not by SHA-256.
 ``tests/audit/test_chain.py`` holds the two implementations to each other.
 
-Why a sealer: writers insert events concurrently inside their own transactions
-with ``seq`` and ``hash`` empty, so no request waits on a global lock; the sealer
+Why a sealer: writers insert events concurrently inside their own transactions,
+without a place in the chain, so no request waits on a global lock; the sealer
 (one at a time, under a lock) gives committed events the next sequence numbers
-and hashes in one ordered pass right after commit, as transparency logs do.
-The periodic ``audit.seal`` task and every reader that needs the chain
-(verification, export, checkpoints) seal first, so nothing stays unsealed.
+and hashes in one ordered pass, as transparency logs do. It INSERTS one
+``audit_seal`` row per event and takes the event off the work list
+(``audit_pending``); event rows are never updated, so sealing leaves no dead row
+version behind in the events table. The sealer runs in the periodic ``audit.seal``
+task, after each commit when ``ASSAY_AUDIT_SEAL_ON_COMMIT`` is on, and in the
+operator's commands (``audit_checkpoint``, ``audit_seal``); readers never seal: the
+event list shows events not yet sealed as pending, and exports and verification
+cover the sealed chain.
 """
 
 from __future__ import annotations
@@ -243,9 +248,14 @@ def _row_hash(prev_hash: str, row: Sequence) -> str:
     return hashlib.sha256((prev_hash + "\n" + canonical_text_db(row)).encode()).hexdigest()
 
 
-def _select_columns() -> str:
-    """ROW_COLUMNS as SQL; the database renders event_id and occurred_at in canonical text form."""
+def _select_columns(*, sealed: bool = True) -> str:
+    """ROW_COLUMNS as SQL; the database renders event_id and occurred_at in canonical text form.
+
+    ``sealed=False``: for events not sealed yet, with NULL and empty texts for the seal's columns.
+    """
     cols = list(ROW_COLUMNS)
+    if not sealed:
+        cols[_SEQ], cols[_PREV], cols[_HASH] = "NULL", "''", "''"
     if connection.vendor == "postgresql":
         cols[2] = "replace(event_id::text, '-', '')"
         cols[3] = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
@@ -255,8 +265,26 @@ def _select_columns() -> str:
     return ", ".join(cols)
 
 
+# Sealed events with their seals. The two tables share no column name, so columns need no prefix.
+SEALED_FROM = "audit_event JOIN audit_seal ON audit_seal.event_pk = audit_event.id"
+
+
 def _select_sql(where: str, order: str, limit: str = "") -> str:
-    return f"SELECT {_select_columns()} FROM audit_event WHERE {where} ORDER BY {order} {limit}"
+    """Sealed events (ROW_COLUMNS) matching ``where``, in ``order``."""
+    return f"SELECT {_select_columns()} FROM {SEALED_FROM} WHERE {where} ORDER BY {order} {limit}"
+
+
+def _pending_sql() -> str:
+    """The events not sealed yet among those whose ids are given (ROW_COLUMNS, no seq or hashes), in id order.
+
+    The sealer reads the work list's first ids first and then their events by id, so each
+    event is one primary-key lookup whatever the planner thinks of the work list's size.
+    """
+    ids = "id = ANY(%s)" if connection.vendor == "postgresql" else "id IN (SELECT value FROM json_each(%s))"
+    return (
+        f"SELECT {_select_columns(sealed=False)} FROM audit_event WHERE {ids} "
+        "AND NOT EXISTS (SELECT 1 FROM audit_seal WHERE audit_seal.event_pk = audit_event.id) ORDER BY id"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +325,7 @@ def _joined_sql() -> str:
 def compact_select_sql(where: str) -> str:
     """Rows of (seq, joined text fields, before, after, prev_hash, hash) in seq order, JSON as text."""
     json_cols = "before::text, after::text" if connection.vendor == "postgresql" else "before, after"
-    return f"SELECT seq, {_joined_sql()}, {json_cols}, prev_hash, hash FROM audit_event WHERE {where} ORDER BY seq"
+    return f"SELECT seq, {_joined_sql()}, {json_cols}, prev_hash, hash FROM {SEALED_FROM} WHERE {where} ORDER BY seq"
 
 
 def _row_to_event(row: Sequence) -> dict:
@@ -327,8 +355,8 @@ def _try_lock(blocking: bool) -> bool:
     if connection.vendor != "postgresql":
         return True
     # The same statement turns bitmap scans off for the rest of the transaction, so the sealer walks
-    # the unsealed-events index in order: a plain index scan marks the entries of rows sealed earlier
-    # (dead old versions) as dead as it passes them, so the next seal skips them instead of
+    # the work list's index in order: a plain index scan marks the entries of rows removed earlier
+    # (dead versions) as dead as it passes them, so the next seal skips them instead of
     # revisiting every one until the next VACUUM. (Harmless when the lock is not taken: the
     # transaction ends at once.) The head is read in a later statement, whose snapshot is taken
     # after the lock: a snapshot taken before it could miss the seal of the lock's last holder.
@@ -341,36 +369,50 @@ def _try_lock(blocking: bool) -> bool:
 # The sealer's statements on PostgreSQL have fixed texts, prepared once per connection
 # (apps.core.fastpath.hot_cursor); the seals of a batch travel as four arrays.
 _PG_SEAL = (
-    "UPDATE audit_event AS a SET seq = v.seq, prev_hash = v.prev, hash = v.h, sealed_at = %s "
-    "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS v(id, seq, prev, h) WHERE a.id = v.id"
+    "INSERT INTO audit_seal (seq, event_pk, prev_hash, hash, sealed_at) "
+    "SELECT v.seq, v.id, v.prev, v.h, %s FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) "
+    "AS v(id, seq, prev, h)"
 )
-_HEAD = "SELECT seq, hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
+# A second statement: a data-modifying CTE's trigger would not see the seals inserted beside it.
+_PG_DONE = "DELETE FROM audit_pending WHERE event_pk = ANY(%s::bigint[])"
+_HEAD = "SELECT seq, hash FROM audit_seal ORDER BY seq DESC LIMIT 1"
 
 
-def _write_seals(cursor, updates: list[tuple], now) -> None:
+def _write_seals(cursor, seals: list[tuple], now) -> None:
+    """Insert the seals (event id, seq, prev_hash, hash) and take their events off the work list."""
     if connection.vendor == "postgresql":
-        # One statement per batch; the row trigger still checks every row.
-        ids, seqs, prevs, hashes = (list(column) for column in zip(*updates, strict=True))
+        # Two statements per batch, however large; the work list's trigger checks every removal.
+        ids, seqs, prevs, hashes = (list(column) for column in zip(*seals, strict=True))
         cursor.execute(_PG_SEAL, [now, ids, seqs, prevs, hashes])
+        _clear(cursor, ids)
         return
     cursor.executemany(
-        "UPDATE audit_event SET seq = %s, prev_hash = %s, hash = %s, sealed_at = %s WHERE id = %s",
-        [(seq, prev, digest, now, pk) for pk, seq, prev, digest in updates],
+        "INSERT INTO audit_seal (seq, event_pk, prev_hash, hash, sealed_at) VALUES (%s, %s, %s, %s, %s)",
+        [(seq, pk, prev, digest, now) for pk, seq, prev, digest in seals],
     )
+    _clear(cursor, [pk for pk, _, _, _ in seals])
+
+
+def _clear(cursor, ids: list[int]) -> None:
+    """Take events off the work list (the list's trigger refuses it for an event without a seal)."""
+    if connection.vendor == "postgresql":
+        cursor.execute(_PG_DONE, [ids])
+    else:
+        cursor.executemany("DELETE FROM audit_pending WHERE event_pk = %s", [(pk,) for pk in ids])
 
 
 def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
-    """Assign seq, prev_hash and hash to every committed, unsealed event, in id order.
+    """Seal every committed event on the work list, in id order: insert its seal, take it off the list.
 
     Idempotent and safe to call from any process: one sealer at a time holds the
     lock; a non-blocking caller that finds it taken returns 0 and leaves the work
-    to the holder, the periodic seal task or the next reader. The holder looks
-    once more before it lets go, so events committed while it sealed are taken
-    along (on PostgreSQL each statement sees what has committed since the last).
-    Returns the number sealed.
+    to the holder or the periodic seal task. The holder looks once more before it
+    lets go, so events committed while it sealed are taken along (on PostgreSQL
+    each statement sees what has committed since the last). Event rows are never
+    updated. Returns the number sealed.
     """
     total = 0
-    select = _select_sql("seq IS NULL", "id", f"LIMIT {int(batch)}")
+    select, work = _pending_sql(), f"SELECT event_pk FROM audit_pending ORDER BY event_pk LIMIT {int(batch)}"
     while True:
         with transaction.atomic():
             if not _try_lock(blocking):
@@ -380,17 +422,25 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
                 head = cursor.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, GENESIS)
                 for _ in range(10):  # bounded, so one transaction never grows without end under load
-                    cursor.execute(select)
-                    rows = cursor.fetchall()
-                    if not rows:
+                    cursor.execute(work)
+                    ids = [row[0] for row in cursor.fetchall()]
+                    if not ids:
                         return total
-                    updates = []
+                    cursor.execute(select, [ids if connection.vendor == "postgresql" else json.dumps(ids)])
+                    rows = cursor.fetchall()
+                    # An entry put on the list by hand, for an event sealed already or for none, is
+                    # just taken off: it must not stop the sealer or seal an event twice.
+                    if len(rows) < len(ids):
+                        found = {row[0] for row in rows}
+                        _clear(cursor, [pk for pk in ids if pk not in found])
+                    seals = []
                     for row in rows:
                         seq += 1
                         digest = _row_hash(prev, (row[0], seq, *row[2:]))
-                        updates.append((row[0], seq, prev, digest))
+                        seals.append((row[0], seq, prev, digest))
                         prev = digest
-                    _write_seals(cursor, updates, timezone.now())
+                    if seals:
+                        _write_seals(cursor, seals, timezone.now())
                     total += len(rows)
 
 
@@ -436,7 +486,7 @@ def _seal_quietly() -> None:
             rounds += 1
             try:
                 seal_pending(blocking=False)
-            except Exception:  # the periodic seal task and readers retry; never fail the caller's request
+            except Exception:  # the periodic seal task retries; never fail the caller's request
                 logger.exception("sealing the audit trail failed; it will be retried")
     except BaseException:
         with _seal_state:

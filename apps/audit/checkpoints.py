@@ -204,7 +204,7 @@ def checkpoint_write() -> Checkpoint | None:
     """Seal pending events, sign the chain head and store the checkpoint. None when the trail is empty."""
     seal_pending(blocking=True)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT seq, hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
+        cursor.execute("SELECT seq, hash FROM audit_seal ORDER BY seq DESC LIMIT 1")
         head = cursor.fetchone()
     if not head:
         return None

@@ -1,24 +1,82 @@
-"""The audit trail: one append-only, hash-chained table.
+"""The audit trail: write-once events, an insert-only chain of seals, and the sealer's work list.
 
-Writers insert events inside their own transaction with ``seq`` and ``hash``
-empty; the sealer (``apps.audit.chain.seal_pending``) then assigns the gapless
-sequence number, the previous hash and this event's hash, in one ordered pass,
-shortly after commit. Database triggers refuse every UPDATE except that one
-sealing step on an unsealed row, every DELETE, and TRUNCATE on PostgreSQL.
+Writers insert events (``audit_event``) inside their own transaction; a database
+trigger puts each new event's id on the sealer's work list (``audit_pending``).
+The sealer (``apps.audit.chain.seal_pending``) then gives committed events, in id
+order, the gapless sequence number, the previous hash and their hash by INSERTING
+one ``audit_seal`` row each and taking them off the work list. No event row is
+ever updated, so sealing leaves no dead row version in the events table.
+
+Database triggers refuse every UPDATE and DELETE of an event or a seal, TRUNCATE on
+PostgreSQL, any change to a work-list entry but its removal, and its removal before
+its event has a seal (``apps.audit.triggers``).
 """
 
 import uuid
 
 from django.db import models
+from django.db.models import F
 
 from .choices import Outcome, Source
 
+# The chain fields an event reads from its seal (None / "" while it is pending).
+SEAL_FIELDS = ("seq", "prev_hash", "hash", "sealed_at")
+
+
+class AuditEventQuerySet(models.QuerySet):
+    pass
+
+
+class AuditEventManager(models.Manager.from_queryset(AuditEventQuerySet)):
+    """Events with their seal's fields (``seq``, ``prev_hash``, ``hash``, ``sealed_at``) joined in."""
+
+    def get_queryset(self):
+        return (
+            super()
+            .get_queryset()
+            .annotate(
+                seq=F("seal__seq"),
+                prev_hash=F("seal__prev_hash"),
+                hash=F("seal__hash"),
+                sealed_at=F("seal__sealed_at"),
+            )
+        )
+
+
+class _SealField:
+    """An event's chain field (``seq``, ``prev_hash``, ``hash``, ``sealed_at``), which lives in its seal.
+
+    ``AuditEvent.objects`` joins the seal in and sets the value; an event read otherwise (one
+    ``record()`` returned, say) looks its seal up on first use. ``empty`` while it is pending.
+    """
+
+    def __init__(self, name: str, empty) -> None:
+        self.name, self.empty = name, empty
+
+    def __get__(self, event, owner=None):
+        if event is None:
+            return self
+        values = event.__dict__.setdefault("_seal_values", {})
+        if self.name not in values:
+            seal = AuditSeal.objects.filter(event_id=event.pk).first() if event.pk is not None else None
+            for name in SEAL_FIELDS:
+                values[name] = getattr(seal, name) if seal is not None else None
+        value = values[self.name]
+        return self.empty if value is None else value
+
+    def __set__(self, event, value) -> None:
+        event.__dict__.setdefault("_seal_values", {})[self.name] = value
+
 
 class AuditEvent(models.Model):
-    """One thing that happened: who, from where, did what to which object, with what outcome."""
+    """One thing that happened: who, from where, did what to which object, with what outcome.
+
+    Written once; its place in the chain is its ``AuditSeal``. Read through ``objects``, an
+    event carries ``seq``, ``prev_hash``, ``hash`` and ``sealed_at`` from its seal (None and
+    "" while it is pending).
+    """
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    seq = models.BigIntegerField(null=True, unique=True, editable=False)
     occurred_at = models.DateTimeField(db_index=True)
     actor_type = models.CharField(max_length=32)
     actor_id = models.CharField(max_length=64, blank=True)
@@ -38,20 +96,77 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
-    prev_hash = models.CharField(max_length=64, blank=True)
-    hash = models.CharField(max_length=64, blank=True)
-    sealed_at = models.DateTimeField(null=True, blank=True)
+
+    # Its seal's fields: joined in by ``objects``, otherwise looked up (None or "" while pending).
+    seq = _SealField("seq", None)
+    prev_hash = _SealField("prev_hash", "")
+    hash = _SealField("hash", "")
+    sealed_at = _SealField("sealed_at", None)
+
+    rows = models.Manager()  # the event rows alone, without their seals (what a count needs)
+    objects = AuditEventManager()
 
     class Meta:
         db_table = "audit_event"
         ordering = ["-id"]
+        default_manager_name = "objects"
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
             models.Index(fields=["actor_type", "actor_id"], name="audit_actor_idx"),
-            # The sealer's work list: tiny (only events not yet sealed), already in id order. Without it,
-            # finding them walks every old row version a busy table's seq index still points to.
-            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed_idx"),
         ]
 
     def __str__(self) -> str:
         return f"#{self.seq or '?'} {self.action} {self.outcome} by {self.actor_type}:{self.actor_name}"
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        self.__dict__.pop("_seal_values", None)  # the seal may have come since
+        super().refresh_from_db(*args, **kwargs)
+
+
+class AuditSeal(models.Model):
+    """An event's place in the hash chain: its sequence number, the previous hash and its hash.
+
+    Inserted once by the sealer, never changed (triggers refuse UPDATE, DELETE and TRUNCATE).
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(
+        AuditEvent,
+        on_delete=models.DO_NOTHING,
+        related_name="seal",
+        db_column="event_pk",
+        editable=False,
+        db_constraint=False,  # events are never deleted; a seal without its event breaks the chain, which verify names
+    )
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "audit_seal"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.hash}"
+
+
+class AuditPending(models.Model):
+    """The sealer's work list: one row per committed event without a seal, put there by a trigger.
+
+    The sealer removes an entry in the transaction that inserts its seal; nothing else may
+    change or remove one (triggers). The table stays as small as the backlog.
+    """
+
+    event = models.OneToOneField(
+        AuditEvent,
+        on_delete=models.DO_NOTHING,
+        primary_key=True,
+        related_name="pending",
+        db_column="event_pk",
+        db_constraint=False,  # as the seal's: no per-row foreign-key check on the hot path
+    )
+
+    class Meta:
+        db_table = "audit_pending"
+
+    def __str__(self) -> str:
+        return f"pending {self.event_id}"

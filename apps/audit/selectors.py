@@ -11,7 +11,6 @@ from apps.core.principals import Principal
 from apps.core.totals import Total, total_of
 from apps.rbac import services as rbac
 
-from .chain import seal_pending
 from .filters import EventFilter, apply_filters
 from .models import AuditEvent
 
@@ -19,12 +18,11 @@ from .models import AuditEvent
 def event_list(*, actor: Principal, filters: EventFilter) -> QuerySet[AuditEvent]:
     """Events matching the filter, newest first (events not yet sealed, without a seq, on top).
 
-    One query per page whatever its size: an event row holds everything it shows. Events
-    committed since the last seal are sealed first (without waiting for a sealer that is
-    busy), so a reader sees their sequence numbers without waiting for the seal task.
+    A read: it seals nothing. Events committed since the last seal show as pending (no
+    sequence number, no hash) until the seal task, or the writer's own seal on commit
+    when that is on, seals them.
     """
     rbac.require(actor, "audit.view")
-    seal_pending(blocking=False)
     qs = apply_filters(AuditEvent.objects.all(), filters)
     return qs.order_by(F("seq").desc(nulls_first=True), "-id")
 
@@ -57,14 +55,16 @@ def event_page(
 ) -> EventPage:
     """A page of ``event_list``: the newest events (no cursor), those older than ``before`` or newer than ``after``.
 
-    Each page reads at most ``size + 1`` rows through the sequence number's index, so page 1 and
-    page 20,000 of a million events cost the same. Events not yet sealed (no sequence number yet)
-    show on the newest page only. ``before`` and ``after`` are sequence numbers (a 400 otherwise).
+    Each page reads at most ``size + 1`` rows through the seals' sequence number, so page 1 and
+    page 20,000 of a million events cost the same. Events not yet sealed (no sequence number yet,
+    found through the sealer's small work list) show as pending on top of the newest page only.
+    ``before`` and ``after`` are sequence numbers (a 400 otherwise).
     """
     before_seq, after_seq = _cursor(before, "before"), _cursor(after, "after")
     if before_seq is not None and after_seq is not None:
         raise ValidationFailed("Send either before or after, not both.", errors={"after": ["Not with before."]})
-    qs = event_list(actor=actor, filters=filters)
+    listed = event_list(actor=actor, filters=filters)
+    qs = listed.filter(seq__isnull=False).order_by("-seq")
     older = newer = None
     if after_seq is not None:
         rows = list(qs.filter(seq__gt=after_seq).order_by("seq")[: size + 1])
@@ -74,9 +74,12 @@ def event_page(
         if events and qs.filter(seq__lte=after_seq).exists():
             older = events[-1].seq
     else:
-        if before_seq is not None:
+        pending = []
+        if before_seq is None:
+            pending = list(listed.filter(pending__isnull=False).order_by("-id")[: size + 1])
+        else:
             qs = qs.filter(seq__lt=before_seq)
-        rows = list(qs[: size + 1])
+        rows = pending if len(pending) > size else pending + list(qs[: size + 1 - len(pending)])
         events = rows[:size]
         if len(rows) > size and events[-1].seq is not None:
             older = events[-1].seq
@@ -87,4 +90,4 @@ def event_page(
 
 def _filtered(filters: EventFilter) -> QuerySet[AuditEvent]:
     """The filtered trail, unordered: what a page's total counts."""
-    return apply_filters(AuditEvent.objects.all(), filters)
+    return apply_filters(AuditEvent.rows.all(), filters)

@@ -99,7 +99,6 @@ def record(
     values = {
         "id": None,
         "event_id": uuid.uuid4(),
-        "seq": None,  # the sealer's, with prev_hash, hash and sealed_at
         "occurred_at": timezone.now(),
         "actor_type": actor.kind,
         "actor_id": "" if actor.id is None else str(actor.id),
@@ -119,9 +118,6 @@ def record(
         "after": _normalise(after),
         "reason": _text(reason),
         "artifact_sha256": artifact_sha256 or "",
-        "prev_hash": "",
-        "hash": "",
-        "sealed_at": None,
     }
     # Every field by position: the model's cheap path (no defaults looked up). A field added to
     # AuditEvent and not given here is a KeyError on the first event, not a silently empty column.
@@ -133,10 +129,8 @@ def record(
 
 
 _FIELD_NAMES = tuple(f.attname for f in AuditEvent._meta.concrete_fields)
-# Every column but the id and the sealer's NULLs (seq, sealed_at); prev_hash and hash go in empty.
-_INSERT_COLUMNS = tuple(
-    f.column for f in AuditEvent._meta.concrete_fields if f.column not in ("id", "seq", "sealed_at")
-)
+# Every column but the id. (The event's seal is another table's row, the sealer's.)
+_INSERT_COLUMNS = tuple(f.column for f in AuditEvent._meta.concrete_fields if f.column != "id")
 # The typed columns, which go through their fields' own get_db_prep_save (UUID, UTC time, JSON).
 _TYPED = {
     f.column: f for f in AuditEvent._meta.concrete_fields if f.column in ("event_id", "occurred_at", "before", "after")

@@ -14,10 +14,9 @@ from apps.core.errors import ValidationFailed
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
 
-from .chain import seal_pending
 from .exports import FORMATS, export_queryset
 from .filters import EventFilter
-from .models import AuditEvent
+from .models import AuditSeal
 from .services import record
 from .verification import VerifyResult, verify_database
 
@@ -35,17 +34,16 @@ class ExportPlan:
 def export_start(*, actor: Principal, filters: EventFilter, fmt: str) -> ExportPlan:
     """Check ``audit.export``, fix the chain head, count the rows and record ``audit.exported``.
 
-    Pending events are sealed first, so the export holds everything committed
-    before it started; it stops at that head, so its row count is exact and the
-    ``audit.exported`` event (written and committed before a byte is sent) is not
-    part of the export it describes.
+    The export holds the sealed chain up to its head when the export started (events
+    still pending are not in it: an export seals nothing); it stops at that head, so
+    its row count is exact and the ``audit.exported`` event (written and committed
+    before a byte is sent) is not part of the export it describes.
     """
     if fmt not in FORMATS:
         raise ValidationFailed(f"format: choose one of {', '.join(FORMATS)}.", errors={"format": ["Unknown format."]})
     rbac.require(actor, "audit.export", audit_action="audit.exported")
-    seal_pending(blocking=True)
     with transaction.atomic():
-        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", flat=True).first() or 0
+        head = AuditSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
         rows = export_queryset(filters, up_to_seq=head).count()
         record(
             action="audit.exported",
@@ -57,6 +55,6 @@ def export_start(*, actor: Principal, filters: EventFilter, fmt: str) -> ExportP
 
 
 def trail_verify(*, actor: Principal) -> VerifyResult:
-    """Check ``audit.view``, then seal what is pending and verify the whole chain against the checkpoints."""
+    """Check ``audit.view``, then verify the sealed chain against the checkpoints (sealing nothing)."""
     rbac.require(actor, "audit.view", audit_action="audit.verified")
     return verify_database()

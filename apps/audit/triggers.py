@@ -1,68 +1,83 @@
-"""Database triggers that make ``audit_event`` append-only, on SQLite and PostgreSQL.
+"""Database triggers that keep the audit trail append-only, on SQLite and PostgreSQL.
 
-Allowed: INSERT; and one UPDATE per row, the sealer's, which only fills
-``seq``, ``prev_hash``, ``hash`` and ``sealed_at`` on a row whose ``seq`` is
-still NULL. Refused: any other UPDATE, every DELETE, TRUNCATE (PostgreSQL).
+- ``audit_event``: INSERT only. Every UPDATE and DELETE is refused (TRUNCATE too on
+  PostgreSQL): an event is written once and never touched again, sealing included.
+  Each insert puts the event's id on the sealer's work list (``audit_pending``).
+- ``audit_seal``: INSERT only, likewise.
+- ``audit_pending``: INSERT, and DELETE of an entry whose event has a seal (the
+  sealer's step) or does not exist; UPDATE, an early DELETE (which would keep an
+  event out of the chain) and TRUNCATE are refused.
 """
 
 from __future__ import annotations
 
-# Every column the sealer must leave untouched.
-IMMUTABLE_COLUMNS = (
-    "id",
-    "event_id",
-    "occurred_at",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "token_id",
-    "source",
-    "client_ip",
-    "request_id",
-    "action",
-    "outcome",
-    "target_type",
-    "target_id",
-    "target_name",
-    "related_type",
-    "related_id",
-    "before",
-    "after",
-    "reason",
-    "artifact_sha256",
-)
-
 MESSAGE = "audit_event is append-only"
+SEAL_MESSAGE = "audit_seal is append-only"
+PENDING_MESSAGE = "audit_pending: an entry leaves only once its event is sealed"
+
+# Older names, dropped by ``drop`` so that an upgrade from any earlier version starts clean.
+_OLD_SQLITE = ("audit_event_no_update", "audit_event_no_delete")
 
 
 def _sqlite_install() -> list[str]:
-    changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in IMMUTABLE_COLUMNS)
     return [
         f"""CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event
-        WHEN OLD.seq IS NOT NULL OR NEW.seq IS NULL OR NEW.hash = '' OR {changed}
-        BEGIN SELECT RAISE(ABORT, '{MESSAGE}: only the sealer may fill seq and hash, once'); END""",
+        BEGIN SELECT RAISE(ABORT, '{MESSAGE}: UPDATE refused'); END""",
         f"""CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event
         BEGIN SELECT RAISE(ABORT, '{MESSAGE}: DELETE refused'); END""",
+        """CREATE TRIGGER IF NOT EXISTS audit_event_enqueue AFTER INSERT ON audit_event
+        BEGIN INSERT INTO audit_pending (event_pk) VALUES (NEW.id); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS audit_seal_no_update BEFORE UPDATE ON audit_seal
+        BEGIN SELECT RAISE(ABORT, '{SEAL_MESSAGE}: UPDATE refused'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS audit_seal_no_delete BEFORE DELETE ON audit_seal
+        BEGIN SELECT RAISE(ABORT, '{SEAL_MESSAGE}: DELETE refused'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS audit_pending_no_update BEFORE UPDATE ON audit_pending
+        BEGIN SELECT RAISE(ABORT, '{PENDING_MESSAGE}: UPDATE refused'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS audit_pending_no_early_delete BEFORE DELETE ON audit_pending
+        WHEN EXISTS (SELECT 1 FROM audit_event WHERE id = OLD.event_pk)
+        AND NOT EXISTS (SELECT 1 FROM audit_seal WHERE event_pk = OLD.event_pk)
+        BEGIN SELECT RAISE(ABORT, '{PENDING_MESSAGE}: the event has no seal'); END""",
     ]
 
 
 def _sqlite_drop() -> list[str]:
-    return ["DROP TRIGGER IF EXISTS audit_event_no_update", "DROP TRIGGER IF EXISTS audit_event_no_delete"]
+    names = (
+        *_OLD_SQLITE,
+        "audit_event_enqueue",
+        "audit_seal_no_update",
+        "audit_seal_no_delete",
+        "audit_pending_no_update",
+        "audit_pending_no_early_delete",
+    )
+    return [f"DROP TRIGGER IF EXISTS {name}" for name in names]
 
 
 def _postgres_install() -> list[str]:
-    changed = " OR ".join(f"NEW.{c} IS DISTINCT FROM OLD.{c}" for c in IMMUTABLE_COLUMNS)
     return [
         f"""CREATE OR REPLACE FUNCTION audit_event_guard() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF TG_OP = 'UPDATE' THEN
-                IF OLD.seq IS NULL AND NEW.seq IS NOT NULL AND NEW.hash <> '' AND NOT ({changed}) THEN
-                    RETURN NEW;
-                END IF;
-                RAISE EXCEPTION '{MESSAGE}: only the sealer may fill seq and hash, once'
-                    USING ERRCODE = 'insufficient_privilege';
-            END IF;
             RAISE EXCEPTION '{MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION audit_seal_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '{SEAL_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END $$""",
+        # Row-level: an event is usually inserted alone, and a row trigger's statement keeps its plan
+        # (a statement trigger's transition table is planned again on every call).
+        """CREATE OR REPLACE FUNCTION audit_event_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO audit_pending (event_pk) VALUES (NEW.id);
+            RETURN NULL;
+        END $$""",
+        f"""CREATE OR REPLACE FUNCTION audit_pending_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' AND (
+                EXISTS (SELECT 1 FROM audit_seal WHERE event_pk = OLD.event_pk)
+                OR NOT EXISTS (SELECT 1 FROM audit_event WHERE id = OLD.event_pk)
+            ) THEN
+                RETURN OLD;
+            END IF;
+            RAISE EXCEPTION '{PENDING_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
         END $$""",
         "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
         """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
@@ -70,10 +85,41 @@ def _postgres_install() -> list[str]:
         "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event",
         """CREATE TRIGGER audit_event_no_truncate BEFORE TRUNCATE ON audit_event
         FOR EACH STATEMENT EXECUTE FUNCTION audit_event_guard()""",
+        "DROP TRIGGER IF EXISTS audit_event_enqueue ON audit_event",
+        """CREATE TRIGGER audit_event_enqueue AFTER INSERT ON audit_event
+        FOR EACH ROW EXECUTE FUNCTION audit_event_enqueue()""",
+        "DROP TRIGGER IF EXISTS audit_seal_append_only ON audit_seal",
+        """CREATE TRIGGER audit_seal_append_only BEFORE UPDATE OR DELETE ON audit_seal
+        FOR EACH ROW EXECUTE FUNCTION audit_seal_guard()""",
+        "DROP TRIGGER IF EXISTS audit_seal_no_truncate ON audit_seal",
+        """CREATE TRIGGER audit_seal_no_truncate BEFORE TRUNCATE ON audit_seal
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_seal_guard()""",
+        "DROP TRIGGER IF EXISTS audit_pending_guard ON audit_pending",
+        """CREATE TRIGGER audit_pending_guard BEFORE UPDATE OR DELETE ON audit_pending
+        FOR EACH ROW EXECUTE FUNCTION audit_pending_guard()""",
+        "DROP TRIGGER IF EXISTS audit_pending_no_truncate ON audit_pending",
+        """CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON audit_pending
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_pending_guard()""",
     ]
 
 
 def _postgres_drop() -> list[str]:
+    return [
+        "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
+        "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event",
+        "DROP TRIGGER IF EXISTS audit_event_enqueue ON audit_event",
+        "DROP TRIGGER IF EXISTS audit_seal_append_only ON audit_seal",
+        "DROP TRIGGER IF EXISTS audit_seal_no_truncate ON audit_seal",
+        "DROP TRIGGER IF EXISTS audit_pending_guard ON audit_pending",
+        "DROP TRIGGER IF EXISTS audit_pending_no_truncate ON audit_pending",
+        "DROP FUNCTION IF EXISTS audit_event_guard()",
+        "DROP FUNCTION IF EXISTS audit_seal_guard()",
+        "DROP FUNCTION IF EXISTS audit_event_enqueue()",
+        "DROP FUNCTION IF EXISTS audit_pending_guard()",
+    ]
+
+
+def _postgres_drop_old() -> list[str]:
     return [
         "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
         "DROP TRIGGER IF EXISTS audit_event_no_truncate ON audit_event",
@@ -87,6 +133,13 @@ def install_statements(vendor: str) -> list[str]:
 
 def drop_statements(vendor: str) -> list[str]:
     return {"sqlite": _sqlite_drop, "postgresql": _postgres_drop}[vendor]()
+
+
+def drop_old_statements(vendor: str) -> list[str]:
+    """The triggers of the single-table trail (events sealed by UPDATE), before the seal table."""
+    return {"sqlite": lambda: [f"DROP TRIGGER IF EXISTS {n}" for n in _OLD_SQLITE], "postgresql": _postgres_drop_old}[
+        vendor
+    ]()
 
 
 def _connection_of(schema_editor_or_connection):
@@ -107,4 +160,11 @@ def drop(schema_editor_or_connection) -> None:
     connection = _connection_of(schema_editor_or_connection)
     with connection.cursor() as cursor:
         for sql in drop_statements(connection.vendor):
+            cursor.execute(sql)
+
+
+def drop_old(schema_editor_or_connection) -> None:
+    connection = _connection_of(schema_editor_or_connection)
+    with connection.cursor() as cursor:
+        for sql in drop_old_statements(connection.vendor):
             cursor.execute(sql)

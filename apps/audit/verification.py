@@ -45,7 +45,6 @@ from .chain import (
     canonical_bytes,
     canonical_text_db,
     compact_select_sql,
-    seal_pending,
 )
 
 logger = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def _iter_chunks(
         dbapi = connection.connection
     placeholder = "?" if connection.vendor == "sqlite" else "%s"
     select = make_select(f"seq > {placeholder} AND seq <= {placeholder}")
-    following = f"SELECT MIN(seq) FROM audit_event WHERE seq > {placeholder}"
+    following = f"SELECT MIN(seq) FROM audit_seal WHERE seq > {placeholder}"
     if stop is not None:
         following += f" AND seq <= {int(stop)}"
 
@@ -495,7 +494,7 @@ def _walk_database(expected_at: dict[int, str], workers: int, min_events_per_wor
     Segments after the first one with a problem are not waited for: one walk stops there.
     """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT MAX(seq) FROM audit_event")
+        cursor.execute("SELECT MAX(seq) FROM audit_seal")
         head = cursor.fetchone()[0] or 0
     parts = min(workers, head // max(min_events_per_worker, 1))
     if parts <= 1 or not _can_fork():
@@ -537,7 +536,7 @@ def _walk_database(expected_at: dict[int, str], workers: int, min_events_per_wor
 
 
 def verify_database(*, workers: int = 1, min_events_per_worker: int = PARALLEL_MIN_EVENTS) -> VerifyResult:
-    """Seal what is pending, then verify the whole table against the checkpoint store.
+    """Verify the sealed chain against the checkpoint store; a read: it seals nothing.
 
     ``workers`` > 1 walks ranges of the chain at once in forked processes, each on a
     database connection of its own (``manage.py audit_verify`` does, with one per CPU);
@@ -546,7 +545,6 @@ def verify_database(*, workers: int = 1, min_events_per_worker: int = PARALLEL_M
     """
     from . import checkpoints
 
-    seal_pending(blocking=True)
     cps = checkpoints.load_verified()
     expected_at = _checkpoint_hashes([c.as_dict() for c in cps.valid])
     result = _join(_walk_database(expected_at, workers, min_events_per_worker), expected_at)
@@ -567,6 +565,10 @@ def verify_database(*, workers: int = 1, min_events_per_worker: int = PARALLEL_M
             "(run `manage.py audit_checkpoint` or the worker's periodic checkpoint)"
         )
     with connection.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM audit_event WHERE seq IS NULL")
+        # Every event without a seal, whether on the work list or not (one kept off it would be named here).
+        cursor.execute(
+            "SELECT COUNT(*) FROM audit_event WHERE NOT EXISTS "
+            "(SELECT 1 FROM audit_seal WHERE audit_seal.event_pk = audit_event.id)"
+        )
         result.unsealed = cursor.fetchone()[0]
     return result

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
-from apps.audit.models import AuditEvent
+from apps.audit.models import AuditSeal
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun, FindingReview, FindingVerdict
 from apps.evidence.verdicts import INTERSECTION_SEPARATOR
@@ -162,7 +162,7 @@ def _audit_facts() -> dict:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         enabled = bool(cursor.fetchone()[0])
-    last = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values("seq", "sealed_at").first()
+    last = AuditSeal.objects.order_by("-seq").values("seq", "sealed_at").first()
     return {
         "enabled": enabled,
         "last_sealed_seq": last["seq"] if last else None,

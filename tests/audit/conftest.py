@@ -62,16 +62,25 @@ class Attacker:
             cursor.execute(sql, params)
 
     def modify(self, seq: int, reason: str = "nothing to see here") -> None:
-        self.execute("UPDATE audit_event SET reason = %s WHERE seq = %s", [reason, seq])
+        self.execute(
+            "UPDATE audit_event SET reason = %s WHERE id = (SELECT event_pk FROM audit_seal WHERE seq = %s)",
+            [reason, seq],
+        )
 
     def delete(self, *seqs: int) -> None:
+        """Remove events and their seals."""
         for seq in seqs:
-            self.execute("DELETE FROM audit_event WHERE seq = %s", [seq])
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT event_pk FROM audit_seal WHERE seq = %s", [seq])
+                found = cursor.fetchone()
+            self.execute("DELETE FROM audit_seal WHERE seq = %s", [seq])
+            if found:
+                self.execute("DELETE FROM audit_event WHERE id = %s", [found[0]])
 
     def swap(self, a: int, b: int) -> None:
-        self.execute("UPDATE audit_event SET seq = -1 WHERE seq = %s", [a])
-        self.execute("UPDATE audit_event SET seq = %s WHERE seq = %s", [a, b])
-        self.execute("UPDATE audit_event SET seq = %s WHERE seq = -1", [b])
+        self.execute("UPDATE audit_seal SET seq = -1 WHERE seq = %s", [a])
+        self.execute("UPDATE audit_seal SET seq = %s WHERE seq = %s", [a, b])
+        self.execute("UPDATE audit_seal SET seq = %s WHERE seq = -1", [b])
 
     def rehash_from(self, seq: int, prev: str | None = None) -> None:
         """Recompute prev_hash and hash from ``seq`` to the head, as the sealer would (no key needed).
@@ -79,7 +88,7 @@ class Attacker:
         ``prev``: link ``seq`` to this hash instead of the hash of the event before it.
         """
         with connection.cursor() as cursor:
-            cursor.execute("SELECT hash FROM audit_event WHERE seq = %s", [seq - 1])
+            cursor.execute("SELECT hash FROM audit_seal WHERE seq = %s", [seq - 1])
             found = cursor.fetchone()
             cursor.execute(_select_sql("seq >= %s", "seq"), [seq])
             rows = cursor.fetchall()
@@ -87,7 +96,7 @@ class Attacker:
             prev = found[0] if found else GENESIS
         for row in rows:
             digest = _row_hash(prev, row)
-            self.execute("UPDATE audit_event SET prev_hash = %s, hash = %s WHERE id = %s", [prev, digest, row[0]])
+            self.execute("UPDATE audit_seal SET prev_hash = %s, hash = %s WHERE event_pk = %s", [prev, digest, row[0]])
             prev = digest
 
 

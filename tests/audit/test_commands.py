@@ -152,7 +152,9 @@ def test_audit_verify_exits_0_when_intact_and_1_naming_the_seq_otherwise(tmp_pat
     # when / then: a modified row
     with sqlite3.connect(tmp_path / "cli.sqlite3") as db:
         db.execute("DROP TRIGGER audit_event_no_update")
-        db.execute("UPDATE audit_event SET reason = 'edited' WHERE seq = 3")
+        db.execute(
+            "UPDATE audit_event SET reason = 'edited' WHERE id = (SELECT event_pk FROM audit_seal WHERE seq = 3)"
+        )
     bad = manage("audit_verify")
     assert bad.returncode == 1
     assert "first bad sequence number 3" in bad.stderr

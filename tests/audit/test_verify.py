@@ -221,7 +221,7 @@ def test_identical_json_values_in_many_rows_verify_and_a_change_to_one_is_named(
     events = write_events(5, before={"status": "draft"}, after={"status": "approved"})
     assert verify_json(capsys)[0]["ok"] is True
     # when: one row's after value is changed to another that also occurs
-    attacker.execute("UPDATE audit_event SET after = before WHERE seq = %s", [events[3].seq])
+    attacker.execute("UPDATE audit_event SET after = before WHERE id = %s", [events[3].pk])
     result, error = verify_json(capsys)
     # then
     assert result["first_bad_seq"] == events[3].seq

@@ -26,6 +26,7 @@ import pytest
 from django.utils import timezone
 
 from apps.accounts import services as accounts
+from apps.audit.chain import seal_pending
 from apps.audit.models import AuditEvent
 from apps.jobs import services as jobs
 from apps.registry.models import ModelVersion
@@ -159,7 +160,9 @@ def test_granian_serves_registrations_uploads_refusals_and_streamed_exports(
     assert ModelVersion.objects.filter(model=model).count() == 1
     assert stored_files() == files_before
 
-    # when the auditor exports the trail as JSON Lines (a streamed response) on the same connection
+    # when the seal task has run (an export holds the sealed chain; it seals nothing itself)
+    seal_pending(blocking=True)
+    # and the auditor exports the trail as JSON Lines (a streamed response) on the same connection
     status, response, body = call(conn, "GET", "/api/v1/audit/export/?format=jsonl", token=audit_token)
 
     # then every line is an event, the registration among them, and the connection is still usable

@@ -41,7 +41,7 @@ _original_flush = BaseDatabaseOperations.execute_sql_flush
 
 
 def _flush_around_triggers(self, sql_list):
-    if any("audit_event" in sql for sql in sql_list):
+    if any("audit_" in sql for sql in sql_list):
         with bypass_audit_triggers(self.connection):
             return _original_flush(self, sql_list)
     return _original_flush(self, sql_list)

@@ -9,7 +9,12 @@ from ..models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
-    """One audit event, every field flat, as the exports carry them."""
+    """One audit event, every field flat, as the exports carry them; an event not sealed yet has no seq."""
+
+    seq = serializers.IntegerField(read_only=True, allow_null=True)
+    prev_hash = serializers.CharField(read_only=True, allow_null=True)
+    hash = serializers.CharField(read_only=True, allow_null=True)
+    sealed_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = AuditEvent

@@ -1,6 +1,7 @@
 """``manage.py audit_verify [--json] [--workers N]``: is the audit trail intact?
 
-Seals pending events, walks the whole chain recomputing every hash, and compares
+Seals pending events first (an operator's command may write; the API's and the
+dashboard's verification, a read, does not), walks the whole chain recomputing every hash, and compares
 it with the signed checkpoints in the checkpoint store. Exit status 0 when the
 trail is intact; 1 otherwise, naming the first bad sequence number and why.
 A long chain is cut into ranges walked at once by worker processes (one per CPU
@@ -13,6 +14,7 @@ import json
 
 from django.core.management.base import CommandError
 
+from apps.audit.chain import seal_pending
 from apps.audit.verification import PARALLEL_MIN_EVENTS, default_workers, verify_database
 
 from ._base import AuditCommand
@@ -43,6 +45,7 @@ class Command(AuditCommand):
         workers = options["workers"] if options["workers"] is not None else default_workers()
         if workers < 1:
             raise CommandError("--workers must be at least 1")
+        seal_pending(blocking=True)
         result = verify_database(workers=workers, min_events_per_worker=options["min_events_per_worker"])
         if options["json"]:
             self.stdout.write(json.dumps(result.as_dict(), indent=2))
