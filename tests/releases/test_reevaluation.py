@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from apps.registry.services import model_update
 from apps.releases import selectors, services
-from apps.releases.gate_decisions import gate_decisions_refresh
 from apps.releases.choices import FINAL, LIVE, ReleaseStatus
+from apps.releases.gate_decisions import gate_decisions_refresh
 from apps.releases.models import Approval, ReleaseRequest
 from tests.factories.policies import compliant_model, compliant_version
 from tests.releases.conftest import add_evidence, who
