@@ -122,12 +122,13 @@ def on_gate_decisions_stale(event: events.Event, report: Report) -> dict:
     return {"gate_decisions": written}
 
 
+# The request state changes that can change the request the gate judges, or its approvals. An expiry
+# changes neither (the expired request stays the one picked, on the same input; the gate reads it expired).
 RELEASE_CHANGES = (
     "release.requested",
     "release.approval_needed",
     "release.approved",
     "release.rejected",
-    "release.expired",
     "release.cancelled",
     "release.reset",
 )
