@@ -383,6 +383,25 @@ def setup_reader(env: dict, bind_packs: bool) -> dict:
     return _tagged(run_manage(env, "shell", "-c", code), "SETUP")
 
 
+# The gate answers from the stored decisions the workers make; no worker runs here, so the measured
+# version's are made before the load (a run on code without stored decisions skips this).
+_GATE_DECISIONS = """
+from apps.registry.models import ModelVersion
+try:
+    from apps.releases.gate_decisions import gate_decisions_refresh
+except ImportError:
+    gate_decisions_refresh = None
+if gate_decisions_refresh is not None:
+    ids = list(ModelVersion.objects.filter(model__name=MODEL, number=5).values_list("pk", flat=True))
+    print("GATE_DECISIONS", gate_decisions_refresh(version_ids=ids, reason="benchmark"))
+"""
+
+
+def gate_decisions(env: dict, size: Size) -> None:
+    model = f"{MODEL_PREFIX}{size.models // 2:06d}"
+    run_manage(env, "shell", "-c", f"MODEL={model!r}\n" + _GATE_DECISIONS)
+
+
 def query_counts(env: dict, reader: dict, routes: list[Route]) -> dict:
     paths = [(r.label, r.path) for r in routes]
     code = f"TOKEN={reader['token']!r}\nSESSION={reader['session']!r}\nPATHS={paths!r}\n" + _QUERY_COUNTS
@@ -549,6 +568,7 @@ def measure_size(args: argparse.Namespace, size: Size, work: Path, wrk: str) -> 
     name, url = prepare_database(args, size, env)
     env["DATABASE_URL"] = url
     reader = setup_reader(env, bind_packs=not args.no_packs)
+    gate_decisions(env, size)
     chosen = [r for r in routes(size) if not args.only or any(word in r.label for word in args.only)]
     counts = query_counts(env, reader, chosen)
     api_script = get_script(work, f"api-{size.name}", {"Authorization": f"Bearer {reader['token']}"})
