@@ -130,7 +130,17 @@ def _pick(releases: list[ReleaseRequest]) -> ReleaseRequest | None:
 
 
 def _current_release(version: ModelVersion, env: Environment) -> ReleaseRequest | None:
-    return _pick(list(_releases().filter(version=version, environment=env)))
+    """The request the gate judges, with its approvals: the version and environment are the caller's
+    (no joins to load them again; the gate reads nothing else of the request's relations)."""
+    approvals = Approval.objects.select_related("approver", "approver_service_account")
+    releases = list(
+        ReleaseRequest.objects.filter(version=version, environment=env).prefetch_related(
+            Prefetch("approvals", queryset=approvals)
+        )
+    )
+    for release in releases:
+        release.version, release.environment = version, env
+    return _pick(releases)
 
 
 def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
