@@ -235,7 +235,7 @@ class GateOutput(serializers.Serializer):
     evaluated_at = serializers.DateTimeField(
         allow_null=True,
         help_text="When this decision was made (the request's, or the stored gate decision the reacting jobs "
-        "made); null while the gate is evaluating."
+        "made); null while the gate is evaluating.",
     )
     reasons = serializers.ListField(
         child=serializers.CharField(),
