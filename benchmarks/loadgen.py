@@ -18,6 +18,7 @@ Two generators, one shape of result (``Step``):
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import secrets
 import shutil
@@ -497,7 +498,13 @@ def run_asyncio(
         await asyncio.gather(*clients)
         return time.monotonic() - started
 
-    seconds = asyncio.run(main())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        seconds = asyncio.run(main())
+    else:  # called where an event loop already runs (a test session driving a browser): a thread of its own
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            seconds = pool.submit(asyncio.run, main()).result()
     ordered = sorted(tally.latencies)
     ok = tally.codes.get(load.expected, 0)
     return Step(

@@ -7,12 +7,14 @@ audit events carry a valid hash chain, computed here from the documented canonic
 A seeded database is kept and reused when its row counts are right (``--reseed`` seeds it
 again); it is migrated on every run, so it follows the code.
 
-For each size the benchmark starts the web server as ``benchmarks/servers.py`` does
+For each size the benchmark starts a web server as ``benchmarks/servers.py`` does
 (Granian, ``DJANGO_DEBUG=0``), creates a global auditor/compliance account with a read
-token and a dashboard session, counts the SQL queries of each route once (in-process, with
-the same settings), then drives each route with wrk (``benchmarks/loadgen.py``) at 1 and 16
-clients. It prints requests per second and p99 at each size, the ratio large/small (the
-target is at least 0.8), the query counts and the machine's load and speed index.
+token and a dashboard session and counts the SQL queries of each route once (in-process, with
+the same settings). Both servers run at once; each route is then driven with wrk
+(``benchmarks/loadgen.py``) at 1 and 16 clients on the small server and right after on the large
+one, so a change in the machine's load between routes weighs on both sizes alike. It prints requests
+per second and p99 at each size, the ratio large/small (the target is at least 0.8), the query counts
+and the machine's load and speed index.
 
 ``--mlflow`` also starts MLflow (its own virtualenv, ``servers.start_mlflow``) on a database of
 the same server, registers one model version there and drives MLflow's get-version
@@ -563,38 +565,62 @@ def assay_env(args: argparse.Namespace, work: Path, url: str) -> dict:
     return env
 
 
-def measure_size(args: argparse.Namespace, size: Size, work: Path, wrk: str) -> dict:
-    env = assay_env(args, work, "")
+def prepare_size(args: argparse.Namespace, size: Size, work: Path) -> dict:
+    """Seed (or reuse) and migrate the size's database, make its reader, count each route's queries and start
+    its server: everything before the load."""
+    folder = work / size.name
+    (folder / "artifacts").mkdir(parents=True)
+    env = assay_env(args, folder, "")
     name, url = prepare_database(args, size, env)
     env["DATABASE_URL"] = url
     reader = setup_reader(env, bind_packs=not args.no_packs)
     gate_decisions(env, size)
     chosen = [r for r in routes(size) if not args.only or any(word in r.label for word in args.only)]
     counts = query_counts(env, reader, chosen)
-    api_script = get_script(work, f"api-{size.name}", {"Authorization": f"Bearer {reader['token']}"})
-    page_script = get_script(work, f"page-{size.name}", {"Cookie": f"sessionid={reader['session']}"})
-    server = servers.start_server(servers.ServerConfig.parse(args.server), env, work, size.name)
-    results = {}
+    return {
+        "size": size,
+        "db": name,
+        "routes": {r.label: r for r in chosen},
+        "counts": counts,
+        "api_script": get_script(work, f"api-{size.name}", {"Authorization": f"Bearer {reader['token']}"}),
+        "page_script": get_script(work, f"page-{size.name}", {"Cookie": f"sessionid={reader['session']}"}),
+        "server": servers.start_server(servers.ServerConfig.parse(args.server), env, folder, size.name),
+    }
+
+
+def measure(args: argparse.Namespace, sizes: list[Size], work: Path, wrk: str) -> dict:
+    """Every route on every size, side by side: both servers run at once and each route is driven on one size
+    right after the other, so a change in the machine's load between routes weighs on both sizes alike."""
+    prepared: list[dict] = []
+    results: dict[str, dict] = {size.name: {} for size in sizes}
     try:
-        pgid = os.getpgid(server.proc.pid)
-        for route in chosen:
-            script = page_script if route.dashboard else api_script
-            results[route.label] = drive(
-                wrk,
-                script,
-                server.base_url + route.path,
-                label=route.label,
-                clients=args.clients,
-                duration=args.duration,
-                pgid=pgid,
-                db=name,
-            )
-            results[route.label]["queries"] = counts.get(route.label, [0, 0])[1]
-            results[route.label]["status"] = counts.get(route.label, [0, 0])[0]
-            c1 = results[route.label][args.clients[0]]
-            print(f"    {size.name:5} {route.label:28} {c1['rate']:8.1f} req/s  p99 {c1['p99_ms']:7.1f} ms", flush=True)
+        for size in sizes:
+            prepared.append(prepare_size(args, size, work))
+        for label in prepared[0]["routes"]:
+            for side in prepared:
+                route = side["routes"].get(label)
+                if route is None:
+                    continue
+                server = side["server"]
+                got = drive(
+                    wrk,
+                    side["page_script"] if route.dashboard else side["api_script"],
+                    server.base_url + route.path,
+                    label=label,
+                    clients=args.clients,
+                    duration=args.duration,
+                    pgid=os.getpgid(server.proc.pid),
+                    db=side["db"],
+                )
+                got["queries"] = side["counts"].get(label, [0, 0])[1]
+                got["status"] = side["counts"].get(label, [0, 0])[0]
+                results[side["size"].name][label] = got
+                c1 = got[args.clients[0]]
+                name = side["size"].name
+                print(f"    {name:5} {label:28} {c1['rate']:8.1f} req/s  p99 {c1['p99_ms']:7.1f} ms", flush=True)
     finally:
-        server.stop()
+        for side in prepared:
+            side["server"].stop()
     return results
 
 
@@ -720,9 +746,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="assay-scale-") as tmp:
         work = Path(tmp)
-        (work / "artifacts").mkdir()
-        for size_name in args.sizes.split(","):
-            results[size_name] = measure_size(args, SIZES[size_name], work, wrk)
+        results = measure(args, [SIZES[name] for name in args.sizes.split(",")], work, wrk)
         mlflow = measure_mlflow(args, work, wrk) if args.mlflow else None
     facts_after = machine.describe()
     text = report(results, args, facts_after, mlflow)

@@ -78,8 +78,8 @@ def database_from_url(url: str) -> dict:
             for k, v in parse_qs(parsed.query).items()
         }
         return {
-            # Django's backend, minus a health-check round trip per request (apps/core/postgresql).
-            "ENGINE": "apps.core.postgresql",
+            # Django's backend, minus a health-check round trip per request (apps/core/fastpath/postgresql).
+            "ENGINE": "apps.core.fastpath.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")),
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),
@@ -92,7 +92,7 @@ def database_from_url(url: str) -> dict:
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use sqlite:// or postgres://)")
 
 
-# PostgreSQL: the hot path's few statements are prepared once per connection (apps/core/postgresql).
+# PostgreSQL: the hot path's few statements are prepared once per connection (apps/core/fastpath/postgresql).
 # Turn off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
 # transaction mode).
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
@@ -337,6 +337,10 @@ ASSAY_ARCHIVE_MAX_RATIO = env_int("ASSAY_ARCHIVE_MAX_RATIO", 100)
 ASSAY_RELEASE_REQUEST_TTL_HOURS = env_int("ASSAY_RELEASE_REQUEST_TTL_HOURS", 7 * 24)
 ASSAY_REVALIDATION_MONTHS = env("ASSAY_REVALIDATION_MONTHS", "high=12,limited=24,minimal=36")
 ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS = env_int("ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS", 300)
+# The gate's ?wait= long poll: the longest a request may wait (larger asks are clamped; 0 turns waiting
+# off) and how often a waiting request reads the stored state (each read: a few indexed SELECTs).
+ASSAY_GATE_MAX_WAIT = float(env("ASSAY_GATE_MAX_WAIT", "60"))
+ASSAY_GATE_POLL_SECONDS = float(env("ASSAY_GATE_POLL_SECONDS", "1"))
 
 # Outbound webhooks (apps.notifications): the key that encrypts their signing secrets at rest (without it a key
 # is derived from DJANGO_SECRET_KEY), the HTTP timeout, and the retry schedule: attempt n waits

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from apps.audit import context
-from apps.core.models import hot_cursor
+from apps.core.fastpath import hot_cursor
 
 from . import tokens
 from .models import ApiToken, ServiceAccount, User

@@ -29,6 +29,15 @@ def token_list(*, actor: Principal) -> QuerySet[ApiToken]:
     return ApiToken.objects.none()
 
 
+def users_by_id(*, ids: list) -> dict[str, User]:
+    """People by their id as text (the audit trail's ``actor_id``), in one query: for pages that name
+    the people in rows they have already been allowed to read. Ids that are not numbers are ignored."""
+    wanted = {int(i) for i in ids if str(i).isdigit()}
+    if not wanted:
+        return {}
+    return {str(u.pk): u for u in User.objects.filter(pk__in=wanted)}
+
+
 def token_owner(*, actor: Principal) -> dict:
     """Keyword arguments naming the actor as a token's owner, for ``services.token_create``."""
     if actor.kind == PrincipalKind.USER:
@@ -58,6 +67,26 @@ def team_by_name(*, name: str) -> Team:
     return team
 
 
+def team_names_visible(*, actor: Principal) -> list[str]:
+    """Names of the teams the actor may see (``registry.view`` on the team, or a membership), sorted:
+    what a 400 for an unknown team lists, so that it never names a team the actor cannot see."""
+    visible = rbac.restrict(actor, Team.objects.all(), "registry.view")
+    if actor is not None and actor.kind == PrincipalKind.USER:
+        visible = visible | Team.objects.filter(members__id=actor.id)
+    return sorted(set(visible.values_list("name", flat=True)))
+
+
+def unknown_team(*, actor: Principal, name: str, field: str = "team") -> ValidationFailed:
+    """The 400 for a team name that matches no team the actor may see, listing those it may."""
+    known = team_names_visible(actor=actor)
+    listed = ", ".join(known) if known else "none visible to you"
+    return ValidationFailed(
+        f"{field}: no team named {name!r}; teams you can see: {listed}.",
+        errors={field: [f"Unknown team. Use one of: {listed}."]},
+        extra={"valid_values": {field: known}},
+    )
+
+
 def service_account_by_name(*, name: str) -> ServiceAccount:
     account = ServiceAccount.objects.select_related("owner").filter(name=name).first()
     if account is None:
@@ -79,7 +108,10 @@ def _users() -> QuerySet[User]:
 
 def _teams() -> QuerySet[Team]:
     return Team.objects.prefetch_related(
-        Prefetch("members", queryset=User.objects.only("id", "username").order_by("username"))
+        Prefetch(
+            "members",
+            queryset=User.objects.only("id", "username", "first_name", "last_name").order_by("username"),
+        )
     )
 
 

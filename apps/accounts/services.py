@@ -24,6 +24,7 @@ from apps.core import throttling
 from apps.core.errors import Conflict, Denied, DomainError, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind, same_person
 from apps.rbac import services as rbac
+from apps.rbac.models import Environment
 from apps.rbac.roles import Scope
 
 from . import tokens
@@ -298,8 +299,6 @@ def role_binding_create(
             raise _invalid("scope_model", f"No model named {scope_model!r}.")
     environment = None
     if scope_environment:
-        from apps.releases.models import Environment
-
         environment = Environment.objects.filter(name=scope_environment).first()
         if environment is None:
             raise _invalid("scope_environment", f"No environment named {scope_environment!r}.")

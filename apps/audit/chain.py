@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.models import after_commit, hot_cursor
+from apps.core.fastpath import after_commit, hot_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +339,7 @@ def _try_lock(blocking: bool) -> bool:
 
 
 # The sealer's statements on PostgreSQL have fixed texts, prepared once per connection
-# (apps.core.models.hot_cursor); the seals of a batch travel as four arrays.
+# (apps.core.fastpath.hot_cursor); the seals of a batch travel as four arrays.
 _PG_SEAL = (
     "UPDATE audit_event AS a SET seq = v.seq, prev_hash = v.prev, hash = v.h, sealed_at = %s "
     "FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[]) AS v(id, seq, prev, h) WHERE a.id = v.id"

@@ -169,7 +169,7 @@ class FolderStore:
 
 class S3Store:
     def __init__(self, bucket: str, prefix: str) -> None:
-        from apps.registry.storage import s3_client
+        from apps.core.storage import s3_client
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

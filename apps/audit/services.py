@@ -20,7 +20,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.models import Row, defer_insert, insert_row
+from apps.core.fastpath import Row, defer_insert, insert_row
 from apps.core.principals import Principal
 
 from . import context
@@ -141,7 +141,7 @@ _INSERT_COLUMNS = tuple(
 _TYPED = {
     f.column: f for f in AuditEvent._meta.concrete_fields if f.column in ("event_id", "occurred_at", "before", "after")
 }
-# Where the event cannot go as one JSON document (SQLite); see apps.core.models.insert_row.
+# Where the event cannot go as one JSON document (SQLite); see apps.core.fastpath.insert_row.
 _INSERT_SQL = (
     f"INSERT INTO audit_event ({', '.join(_INSERT_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(_INSERT_COLUMNS))}) RETURNING id"

@@ -90,6 +90,9 @@ class Denied(DomainError):
 
     ``visible`` says whether the actor may see the target: if not, the denial
     renders as 404 so that existence is not revealed. Either way it is audited.
+    ``code`` is ``permission_denied`` (the account lacks it) or ``token_scope_missing``
+    (the account has it, the API token's scopes do not); ``extra`` names the permission
+    and the scope in the problem document.
     """
 
     status_code = status.HTTP_403_FORBIDDEN
@@ -105,18 +108,24 @@ class Denied(DomainError):
         target: Any = None,
         target_ref: tuple[str, str, str] | None = None,
         visible: bool = True,
+        code: str = "",
+        extra: dict | None = None,
     ) -> None:
-        super().__init__(detail or "You do not have permission to perform this action.")
+        super().__init__(detail or "You do not have permission to perform this action.", extra=extra)
         self.action = action
         self.audit_action = audit_action
         self.target = target
         self.target_ref = target_ref
         self.visible = visible
+        if code == "token_scope_missing":
+            # The account may do it; the API token used may not (``apps.rbac.services.refusal``).
+            self.code, self.title = code, "Token scope missing"
         if not visible:
             self.status_code = status.HTTP_404_NOT_FOUND
             self.code = "not_found"
             self.title = "Not found"
             self.detail = "Not found."
+            self.extra = {}
 
 
 # Lock errors that mean "the database is busy, try again", not "this request is wrong": SQLite's

@@ -20,11 +20,11 @@ from django.utils import timezone
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.principals import Principal
+from apps.core.storage import Stored
 from apps.jobs import events
 from apps.jobs import services as jobs
 from apps.jobs.models import FINISHED as JOB_FINISHED
 from apps.registry.services import dataset_create_derived
-from apps.registry.storage import Stored
 
 from .choices import FINISHED, RunStatus
 from .models import EvidenceChunk, EvidenceFile, EvidenceRun

@@ -51,7 +51,7 @@ from django.utils import timezone
 from apps.audit import context
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
-from apps.core.models import PreparedInsert, after_commit
+from apps.core.fastpath import PreparedInsert, after_commit
 from apps.core.principals import Principal
 
 from .doorbell import Doorbell

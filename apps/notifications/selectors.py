@@ -32,7 +32,7 @@ def teams_visible(*, actor: Principal) -> QuerySet[Team]:
 
 
 def _webhooks() -> QuerySet[Webhook]:
-    return Webhook.objects.select_related("owner_team")
+    return Webhook.objects.select_related("owner_team", "created_by")
 
 
 def webhook_list(*, actor: Principal, team: Team) -> QuerySet[Webhook]:

@@ -12,6 +12,7 @@ from django.db.models import Count, Max, QuerySet
 from apps.core.errors import Denied, NotFound, ValidationFailed
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
+from apps.rbac.models import Environment
 from apps.registry import selectors as registry
 
 from .decisions import PolicyDecision, policy_decide
@@ -81,13 +82,11 @@ def policy_binding_list(*, actor: Principal, pack: PolicyPack) -> list[PolicyBin
 
 
 def environment_for(name: str, production: bool | None = None) -> dict:
-    """The environment facts a decision reads, from the environment of that name (``apps.releases``).
+    """The environment facts a decision reads, from the environment of that name (``apps.rbac``).
 
     ``production`` overrides the stored flag, for a dry-run asking "what if this were production";
     with it, the environment need not exist yet. Without it, an unknown name is a 400 naming the known ones.
     """
-    from apps.releases.models import Environment
-
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(

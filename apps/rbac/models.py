@@ -1,4 +1,4 @@
-"""Role bindings: subject -> role -> scope."""
+"""Role bindings: subject -> role -> scope; environments, the scope of releases."""
 
 from __future__ import annotations
 
@@ -6,8 +6,37 @@ from django.db import models
 from django.db.models import Q
 
 from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.models import TimestampedModel
 
 from .roles import Role
+
+
+class Environment(TimestampedModel):
+    """Where a version is released to: ``staging`` and ``production`` ship; admins define more.
+
+    ``production`` environments get production policy rules and approvals that need revalidation;
+    ``requires_change_reference`` makes a change reference (a ticket) mandatory on requests.
+    An environment is a scope (a role bound to one applies to releases into it), so it sits here,
+    below every app that reads it; ``apps.releases`` creates them. Its table keeps its first name.
+    """
+
+    name = models.SlugField(max_length=50, unique=True)
+    production = models.BooleanField(default=False)
+    requires_change_reference = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "releases_environment"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("environment", str(self.pk), self.name)
+
+    def as_policy_input(self) -> dict:
+        return {"name": self.name, "production": self.production}
 
 
 class SubjectType(models.TextChoices):
@@ -41,7 +70,7 @@ class RoleBinding(models.Model):
     )
     # Releases (and later deployments) into one environment only, whichever team owns the model.
     scope_environment = models.ForeignKey(
-        "releases.Environment", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+        Environment, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     granted_by = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -93,11 +122,12 @@ class RoleBinding(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.subject_label} is {self.role} on {self.scope_label}"
+        """Read by people (the access page's messages, the audit trail's target): labels, not slugs."""
+        return f"{self.subject_label} is {self.get_role_display()} on {self.scope_label}"
 
     @property
     def subject_label(self) -> str:
-        return f"{self.subject_type} {self.user or self.team or self.service_account}"
+        return f"{self.get_subject_type_display().lower()} {self.user or self.team or self.service_account}"
 
     @property
     def scope_label(self) -> str:

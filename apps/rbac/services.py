@@ -173,13 +173,27 @@ def _token_allows(principal: Principal, permission: str) -> bool:
     return principal.token_scopes is None or PERMISSIONS[permission] in principal.token_scopes
 
 
-def _granting(principal: Principal | None, permission: str) -> list[Grant]:
-    if principal is None or not _token_allows(principal, permission):
+def _role_granting(principal: Principal | None, permission: str) -> list[Grant]:
+    """The principal's grants of ``permission`` through its roles, whatever its token's scopes."""
+    if principal is None:
         return []
     grants = [g for g in grants_for(principal) if permission in ROLE_PERMISSIONS[g.role]]
     if permission in GLOBAL_ONLY:
         grants = [g for g in grants if g.scope_type == ScopeType.GLOBAL]
     return grants
+
+
+def _granting(principal: Principal | None, permission: str) -> list[Grant]:
+    if principal is None or not _token_allows(principal, permission):
+        return []
+    return _role_granting(principal, permission)
+
+
+def _covering(grants: list[Grant], obj: Any) -> list[Grant]:
+    if obj is None:
+        return [g for g in grants if g.scope_type == ScopeType.GLOBAL]
+    team_id, model_id, environment_id = scope_of(obj)
+    return [g for g in grants if g.covers(team_id, model_id, environment_id)]
 
 
 def scope_of(obj: Any) -> tuple[int | None, int | None, int | None]:
@@ -192,10 +206,7 @@ def scope_of(obj: Any) -> tuple[int | None, int | None, int | None]:
 
 def allows(principal: Principal | None, permission: str, obj: Any = None) -> bool:
     """May ``principal`` perform ``permission`` on ``obj`` (or, without an object, anywhere it has it globally)."""
-    if obj is None:
-        return any(g.scope_type == ScopeType.GLOBAL for g in _granting(principal, permission))
-    team_id, model_id, environment_id = scope_of(obj)
-    return any(g.covers(team_id, model_id, environment_id) for g in _granting(principal, permission))
+    return bool(_covering(_granting(principal, permission), obj))
 
 
 def has_global(principal: Principal | None, permission: str) -> bool:
@@ -215,6 +226,88 @@ def teams_with(principal: Principal | None, permission: str) -> set[int] | None:
     return {g.team_id for g in grants if g.scope_type == ScopeType.TEAM}
 
 
+TOKEN_SCOPE_MISSING = "token_scope_missing"  # noqa: S105 - a problem code, not a secret
+PERMISSION_DENIED = "permission_denied"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a principal may not perform a permission on an object, for a 403 and for previews.
+
+    ``code`` says which of the two is missing: ``token_scope_missing`` when the account's roles
+    grant the permission there but the API token used lacks the scope it needs;
+    ``permission_denied`` when no role of the account grants it there (whatever the token).
+    """
+
+    code: str
+    detail: str
+    permission: str
+    token_scope: str  # the scope a token needs for the permission
+    token_has_scope: bool
+    role_allows: bool
+    roles: tuple[str, ...]  # the account's roles that grant it there (empty when none)
+    granted_by: tuple[str, ...]  # every role that grants the permission
+
+    def as_problem(self) -> dict:
+        """The members a problem document carries beside ``code`` and ``detail``."""
+        return {
+            "permission": self.permission,
+            "token_scope": self.token_scope,
+            "token_has_scope": self.token_has_scope,
+            "role_allows": self.role_allows,
+            "granted_by_roles": list(self.granted_by),
+        }
+
+
+# How a refusal names the object it is about; the label is the object's own (``audit_ref``).
+_KIND_WORDS = {"model_version": "", "facts_change": "the facts change of model"}
+
+
+def describe(obj: Any) -> str:
+    """``on model churn``, ``on team credit``, ``on churn v1 to production``; ``globally`` without an object."""
+    if obj is None:
+        return "globally"
+    if hasattr(obj, "audit_ref"):
+        kind, _, label = obj.audit_ref()
+        word = _KIND_WORDS.get(kind, kind.replace("_", " "))
+        return f"on {word} {label}".replace("  ", " ")
+    return f"on {obj}"
+
+
+def roles_granting(permission: str) -> tuple[str, ...]:
+    """Every role that grants ``permission``, in the roles' order (``contributor``, ..., ``admin``)."""
+    return tuple(r for r in Role.values if permission in ROLE_PERMISSIONS[r])
+
+
+def refusal(principal: Principal | None, permission: str, obj: Any = None) -> Refusal | None:
+    """Why ``principal`` may not perform ``permission`` on ``obj``; None when it may (``allows``).
+
+    The one wording of a refusal: ``require`` raises it, the gate's preview shows it.
+    """
+    if allows(principal, permission, obj):
+        return None
+    scope = str(PERMISSIONS[permission])
+    token_has_scope = principal is None or _token_allows(principal, permission)
+    roles = tuple(sorted({g.role for g in _covering(_role_granting(principal, permission), obj)}))
+    granted_by = roles_granting(permission)
+    where = describe(obj)
+    if roles and not token_has_scope:
+        detail = (
+            f"Your API token is missing the '{scope}' scope, which '{permission}' needs. Your account's role "
+            f"({', '.join(r.replace('_', ' ') for r in roles)}) would allow it {where}: use a token with the "
+            f"'{scope}' scope."
+        )
+        return Refusal(TOKEN_SCOPE_MISSING, detail, permission, scope, False, True, roles, granted_by)
+    only = " through a global binding" if permission in GLOBAL_ONLY else ""
+    detail = (
+        f"Your account lacks the '{permission}' permission {where}: no role of yours grants it there "
+        f"(it comes with the role {' or '.join(r.replace('_', ' ') for r in granted_by)}{only})."
+    )
+    if not token_has_scope:
+        detail += f" Your API token also lacks the '{scope}' scope it needs."
+    return Refusal(PERMISSION_DENIED, detail, permission, scope, token_has_scope, False, (), granted_by)
+
+
 def require(
     principal: Principal | None,
     permission: str,
@@ -225,21 +318,23 @@ def require(
 ) -> None:
     """Raise ``Denied`` unless the principal may perform ``permission`` on ``obj``.
 
-    The denial is rendered as 404 when the principal may not even see ``obj``.
-    The error handlers audit it (``audit_action`` names the event the change would have written).
+    The denial is rendered as 404 when the principal may not even see ``obj``; else as a 403
+    whose ``code`` says what is missing (``refusal``): the token's scope (``token_scope_missing``)
+    or the account's role (``permission_denied``). The error handlers audit it
+    (``audit_action`` names the event the change would have written).
     """
-    if allows(principal, permission, obj):
+    refused = refusal(principal, permission, obj)
+    if refused is None:
         return
     visible = obj is None or allows(principal, view_permission(permission), obj)
-    token_note = ""
-    if principal is not None and not _token_allows(principal, permission):
-        token_note = f" The token lacks the '{PERMISSIONS[permission]}' scope."
     raise Denied(
-        f"You do not have the '{permission}' permission here.{token_note}",
+        refused.detail,
         action=permission,
         audit_action=audit_action or f"{permission.split('.')[0]}.denied",
         target=target if target is not None else obj,
         visible=visible,
+        code=refused.code,
+        extra=refused.as_problem(),
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .storage import FolderStorage, get_storage
+from apps.core.storage import FolderStorage, get_storage
 
 logger = logging.getLogger(__name__)
 

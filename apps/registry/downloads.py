@@ -32,11 +32,19 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict, Denied, DomainError
 from apps.core.principals import Principal
+from apps.core.storage import (
+    CHUNK,
+    ObjectMissing,
+    StorageError,
+    get_storage,
+    open_reference,
+    parse_reference,
+    s3_client,
+)
 from apps.rbac import services as rbac
 
 from .choices import ArtifactFormat, DatasetFormat, DatasetStatus, VersionStatus
 from .models import Dataset, ModelVersion
-from .storage import CHUNK, ObjectMissing, StorageError, get_storage, open_reference, parse_reference, s3_client
 
 logger = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ class RegisteredModel(TimestampedModel):
         '"equalized_odds_difference": 0.1}.',
     )
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    # The last version number handed out (see services.versions._draw_number); never decreases.
+    # The last version number handed out (see services.versions._next_number); never decreases.
     last_version_number = models.PositiveIntegerField(default=0, editable=False)
 
     RBAC_PATHS = {"team": "owner_team_id", "model": "id"}

@@ -23,8 +23,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
 from apps.core.errors import PayloadTooLarge
-
-from .storage import owner_tag
+from apps.core.storage import owner_tag
 
 CHUNK = 1024 * 1024
 

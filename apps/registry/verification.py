@@ -15,11 +15,11 @@ from django.db import transaction
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.principals import Principal
+from apps.core.storage import get_storage
 from apps.jobs import events
 
 from .choices import ArtifactFormat, ColumnRole, DatasetStatus, VersionStatus
 from .models import Dataset, ModelVersion, RegisteredModel
-from .storage import get_storage
 
 VERIFIER = Principal.system("registry-verifier")
 

@@ -22,6 +22,7 @@ from apps.core.errors import Conflict, InvalidTransition, ValidationFailed
 from apps.core.totals import BoundedPaginator
 from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
+from apps.releases import selectors as releases
 
 from . import downloads, selectors, services
 from .choices import ArtifactFormat, ColumnRole, DataCategory, DatasetStatus, VersionStatus
@@ -68,11 +69,12 @@ def model_list(request):
     page = BoundedPaginator(selectors.model_inventory(actor=actor, **form.filters()), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    from apps.releases.selectors import models_revalidation_due
-
-    due = models_revalidation_due(model_ids=[m.pk for m in page])
+    model_ids = [m.pk for m in page]
+    due = releases.models_revalidation_due(model_ids=model_ids)
+    overview = releases.model_release_overview(actor=actor, model_ids=model_ids)
     for model in page:
         model.revalidation_due = model.pk in due
+        model.environments = overview.get(model.pk, [])
         model.category_labels = _category_labels(model.data_categories)
         model.latest_status_label = (
             _label(VersionStatus, model.latest_version_status) if model.latest_version_status else ""
@@ -94,6 +96,7 @@ def model_detail(request, name: str):
             "model": model,
             "versions": versions,
             "category_labels": _category_labels(model.data_categories),
+            "environments": releases.model_release_overview(actor=actor, model_ids=[model.pk]).get(model.pk, []),
             **_facts_change_context(actor, model),
         },
     )
@@ -188,8 +191,6 @@ def _marked(actor, datasets) -> list:
 
 def _release_context(actor, version) -> dict:
     """The version's gate per environment and the "Request release" form (the releases app decides both)."""
-    from apps.releases import selectors as releases
-
     if version.status != VersionStatus.READY:
         return {"release_gates": [], "can_request_release": False}
     return {

@@ -30,7 +30,8 @@ from apps.registry.models import ModelVersion
 
 from . import gates, selectors
 from .models import Environment, GateDecision, ReleaseRequest
-from .services import DECISION_PARTS, SYSTEM
+from .services import DECISION_PARTS
+from .services.common import SYSTEM
 
 # How many versions one batch job refreshes (a policy or environment change re-judges all of them).
 BATCH = 500

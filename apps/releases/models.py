@@ -1,4 +1,4 @@
-"""Environments, release requests, their approvals, and the reviews that follow a break-glass release."""
+"""Release requests, their approvals, and the reviews after a break-glass release (environments: apps.rbac)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,10 @@ from django.db.models import Q
 
 from apps.accounts.models import ServiceAccount, Team, User
 from apps.core.models import TimestampedModel
+from apps.rbac.models import Environment
 from apps.registry.models import ModelVersion, RegisteredModel
 
 from .choices import LIVE, ApprovalDecision, ReleaseStatus, ReviewStatus
-
-
-class Environment(TimestampedModel):
-    """Where a version is released to: ``staging`` and ``production`` ship; admins define more.
-
-    ``production`` environments get production policy rules and approvals that need revalidation;
-    ``requires_change_reference`` makes a change reference (a ticket) mandatory on requests.
-    """
-
-    name = models.SlugField(max_length=50, unique=True)
-    production = models.BooleanField(default=False)
-    requires_change_reference = models.BooleanField(default=False)
-    description = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def audit_ref(self) -> tuple[str, str, str]:
-        return ("environment", str(self.pk), self.name)
-
-    def as_policy_input(self) -> dict:
-        return {"name": self.name, "production": self.production}
 
 
 class ReleaseRequest(TimestampedModel):

@@ -16,8 +16,9 @@ from apps.rbac import services as rbac
 from apps.registry import selectors as registry
 from apps.registry.models import ModelVersion
 
-from . import services
+from . import duties, previews, services, waiting
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
+from .environments import environment_names, unknown_environment
 from .matching import fills, match
 from .models import Approval, Environment, GateDecision, PostReleaseReview, ReleaseRequest
 
@@ -248,6 +249,12 @@ class Gate:
     revalidate_at: Any = None
     evaluated_at: Any = None
     reasons: list[str] = field(default_factory=list)
+    # Who may request and approve, for the caller of the gate API (``previews``); None elsewhere.
+    request_preview: dict | None = None
+    approval_preview: dict | None = None
+    # How a ``?wait=`` ended (``waiting``: not_asked, final, changed, timeout) and how long it waited.
+    wait_outcome: str = "not_asked"
+    waited: float = 0.0
 
     @property
     def violations(self) -> list[dict]:
@@ -360,10 +367,7 @@ def _is_author(actor: Principal, version: ModelVersion) -> bool:
     """The actor registered the version: its author, the service account that did, or that account's owner."""
     if actor.kind == PrincipalKind.SERVICE_ACCOUNT and actor.id == version.created_by_service_account_id:
         return True
-    authors = {version.created_by_id}
-    if version.created_by_service_account_id:
-        authors.add(version.created_by_service_account.owner_id)
-    return any(a is not None and actor.person_key == (PrincipalKind.USER, a) for a in authors)
+    return duties.decider_refusal(actor.person_key, requested_by_id=None, version=version) == duties.AUTHORED_IT
 
 
 def _slots(approvals: dict) -> str:
@@ -434,15 +438,44 @@ def gate_reasons(gate: Gate, *, actor: Principal | None = None, current: bool = 
     return reasons
 
 
-def gate_decision(*, actor: Principal, model_name: str, number: int, environment: str) -> Gate:
-    """The gate CI asks: the version must be visible to the actor (404 otherwise). Writes nothing."""
+def gate_decision(*, actor: Principal, model_name: str, number: int, environment: str, wait: float = 0.0) -> Gate:
+    """The gate CI asks: the version must be visible to the actor (404 otherwise). Writes nothing.
+
+    Besides the decision, it previews who may request the release and who may approve it, and
+    whether the caller may (``previews``): the rules the release services enforce, read ahead.
+    With ``wait`` (seconds, already bounded: ``waiting.wait_seconds``) it holds the answer until
+    it is final for the pipeline or changes, at most that long (``waiting.gate_wait``).
+    """
     version = registry.version_get(actor=actor, model_name=model_name, number=number)
     if not environment:
-        raise ValidationFailed("Name the environment: ?environment=production", errors={"environment": ["required"]})
+        known = ", ".join(environment_names()) or "none defined"
+        raise ValidationFailed(
+            f"Name the environment: ?environment=<name>; known environments: {known}.",
+            errors={"environment": ["required"]},
+            extra={"valid_values": {"environment": environment_names()}},
+        )
     env = Environment.objects.filter(name=environment).first()
     if env is None:
-        raise ValidationFailed(f"Unknown environment {environment!r}.", errors={"environment": ["unknown"]})
-    return gate_for(version=version, environment=env, actor=actor)
+        raise unknown_environment(environment)
+    gate = _gate_for_caller(version=version, environment=env, actor=actor)
+
+    def judge() -> Gate:
+        again = registry.version_get(actor=actor, model_name=model_name, number=number)
+        return _gate_for_caller(version=again, environment=env, actor=actor)
+
+    answer, outcome, waited = waiting.gate_wait(gate, judge=judge, seconds=wait)
+    answer.wait_outcome, answer.waited = outcome, round(waited, 3)
+    return answer
+
+
+def _gate_for_caller(*, version: ModelVersion, environment: Environment, actor: Principal) -> Gate:
+    gate = gate_for(version=version, environment=environment, actor=actor)
+    gate.request_preview = previews.request_preview(actor=actor, gate=gate)
+    gate.approval_preview = previews.approval_preview(actor=actor, gate=gate)
+    needs_request = gate.release is None or gate.release.status not in LIVE
+    if needs_request and not gate.request_preview["caller_may"] and gate.status != "blocked":
+        gate.reasons.append(gate.request_preview["reason"])
+    return gate
 
 
 def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
@@ -475,3 +508,75 @@ def models_revalidation_due(*, model_ids: list[int]) -> set[int]:
             model_id__in=model_ids, status=ReleaseStatus.APPROVED, revalidate_at__lte=timezone.now()
         ).values_list("model_id", flat=True)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# What is approved where (the inventory and the model page)
+
+
+@dataclass
+class EnvironmentRelease:
+    """One model in one environment: the newest approved release and the newest open request, if any."""
+
+    environment: Environment
+    approved: ReleaseRequest | None = None
+    pending: ReleaseRequest | None = None
+
+    @property
+    def approvers(self) -> list:
+        """The people whose approvals, given on the approved release's current decision, count."""
+        if self.approved is None:
+            return []
+        return [a.approver for a in self.approved.approvals.all() if a.binding_digest == self.approved.binding_digest]
+
+    @property
+    def revalidation_due(self) -> bool:
+        release = self.approved
+        return release is not None and release.revalidate_at is not None and release.revalidate_at <= timezone.now()
+
+    @property
+    def state(self) -> str:
+        """``revalidation_due``, ``emergency``, a release status, or ``not_released``: the row's headline."""
+        if self.approved is not None:
+            if self.revalidation_due:
+                return "revalidation_due"
+            return "emergency" if self.approved.emergency else ReleaseStatus.APPROVED
+        if self.pending is not None:
+            return self.pending.status
+        return "not_released"
+
+
+def model_release_overview(*, actor: Principal, model_ids: list[int]) -> dict[int, list[EnvironmentRelease]]:
+    """For each model, one row per environment (production first): its newest approved release (who
+    approved it, when it must be revalidated) and its newest open request.
+
+    A pure read in three queries (besides rbac's look-up of the actor's grants) whatever the number of
+    models and environments: the environments, the live requests the actor may see, and their counting
+    approvals (prefetched).
+    """
+    if not model_ids:
+        return {}
+    environments = list(environment_list())
+    counting = Approval.objects.filter(void=False, decision=ApprovalDecision.APPROVE).select_related(
+        "approver", "approver_service_account"
+    )
+    releases = rbac.restrict(
+        actor,
+        ReleaseRequest.objects.filter(model_id__in=model_ids, status__in=LIVE)
+        .select_related("version", "requested_by", "requested_by_service_account")
+        .prefetch_related(Prefetch("approvals", queryset=counting)),
+        "releases.view",
+    ).order_by("created_at", "id")
+    rows = {model_id: {env.pk: EnvironmentRelease(environment=env) for env in environments} for model_id in model_ids}
+    for release in releases:  # oldest first: a newer request replaces an older one of the same state
+        row = rows[release.model_id].get(release.environment_id)
+        if row is None:
+            continue
+        if release.status == ReleaseStatus.APPROVED:
+            if row.approved is None or (release.approved_at or release.created_at) >= (
+                row.approved.approved_at or row.approved.created_at
+            ):
+                row.approved = release
+        else:
+            row.pending = release
+    return {model_id: list(by_env.values()) for model_id, by_env in rows.items()}

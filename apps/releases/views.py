@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
+from apps.core.templatetags.words import environment_text
 from apps.core.totals import BoundedPaginator
 from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
@@ -76,6 +77,10 @@ def release_detail(request, release_id):
     decided = any(not a.void and me == ("user", a.approver_id) for a in release.approvals.all())
     review = getattr(release, "review", None) if release.emergency else None
     approvals = selectors.approvals_summary(release, decision)
+    # the page names each approver by full name: the summary (shared with the API) carries the username
+    approvals["received"] = [
+        {**row, "approver": a.approver} for row, a in zip(approvals["received"], release.approvals.all(), strict=True)
+    ]
     # Past its time but not yet closed by the periodic task: shown as such, never written here.
     expired_due = release.status in OPEN and release.expires_at is not None and release.expires_at <= timezone.now()
     return render(
@@ -129,7 +134,7 @@ def release_request(request, name: str, number: int):
     except (ValidationFailed, Conflict) as exc:
         _refused(request, exc)
         return redirect("registry:version_detail", name=name, number=number)
-    messages.success(request, f"Release to {release.environment.name} requested.")
+    messages.success(request, f"Release to {environment_text(release.environment)} requested.")
     return redirect("releases:release_detail", release_id=release.public_id)
 
 

@@ -283,7 +283,7 @@ def test_a_role_granted_on_the_page_takes_effect_and_revoking_it_removes_it(
         follow=True,
     )
     # then
-    assert "Granted: user carl is viewer on model fraud-detector." in response.content.decode()
+    assert "Granted: user carl is Viewer on model fraud-detector." in response.content.decode()
     assert carl_api.get("/api/v1/models/fraud-detector/").status_code == 200
     binding = RoleBinding.objects.get(user=carl, role="viewer")
     # and granting it again is shown inline, not duplicated
@@ -299,7 +299,7 @@ def test_a_role_granted_on_the_page_takes_effect_and_revoking_it_removes_it(
     assert "This binding exists already" in section(again, "role-grant-form")
     # when: revoked
     response = admin.post(f"/access/role-bindings/{binding.pk}/revoke/", follow=True)
-    assert "Revoked: user carl is viewer on model fraud-detector." in response.content.decode()
+    assert "Revoked: user carl is Viewer on model fraud-detector." in response.content.decode()
     assert carl_api.get("/api/v1/models/fraud-detector/").status_code == 404
     assert mark.actions(outcome="success") == ["role_binding.created", "role_binding.deleted"]
 

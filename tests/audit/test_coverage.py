@@ -248,6 +248,9 @@ WRITERS: list[Writer] = [
             "has_anywhere",
             "teams_with",
             "require",
+            "refusal",
+            "roles_granting",
+            "describe",
             "restrict",
             "get_visible",
             "visible_pks",
@@ -381,35 +384,35 @@ WRITERS: list[Writer] = [
     ),
     # --- evidence
     writes(
-        f"{EV}.evidence_request",
+        f"{EV}.requests.evidence_request",
         "evidence_run.requested",
         lambda w: S(EV).evidence_request(actor=_root(w), kind="pii_scan", dataset_id=w.dataset.pk),
     ),
     writes(
-        f"{EV}.evidence_run_cancel",
+        f"{EV}.cancellation.evidence_run_cancel",
         "evidence_run.cancelled",
         lambda w: S(EV).evidence_run_cancel(actor=_root(w), run_id=w.run.public_id),
     ),
     writes(
-        f"{EV}.evidence_finding_review",
+        f"{EV}.findings.evidence_finding_review",
         "evidence_finding.reviewed",
         lambda w: S(EV).evidence_finding_review(
             actor=_root(w), run_id=w.pii.public_id, finding="email:EMAIL_ADDRESS", verdict="confirmed", reason="real"
         ),
     ),
     writes(
-        f"{EV}.evidence_file_download",
+        f"{EV}.files.evidence_file_download",
         "evidence_file.downloaded",
         lambda w: S(EV).evidence_file_download(actor=_root(w), run_id=w.pii.public_id, name=w.given.name)[1].close(),
         given=result_file,
     ),
     writes(
-        f"{EV}.default_evidence_request",
+        f"{EV}.requests.default_evidence_request",
         (),
         lambda w: S(EV).default_evidence_request(version_id=w.version.pk),
         why="the world's model asks for no default evidence: nothing to request",
     ),
-    exempt(f"{EV}.reuse_key", "computes a key"),
+    exempt(f"{EV}.requests.reuse_key", "computes a key"),
     writes(f"{RUNS}.evidence_run_start", "evidence_run.started", _started),
     writes(
         f"{RUNS}.evidence_run_succeed",
@@ -481,7 +484,7 @@ WRITERS: list[Writer] = [
     ),
     # --- releases
     writes(
-        f"{REL}.release_request_create",
+        f"{REL}.requests.release_request_create",
         "release.requested",
         lambda w: S(REL).release_request_create(
             actor=w.given, model_name="churn", number=2, environment="staging", justification="refresh"
@@ -489,40 +492,43 @@ WRITERS: list[Writer] = [
         given=lambda w: _as(w, "contributor"),
     ),
     writes(
-        f"{REL}.approval_decide",
+        f"{REL}.approvals.approval_decide",
         ("release.approval_recorded", "release.approved"),
         lambda w: S(REL).approval_decide(actor=w.given, release_id=w.release.public_id, decision="approve"),
         given=lambda w: _as(w, "reviewer"),
     ),
     writes(
-        f"{REL}._approval_decide",
+        f"{REL}.approvals._approval_decide",
         ("release.approval_recorded", "release.approved"),
         lambda w: S(REL).approval_decide(actor=w.given, release_id=w.release.public_id, decision="approve"),
         given=lambda w: _as(w, "reviewer"),
         why="called by approval_decide after the re-judging step",
     ),
     writes(
-        f"{REL}.release_cancel",
+        f"{REL}.requests.release_cancel",
         "release.cancelled",
         lambda w: S(REL).release_cancel(actor=_root(w), release_id=w.release.public_id),
     ),
     writes(
-        f"{REL}.releases_expire_due", "release.expired", lambda w: S(REL).releases_expire_due(), given=_expired_release
+        f"{REL}.expiry.releases_expire_due",
+        "release.expired",
+        lambda w: S(REL).releases_expire_due(),
+        given=_expired_release,
     ),
     writes(
-        f"{REL}.releases_reevaluate",
+        f"{REL}.evaluation.releases_reevaluate",
         "release.expired",
         lambda w: S(REL).releases_reevaluate(reason="test"),
         given=_expired_release,
     ),
     writes(
-        f"{REL}._rejudge",
+        f"{REL}.evaluation._rejudge",
         "release.expired",
-        lambda w: S(REL)._rejudge(w.release.public_id, reason="test"),
+        lambda w: S(f"{REL}.evaluation")._rejudge(w.release.public_id, reason="test"),
         given=_expired_release,
     ),
     writes(
-        f"{REL}.environment_create",
+        f"{REL}.environments.environment_create",
         "environment.created",
         lambda w: S(REL).environment_create(actor=_root(w), name="canary"),
     ),
@@ -533,7 +539,7 @@ WRITERS: list[Writer] = [
             w.version,
             list(S("apps.releases.models").Environment.objects.filter(name__in=["staging", "production"])),
             reason="test",
-            actor=S(REL).SYSTEM,
+            actor=S(f"{REL}.common").SYSTEM,
         ),
     ),
     writes(
@@ -543,15 +549,15 @@ WRITERS: list[Writer] = [
         why="queues the gate_decisions.stale reactions (job rows); each job's stored decisions are audited",
     ),
     writes(
-        f"{REL}.post_release_review_close",
+        f"{REL}.reviews.post_release_review_close",
         "post_release_review.closed",
         lambda w: S(REL).post_release_review_close(actor=w.given, release_id=w.emergency.public_id, findings="ok"),
         given=lambda w: _as(w, "compliance_officer"),
     ),
-    exempt(f"{REL}.revalidation_date", "computes a date"),
-    exempt(f"{REL}.required_approvals", "reads"),
-    exempt(f"{REL}.blocking", "reads"),
-    exempt(f"{REL}.approval_matching", "reads"),
+    exempt(f"{REL}.common.revalidation_date", "computes a date"),
+    exempt(f"{REL}.common.required_approvals", "reads"),
+    exempt(f"{REL}.common.blocking", "reads"),
+    exempt(f"{REL}.common.approval_matching", "reads"),
     # --- notifications
     writes(
         f"{NOTE}.webhook_create",
@@ -681,7 +687,7 @@ WRITERS: list[Writer] = [
     exempt("apps.audit.services.redact", "formats a value"),
     exempt("apps.audit.services.describe", "formats a target"),
     exempt("apps.audit.chain.seal_pending", "seals events already written: the chain's own bookkeeping"),
-    exempt("apps.core.models.written_together", "the seam that writes a change's rows in one statement"),
+    exempt("apps.core.fastpath.rows.written_together", "the seam that writes a change's rows in one statement"),
 ]
 
 

@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 from apps.accounts import services as accounts
 from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
+from apps.core.storage import get_storage
 from apps.rbac import services as rbac
-from apps.registry.storage import get_storage
 from tests.factories.accounts import TeamFactory
 from tests.factories.policies import evidence_run, pii_summary
 from tests.factories.registry import DatasetFactory

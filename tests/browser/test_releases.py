@@ -72,7 +72,7 @@ def test_one_requests_a_release_and_two_others_approve_it(browser: Browser, live
     rex = sign_in(browser, base, "rex")
     rex.goto(base + "/models/credit-scoring/versions/1/")
     gates = rex.locator("#release-gates")
-    expect(gates.locator('tr[data-environment="production"]')).to_contain_text("release_required")
+    expect(gates.locator('tr[data-environment="production"]')).to_contain_text("No release requested")
     # when he requests a production release with its change reference
     rex.get_by_label("Environment").select_option("production")
     rex.get_by_label("Justification").fill("Quarterly model refresh")
@@ -80,7 +80,7 @@ def test_one_requests_a_release_and_two_others_approve_it(browser: Browser, live
     rex.get_by_role("button", name="Request release").click()
     # then the release page shows it waiting, with what it needs
     expect(rex.locator("#release-status")).to_contain_text("Pending approval")
-    expect(rex.locator("#approvals")).to_contain_text("Compliance_officer: 0 of 1")
+    expect(rex.locator("#approvals")).to_contain_text("Compliance officer: 0 of 1")
     expect(rex.locator("#decide-form")).to_have_count(0)
     # when the reviewer approves it from her queue
     rita = sign_in(browser, base, "rita")
@@ -95,7 +95,7 @@ def test_one_requests_a_release_and_two_others_approve_it(browser: Browser, live
     assert ReleaseRequest.objects.get().status == "approved"
     react()  # the workers' reactions to the request and the approvals re-make the gate's decision
     rex.goto(base + "/models/credit-scoring/versions/1/")
-    expect(rex.locator('#release-gates tr[data-environment="production"]')).to_contain_text("allowed")
+    expect(rex.locator('#release-gates tr[data-environment="production"]')).to_contain_text("Allowed")
     # and the reviewer's queue is empty
     rita.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
     expect(rita.get_by_text("Nothing waits for you.")).to_be_visible()

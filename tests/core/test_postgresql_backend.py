@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
-from apps.core.postgresql.base import HEALTH_CHECK_BYPASS_S
+from apps.core.fastpath.postgresql.base import HEALTH_CHECK_BYPASS_S
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +58,7 @@ def test_a_request_right_after_a_commit_skips_the_health_check_round_trip(monkey
 
 def test_a_request_right_after_rows_written_together_skips_the_health_check(monkeypatch):
     # given: a request whose rows were written in one statement of their own (no COMMIT call)
-    from apps.core.models import PreparedInsert, written_together
+    from apps.core.fastpath import PreparedInsert, written_together
     from apps.jobs.models import Job
 
     start_request()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.core.models import PreparedInsert
+from apps.core.fastpath import PreparedInsert
 from apps.jobs.models import Job
 
 pytestmark = pytest.mark.django_db

@@ -75,6 +75,12 @@ def _connection_kept():
     signals.request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(autouse=True)
+def _short_gate_waits(settings):  # pytest-django's settings (the module's ``settings`` is hypothesis')
+    """The gate's ``?wait=`` is bounded by ``ASSAY_GATE_MAX_WAIT``: a short bound keeps generated waits short."""
+    settings.ASSAY_GATE_MAX_WAIT, settings.ASSAY_GATE_POLL_SECONDS = 0.05, 0.01
+
+
 @pytest.fixture
 def world(db, _connection_kept):
     """Real rows for the path parameters, and a bearer token per role.

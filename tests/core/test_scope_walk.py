@@ -24,12 +24,12 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from apps.accounts.principals import principal_for_user
+from apps.core.storage import get_storage
 from apps.evidence.models import EvidenceFile
 from apps.notifications import services as notifications
 from apps.policies import services as policies
 from apps.registry import services as registry
 from apps.registry.models import RegisteredModel
-from apps.registry.storage import get_storage
 from apps.releases import services as releases
 from apps.releases.models import Environment
 from tests.factories.accounts import TeamFactory

@@ -9,7 +9,7 @@ def test_a_postgres_url_gives_the_project_backend_with_health_checks_and_typed_o
     db = database_from_url(
         "postgres://assay:s%40cret@db.internal:6432/assay?sslmode=require&server_side_binding=true&prepare_threshold=5"
     )
-    assert db["ENGINE"] == "apps.core.postgresql"
+    assert db["ENGINE"] == "apps.core.fastpath.postgresql"
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
         "assay",
         "s@cret",

@@ -1,4 +1,4 @@
-"""written_together(): rows inserted in one block are written at once, all or none (apps/core/models.py)."""
+"""written_together(): rows inserted in one block are written at once, all or none (apps/core/fastpath/rows.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.audit import services as audit
 from apps.audit.models import AuditEvent
-from apps.core.models import PreparedInsert, after_commit, written_together
+from apps.core.fastpath import PreparedInsert, after_commit, written_together
 from apps.jobs.models import Job
 
 _new_job = PreparedInsert(Job)
@@ -142,7 +142,7 @@ def test_values_outside_json_are_written_as_postgresql_reads_them():
 
     from psycopg.types.json import Jsonb
 
-    from apps.core.models import _jsonable
+    from apps.core.fastpath.rows import _jsonable
     from apps.jobs.models import JobStatus
 
     assert [_jsonable(v) for v in (float("inf"), float("-inf"), float("nan"), 0.1)] == [

@@ -92,9 +92,53 @@ def test_an_onnx_model_is_explained_by_permutation_within_its_budget(
     assert evidence.status == "succeeded", evidence.error
     summary = evidence.summary
     assert summary["method"] == "permutation" and summary["output"] == "probability"
+    assert summary["algorithm"] == "permutation" and summary["tree_refusal"] is None
     assert summary["budget"]["max_evals"] == 9 and summary["budget"]["evaluations_per_row"] <= 9
     assert summary["additivity"]["checked"] and summary["additivity"]["passed"]
     assert "onnxruntime" in evidence.engine_versions
+
+
+def _onnx_gradient_boosting(data: demo.DemoData) -> bytes:
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    model = GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0).fit(data.X, data.y)
+    return to_onnx(model, data.X[:1], options={"zipmap": False}, target_opset=17).SerializeToString()
+
+
+def test_an_onnx_tree_model_is_explained_with_treeshap_on_the_trees_in_its_graph(
+    contributor_principal, contributor, unscored, loaded_version, run, client
+):
+    # given a gradient-boosting classifier uploaded as ONNX (skl2onnx's TreeEnsembleClassifier)
+    data = demo.make_data(11, FEATURES, rows=200)
+    version = loaded_version(_onnx_gradient_boosting(data), "onnx", unscored(data))
+    # when its explainability report is asked for
+    evidence = services.evidence_request(
+        actor=contributor_principal,
+        kind="explainability",
+        version=version,
+        parameters={"rows": [5], "sample_size": 80, "background_size": 40},
+    ).run
+    assert run(evidence.job_id) == "succeeded"
+    # then interventional TreeSHAP ran on the trees read from the graph, against 40 background rows
+    evidence.refresh_from_db()
+    assert evidence.status == "succeeded", evidence.error
+    summary = evidence.summary
+    assert summary["method"] == "tree" and summary["explainer"] == "shap.TreeExplainer"
+    assert summary["algorithm"] == "tree_interventional" and summary["tree_source"] == "onnx"
+    assert summary["output"] == "log_odds"
+    assert summary["model"] == {"format": "onnx", "type": "onnx.TreeEnsembleClassifier", "positive_class": 1}
+    assert summary["budget"]["background_size"] == 40 and summary["budget"]["max_evals"] is None
+    assert summary["n_rows_explained"] == 80
+    # and the SHAP values add up to the graph's own margin for every explained row
+    assert summary["additivity"]["checked"] and summary["additivity"]["passed"]
+    [mine] = [item for item in summary["local"] if item["dataset_row"] == 5]
+    total = mine["base_value"] + sum(c["shap"] for c in mine["contributions"])
+    assert total == pytest.approx(mine["prediction"], abs=1e-5)
+    # and the report page says which algorithm ran
+    client.force_login(contributor)
+    page = client.get(f"/evidence/{evidence.public_id}/").content.decode()
+    assert "interventional TreeSHAP on the trees read from the ONNX graph" in page
 
 
 def test_explaining_needs_a_sound_budget_and_existing_rows(contributor_principal, unscored, loaded_version):

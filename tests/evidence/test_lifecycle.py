@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from apps.core.storage import get_storage
 from apps.evidence import services
 from apps.evidence.models import EvidenceFile, EvidenceRun
 from apps.jobs import services as jobs
 from apps.jobs.models import JobStatus
-from apps.registry.storage import get_storage
 from tests.evidence.conftest import read_download
 
 pytestmark = pytest.mark.django_db

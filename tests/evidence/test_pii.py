@@ -9,13 +9,13 @@ import pyarrow.csv as pacsv
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.core.storage import get_storage
 from apps.demo import customers
 from apps.evidence import services
 from apps.evidence.models import EvidenceChunk, EvidenceRun
 from apps.evidence.parameters import PII_ENTITIES
 from apps.registry import services as registry
 from apps.registry.models import Dataset
-from apps.registry.storage import get_storage
 from tests.registry.fixtures import job_of, upload
 
 pytestmark = pytest.mark.django_db

@@ -148,7 +148,7 @@ def test_a_review_verdict_has_no_default_and_shows_who_gave_it_and_why(
     assert saved.status_code == 201 and saved.json()["reviewer_name"] == "Rita Reviewer"
     # then the page shows the verdict with the reviewer's name and reason beside it
     page = client.get(f"/evidence/{scan.public_id}/").content.decode()
-    assert '<strong class="verdict-reviewer">Rita Reviewer</strong>' in page
+    assert f'<strong class="verdict-reviewer">Rita Reviewer ({reviewer.username})</strong>' in page
     assert '<span class="verdict-reason">Seeded test addresses</span>' in page
 
 

@@ -100,7 +100,7 @@ def s3(settings, monkeypatch):
             'ASSAY_TEST_S3_SECRET_KEY and ASSAY_TEST_S3_BUCKET (eval "$(bash scripts/services/s3.sh)" starts a '
             "Ceph RADOS gateway; .ci/run does it for you)"
         )
-    from apps.registry.storage import s3_client
+    from apps.core.storage import s3_client
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ.get("ASSAY_TEST_S3_ACCESS_KEY", "test"))
     monkeypatch.setenv(

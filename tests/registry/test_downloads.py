@@ -20,10 +20,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
+from apps.core.storage import CHUNK, get_storage, new_key
 from apps.rbac import services as rbac
 from apps.rbac.models import RoleBinding
 from apps.registry import downloads
-from apps.registry.storage import CHUNK, get_storage, new_key
 from tests.factories.registry import DatasetFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""The registration's hot statements are prepared once per PostgreSQL connection (apps/core/postgresql).
+"""The registration's hot statements are prepared once per PostgreSQL connection (apps/core/fastpath/postgresql).
 
 PostgreSQL then parses and plans them once per connection instead of on every request. These
 tests read ``pg_prepared_statements`` on the test's own connection, so they need PostgreSQL.

@@ -7,8 +7,8 @@ import io
 
 import pytest
 
+from apps.core import storage
 from apps.core.errors import ValidationFailed
-from apps.registry import storage
 from tests.registry.fixtures import stored_files
 
 

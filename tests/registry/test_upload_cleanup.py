@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+from apps.core.storage import get_storage
 from apps.registry import uploads
 from apps.registry.cleanup import uploads_cleanup
-from apps.registry.storage import get_storage
 from worker.schedule import beat_schedule
 
 HOST = socket.gethostname()

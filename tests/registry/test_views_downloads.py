@@ -16,10 +16,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
+from apps.core.storage import get_storage
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun
 from apps.jobs.models import Job
-from apps.registry.storage import get_storage
 from tests.factories.policies import evidence_run, mark_false_positive, pii_summary
 from tests.factories.registry import DatasetFactory, ModelVersionFactory
 

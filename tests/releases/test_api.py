@@ -266,7 +266,7 @@ def test_environment_bindings_through_the_admin_api_and_the_command(make_user, a
     make_user(username="tom")
     call_command("role_grant", "--user", "tom", "--role", "release_manager", "--environment", "staging")
     binding = RoleBinding.objects.get(user__username="tom")
-    assert binding.scope_environment == staging and str(binding) == "user tom is release_manager on environment staging"
+    assert binding.scope_environment == staging and str(binding) == "user tom is Release manager on environment staging"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -115,7 +115,8 @@ def test_evaluated_at_is_when_the_decision_was_made_not_when_it_was_read(
     body = reader.get(f"/api/v1/releases/{release.public_id}/").json()
     assert body["evaluated_at"].startswith(judged_at.strftime("%Y-%m-%dT%H:%M:%S"))
     page = logged_in(requester).get(f"/releases/{release.public_id}/").content.decode()
-    assert judged_at.strftime("%Y-%m-%d %H:%M:%S") in page
+    # (the page's one time format shows minutes; its <time> element carries the exact instant)
+    assert f'<time datetime="{judged_at.isoformat()}">{judged_at.strftime("%Y-%m-%d %H:%M UTC")}</time>' in page
     gate = reader.get(GATE, {"environment": "staging"}).json()
     assert gate["allowed"] is True and gate["evaluated_at"].startswith(judged_at.strftime("%Y-%m-%dT%H:%M:%S"))
     # when the request's decision is no longer current, the gate answers the stored gate decision made since
@@ -257,3 +258,135 @@ def test_a_rule_that_carries_a_measured_value_shows_it_against_its_threshold(req
     page = logged_in(requester).get(f"/releases/{release.public_id}/").content.decode()
     assert "measured 0.12 · threshold 0.1" in page
     assert page.index('data-rule="fairness.demographic_parity"') < page.index('data-rule="releases.four_eyes"')
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate previews who may request and who may approve, with the rules the services enforce
+
+
+@pytest.fixture
+def ledger(team, author, ci_account, system, staging, production):
+    """A SOX-bound (financial) model whose version the author's CI service account registered; the
+    account holds contributor on the team, as the README's CI set-up grants it."""
+    from tests.factories.policies import compliant_model, compliant_version
+
+    model = compliant_model(name="ledger", owner_team=team, data_categories=["personal", "financial"])
+    version = compliant_version(
+        model, number=1, created_by=author, created_by_service_account=ci_account, sha256="c" * 64
+    )
+    rbac.role_grant(actor=system, subject=ci_account, role="contributor", team=team)
+    return version
+
+
+LEDGER_GATE = "/api/v1/models/ledger/versions/1/gate/"
+PRODUCTION = {"environment": "production"}
+
+
+def used(client):
+    """The client, its token's first use (a write of the authentication, not of the gate) done."""
+    assert client.get("/api/v1/environments/").status_code == 200
+    return client
+
+
+def _request_body(justification: str) -> dict:
+    return {
+        "model": "ledger",
+        "version": 1,
+        "environment": "production",
+        "justification": justification,
+        "change_reference": "C-1",
+    }
+
+
+def _previews(client) -> tuple[dict, dict, dict]:
+    body = assert_pure_read(lambda: client.get(LEDGER_GATE, PRODUCTION)).json()
+    return body, body["request_preview"], body["approval_preview"]
+
+
+def test_the_gate_previews_that_the_pipeline_may_not_request_and_who_may(
+    api_client_for, ci_account, ledger, reviewer, make_user, team, system, decided
+):
+    decided()
+    ci = used(api_client_for(ci_account, scopes=["read", "releases:write"]))
+    # when the pipeline that registered the version asks the gate before any request
+    body, request, approval = _previews(ci)
+    # then the gate says a release is required and previews that a request from it would be refused (SOX)
+    assert body["status"] == "release_required" and body["violations"] == []
+    assert request["caller_may"] is False and request["code"] == "segregation_of_duties"
+    assert "the requester is the version's author" in request["reason"]
+    assert request["reason"] in body["reasons"]
+    assert "contributor or admin on team credit" in request["who"] and "releases:write" in request["who"]
+    # and a pipeline token without releases:write is told the same first (widening the token would not help)
+    narrow = used(api_client_for(ci_account, scopes=["read"]))
+    _, narrow_request, _ = _previews(narrow)
+    assert narrow_request["code"] == "segregation_of_duties"
+    assert narrow_request["reason"].endswith("(Your API token also lacks the 'releases:write' scope.)")
+    # and that it cannot approve either, and who can
+    assert approval["caller_may"] is False and approval["code"] == "permission_denied"
+    assert "1 reviewer" in approval["who"] and "the version's author, ava" in approval["who"]
+    # and the request it would make is refused for exactly that rule
+    refused = ci.post(
+        "/api/v1/releases/",
+        {
+            "model": "ledger",
+            "version": 1,
+            "environment": "production",
+            "justification": "CI",
+            "change_reference": "C-1",
+        },
+        format="json",
+    )
+    assert refused.status_code == 409 and "the requester is the version's author" in refused.json()["detail"]
+    # while another member of the team, a contributor who reviews too, is told they may request it, and does
+    lead = make_user("contributor", username="lea", team=team)
+    rbac.role_grant(actor=system, subject=lead, role="reviewer", team=team)
+    lea = used(api_client_for(lead))
+    _, request, _ = _previews(lea)
+    assert request == {**request, "caller_may": True, "code": None}
+    created = lea.post(
+        "/api/v1/releases/",
+        {
+            "model": "ledger",
+            "version": 1,
+            "environment": "production",
+            "justification": "Q4",
+            "change_reference": "C-1",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    # then its requester may not approve (four eyes), another reviewer may, an auditor may not; nobody requests again
+    _, request, approval = _previews(lea)
+    assert request["code"] == "live_release_exists"
+    assert approval["caller_may"] is False and approval["code"] == "four_eyes"
+    assert "its requester, lea" in approval["who"] and approval["reason"].startswith("You requested this release")
+    rita = used(api_client_for(reviewer))
+    _, _, approval = _previews(rita)
+    assert approval == {**approval, "caller_may": True, "code": None}
+    _, _, approval = _previews(used(api_client_for(make_user("auditor", username="aud"))))
+    assert approval["caller_may"] is False and approval["code"] == "permission_denied"
+    # and the previews agree with the approval service: the requester's approval is refused, the reviewer's counts
+    url = f"/api/v1/releases/{created.json()['id']}/approvals/"
+    four_eyes = lea.post(url, {"decision": "approve"}, format="json")
+    assert four_eyes.status_code == 403 and "four eyes" in four_eyes.json()["detail"]
+    assert rita.post(url, {"decision": "approve"}, format="json").status_code == 201
+    body, _, approval = _previews(rita)
+    assert body["allowed"] is True and approval["code"] == "nothing_to_approve"
+
+
+def test_a_read_only_pipeline_token_is_told_the_scope_it_lacks_to_request(api_client_for, requester, version, staging):
+    body = api_client_for(requester, scopes=["read"]).get(GATE, {"environment": "staging"}).json()
+    request = body["request_preview"]
+    assert request["caller_may"] is False and request["code"] == "token_scope_missing"
+    assert "'releases:write' scope" in request["reason"] and "(contributor)" in request["reason"]
+
+
+def test_a_gate_that_waits_writes_nothing_either(request_release, requester, version, reader, settings, decided):
+    # given a request nobody decides on, and a short bound on waiting
+    request_release(requester, version)
+    decided()
+    settings.ASSAY_GATE_MAX_WAIT, settings.ASSAY_GATE_POLL_SECONDS = 0.1, 0.02
+    # when the pipeline waits on the gate until the bound
+    body = assert_pure_read(lambda: reader.get(GATE, {"environment": "staging", "wait": "5"})).json()
+    # then it polled and answered without a write
+    assert body["wait_outcome"] == "timeout" and body["status"] == "pending_approval"

@@ -295,8 +295,8 @@ def result_file(w: World):
     """A result file of the world's PII scan, its bytes in this test's storage."""
     import io
 
+    from apps.core.storage import get_storage
     from apps.evidence.models import EvidenceFile
-    from apps.registry.storage import get_storage
 
     stored = get_storage().save(io.BytesIO(b"column,entity\nemail,EMAIL_ADDRESS\n"), kind="evidence")
     return EvidenceFile.objects.create(
@@ -314,8 +314,8 @@ def stored_dataset(w: World):
     """The world's dataset with its bytes in this test's storage (what a download streams)."""
     import io
 
+    from apps.core.storage import get_storage
     from apps.registry.models import Dataset
-    from apps.registry.storage import get_storage
 
     stored = get_storage().save(io.BytesIO(b"x,sex,label,prediction\n0.5,f,1,1\n"), kind="datasets")
     Dataset.objects.filter(pk=w.dataset.pk).update(uri=stored.key, sha256=stored.sha256, size=stored.size)

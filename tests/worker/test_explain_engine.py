@@ -40,8 +40,8 @@ def models(tmp_path_factory, data) -> dict:
     import skops.io as sio
     import xgboost
     from skl2onnx import to_onnx
-    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -90,8 +90,9 @@ def models(tmp_path_factory, data) -> dict:
 
         keep(kind, f"{kind}.onnx", model.SerializeToString(), "onnx", estimator, run)
 
-    onnx("onnx", GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0).fit(x, y), "probabilities", 1)
-    onnx("onnx_regressor", GradientBoostingRegressor(n_estimators=10, max_depth=2).fit(x, x[:, 0]), "variable", None)
+    # models without trees: ONNX tree ensembles are read into TreeSHAP (tests/worker/test_onnx_treeshap.py)
+    onnx("onnx", make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y), "probabilities", 1)
+    onnx("onnx_regressor", LinearRegression().fit(x, x[:, 0] - 0.5 * x[:, 1]), "variable", None)
     return built
 
 
@@ -499,3 +500,18 @@ def test_a_tree_model_shap_cannot_read_is_refused_in_words(tmp_path, data):
     path.write_bytes(sio.dumps(boosted))
     with pytest.raises(ValueError, match="shap's TreeExplainer cannot read this .*GradientBoostingClassifier model"):
         explain.explain(path, "skops", x, NAMES)
+
+
+@pytest.mark.parametrize(
+    ("kind", "algorithm", "source"),
+    [
+        ("gb", "tree_path_dependent", "native"),
+        ("xgboost", "tree_path_dependent", "native"),
+        ("onnx", "permutation", None),
+    ],
+)
+def test_the_summary_names_the_algorithm_that_ran(models, data, kind, algorithm, source):
+    x, _ = data
+    summary = _explain(models, kind, x[:6]).summary
+    assert summary["algorithm"] == algorithm and summary["tree_source"] == source
+    assert summary["tree_refusal"] is None

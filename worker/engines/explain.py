@@ -1,7 +1,9 @@
 """Explainability engine: SHAP values for a model version on its evaluation rows.
 
 shap is the definition. Tree models get ``shap.TreeExplainer`` (exact, path-dependent TreeSHAP,
-a fraction of a second per thousand rows); every other model gets shap's permutation explainer with an
+a fraction of a second per thousand rows); tree ensembles uploaded as ONNX are read out of the
+graph (``onnx_trees``) and get interventional TreeSHAP against a background sample, since ONNX
+keeps no node sample counts; every other model gets shap's permutation explainer with an
 ``Independent`` masker over a background sample and a budget of ``max_evals`` coalitions per
 row. Models are loaded by ``explainable.load_explainable`` as safely as verification loads them
 (nothing is unpickled).
@@ -15,8 +17,13 @@ What is explained (the summary's ``output``):
   ``predict_proba[:, 1]`` of a binary classifier (``"probability"``), ``predict`` of a
   regressor; ``GradientBoosting`` and ``HistGradientBoosting`` classifiers: their
   ``decision_function`` (``"log_odds"``).
-- ONNX: the positive-class column of the probabilities output of a classifier converted with
-  ``zipmap=False`` (``"probability"``); a model with one float output (a regressor) as is.
+- ONNX tree ensembles (``TreeEnsembleClassifier``, ``TreeEnsembleRegressor``, ``TreeEnsemble``):
+  the tree operator's score before its ``post_transform``: ``"log_odds"`` under ``LOGISTIC`` (or
+  the difference of two ``SOFTMAX`` margins), ``"probability"`` for a classifier without a
+  transform (a forest's averaged leaf probabilities), ``"raw"`` for a regression.
+- Other ONNX models: the positive-class column of the probabilities output of a classifier
+  converted with ``zipmap=False`` (``"probability"``); a model with one float output (a
+  regressor) as is.
 - Any other skops model (pipelines, linear models, ...): ``predict_proba[:, 1]`` of a binary
   classifier, else ``decision_function``, else ``predict``.
 
@@ -34,13 +41,20 @@ the model's explained output space: for every explained row,
 
 - `schema`: `"assay.explain/v1"`.
 - `method`: `"tree"` (TreeSHAP) or `"permutation"` (budgeted permutation estimate).
+- `algorithm`: `"tree_path_dependent"` (the library's own trees, with their training covers),
+  `"tree_interventional"` (trees read from an ONNX graph, against the background rows) or
+  `"permutation"`.
+- `tree_source`: `"native"` or `"onnx"` for TreeSHAP, `null` for permutation.
+- `tree_refusal`: for an ONNX graph that holds a tree ensemble the reader cannot use (a split
+  TreeSHAP cannot represent, a scaler before the trees, ...), why it was explained by
+  permutation instead; otherwise `null`.
 - `explainer`: `"shap.TreeExplainer"` or `"shap.explainers.PermutationExplainer"`.
 - `output`: what is explained: `"log_odds"` (margin of a binary booster or gradient boosting
   classifier), `"probability"` (positive-class probability) or `"raw"` (the model's own
   output, e.g. a regression).
 - `model`: `{"format", "type", "positive_class"}`: artifact format, the loaded model's type,
-  the class whose score is explained (`null` for regressions, and for ONNX, which does not
-  record it).
+  the class whose score is explained (`null` for regressions, and for ONNX models without
+  trees, whose graph does not name it; an ONNX tree classifier's last class label).
 - `feature_names`: as given, in column order.
 - `n_rows`: evaluation rows given; `n_rows_explained`: rows explained, a seeded sample of
   `sample_size` rows that always includes the rows asked for.
@@ -63,7 +77,9 @@ the model's explained output space: for every explained row,
   `tolerance = rtol * max(1, largest absolute prediction)`. `rtol` is 1e-9 where both sides
   are float64 (scikit-learn, LightGBM, float64 ONNX) and 1e-5, about 100 float32 ulps, where
   the model computes in float32 (XGBoost's leaves and contributions, a float32 ONNX graph,
-  whose kernels may sum in a different order for a different batch). TreeSHAP is exact; the
+  whose kernels may sum in a different order for a different batch; and every ONNX tree
+  ensemble, since shap's interventional TreeSHAP holds thresholds and leaf values in float32).
+  TreeSHAP is exact; the
   permutation estimate is additive by construction (each permutation's forward and backward
   passes telescope from the background mean to the row's output), so any error beyond
   rounding means a wrong explanation.
@@ -71,9 +87,10 @@ the model's explained output space: for every explained row,
   "evaluations_per_row", "model_rows"}`: for permutation, the coalition budget per row, the
   background rows used, the sample size asked for, the coalitions evaluated in total and for
   the costliest row (never above `max_evals`), and the rows passed to the model. `null` where
-  it does not apply: TreeSHAP uses no background and evaluates no coalitions.
+  it does not apply: TreeSHAP evaluates no coalitions, and path-dependent TreeSHAP uses no
+  background (interventional TreeSHAP records its `background_size`).
 - `engine`: versions of `shap`, `numpy` and the model's library (`scikit-learn` and `skops`,
-  `xgboost`, `lightgbm` or `onnxruntime`).
+  `xgboost`, `lightgbm`, or `onnxruntime` and `onnx`).
 
 The SHAP table (`Explanation.csv_bytes()`) has one line per explained row: `row`,
 `base_value`, `prediction`, then one column per feature holding its SHAP value (shortest
@@ -190,13 +207,19 @@ def _sample(n: int, size: int, rng: np.random.Generator, keep: Sequence[int] = (
 # --- explaining ---------------------------------------------------------------------------
 
 
-def _tree_values(model: ExplainableModel, x: np.ndarray, progress: ProgressFn | None) -> tuple[np.ndarray, float]:
+def _tree_values(
+    model: ExplainableModel, x: np.ndarray, background: np.ndarray | None, progress: ProgressFn | None
+) -> tuple[np.ndarray, float]:
+    """TreeSHAP values and the expected value: path-dependent, or interventional against ``background``."""
     import shap
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LightGBM's "output has changed to a list" notice
         try:
-            explainer = shap.TreeExplainer(model.native)
+            if background is None:
+                explainer = shap.TreeExplainer(model.native)
+            else:
+                explainer = shap.TreeExplainer(model.native, data=background, feature_perturbation="interventional")
         except Exception as exc:  # shap refuses some variants (e.g. a custom init estimator) by raising
             raise ValueError(f"shap's TreeExplainer cannot read this {model.type} model: {exc}") from exc
         parts = []
@@ -320,7 +343,13 @@ def explain_with_values(
     budget = {"max_evals": None, "background_size": None, "sample_size": sample_size}
     budget.update({"evaluations": None, "evaluations_per_row": None, "model_rows": None})
     if model.method == "tree":
-        values, base = _tree_values(model, x, progress)
+        background = None
+        if model.tree_source == "onnx":
+            # the rows as the graph reads them: onnxruntime compares float32 inputs in float32
+            background = matrix[_sample(n, background_size, rng)]
+            background = background.astype(model.native["input_dtype"]).astype(np.float64)
+            budget.update(background_size=len(background))
+        values, base = _tree_values(model, x, background, progress)
         base_values = np.full(len(x), base)
     else:
         smallest = 2 * width + 1
@@ -348,9 +377,12 @@ def explain_with_values(
     summary = {
         "schema": SCHEMA,
         "method": model.method,
+        "algorithm": _algorithm(model),
         "explainer": "shap.TreeExplainer" if model.method == "tree" else "shap.explainers.PermutationExplainer",
         "output": model.output,
         "model": {"format": model.fmt, "type": model.type, "positive_class": model.positive_class},
+        "tree_source": model.tree_source,
+        "tree_refusal": model.tree_refusal,
         "feature_names": names,
         "n_rows": n,
         "n_rows_explained": len(explained),
@@ -397,6 +429,12 @@ def explain(
 
 
 # --- the summary --------------------------------------------------------------------------
+
+
+def _algorithm(model: ExplainableModel) -> str:
+    if model.method != "tree":
+        return "permutation"
+    return "tree_interventional" if model.tree_source == "onnx" else "tree_path_dependent"
 
 
 def _ranked(values: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.engines import loaders
+from worker.engines import loaders, onnx_trees
 
 RTOL_FLOAT64 = 1e-9
 RTOL_FLOAT32 = 1e-5
@@ -45,7 +45,7 @@ LIBRARIES = {
     "skops": ("scikit-learn", "skops"),
     "xgboost": ("xgboost",),
     "lightgbm": ("lightgbm",),
-    "onnx": ("onnxruntime",),
+    "onnx": ("onnxruntime", "onnx"),  # onnx reads the tree ensembles out of the graph
 }
 
 
@@ -54,7 +54,8 @@ class ExplainableModel:
     """A loaded model, what of it is explained, and how.
 
     ``predict`` gives the explained output (float64, one value per row) and is what the
-    permutation explainer evaluates; ``native`` is what ``shap.TreeExplainer`` reads.
+    permutation explainer evaluates; ``native`` is what ``shap.TreeExplainer`` reads (the
+    library's model, or shap's dictionary of trees read out of an ONNX graph).
     """
 
     fmt: str
@@ -67,6 +68,11 @@ class ExplainableModel:
     positive_class: Any = None
     native: Any = None
     rtol: float = RTOL_FLOAT64
+    # "native": shap reads the library's own model (path-dependent TreeSHAP); "onnx": the trees
+    # were read out of an ONNX graph (interventional TreeSHAP against background rows).
+    tree_source: str | None = None
+    # why an ONNX graph holding a tree ensemble is explained by permutation instead
+    tree_refusal: str | None = None
 
 
 def _type_name(obj: Any) -> str:
@@ -109,6 +115,7 @@ def _skops_model(path: str | Path) -> ExplainableModel:
     if name in SKLEARN_TREE_MODELS:
         if getattr(estimator, "n_outputs_", 1) != 1:
             raise ValueError("only single-output models can be explained; this model predicts several outputs")
+        common["tree_source"] = "native"
         if not classifier:
             return ExplainableModel(method="tree", output="raw", predict=_float_rows(estimator.predict), **common)
         if type(estimator).__name__ in _PROBABILITY_TREES:
@@ -189,6 +196,7 @@ def _xgboost_model(path: str | Path) -> ExplainableModel:
         feature_names=names,
         native=booster,
         rtol=RTOL_FLOAT32,  # XGBoost sums leaves and contributions in float32
+        tree_source="native",
     )
 
 
@@ -209,6 +217,7 @@ def _lightgbm_model(path: str | Path) -> ExplainableModel:
         n_features=booster.num_feature() or None,
         feature_names=None if default_names else names,
         native=booster,
+        tree_source="native",
     )
 
 
@@ -221,6 +230,13 @@ def _onnx_model(path: str | Path) -> ExplainableModel:
     if len(inputs) != 1 or inputs[0].type not in _ONNX_TYPES or len(inputs[0].shape) != 2:
         described = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
         raise ValueError(f"the ONNX model must take one 2-D float input (rows × features); it takes {described}")
+    refusal = None
+    try:
+        trees = onnx_trees.read(_onnx_proto(path))
+    except onnx_trees.NotTrees as exc:
+        trees, refusal = None, str(exc)
+    if trees is not None:
+        return _onnx_tree_model(trees, inputs[0])
     first, dtype = inputs[0], _ONNX_TYPES[inputs[0].type]
     floats = [o for o in session.get_outputs() if o.type in _ONNX_TYPES]
     # skl2onnx classifiers converted with zipmap=False answer "label" and "probabilities".
@@ -252,6 +268,69 @@ def _onnx_model(path: str | Path) -> ExplainableModel:
         predict=_float_rows(run),
         n_features=n_features,
         rtol=RTOL_FLOAT32 if dtype is np.float32 else RTOL_FLOAT64,
+        tree_refusal=refusal,
+    )
+
+
+def _onnx_proto(path: str | Path):
+    """The graph ``loaders.onnx_session`` has just checked (self-contained, accepted by the checker)."""
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False)
+
+
+def _onnx_tree_model(trees: onnx_trees.OnnxTrees, graph_input: Any) -> ExplainableModel:
+    """An ONNX tree ensemble explained by TreeSHAP: the positive class's (or the one target's) margin.
+
+    The explained output is the tree operator's score before ``post_transform``, as onnxruntime
+    computes it on the graph cut down to the operator: the log-odds of a logistic classifier,
+    the difference of the two margins of a two-class softmax, the summed leaf probabilities of
+    a forest, a regression's value.
+    """
+    import onnxruntime
+
+    width = trees.n_outputs
+    if trees.classifier and len(trees.class_labels) > 2:
+        raise ValueError(
+            "only binary classifiers and single-output models can be explained; "
+            f"this classifier has {len(trees.class_labels)} classes"
+        )
+    if not trees.classifier and width > 1:
+        raise ValueError(f"only single-output models can be explained; these trees predict {width} targets")
+    weights = np.ones(1)
+    if width == 2 and trees.post_transform == "SOFTMAX":
+        weights = np.array([-1.0, 1.0])  # softmax of two margins is the logistic of their difference
+    elif width == 2:
+        weights = np.array([0.0, 1.0])
+    if trees.post_transform == "LOGISTIC" or (width == 2 and trees.post_transform == "SOFTMAX"):
+        output = "log_odds"
+    else:
+        output = "probability" if trees.classifier and trees.post_transform == "NONE" else "raw"
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(trees.margin_model, sess_options=options, providers=["CPUExecutionProvider"])
+    feed = graph_input.name
+    feed_dtype = _ONNX_TYPES[graph_input.type]
+
+    def margin(x: np.ndarray) -> np.ndarray:
+        scores = session.run(None, {feed: np.ascontiguousarray(x, dtype=feed_dtype)})[0]
+        scores = np.asarray(scores, dtype=np.float64).reshape(len(x), -1)
+        if width == 1 and scores.shape[1] == 2:  # onnxruntime's binary case answers [-s, s] or [1 - s, s]
+            return scores[:, 1]
+        return scores @ weights
+
+    return ExplainableModel(
+        fmt="onnx",
+        type=f"onnx.{trees.operator}",
+        method="tree",
+        output=output,
+        predict=_float_rows(margin),
+        n_features=trees.n_features,
+        positive_class=_json_scalar(trees.class_labels[-1]) if trees.classifier else None,
+        native=trees.shap_model(weights),
+        # shap's interventional TreeSHAP keeps thresholds, leaf values and path weights in float32
+        rtol=RTOL_FLOAT32,
+        tree_source="onnx",
     )
 
 

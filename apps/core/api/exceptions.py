@@ -75,7 +75,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     request = context.get("request")
     if isinstance(exc, Denied):
         audit_services.record_denial(exc, request=request)
-        return problem(exc.status_code, exc.title, exc.detail, code=exc.code, request=request)
+        return problem(exc.status_code, exc.title, exc.detail, code=exc.code, request=request, **exc.extra)
     if isinstance(exc, NotFound) and not exc.public:
         # Worded as a hidden object's 404 (``Denied`` with ``visible=False``): a message naming
         # what is missing would tell anyone which of the objects they cannot see exist.

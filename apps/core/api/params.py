@@ -16,5 +16,6 @@ def query_choice(request, name: str, choices: Iterable[str]) -> str:
         raise ValidationFailed(
             f"{name}: {value!r} is not one of {', '.join(allowed)}.",
             errors={name: [f"Use one of: {', '.join(allowed)}."]},
+            extra={"valid_values": {name: allowed}},
         )
     return value

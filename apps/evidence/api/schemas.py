@@ -87,6 +87,22 @@ EXPLAIN_V1 = {
     "properties": {
         "schema": {"type": "string", "enum": ["assay.explain/v1"]},
         "method": {"type": "string", "enum": ["tree", "permutation"]},
+        "algorithm": {
+            "type": "string",
+            "enum": ["tree_path_dependent", "tree_interventional", "permutation"],
+            "description": "path-dependent TreeSHAP on the library's trees, interventional TreeSHAP on trees "
+            "read from an ONNX graph (against background rows), or the permutation estimate",
+        },
+        "tree_source": {
+            "type": "string",
+            "nullable": True,
+            "description": "native (the library's own trees) or onnx (read from the graph); null for permutation",
+        },
+        "tree_refusal": {
+            "type": "string",
+            "nullable": True,
+            "description": "why the tree ensemble in an ONNX graph was explained by permutation instead",
+        },
         "explainer": {"type": "string"},
         "output": {"type": "string", "enum": ["log_odds", "probability", "raw"]},
         "model": {"type": "object"},

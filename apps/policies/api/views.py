@@ -9,6 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from apps.accounts.models import Team
+from apps.accounts.selectors import unknown_team
 from apps.core.errors import NotFound, ValidationFailed
 from apps.policies import selectors, services
 from apps.policies.disclosure import decision_for_reader
@@ -137,7 +138,7 @@ class BindingListApi(GenericAPIView):
         if values["team"]:
             team = Team.objects.filter(name=values["team"]).first()
             if team is None:
-                raise ValidationFailed(f"No team named {values['team']!r}.", errors={"team": ["Unknown team."]})
+                raise unknown_team(actor=request.principal, name=values["team"])
         if values["model"]:
             model = RegisteredModel.objects.filter(name=values["model"]).first()
             if model is None:

@@ -6,68 +6,21 @@ import logging
 import re
 from typing import Any
 
-from django.db import connections, router
-from django.db.models import Model, Q
+from django.db.models import Q
 
 from apps.accounts.models import Team
+from apps.accounts.selectors import unknown_team
 from apps.core.errors import ValidationFailed
-from apps.core.models import hot_cursor
 from apps.core.principals import Principal, PrincipalKind
+from apps.core.storage import Stored, get_storage
 from apps.rbac import services as rbac
 
 from ..models import Dataset
-from ..storage import Stored, get_storage
 from ..uploads import Spooled
 
 logger = logging.getLogger(__name__)
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-class RowByUniqueField:
-    """One row of ``model`` by a unique field, with the SELECT and its column converters built once.
-
-    Equivalent to ``first_or_none(model.objects.filter(<field>=value))`` (an ordinary instance
-    from ``Model.from_db``), minus the ORM's query compilation on every call, which is worth
-    it only on paths as hot as registering a version.
-    """
-
-    def __init__(self, model: type[Model], field_name: str) -> None:
-        self.model, self.field = model, model._meta.get_field(field_name)
-        self._built: dict[str, tuple] = {}
-
-    def _build(self, alias: str) -> tuple:
-        connection = connections[alias]
-        quote = connection.ops.quote_name
-        table = self.model._meta.db_table
-        fields = self.model._meta.concrete_fields
-        converters = []
-        for field in fields:
-            col = field.get_col(table)
-            converters.append((col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
-        sql = (
-            f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {quote(table)}"
-            f" WHERE {quote(self.field.column)} = %s"
-        )
-        return sql, [f.attname for f in fields], converters
-
-    def get(self, value: Any) -> Model | None:
-        alias = router.db_for_read(self.model)
-        built = self._built.get(alias)
-        if built is None:
-            built = self._built[alias] = self._build(alias)
-        sql, attnames, converters = built
-        connection = connections[alias]
-        with hot_cursor(connection) as cursor:
-            cursor.execute(sql, [self.field.get_db_prep_value(value, connection)])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        values = list(row)
-        for i, (col, funcs) in enumerate(converters):
-            for convert in funcs:
-                values[i] = convert(values[i], col, connection)
-        return self.model.from_db(alias, attnames, values)
 
 
 def author(actor: Principal) -> dict:
@@ -79,13 +32,13 @@ def author(actor: Principal) -> dict:
     return {"created_by_id": None, "created_by_service_account_id": None}
 
 
-def resolve_team(owner_team: Team | str) -> Team:
-    """A Team given as itself or by name; 400 for an unknown name."""
+def resolve_team(owner_team: Team | str, *, actor: Principal | None = None) -> Team:
+    """A Team given as itself or by name; 400 for an unknown name, listing the teams ``actor`` may see."""
     if isinstance(owner_team, Team):
         return owner_team
     team = Team.objects.filter(name=owner_team).first()
     if team is None:
-        raise ValidationFailed(f"No team named {owner_team!r}.", errors={"owner_team": ["Unknown team."]})
+        raise unknown_team(actor=actor, name=owner_team, field="owner_team")
     return team
 
 

@@ -10,6 +10,7 @@ from apps.accounts.models import Team
 from apps.audit import services as audit
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.principals import Principal
+from apps.core.storage import Stored, parse_reference
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 from apps.rbac import services as rbac
@@ -17,7 +18,6 @@ from apps.rbac import services as rbac
 from .. import sniffing
 from ..choices import ColumnRole, DatasetFormat, DatasetStatus
 from ..models import Dataset
-from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
 from .common import author, clean_sha256, delete_quietly, resolve_team, save_bytes, visible_datasets
 from .retry import refuse_unless_stuck, restart_verification
@@ -79,7 +79,7 @@ def dataset_create(
     naming declared columns missing from the file); a worker then reads it fully
     (job ``registry.verify_dataset``). Audited ``dataset.created``.
     """
-    team = resolve_team(owner_team)
+    team = resolve_team(owner_team, actor=actor)
     rbac.require(actor, "registry.dataset_create", team, audit_action="dataset.created")
     name = (name or "").strip()
     if not name or len(name) > 200:

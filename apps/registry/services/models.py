@@ -120,7 +120,7 @@ def model_create(
     default_evidence: list[str] | tuple = (),
 ) -> RegisteredModel:
     """Register a model owned by a team. Needs ``registry.model_create`` on that team. Audited ``model.created``."""
-    team = resolve_team(owner_team)
+    team = resolve_team(owner_team, actor=actor)
     rbac.require(actor, "registry.model_create", team, audit_action="model.created")
     name = (name or "").strip()
     if not _NAME_RE.match(name):

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.urls import get_script_prefix, reverse
 
 from apps.audit import services as audit
+from apps.core import fastpath
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
-from apps.core.models import PreparedInsert, first_or_none, hot_cursor, written_together
+from apps.core.models import first_or_none
 from apps.core.principals import Principal
+from apps.core.storage import Stored, parse_reference
 from apps.jobs import services as jobs
 from apps.jobs.models import Job
 from apps.rbac import services as rbac
@@ -19,10 +22,8 @@ from apps.rbac import services as rbac
 from .. import sniffing
 from ..choices import ArtifactFormat, ColumnRole, VersionStatus
 from ..models import ModelVersion, RegisteredModel
-from ..storage import Stored, parse_reference
 from ..uploads import Spooled, spool
 from .common import (
-    RowByUniqueField,
     author,
     clean_sha256,
     delete_quietly,
@@ -95,9 +96,22 @@ def _clean_metrics(metrics: Any) -> dict:
     return {str(k): v for k, v in metrics.items()}
 
 
-_model_by_name = RowByUniqueField(RegisteredModel, "name")
-_new_version = PreparedInsert(ModelVersion)
-_new_version_with_id = PreparedInsert(ModelVersion, with_pk=True)
+_model_by_name = fastpath.RowByUniqueField(RegisteredModel, "name")
+# The model's next version number, refused when the model has a live version with the digest; on
+# PostgreSQL also the ids of the version row and of its job, so the version can point at its job as
+# both are inserted in one statement. See apps.core.fastpath.numbering.
+_next_number = fastpath.NumberDraw(
+    parent=RegisteredModel,
+    counter="last_version_number",
+    child=ModelVersion,
+    parent_field="model",
+    number="number",
+    digest="sha256",
+    dead=("status", VersionStatus.INVALID.value),
+    ids_for=(ModelVersion, Job),
+)
+_new_version = fastpath.PreparedInsert(ModelVersion)
+_new_version_with_id = fastpath.PreparedInsert(ModelVersion, with_pk=True)
 
 
 def _visible_model_for(actor: Principal, model_name: str, permission: str, audit_action: str) -> RegisteredModel:
@@ -109,73 +123,171 @@ def _visible_model_for(actor: Principal, model_name: str, permission: str, audit
     return model
 
 
-# Numbering. Each model keeps the last number it handed out (``last_version_number``); a
-# registration draws the next one with a single UPDATE ... RETURNING, which also refuses the draw
-# when the model already has a live version with the artifact's digest (so a CI retry, answered
-# 409, uses no number). Outside a transaction (every API request) the draw commits on its own, so
-# the model's row is locked for that one statement only, never across the registration's inserts
-# and their commit; registrations to one model then run side by side. The price: a registration
-# that fails after its draw (a database error, or an identical registration racing it, which the
-# unique index on (model, sha256) turns into a 409) leaves its number unused. Inside an outer
-# transaction (tests, scripts) the draw is part of it and rolls back with it.
-#
-# The draw commits with synchronous_commit off: it saves a WAL flush per registration, and it is
-# safe because no one sees a drawn number until the version row that uses it commits, and that
-# commit's synchronous flush covers the earlier draw in the WAL. A crash before then forgets both.
-#
-# GREATEST(..., MAX(number)) keeps the counter ahead of any row written without a draw (fixtures,
-# imports). These statements are plain SQL, built once per database, because they run on every
-# registration; the registry tests exercise them on SQLite and PostgreSQL.
+@dataclass
+class _Registration:
+    """A registration's checked input: what it registers (upload, reference or predictions only) and with what."""
+
+    format: str | None
+    expected_sha256: str
+    metrics: dict
+    model_card: dict
+    training: list
+    evaluation: Any
+    reference_uri: str = ""
+    spooled: Spooled | None = None
+    sha256: str = ""
+    size: int | None = None
+
+    def close(self) -> None:
+        if self.spooled is not None:
+            self.spooled.close()
 
 
-def _draw_sql(connection, *, own_transaction: bool) -> str:
-    quote = connection.ops.quote_name
-    models_table, versions_table = quote(RegisteredModel._meta.db_table), quote(ModelVersion._meta.db_table)
-    postgresql = connection.vendor == "postgresql"
-    greatest = "GREATEST" if postgresql else "MAX"  # SQLite's scalar MAX
-    relaxed = own_transaction and postgresql
-    # PostgreSQL also hands out the ids of the version row and of its job from their sequences, so
-    # the version row can point at its job as both are inserted, in one statement (no UPDATE after).
-    version_id = ""
-    if postgresql:
-        sequences = []
-        with connection.cursor() as cursor:
-            for model in (ModelVersion, Job):
-                cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, "id"])
-                sequences.append(cursor.fetchone()[0])
-        if all(sequences):
-            version_id = "".join(f", nextval('{seq.replace(chr(39), chr(39) * 2)}'::regclass)" for seq in sequences)
-    return (
-        f"UPDATE {models_table} SET last_version_number = {greatest}(last_version_number,"
-        f" COALESCE((SELECT MAX(v.number) FROM {versions_table} v WHERE v.model_id = {models_table}.id), 0)) + 1"
-        + (" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed" if relaxed else "")
-        + f" WHERE {models_table}.id = %s AND NOT EXISTS (SELECT 1 FROM {versions_table} d"
-        # The status is written out, not a parameter: the prepared statement's generic plan can then
-        # use the partial unique index on (model, sha256), whose condition names that status.
-        f" WHERE d.model_id = %s AND d.sha256 = %s AND d.sha256 <> '' AND d.status <> '{VersionStatus.INVALID.value}')"
-        f" RETURNING last_version_number{version_id}"
+def _registration_checked(
+    actor: Principal,
+    *,
+    artifact: Any,
+    artifact_uri: str,
+    sha256: str,
+    format: str,
+    metrics: dict | None,
+    model_card: dict | None,
+    training_dataset_ids: list[int] | tuple,
+    evaluation_dataset_id: int | None,
+) -> _Registration:
+    """The input checked before anything is stored: 400 for what is wrong, an upload spooled to disk."""
+    fmt = (format or "").strip() or None
+    if fmt is not None and fmt not in ArtifactFormat.values:
+        raise ValidationFailed(
+            f"format must be one of {', '.join(ArtifactFormat.values)}.", errors={"format": ["Unknown format."]}
+        )
+    if artifact is not None and artifact_uri:
+        raise ValidationFailed("Send either an artifact file or an artifact_uri, not both.")
+    expected = clean_sha256(sha256)
+    metrics = _clean_metrics(metrics)
+    model_card = ensure_json_object(model_card, "model_card")
+    training = visible_datasets(actor, list(training_dataset_ids or []), "training_datasets")
+    evaluation = (
+        visible_datasets(actor, [evaluation_dataset_id], "evaluation_dataset")[0] if evaluation_dataset_id else None
     )
+    checked = _Registration(fmt, expected, metrics, model_card, training, evaluation, sha256=expected)
+
+    if fmt == ArtifactFormat.PREDICTIONS_ONLY or (artifact is None and not artifact_uri):
+        if artifact is not None or artifact_uri:
+            raise ValidationFailed("A predictions_only version has no artifact.")
+        if fmt != ArtifactFormat.PREDICTIONS_ONLY:
+            raise ValidationFailed(
+                "Send an artifact file, an artifact_uri (s3://), "
+                "or format=predictions_only with an evaluation dataset.",
+                errors={"artifact": ["Required."]},
+            )
+        if evaluation is None:
+            raise ValidationFailed(
+                "A predictions_only version needs an evaluation dataset with a prediction column.",
+                errors={"evaluation_dataset": ["Required for predictions_only."]},
+            )
+        if not any(c.get("role") == ColumnRole.PREDICTION for c in evaluation.schema):
+            raise ValidationFailed(
+                f"Evaluation dataset {evaluation.pk} has no column with role 'prediction'.",
+                errors={"evaluation_dataset": ["No prediction column."]},
+            )
+        if evaluation.status == "invalid":
+            raise ValidationFailed(f"Evaluation dataset {evaluation.pk} is invalid: {evaluation.status_reason}")
+        if expected:
+            raise ValidationFailed("sha256 applies to an artifact; a predictions_only version has none.")
+    elif artifact_uri:
+        checked.reference_uri = parse_reference(artifact_uri).uri
+        if fmt is None:
+            raise ValidationFailed(
+                "format is required with artifact_uri (the bytes are not fetched until a worker verifies them).",
+                errors={"format": ["Required with artifact_uri."]},
+            )
+        # No check here: the number's draw refuses a taken digest (nothing is stored for a reference).
+    else:
+        checked.spooled = spool(artifact)
+    return checked
 
 
-_draw_statements: dict[tuple[str, bool], str] = {}
+def _artifact_stored(model: RegisteredModel, registration: _Registration) -> Stored | None:
+    """Store an upload once its bytes pass: the format sniffed (415), the digest as expected, not taken (409)."""
+    spooled = registration.spooled
+    if spooled is None:
+        return None
+    with spooled.open() as fh:
+        registration.format = sniffing.check_model(fh, spooled.size, registration.format)
+    if registration.expected_sha256 and registration.expected_sha256 != spooled.sha256:
+        raise ValidationFailed(
+            f"The uploaded artifact's sha256 is {spooled.sha256}, not the expected {registration.expected_sha256}.",
+            errors={"sha256": ["Does not match the upload."]},
+        )
+    registration.sha256, registration.size = spooled.sha256, spooled.size
+    _refuse_duplicate(model, spooled.sha256)
+    return save_bytes(spooled, kind="artifacts")
 
 
-def _draw_number(model: RegisteredModel, digest: str) -> tuple[int, int | None, int | None]:
-    """The model's next version number and, on PostgreSQL, the ids of the new version and of its job;
-    or DuplicateArtifact (409) when the digest is taken."""
-    connection = connections[router.db_for_write(ModelVersion)]
-    own_transaction = not connection.in_atomic_block
-    key = (connection.alias, own_transaction)
-    sql = _draw_statements.get(key)
-    if sql is None:
-        sql = _draw_statements[key] = _draw_sql(connection, own_transaction=own_transaction)
-    with hot_cursor(connection) as cursor:
-        cursor.execute(sql, [model.pk, model.pk, digest or ""])
-        row = cursor.fetchone()
-    if row is None:
-        _refuse_duplicate(model, digest)  # names the version and its status
-        raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
-    return (row[0], row[1], row[2]) if len(row) > 2 else (row[0], None, None)
+class _VersionWritten:
+    """The registration's one write seam: the number drawn, then the version and its job written at once.
+
+    Created after the bytes are stored, it draws the model's next number in a statement of its own
+    (``NumberDraw``), so no lock is held across the registration's transaction; a digest the model
+    already has is 409 before anything is written. Inside its block, ``version(**fields)`` adds the
+    version row and the job that verifies it. On PostgreSQL, without training datasets (whose rows
+    need queries of their own), the job, the version and the audit event recorded in the block are
+    one INSERT statement when the block ends, atomic by itself: no BEGIN or COMMIT round trip
+    (``written_together``). Elsewhere they are one transaction. An identical registration that
+    commits between the draw and the insert is refused by the unique index on (model, sha256) and
+    answered 409 as the draw would have.
+    """
+
+    def __init__(self, *, actor: Principal, model: RegisteredModel, sha256: str, training: list) -> None:
+        drawn = _next_number.draw(model.pk, sha256)
+        if drawn is None:
+            _refuse_duplicate(model, sha256)  # names the version and its status
+            raise NotFound(f"No model named {model.name!r}.")  # deleted meanwhile
+        self.actor, self.model, self.sha256, self.training = actor, model, sha256, training
+        self.number = drawn[0]
+        self.version_id, self.job_id = (drawn[1], drawn[2]) if len(drawn) > 2 else (None, None)
+        together = self.version_id is not None and not training
+        self._block = fastpath.written_together() if together else transaction.atomic()
+
+    def __enter__(self) -> _VersionWritten:
+        self._block.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            suppressed = self._block.__exit__(exc_type, exc, tb)
+        except IntegrityError:  # refused as the rows were written (written_together)
+            _refuse_duplicate(self.model, self.sha256)
+            raise
+        if exc_type is not None and issubclass(exc_type, IntegrityError):  # refused inside the block
+            _refuse_duplicate(self.model, self.sha256)
+        return suppressed
+
+    def version(self, **fields) -> ModelVersion:
+        """Write the version and queue the job that verifies it (workers are woken after commit)."""
+        actor, model = self.actor, self.model
+        if self.version_id is not None:  # PostgreSQL: the ids are known, so the job goes first
+            job = jobs.job_enqueue(
+                kind=VERIFY_VERSION,
+                target=("model_version", self.version_id),
+                params={"version_id": self.version_id},
+                actor=actor,
+                job_id=self.job_id,
+            )
+            version = _new_version_with_id.create(
+                id=self.version_id, verification_job=job, model=model, number=self.number, **fields
+            )
+        else:
+            version = _new_version.create(model=model, number=self.number, **fields)
+            job = jobs.job_enqueue(kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor)
+            _set_verification_job(version.pk, job.pk)
+            version.verification_job = job
+        version.model = model
+        if self.training:
+            version.training_datasets.set(self.training)
+        version._prefetched_objects_cache = {"training_datasets": self.training}  # the response needs no query
+        return version
 
 
 def _set_verification_job(version_id: int, job_id: int) -> None:
@@ -211,150 +323,66 @@ def version_create(
     version after commit (job ``registry.verify_version``).
 
     The bytes are stored before the number is drawn, and the number is drawn in a
-    statement of its own (see ``_draw_number``), so no lock is held during an upload
-    or across the registration's transaction.
+    statement of its own (see ``_VersionWritten``), so no lock is held during an
+    upload or across the registration's transaction.
     """
     model = _visible_model_for(actor, model_name, "registry.version_create", "model_version.created")
-    fmt = (format or "").strip() or None
-    if fmt is not None and fmt not in ArtifactFormat.values:
-        raise ValidationFailed(
-            f"format must be one of {', '.join(ArtifactFormat.values)}.", errors={"format": ["Unknown format."]}
-        )
-    if artifact is not None and artifact_uri:
-        raise ValidationFailed("Send either an artifact file or an artifact_uri, not both.")
-    expected = clean_sha256(sha256)
-    metrics = _clean_metrics(metrics)
-    model_card = ensure_json_object(model_card, "model_card")
-    training = visible_datasets(actor, list(training_dataset_ids or []), "training_datasets")
-    evaluation = (
-        visible_datasets(actor, [evaluation_dataset_id], "evaluation_dataset")[0] if evaluation_dataset_id else None
+    registration = _registration_checked(
+        actor,
+        artifact=artifact,
+        artifact_uri=artifact_uri,
+        sha256=sha256,
+        format=format,
+        metrics=metrics,
+        model_card=model_card,
+        training_dataset_ids=training_dataset_ids,
+        evaluation_dataset_id=evaluation_dataset_id,
     )
-
-    ref_uri = ""
-    spooled: Spooled | None = None
-    if fmt == ArtifactFormat.PREDICTIONS_ONLY or (artifact is None and not artifact_uri):
-        if artifact is not None or artifact_uri:
-            raise ValidationFailed("A predictions_only version has no artifact.")
-        if fmt != ArtifactFormat.PREDICTIONS_ONLY:
-            raise ValidationFailed(
-                "Send an artifact file, an artifact_uri (s3://), "
-                "or format=predictions_only with an evaluation dataset.",
-                errors={"artifact": ["Required."]},
-            )
-        if evaluation is None:
-            raise ValidationFailed(
-                "A predictions_only version needs an evaluation dataset with a prediction column.",
-                errors={"evaluation_dataset": ["Required for predictions_only."]},
-            )
-        if not any(c.get("role") == ColumnRole.PREDICTION for c in evaluation.schema):
-            raise ValidationFailed(
-                f"Evaluation dataset {evaluation.pk} has no column with role 'prediction'.",
-                errors={"evaluation_dataset": ["No prediction column."]},
-            )
-        if evaluation.status == "invalid":
-            raise ValidationFailed(f"Evaluation dataset {evaluation.pk} is invalid: {evaluation.status_reason}")
-        if expected:
-            raise ValidationFailed("sha256 applies to an artifact; a predictions_only version has none.")
-    elif artifact_uri:
-        ref_uri = parse_reference(artifact_uri).uri
-        if fmt is None:
-            raise ValidationFailed(
-                "format is required with artifact_uri (the bytes are not fetched until a worker verifies them).",
-                errors={"format": ["Required with artifact_uri."]},
-            )
-        # No check here: the number's draw below refuses a taken digest (nothing is stored for a reference).
-    else:
-        spooled = spool(artifact)
-
     stored: Stored | None = None
     try:
-        digest, size = expected, None
-        if spooled is not None:
-            with spooled.open() as fh:
-                fmt = sniffing.check_model(fh, spooled.size, fmt)
-            if expected and expected != spooled.sha256:
-                raise ValidationFailed(
-                    f"The uploaded artifact's sha256 is {spooled.sha256}, not the expected {expected}.",
-                    errors={"sha256": ["Does not match the upload."]},
-                )
-            digest, size = spooled.sha256, spooled.size
-            _refuse_duplicate(model, digest)
-            stored = save_bytes(spooled, kind="artifacts")
-        number, version_id, job_id = _draw_number(model, digest)
-        fields = dict(
-            model=model,
-            number=number,
-            status=VersionStatus.PENDING_VERIFICATION,
-            format=fmt,
-            artifact_uri=stored.key if stored else ref_uri,
-            artifact_is_reference=bool(ref_uri),
-            sha256=digest,
-            size=size,
-            description=description or "",
-            metrics=metrics,
-            source_repository=source_repository or "",
-            source_commit=source_commit or "",
-            ci_run_url=ci_run_url or "",
-            evaluation_dataset=evaluation,
-            model_card=model_card,
-            **author(actor),
-        )
-        # On PostgreSQL, without training datasets (whose rows need queries of their own), the job,
-        # the version and its audit event are one INSERT statement, atomic by itself: no BEGIN or
-        # COMMIT round trip (see written_together). Elsewhere they are one transaction.
-        together = written_together() if version_id is not None and not training else transaction.atomic()
-        try:
-            with together:
-                if version_id is not None:  # PostgreSQL: the ids are known, so the job goes first
-                    job = jobs.job_enqueue(
-                        kind=VERIFY_VERSION,
-                        target=("model_version", version_id),
-                        params={"version_id": version_id},
-                        actor=actor,
-                        job_id=job_id,
-                    )
-                    version = _new_version_with_id.create(id=version_id, verification_job=job, **fields)
-                else:
-                    version = _new_version.create(**fields)
-                    job = jobs.job_enqueue(
-                        kind=VERIFY_VERSION, target=version, params={"version_id": version.pk}, actor=actor
-                    )
-                    _set_verification_job(version.pk, job.pk)
-                    version.verification_job = job
-                version.model = model
-                if training:
-                    version.training_datasets.set(training)
-                audit.record(
-                    action="model_version.created",
-                    actor=actor,
-                    target=version,
-                    related=model,
-                    after={
-                        "number": number,
-                        "format": fmt,
-                        "artifact_uri": version.artifact_uri,
-                        "artifact_is_reference": version.artifact_is_reference,
-                        "sha256": digest,
-                        "size": size,
-                        "training_datasets": [d.pk for d in training],
-                        "evaluation_dataset": evaluation.pk if evaluation else None,
-                        "source_commit": version.source_commit,
-                    },
-                    artifact_sha256=digest,
-                )
-        except IntegrityError:
-            # An identical registration committed between the draw and this insert: the unique
-            # index on (model, sha256) refused the second; answer as the draw would have.
-            _refuse_duplicate(model, digest)
-            raise
-        version._prefetched_objects_cache = {"training_datasets": training}  # the response needs no query
+        stored = _artifact_stored(model, registration)
+        digest, training, evaluation = registration.sha256, registration.training, registration.evaluation
+        with _VersionWritten(actor=actor, model=model, sha256=digest, training=training) as write:
+            version = write.version(
+                status=VersionStatus.PENDING_VERIFICATION,
+                format=registration.format,
+                artifact_uri=stored.key if stored else registration.reference_uri,
+                artifact_is_reference=bool(registration.reference_uri),
+                sha256=digest,
+                size=registration.size,
+                description=description or "",
+                metrics=registration.metrics,
+                source_repository=source_repository or "",
+                source_commit=source_commit or "",
+                ci_run_url=ci_run_url or "",
+                evaluation_dataset=evaluation,
+                model_card=registration.model_card,
+                **author(actor),
+            )
+            audit.record(
+                action="model_version.created",
+                actor=actor,
+                target=version,
+                related=model,
+                after={
+                    "number": version.number,
+                    "format": version.format,
+                    "artifact_uri": version.artifact_uri,
+                    "artifact_is_reference": version.artifact_is_reference,
+                    "sha256": digest,
+                    "size": version.size,
+                    "training_datasets": [d.pk for d in training],
+                    "evaluation_dataset": evaluation.pk if evaluation else None,
+                    "source_commit": version.source_commit,
+                },
+                artifact_sha256=digest,
+            )
     except BaseException:
         if stored is not None:
             delete_quietly(stored.key)
         raise
     finally:
-        if spooled is not None:
-            spooled.close()
+        registration.close()
     return version
 
 

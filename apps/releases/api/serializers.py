@@ -206,6 +206,21 @@ class ReleaseOutput(serializers.ModelSerializer):
         return ReviewOutput(review).data if review is not None else None
 
 
+class DutyPreviewOutput(serializers.Serializer):
+    """Whether the caller may take a step of the release (request it, approve it), why not, and who may."""
+
+    caller_may = serializers.BooleanField(help_text="True when the caller's identity and token may take the step now.")
+    code = serializers.CharField(
+        allow_null=True,
+        help_text="null when the caller may; else why not: token_scope_missing | permission_denied | "
+        "live_release_exists | version_not_ready | policy_not_satisfied | segregation_of_duties (requesting); "
+        "token_scope_missing | permission_denied | auditor_never_approves | four_eyes | nothing_to_approve | "
+        "already_decided | approval_not_needed (approving).",
+    )
+    reason = serializers.CharField(help_text="One sentence for a pipeline log.")
+    who = serializers.CharField(help_text="Who may take the step: the roles, scopes and people excluded.")
+
+
 class GateOutput(serializers.Serializer):
     """The gate's answer: may this version go to this environment now, and if not, why."""
 
@@ -243,6 +258,18 @@ class GateOutput(serializers.Serializer):
     )
     revalidate_at = serializers.DateTimeField(allow_null=True)
     release = serializers.SerializerMethodField()
+    wait_outcome = serializers.ChoiceField(
+        choices=["not_asked", "final", "changed", "timeout"],
+        help_text="How a ?wait= ended: not_asked (no wait), final (the first answer was final: returned at once), "
+        "changed (allowed or status changed while waiting), timeout (the wait ended; this is the answer of then).",
+    )
+    waited = serializers.FloatField(help_text="Seconds the request waited (0 without ?wait=).")
+    request_preview = DutyPreviewOutput(
+        help_text="May the caller request this release (the check the release request applies), and who may."
+    )
+    approval_preview = DutyPreviewOutput(
+        help_text="May the caller approve it (four eyes, roles, open slots, as the approval applies them), and who may."
+    )
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})  # null: no current request
     def get_release(self, gate) -> str | None:

@@ -12,6 +12,8 @@ from apps.core.api.params import query_choice
 from apps.policies.disclosure import visible_dataset_ids
 from apps.releases import selectors, services
 from apps.releases.choices import ReleaseStatus
+from apps.releases.environments import environment_names
+from apps.releases.waiting import wait_seconds
 
 from .serializers import (
     ApprovalInput,
@@ -65,10 +67,10 @@ class ReleaseListApi(GenericAPIView):
         operation_id="releases_list",
         parameters=[
             OpenApiParameter("status", str, enum=ReleaseStatus.values),
-            OpenApiParameter("environment", str),
+            OpenApiParameter("environment", str, description="An environment's name (400 listing them otherwise)"),
             OpenApiParameter("model", str),
         ],
-        responses={200: ReleaseOutput(many=True), 401: PROBLEM},
+        responses={200: ReleaseOutput(many=True), 400: PROBLEM, 401: PROBLEM},
     )
     def get(self, request):
         params = request.query_params
@@ -79,6 +81,10 @@ class ReleaseListApi(GenericAPIView):
             model=params.get("model", ""),
         )
         page = self.paginate_queryset(releases)
+        if not page and "environment" in params:
+            # Only an empty page can come from a misspelt environment: a 400 naming the known ones,
+            # at no cost to the lists that find something.
+            query_choice(request, "environment", environment_names())
         visible = visible_dataset_ids(actor=request.principal, decisions=[r.decision for r in page])
         context = {"request": request, "visible_datasets": visible}
         return self.get_paginated_response(ReleaseOutput(page, many=True, context=context).data)
@@ -179,14 +185,27 @@ class GateApi(GenericAPIView):
 
     @extend_schema(
         operation_id="models_versions_gate",
-        parameters=[OpenApiParameter("environment", str, required=True, description="e.g. production")],
+        parameters=[
+            OpenApiParameter("environment", str, required=True, description="e.g. production"),
+            OpenApiParameter(
+                "wait",
+                {"type": "number", "minimum": 0},
+                description="Seconds to hold the answer until it is final (allowed, emergency, blocked, rejected) or "
+                "changes; at most ASSAY_GATE_MAX_WAIT (larger values are clamped). The response says how it ended "
+                "(wait_outcome) and how long it waited (waited, also the X-Assay-Waited header).",
+            ),
+        ],
         responses={200: GateOutput, 400: PROBLEM, 401: PROBLEM, 404: PROBLEM},
     )
     def get(self, request, name: str, number: int):
+        wait = wait_seconds(request.query_params.get("wait"))
         gate = selectors.gate_decision(
             actor=request.principal,
             model_name=name,
             number=number,
             environment=request.query_params.get("environment", ""),
+            wait=wait,
         )
-        return Response(GateOutput(gate, context={"request": request}).data)
+        response = Response(GateOutput(gate, context={"request": request}).data)
+        response["X-Assay-Waited"] = f"{gate.waited:.3f}"
+        return response

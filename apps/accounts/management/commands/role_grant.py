@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 
 from apps.accounts import selectors
 from apps.rbac import services as rbac
+from apps.rbac.models import Environment
 from apps.rbac.roles import Role
 from apps.registry.models import RegisteredModel
 
@@ -68,8 +69,6 @@ class Command(OperatorCommand):
                 raise CommandError(f"No model named {options['model']!r}.")
         environment = None
         if options["environment"]:
-            from apps.releases.models import Environment
-
             if scope_team_name or options["model"]:
                 raise CommandError("A role is scoped to one team, model or environment, not both.")
             environment = Environment.objects.filter(name=options["environment"]).first()

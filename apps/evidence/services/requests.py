@@ -1,44 +1,27 @@
-"""Writes for evidence: request a run (or reuse an equal one), cancel it, review its findings, download its files.
-
-``evidence_request`` checks ``evidence.request`` on the subject (a version, or a
-dataset), the kind, the subject's readiness and the kind's parameters, then
-either returns an existing run with the same inputs and parameters (audited
-``evidence_run.reused``) or creates the run and its job in one transaction
-(audited ``evidence_run.requested``; the job is sent to a worker after commit).
-The worker's state changes are in ``apps.evidence.runs``.
-"""
+"""Requesting evidence: a run (or an equal one reused), and a verified version's default evidence."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from apps.audit import services as audit
 from apps.audit.choices import Outcome
 from apps.core.errors import Conflict, Denied, NotFound, ValidationFailed
-from apps.core.principals import Principal, PrincipalKind
-from apps.jobs import events
+from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
 from apps.registry.choices import DatasetStatus, VersionStatus
 from apps.registry.models import Dataset, ModelVersion
 
-from .choices import FINISHED, REUSABLE, EvidenceKind, RunStatus
-from .models import EvidenceFile, EvidenceRun, FindingReview, FindingVerdict
-from .parameters import _refuse, kind_parameters
-from .runs import cancel_chunk_jobs
-
-RUN_JOB = "evidence.run"
-WORKER_DEFAULTS = Principal.system("evidence-defaults")
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-AVAILABLE_KINDS: tuple[str, ...] = tuple(EvidenceKind.values)
+from ..choices import REUSABLE, EvidenceKind
+from ..models import EvidenceRun
+from ..parameters import _refuse, kind_parameters
+from .common import AVAILABLE_KINDS, RUN_JOB, WORKER_DEFAULTS, _requester
 
 
 class SubjectNotReady(Conflict):
@@ -54,15 +37,6 @@ class EvidenceRequested:
 
     run: EvidenceRun
     reused: bool
-
-
-def _requester(actor: Principal) -> dict:
-    """requested_by is the accountable person (a service account's owner); plus the service account."""
-    if actor.kind == PrincipalKind.SERVICE_ACCOUNT:
-        return {"requested_by_id": actor.owner_user_id, "requested_by_service_account_id": actor.id}
-    if actor.kind == PrincipalKind.USER:
-        return {"requested_by_id": actor.id, "requested_by_service_account_id": None}
-    return {"requested_by_id": None, "requested_by_service_account_id": None}
 
 
 def _version(version: ModelVersion | tuple[str, int]) -> ModelVersion:
@@ -224,159 +198,6 @@ def evidence_request(
         artifact_sha256=subject_version.sha256 if subject_version is not None else dataset.sha256,
     )
     return EvidenceRequested(run=run, reused=False)
-
-
-class RunFinished(Conflict):
-    """The run is already finished: nothing to cancel (409)."""
-
-    code = "run_finished"
-    title = "Run already finished"
-
-
-def _locked_run(actor: Principal, run_id: Any, permission: str, audit_action: str) -> EvidenceRun:
-    """The run under its row lock, once ``permission`` on it is checked.
-
-    A run outside the actor's scope is a 404 and one they may only see a 403; both are
-    audited as ``audit_action`` denied by the error handlers.
-    """
-    try:
-        public_id = uuid.UUID(str(run_id))
-    except ValueError:
-        raise NotFound("No evidence run matches the given query.")
-    run = (
-        EvidenceRun.objects.select_for_update(of=("self",))
-        .select_related("version__model", "dataset", "job")
-        .filter(public_id=public_id)
-        .first()
-    )
-    if run is None:
-        raise NotFound("No evidence run matches the given query.")
-    rbac.require(actor, permission, run, audit_action=audit_action)
-    return run
-
-
-@transaction.atomic
-def evidence_run_cancel(*, actor: Principal, run_id: Any) -> EvidenceRun:
-    """Cancel a queued or running run (and its job): a worker computing it stops at its next progress report.
-
-    Needs ``evidence.request`` on the subject. 409 when the run already finished. Audited
-    ``evidence_run.cancelled``; a refusal of access is audited by the error handlers.
-    """
-    run = _locked_run(actor, run_id, "evidence.request", "evidence_run.cancelled")
-    if run.status in FINISHED:
-        raise RunFinished(f"The run is {run.status}: only a queued or running run can be cancelled.")
-    before = run.status
-    run.status = RunStatus.CANCELLED
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at", "updated_at"])
-    if run.job_id:
-        jobs.job_cancel(job_id=run.job_id, reason="the evidence run was cancelled")
-    cancel_chunk_jobs(run, reason="the evidence run was cancelled")
-    audit.record(
-        action="evidence_run.cancelled",
-        actor=actor,
-        target=run,
-        related=run.version or run.dataset,
-        before={"status": before},
-        after={"status": RunStatus.CANCELLED},
-    )
-    return run
-
-
-def _finding_ids(run: EvidenceRun) -> set[str]:
-    return {f.get("id") for f in (run.summary or {}).get("findings", [])}
-
-
-@transaction.atomic
-def evidence_finding_review(*, actor: Principal, run_id: Any, finding: str, verdict: str, reason: str) -> FindingReview:
-    """Record a reviewer's verdict on one finding of a succeeded PII scan (false positive, or confirmed).
-
-    Needs ``evidence.review`` (reviewers, compliance officers). The reason is mandatory. The
-    newest verdict on a finding counts. Audited and published ``evidence_finding.reviewed`` (what the
-    policies read may have changed, so the releases of the run's subject are judged again).
-    """
-    run = _locked_run(actor, run_id, "evidence.review", "evidence_finding.reviewed")
-    if run.kind != EvidenceKind.PII_SCAN or run.status != RunStatus.SUCCEEDED:
-        raise Conflict("Only the findings of a succeeded PII scan can be reviewed.")
-    if finding not in _finding_ids(run):
-        raise ValidationFailed(
-            f"finding: the run has no finding {finding!r}.", errors={"finding": [f"unknown finding: {finding}"]}
-        )
-    if not verdict:
-        raise ValidationFailed(
-            "verdict: required; choose false_positive or confirmed (there is no default).",
-            errors={"verdict": ["Required."]},
-        )
-    if verdict not in FindingVerdict.values:
-        raise ValidationFailed(
-            f"verdict: choose {' or '.join(FindingVerdict.values)}.", errors={"verdict": ["Unknown verdict."]}
-        )
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("reason: say why (mandatory).", errors={"reason": ["Required."]})
-    if len(reason) > 2000:
-        raise ValidationFailed("reason: at most 2000 characters.", errors={"reason": ["Too long."]})
-    requester = _requester(actor)
-    review = FindingReview.objects.create(
-        run=run,
-        finding=finding,
-        verdict=verdict,
-        reason=reason,
-        reviewer_id=requester["requested_by_id"],
-        reviewer_service_account_id=requester["requested_by_service_account_id"],
-    )
-    audit.record(
-        action="evidence_finding.reviewed",
-        actor=actor,
-        target=review,
-        related=run,
-        after={"finding": finding, "verdict": verdict},
-        reason=reason,
-    )
-    events.publish(
-        "evidence_finding.reviewed",
-        payload={
-            "review_id": review.pk,
-            "run_id": run.pk,
-            "version_id": run.version_id,
-            "dataset_id": run.dataset_id,
-            "finding": finding,
-            "verdict": verdict,
-        },
-        target=review,
-    )
-    return review
-
-
-def evidence_file_download(*, actor: Principal, run_id: Any, name: str) -> tuple[EvidenceFile, Any]:
-    """Open one of a run's result files for download; audited ``evidence_file.downloaded``.
-
-    Needs ``evidence.view`` on the run (404 otherwise, audited as denied by the error handlers).
-    Returns the file row and an open binary stream the caller closes.
-    """
-    from apps.registry.storage import ObjectMissing, get_storage
-
-    from .selectors import evidence_run_get
-
-    run = evidence_run_get(actor=actor, run_id=run_id)
-    # Result files have names the worker chose; anything else (a NUL byte, a path) names no file.
-    file = EvidenceFile.objects.filter(run=run, name=name).first() if _FILE_NAME.match(name) else None
-    if file is None:
-        raise NotFound(f"The run has no file named {name!r}.")
-    try:
-        stream = get_storage().open(file.key)
-    except ObjectMissing:
-        raise NotFound(f"The file {name!r} is missing from storage.")
-    with transaction.atomic():
-        audit.record(
-            action="evidence_file.downloaded",
-            actor=actor,
-            target=file,
-            related=run,
-            after={"name": file.name, "size": file.size},
-            artifact_sha256=file.sha256,
-        )
-    return file, stream
 
 
 def _author(version: ModelVersion) -> Principal | None:

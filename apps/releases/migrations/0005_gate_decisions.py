@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("jobs", "0003_worker_heartbeat"),
         ("registry", "0006_dataset_created_index"),
-        ("releases", "0003_one_live_request"),
+        ("releases", "0004_environment_moved_out"),
     ]
 
     operations = [
@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
                     models.ForeignKey(
                         on_delete=django.db.models.deletion.CASCADE,
                         related_name="gate_decisions",
-                        to="releases.environment",
+                        to="rbac.environment",
                     ),
                 ),
                 (
