@@ -12,8 +12,9 @@ For each size the benchmark starts a web server as ``benchmarks/servers.py`` doe
 token and a dashboard session and counts the SQL queries of each route once (in-process, with
 the same settings). Both servers run at once; each route is then driven with wrk
 (``benchmarks/loadgen.py``) at 1 and 16 clients on the small server and right after on the large
-one, so a change in the machine's load between routes weighs on both sizes alike. It prints requests per second and p99 at each size, the ratio large/small (the
-target is at least 0.8), the query counts and the machine's load and speed index.
+one, so a change in the machine's load between routes weighs on both sizes alike. It prints requests
+per second and p99 at each size, the ratio large/small (the target is at least 0.8), the query counts
+and the machine's load and speed index.
 
 ``--mlflow`` also starts MLflow (its own virtualenv, ``servers.start_mlflow``) on a database of
 the same server, registers one model version there and drives MLflow's get-version
@@ -384,6 +385,25 @@ def setup_reader(env: dict, bind_packs: bool) -> dict:
     return _tagged(run_manage(env, "shell", "-c", code), "SETUP")
 
 
+# The gate answers from the stored decisions the workers make; no worker runs here, so the measured
+# version's are made before the load (a run on code without stored decisions skips this).
+_GATE_DECISIONS = """
+from apps.registry.models import ModelVersion
+try:
+    from apps.releases.gate_decisions import gate_decisions_refresh
+except ImportError:
+    gate_decisions_refresh = None
+if gate_decisions_refresh is not None:
+    ids = list(ModelVersion.objects.filter(model__name=MODEL, number=5).values_list("pk", flat=True))
+    print("GATE_DECISIONS", gate_decisions_refresh(version_ids=ids, reason="benchmark"))
+"""
+
+
+def gate_decisions(env: dict, size: Size) -> None:
+    model = f"{MODEL_PREFIX}{size.models // 2:06d}"
+    run_manage(env, "shell", "-c", f"MODEL={model!r}\n" + _GATE_DECISIONS)
+
+
 def query_counts(env: dict, reader: dict, routes: list[Route]) -> dict:
     paths = [(r.label, r.path) for r in routes]
     code = f"TOKEN={reader['token']!r}\nSESSION={reader['session']!r}\nPATHS={paths!r}\n" + _QUERY_COUNTS
@@ -554,6 +574,7 @@ def prepare_size(args: argparse.Namespace, size: Size, work: Path) -> dict:
     name, url = prepare_database(args, size, env)
     env["DATABASE_URL"] = url
     reader = setup_reader(env, bind_packs=not args.no_packs)
+    gate_decisions(env, size)
     chosen = [r for r in routes(size) if not args.only or any(word in r.label for word in args.only)]
     counts = query_counts(env, reader, chosen)
     return {

@@ -62,6 +62,8 @@ EVENTS: dict[str, str] = {
     "release.expired": "an open release request passed its time to live",
     "release.cancelled": "a release request was withdrawn",
     "release.reset": "a live release request's decision changed; it is pending again and its approvals void",
+    "environment.changed": "an environment was created or changed (every version's gate there must be judged)",
+    "gate_decisions.stale": "a batch of versions' stored gate decisions must be judged again (ids in the payload)",
 }
 
 

@@ -141,3 +141,29 @@ class PostReleaseReview(TimestampedModel):
 
     def rbac_scope(self) -> tuple[int | None, int | None, int | None]:
         return self.release.rbac_scope()
+
+
+class GateDecision(models.Model):
+    """The policy decision the gate answers from, for one version in one environment.
+
+    ``decision`` is ``PolicyDecision.as_dict()`` stamped with ``evaluated_at``, made on the facts,
+    evidence and packs of that time and the release request the gate would judge (its change
+    reference, requester, emergency flag and approvals). Written only by
+    ``apps.releases.gate_decisions.gate_decisions_refresh``, which the reactions to every event that
+    can change a decision run (new evidence, model facts, policies, environments, release states);
+    the gate and the version page only read it, so a gate call never evaluates a policy.
+    """
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="gate_decisions")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="gate_decisions")
+    decision = models.JSONField(default=dict)
+    binding_digest = models.CharField(max_length=64)
+    evaluated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "environment"], name="one_gate_decision_per_version_environment")
+        ]
+
+    def __str__(self) -> str:
+        return f"gate decision of version {self.version_id} in environment {self.environment_id}"

@@ -16,11 +16,11 @@ from apps.rbac import services as rbac
 from apps.registry import selectors as registry
 from apps.registry.models import ModelVersion
 
-from . import duties, gates, previews, services, waiting
+from . import duties, previews, services, waiting
 from .choices import LIVE, OPEN, ApprovalDecision, ReleaseStatus, ReviewStatus
 from .environments import environment_names, unknown_environment
 from .matching import fills, match
-from .models import Approval, Environment, PostReleaseReview, ReleaseRequest
+from .models import Approval, Environment, GateDecision, PostReleaseReview, ReleaseRequest
 
 
 def _releases() -> QuerySet[ReleaseRequest]:
@@ -131,7 +131,17 @@ def _pick(releases: list[ReleaseRequest]) -> ReleaseRequest | None:
 
 
 def _current_release(version: ModelVersion, env: Environment) -> ReleaseRequest | None:
-    return _pick(list(_releases().filter(version=version, environment=env)))
+    """The request the gate judges, with its approvals: the version and environment are the caller's
+    (no joins to load them again; the gate reads nothing else of the request's relations)."""
+    approvals = Approval.objects.select_related("approver", "approver_service_account")
+    releases = list(
+        ReleaseRequest.objects.filter(version=version, environment=env).prefetch_related(
+            Prefetch("approvals", queryset=approvals)
+        )
+    )
+    for release in releases:
+        release.version, release.environment = version, env
+    return _pick(releases)
 
 
 def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
@@ -260,6 +270,16 @@ def _decided_at(decision: dict, default: Any) -> Any:
     return parse_datetime(stamp) if isinstance(stamp, str) else default
 
 
+# The decision a gate shows while no stored decision exists yet (``status`` ``evaluating``).
+EVALUATING: dict = {"binding_digest": None, "violations": [], "missing_evidence": [], "rules": []}
+
+
+def stored_decisions(*, version: ModelVersion, environments: list[Environment]) -> dict[int, GateDecision]:
+    """The stored gate decisions of ``version`` by environment id (one indexed query)."""
+    rows = GateDecision.objects.filter(version=version, environment__in=[e.pk for e in environments])
+    return {row.environment_id: row for row in rows}
+
+
 def gate_for(
     *,
     version: ModelVersion,
@@ -270,36 +290,45 @@ def gate_for(
 ) -> Gate:
     """May ``version`` go to ``environment`` now? (The caller has checked the actor may see the version.)
 
-    A pure read: nothing is re-judged, expired or stored here (the re-evaluation service and
-    the periodic expiry task do that). The policies are evaluated read-only on the facts and
-    evidence of now; allowed only when they pass (or the release is a break-glass one) AND an
-    approved request exists whose stored binding digest is that decision's (approvals given on
-    another basis never open the gate, even before the re-evaluation job has reset them) and
-    whose revalidation date (production) has not passed. An open request past ``expires_at``
-    reads as ``expired``. ``release``, when given, is the request already picked (approvals
-    prefetched), ``decision`` the read-only decision made for it (``version_gates``), and
-    ``actor`` who asks (their segregation of duties is spelled out in ``reasons``).
+    A pure read of stored state: no policy is evaluated, nothing is re-judged, expired or stored
+    here. The decision is the stored one (``GateDecision``, made by the jobs that react to every
+    change of facts, evidence, policies, environments and requests: ``apps.releases.gate_decisions``);
+    while none exists yet the gate answers ``evaluating`` (not allowed). Allowed only when the
+    decision passes (or the release is a break-glass one) AND an approved request exists whose
+    stored binding digest is that decision's (approvals given on another basis never open the
+    gate, even before the re-evaluation job has reset them) and whose revalidation date
+    (production) has not passed. An open request past ``expires_at`` reads as ``expired``.
+    ``release``, when given, is the request already picked (approvals prefetched), ``decision``
+    the stored decision read for it (``version_gates``; ``{}`` when there is none), and ``actor``
+    who asks (their segregation of duties is spelled out in ``reasons``).
     """
     if release is ...:
         release = _current_release(version, environment)
     now = timezone.now()
+    evaluated_at = None
     if decision is None:
-        release_input = gates.release_input_for(release) if release is not None else None
-        decision = gates.decide(version=version, environment=environment, release=release_input).as_dict()
+        row = stored_decisions(version=version, environments=[environment]).get(environment.pk)
+        decision = row.decision if row is not None else {}
+    evaluating = not decision
+    if evaluating:
+        decision = EVALUATING
+    else:
+        evaluated_at = _decided_at(decision, None)
     live = release is not None and release.status in LIVE
     state = release.status if release is not None else None
     if live and state in OPEN and release.expires_at is not None and release.expires_at <= now:
         state, live = ReleaseStatus.EXPIRED, False  # the periodic task closes it; the gate reads it closed now
     current = live and release.binding_digest == decision["binding_digest"]
-    evaluated_at = now
     if current and all(release.decision.get(p) == decision.get(p) for p in services.DECISION_PARTS):
-        decision = release.decision  # the stored decision is the current one: answer from it
+        decision = release.decision  # the request was judged on this very decision: answer from it
         evaluated_at = _decided_at(decision, release.evaluated_at)
     approvals = approvals_summary(release, decision)
     blocked = bool(services.blocking(decision))
     status, allowed = "allowed", False
     if release is not None and release.emergency and release.status == ReleaseStatus.APPROVED:
         status, allowed = "emergency", True
+    elif evaluating:
+        status = "evaluating"
     elif blocked:
         status = "blocked"
     elif decision.get("missing_evidence"):
@@ -326,6 +355,11 @@ def gate_for(
         evaluated_at=evaluated_at,
     )
     gate.reasons = gate_reasons(gate, actor=actor, current=current or not live)
+    if status == "evaluating":
+        gate.reasons = [
+            f"The policy decision for {environment.name} is being computed (the version or what it is judged on "
+            "changed moments ago): ask again, or wait for it with ?wait=<seconds>."
+        ]
     return gate
 
 
@@ -445,15 +479,20 @@ def _gate_for_caller(*, version: ModelVersion, environment: Environment, actor: 
 
 
 def version_gates(*, actor: Principal, version: ModelVersion) -> list[Gate]:
-    """The gate of a version in every environment (the version page's block): its releases are read
-    in one go, the policies evaluated once for all environments, and nothing is written."""
+    """The gate of a version in every environment (the version page's block): its releases and
+    stored decisions are read in one go each; nothing is evaluated or written."""
     releases = list(_releases().filter(version=version))
-    picked = [(env, _pick([r for r in releases if r.environment_id == env.pk])) for env in environment_list()]
-    cases = [(env, gates.release_input_for(r) if r is not None else None) for env, r in picked]
-    decisions = gates.decide_each(version=version, cases=cases)
+    envs = list(environment_list())
+    stored = stored_decisions(version=version, environments=envs)
     judged = [
-        gate_for(version=version, environment=env, release=release, decision=decision.as_dict(), actor=actor)
-        for (env, release), decision in zip(picked, decisions, strict=True)
+        gate_for(
+            version=version,
+            environment=env,
+            release=_pick([r for r in releases if r.environment_id == env.pk]),
+            decision=stored[env.pk].decision if env.pk in stored else {},
+            actor=actor,
+        )
+        for env in envs
     ]
     # shown to the actor: datasets of the version's lineage outside their scope are hidden in the messages
     lineage = [*version.training_datasets.all(), version.evaluation_dataset if version.evaluation_dataset_id else None]

@@ -4,8 +4,9 @@ A pipeline asks the gate once and blocks, instead of looping in a shell. The fir
 at once when it is final for the pipeline (``FINAL``: allowed, a break-glass release, blocked by
 violations a person must resolve, or rejected). Otherwise the request polls, every
 ``ASSAY_GATE_POLL_SECONDS``, a fingerprint of the stored state the answer rests on: the version's
-release requests for the environment, their approvals and the version's evidence runs (written by
-other requests and by workers, in other processes). When the fingerprint moves, or an open request's
+release requests for the environment, their approvals, the version's evidence runs and its stored
+gate decision there (written by other requests and by workers, in other processes; an ``evaluating``
+answer moves when the job has stored the decision). When the fingerprint moves, or an open request's
 expiry or an approval's revalidation date passes, the gate is judged again, and the answer is returned
 if its ``allowed`` or ``status`` differs from the first one. At the latest it is judged again and
 returned when the wait (at most ``ASSAY_GATE_MAX_WAIT`` seconds) ends.
@@ -29,7 +30,7 @@ from apps.core.errors import ValidationFailed
 from apps.evidence.models import EvidenceRun
 from apps.registry.models import ModelVersion
 
-from .models import Approval, Environment, ReleaseRequest
+from .models import Approval, Environment, GateDecision, ReleaseRequest
 
 # Answers a pipeline acts on at once: waiting longer would not change them without a person's new step.
 FINAL = frozenset({"allowed", "emergency", "blocked", "rejected"})
@@ -57,7 +58,7 @@ def wait_seconds(raw: str | None) -> float:
 
 
 def fingerprint(version: ModelVersion, environment: Environment, dataset_ids: list[int]) -> tuple:
-    """The stored state the gate's answer rests on, in three indexed reads."""
+    """The stored state the gate's answer rests on, in four indexed reads."""
     releases = tuple(
         ReleaseRequest.objects.filter(version=version, environment=environment)
         .order_by("pk")
@@ -69,7 +70,10 @@ def fingerprint(version: ModelVersion, environment: Environment, dataset_ids: li
     runs = EvidenceRun.objects.filter(Q(version=version) | Q(dataset_id__in=dataset_ids)).aggregate(
         n=Count("pk"), last=Max("updated_at"), done=Count("pk", filter=Q(finished_at__isnull=False))
     )
-    return (releases, tuple(sorted(approvals.items())), tuple(sorted(runs.items())))
+    decided = tuple(
+        GateDecision.objects.filter(version=version, environment=environment).values_list("evaluated_at", flat=True)
+    )
+    return (releases, tuple(sorted(approvals.items())), tuple(sorted(runs.items())), decided)
 
 
 def _moments(gate: Any) -> list:

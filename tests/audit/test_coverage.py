@@ -533,6 +533,22 @@ WRITERS: list[Writer] = [
         lambda w: S(REL).environment_create(actor=_root(w), name="canary"),
     ),
     writes(
+        "apps.releases.gate_decisions._refresh_version",
+        ("release.gate_decided", "release.gate_decided"),
+        lambda w: S("apps.releases.gate_decisions")._refresh_version(
+            w.version,
+            list(S("apps.releases.models").Environment.objects.filter(name__in=["staging", "production"])),
+            reason="test",
+            actor=S(f"{REL}.common").SYSTEM,
+        ),
+    ),
+    writes(
+        "apps.releases.subscribers._stale_in_batches",
+        (),
+        lambda w: S("apps.releases.subscribers")._stale_in_batches(reason="test"),
+        why="queues the gate_decisions.stale reactions (job rows); each job's stored decisions are audited",
+    ),
+    writes(
         f"{REL}.reviews.post_release_review_close",
         "post_release_review.closed",
         lambda w: S(REL).post_release_review_close(actor=w.given, release_id=w.emergency.public_id, findings="ok"),

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 from apps.accounts import services as accounts
 from apps.core.principals import Principal
 from apps.rbac import services as rbac
+from apps.releases.gate_decisions import gate_decisions_refresh
 from apps.releases.models import Environment, ReleaseRequest
 from tests.factories.accounts import TeamFactory
 from tests.factories.policies import compliant_model, compliant_version
@@ -38,7 +39,9 @@ def people():
         users[name] = accounts.user_create(actor=system, username=name, password=PASSWORD)
         rbac.role_grant(actor=system, subject=users[name], role=role, team=scope)
     model = compliant_model(name="credit-scoring", owner_team=credit, risk_tier="high")
-    compliant_version(model, number=1, created_by=users["ava"], sha256="c" * 64)
+    version = compliant_version(model, number=1, created_by=users["ava"], sha256="c" * 64)
+    # the version's gate decisions, as the reaction to its verification makes them
+    gate_decisions_refresh(version_ids=[version.pk], reason="verified")
     return users
 
 
@@ -63,7 +66,7 @@ def approve_from_the_queue(page: Page, base: str) -> None:
     expect(page.get_by_text("Your approval is recorded.")).to_be_visible()
 
 
-def test_one_requests_a_release_and_two_others_approve_it(browser: Browser, live_server, people, screenshot_dir):
+def test_one_requests_a_release_and_two_others_approve_it(browser: Browser, live_server, people, screenshot_dir, react):
     base = live_server.url
     # given rex, a contributor, on the version page
     rex = sign_in(browser, base, "rex")
@@ -90,6 +93,7 @@ def test_one_requests_a_release_and_two_others_approve_it(browser: Browser, live
     expect(cleo.locator("#release-status")).to_contain_text("Approved")
     cleo.screenshot(path=str(screenshot_dir / "release-approved.png"), full_page=True)
     assert ReleaseRequest.objects.get().status == "approved"
+    react()  # the workers' reactions to the request and the approvals re-make the gate's decision
     rex.goto(base + "/models/credit-scoring/versions/1/")
     expect(rex.locator('#release-gates tr[data-environment="production"]')).to_contain_text("Allowed")
     # and the reviewer's queue is empty

@@ -136,12 +136,14 @@ def test_a_job_for_a_subscriber_that_went_away_fails_with_the_reason(subscribed)
 
 
 def test_the_apps_subscribe_their_reactions():
-    assert events.subscribers("model_version.verified") == ["evidence"]
+    assert events.subscribers("model_version.verified") == ["evidence", "releases"]
     assert events.subscribers("evidence_run.succeeded") == ["releases", "notifications"]
     assert events.subscribers("evidence_finding.reviewed") == ["releases"]
     assert events.subscribers("policy.changed") == ["releases", "notifications"]
     assert events.subscribers("model.updated") == ["releases"]
-    assert events.subscribers("release.approved") == ["notifications"]
+    assert events.subscribers("release.approved") == ["releases", "notifications"]
+    assert events.subscribers("environment.changed") == ["releases"]
+    assert events.subscribers("gate_decisions.stale") == ["releases"]
 
 
 def _published_names() -> set[str]:

@@ -118,3 +118,17 @@ def add_evidence(version, kind="bias", status=RunStatus.SUCCEEDED) -> EvidenceRu
     if kind == "bias":
         return evidence_run(kind=kind, summary=bias_summary(dp=0.03), version=version, status=status)
     return evidence_run(kind=kind, summary=explain_summary(), version=version, status=status)
+
+
+@pytest.fixture
+def decided(react):
+    """decided() -> runs the queued reactions, then judges every version's gate as the reacting jobs do
+    (``gate_decisions_refresh``): the state the gate reads once the workers have caught up, also for
+    rows a test wrote directly (which publish no event)."""
+    from apps.releases.gate_decisions import gate_decisions_refresh
+
+    def go() -> None:
+        react()
+        gate_decisions_refresh(reason="test")
+
+    return go

@@ -273,23 +273,28 @@ def test_environment_bindings_through_the_admin_api_and_the_command(make_user, a
 # The gate
 
 
-def test_the_gate_says_no_with_reasons_then_yes(api_client_for, ci_account, rex, rita, version, team, system):
+def test_the_gate_says_no_with_reasons_then_yes(
+    api_client_for, ci_account, rex, rita, version, team, system, decided, react
+):
     from apps.rbac import services as rbac
 
     # given CI asks with a read-only token
     rbac.role_grant(actor=system, subject=ci_account, role="viewer", team=team)
     ci = api_client_for(ci_account, scopes=["read"])
-    # when nothing was requested
+    # when nothing was requested (and the version's gate decisions are made)
+    decided()
     body = ci.get(GATE, {"environment": "staging"}).json()
     assert body["allowed"] is False and body["status"] == "release_required" and body["release"] is None
     # when a release waits for approval
     requested = rex.post(RELEASES, _body(), format="json").json()
+    react()
     body = ci.get(GATE, {"environment": "staging"}).json()
     assert body["allowed"] is False and body["status"] == "pending_approval"
     assert body["release"].endswith(f"/api/v1/releases/{requested['id']}/")
     assert body["approvals"]["required"][0]["filled"] == 0
     # when approved
     rita.post(f"{RELEASES}{requested['id']}/approvals/", {"decision": "approve"}, format="json")
+    react()
     body = ci.get(GATE, {"environment": "staging"}).json()
     assert body["allowed"] is True and body["status"] == "allowed"
     assert body["approvals"]["received"][0]["fills"] == "reviewer"
@@ -300,10 +305,11 @@ def test_the_gate_says_no_with_reasons_then_yes(api_client_for, ci_account, rex,
     assert ci.get(GATE, {"environment": "moon"}).status_code == 400
 
 
-def test_the_gate_reports_blocking_violations(rex, model, author):
+def test_the_gate_reports_blocking_violations(rex, model, author, decided):
     from tests.factories.registry import ModelVersionFactory
 
     ModelVersionFactory(model=model, number=2, created_by=author, format="pickle")
+    decided()
     body = rex.get("/api/v1/models/churn/versions/2/gate/", {"environment": "staging"}).json()
     assert body["allowed"] is False and body["status"] == "blocked"
     assert body["violations"][0]["rule"] == "security.safe_format"

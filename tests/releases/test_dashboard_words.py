@@ -136,8 +136,9 @@ def test_release_pages_name_people_and_roles_in_words(approved_in_production, pe
     assert "Rita Okafor (rita)" in text and "Approved" in text and "Reviewer" in text
 
 
-def test_the_version_page_gate_reads_once_and_in_words(approved_in_production, people):
+def test_the_version_page_gate_reads_once_and_in_words(approved_in_production, people, decided):
     requester, _, officer = people
+    decided()
     html = logged_in(officer).get("/models/churn/versions/1/").content.decode()
     text = assert_reads_like_words(html)
     gates = visible(html[html.index('id="release-gates"') :])

@@ -34,11 +34,12 @@ def test_a_wait_that_is_not_a_number_of_seconds_is_a_400(api_client_for, request
 
 @pytest.mark.django_db
 def test_a_final_answer_returns_at_once_however_long_the_wait(
-    api_client_for, request_release, requester, reviewer, version, quick_polls
+    api_client_for, request_release, requester, reviewer, version, quick_polls, decided
 ):
     # given an approved release: the gate is open, nothing will change that by waiting
     release = request_release(requester, version)
     services.approval_decide(actor=who(reviewer), release_id=release.public_id, decision="approve")
+    decided()
     # when the pipeline asks to wait up to a minute
     response = api_client_for(requester, scopes=["read"]).get(GATE, {"environment": "staging", "wait": "60"})
     # then it answers without waiting, and says so
@@ -55,10 +56,11 @@ def test_without_wait_the_gate_says_it_did_not_wait(api_client_for, requester, v
 
 @pytest.mark.django_db
 def test_the_wait_ends_with_the_answer_of_then_and_is_clamped_to_the_bound(
-    api_client_for, request_release, requester, version, settings, quick_polls
+    api_client_for, request_release, requester, version, settings, quick_polls, decided
 ):
     # given a request nobody decides on, and a bound of a fifth of a second
     request_release(requester, version)
+    decided()
     settings.ASSAY_GATE_MAX_WAIT = 0.2
     # when the pipeline asks to wait an hour
     response = api_client_for(requester, scopes=["read"]).get(GATE, {"environment": "staging", "wait": "3600"})
@@ -71,10 +73,11 @@ def test_the_wait_ends_with_the_answer_of_then_and_is_clamped_to_the_bound(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_waiting_pipeline_returns_when_a_reviewer_approves_meanwhile(
-    api_client_for, request_release, requester, reviewer, version, quick_polls
+    api_client_for, request_release, requester, reviewer, version, quick_polls, decided
 ):
     # given a release waiting for a reviewer, and a pipeline that asks the gate to wait up to a minute
     release = request_release(requester, version)
+    decided()
     client = api_client_for(requester, scopes=["read"])
     answers: list = []
     polling = threading.Event()

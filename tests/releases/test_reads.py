@@ -65,7 +65,7 @@ def reader(api_client_for, requester):
 
 
 def test_the_gate_and_the_pages_write_nothing_even_on_a_stale_or_overdue_request(
-    request_release, requester, reviewer, version, reader, production
+    request_release, requester, reviewer, version, reader, production, decided
 ):
     # given an approved staging release whose evidence has moved on (not yet re-judged by the job)
     approved = request_release(requester, version)
@@ -74,6 +74,7 @@ def test_the_gate_and_the_pages_write_nothing_even_on_a_stale_or_overdue_request
     # and a production request past its expiry time that the periodic task has not closed yet
     overdue = request_release(requester, version, environment="production", change_reference="CHG-1")
     ReleaseRequest.objects.filter(pk=overdue.pk).update(expires_at=timezone.now() - timedelta(minutes=5))
+    decided()  # the stored gate decisions are made (the requests themselves are left as they are)
     page = logged_in(requester)
     page.get("/releases/")  # the session's first request
     # when CI asks the gate, and people read the release pages and the version page
@@ -99,26 +100,28 @@ def test_the_gate_and_the_pages_write_nothing_even_on_a_stale_or_overdue_request
 
 
 def test_evaluated_at_is_when_the_decision_was_made_not_when_it_was_read(
-    request_release, requester, reviewer, version, reader
+    request_release, requester, reviewer, version, reader, decided
 ):
     # given a request judged two days ago
     release = request_release(requester, version)
     approve(reviewer, release)
-    decided = timezone.now() - timedelta(days=2)
+    decided()
+    judged_at = timezone.now() - timedelta(days=2)
     release.refresh_from_db()
     ReleaseRequest.objects.filter(pk=release.pk).update(
-        evaluated_at=decided, decision={**release.decision, "evaluated_at": decided.isoformat()}
+        evaluated_at=judged_at, decision={**release.decision, "evaluated_at": judged_at.isoformat()}
     )
     # when it is read today, the API, the page and the gate all say when it was decided
     body = reader.get(f"/api/v1/releases/{release.public_id}/").json()
-    assert body["evaluated_at"].startswith(decided.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert body["evaluated_at"].startswith(judged_at.strftime("%Y-%m-%dT%H:%M:%S"))
     page = logged_in(requester).get(f"/releases/{release.public_id}/").content.decode()
     # (the page's one time format shows minutes; its <time> element carries the exact instant)
-    assert f'<time datetime="{decided.isoformat()}">{decided.strftime("%Y-%m-%d %H:%M UTC")}</time>' in page
+    assert f'<time datetime="{judged_at.isoformat()}">{judged_at.strftime("%Y-%m-%d %H:%M UTC")}</time>' in page
     gate = reader.get(GATE, {"environment": "staging"}).json()
-    assert gate["allowed"] is True and gate["evaluated_at"].startswith(decided.strftime("%Y-%m-%dT%H:%M:%S"))
-    # when the stored decision is no longer current, the gate says its read-only decision is of now
+    assert gate["allowed"] is True and gate["evaluated_at"].startswith(judged_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    # when the request's decision is no longer current, the gate answers the stored gate decision made since
     add_evidence(version, "bias")
+    decided()
     gate = reader.get(GATE, {"environment": "staging"}).json()
     assert gate["allowed"] is False
     assert timezone.now() - timezone.datetime.fromisoformat(gate["evaluated_at"]) < timedelta(minutes=1)
@@ -134,7 +137,7 @@ def test_evaluated_at_is_when_the_decision_was_made_not_when_it_was_read(
 
 
 def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_approve(
-    api_client_for, ci_account, author, requester, reviewer, model, team, system, staging
+    api_client_for, ci_account, author, requester, reviewer, model, team, system, staging, decided, react
 ):
     from tests.factories.registry import ModelVersionFactory
 
@@ -143,6 +146,7 @@ def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_ap
         model=model, number=1, created_by=author, created_by_service_account=ci_account, sha256="d" * 64
     )
     rbac.role_grant(actor=system, subject=ci_account, role="contributor", team=team)
+    decided()
     # when the pipeline asks the gate with a read token (docs/api.md) and nothing was requested
     ci_read = api_client_for(ci_account, scopes=["read"])
     body = ci_read.get(GATE, {"environment": "staging"}).json()
@@ -159,6 +163,7 @@ def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_ap
         format="json",
     )
     assert created.status_code == 201, created.content
+    react()
     # then the gate tells it the release waits for someone other than its owner
     body = ci_read.get(GATE, {"environment": "staging"}).json()
     assert body["status"] == "pending_approval"
@@ -172,6 +177,7 @@ def test_the_pipeline_that_registered_the_version_is_told_who_may_request_and_ap
         f"/api/v1/releases/{created.json()['id']}/approvals/", {"decision": "approve"}, format="json"
     )
     assert approved.status_code == 201
+    react()
     body = ci_read.get(GATE, {"environment": "staging"}).json()
     assert body["allowed"] is True and not any("cannot approve" in r for r in body["reasons"])
     # someone else asking is not told about the author's duties
@@ -298,8 +304,9 @@ def _previews(client) -> tuple[dict, dict, dict]:
 
 
 def test_the_gate_previews_that_the_pipeline_may_not_request_and_who_may(
-    api_client_for, ci_account, ledger, reviewer, make_user, team, system
+    api_client_for, ci_account, ledger, reviewer, make_user, team, system, decided
 ):
+    decided()
     ci = used(api_client_for(ci_account, scopes=["read", "releases:write"]))
     # when the pipeline that registered the version asks the gate before any request
     body, request, approval = _previews(ci)
@@ -374,9 +381,10 @@ def test_a_read_only_pipeline_token_is_told_the_scope_it_lacks_to_request(api_cl
     assert "'releases:write' scope" in request["reason"] and "(contributor)" in request["reason"]
 
 
-def test_a_gate_that_waits_writes_nothing_either(request_release, requester, version, reader, settings):
+def test_a_gate_that_waits_writes_nothing_either(request_release, requester, version, reader, settings, decided):
     # given a request nobody decides on, and a short bound on waiting
     request_release(requester, version)
+    decided()
     settings.ASSAY_GATE_MAX_WAIT, settings.ASSAY_GATE_POLL_SECONDS = 0.1, 0.02
     # when the pipeline waits on the gate until the bound
     body = assert_pure_read(lambda: reader.get(GATE, {"environment": "staging", "wait": "5"})).json()

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.registry.services import model_update
 from apps.releases import selectors, services
 from apps.releases.choices import FINAL, LIVE, ReleaseStatus
+from apps.releases.gate_decisions import gate_decisions_refresh
 from apps.releases.models import Approval, ReleaseRequest
 from tests.factories.policies import compliant_model, compliant_version
 from tests.releases.conftest import add_evidence, who
@@ -48,11 +49,14 @@ def test_raising_the_risk_tier_voids_the_approval_and_asks_for_what_high_risk_ne
     release.refresh_from_db()
     assert release.status == ReleaseStatus.APPROVED
     env = release.environment
+    gate_decisions_refresh(version_ids=[limited_version.pk], reason="approved")  # the reaction's part for the gate
     assert selectors.gate_for(version=limited_version, environment=env).allowed
     old_digest, old_facts = release.binding_digest, release.decision["facts_sha256"]
     # when its author raises the model to high risk (the model update service) and the releases are re-judged
     model_update(actor=who(author), name=limited_version.model.name, changes={"risk_tier": "high"})
-    # (even before the re-evaluation runs, the gate no longer opens on approvals given for a limited-risk model)
+    # (once the gate's decision is re-made, even before the request is re-judged, the gate no longer opens on
+    # approvals given for a limited-risk model)
+    gate_decisions_refresh(version_ids=[limited_version.pk], reason="model.updated")
     assert not selectors.gate_for(version=limited_version, environment=env).allowed
     mark = audit_mark()
     reset = services.releases_reevaluate(model_id=limited_version.model_id, reason="model.updated")
@@ -259,9 +263,10 @@ def test_re_evaluation_and_the_gate_over_every_pair_of_states_that_may_coexist(
         approved_at=timezone.now() if newer == ReleaseStatus.APPROVED else None,
         closed_at=timezone.now() if newer in FINAL else None,
     )
-    # when new evidence moves the decision and the live requests are re-judged
+    # when new evidence moves the decision and the live requests and the gate are re-judged
     add_evidence(version, "bias")
     reset = services.releases_reevaluate(version_ids=[version.pk], reason="new evidence")
+    gate_decisions_refresh(version_ids=[version.pk], reason="new evidence")
     # then the live one (if any) is back to pending, the final ones untouched, and nothing collided
     live = [r for r in (first, second) if (older if r is first else newer) in LIVE]
     assert [r.pk for r in reset] == [r.pk for r in live]

@@ -38,7 +38,7 @@ def status_of(release) -> str:
 
 
 def test_a_request_waits_for_a_reviewer_then_is_approved(
-    request_release, requester, reviewer, version, audit_mark, django_capture_on_commit_callbacks
+    request_release, requester, reviewer, version, audit_mark, django_capture_on_commit_callbacks, decided
 ):
     mark = audit_mark()
     # when a contributor asks to release a minimal-risk version to staging
@@ -56,6 +56,7 @@ def test_a_request_waits_for_a_reviewer_then_is_approved(
     assert status_of(release) == ReleaseStatus.APPROVED
     assert approval.binding_digest == release.binding_digest and approval.roles == ["reviewer"]
     assert mark.actions()[1:] == ["release.approval_recorded", "release.approved"]
+    decided()
     gate = selectors.gate_for(version=version, environment=release.environment)
     assert gate.allowed and gate.status == "allowed"
 
@@ -271,15 +272,17 @@ def test_an_approval_on_a_stale_digest_is_refused(request_release, requester, re
 
 
 def test_an_approved_release_is_reset_by_new_evidence_and_the_gate_closes(
-    request_release, requester, reviewer, version
+    request_release, requester, reviewer, version, decided
 ):
     release = request_release(requester, version)
     approve(reviewer, release)
+    decided()
     assert selectors.gate_for(version=version, environment=release.environment).allowed
     # when new evidence arrives before deployment
     add_evidence(version, "explainability")
+    decided()  # the stored gate decision is re-made (here before the request's own re-evaluation ran)
     gate = selectors.gate_for(version=version, environment=release.environment)
-    # then the gate says no at once, and why, though it writes nothing (the re-evaluation job resets the request)
+    # then the gate says no, and why, though it writes nothing (the re-evaluation job resets the request)
     assert not gate.allowed and gate.status == "pending_approval"
     assert any("decision changed" in r for r in gate.reasons)
     assert status_of(release) == ReleaseStatus.APPROVED
@@ -328,7 +331,7 @@ def test_an_approval_is_refused_once_the_request_expired_lazily(request_release,
 
 
 def test_production_approvals_carry_a_revalidation_date_and_the_gate_reports_it_due(
-    request_release, requester, reviewer, officer, high_version, settings
+    request_release, requester, reviewer, officer, high_version, settings, decided
 ):
     settings.ASSAY_REVALIDATION_MONTHS = "high=12,limited=24"
     release = request_release(requester, high_version, environment="production", change_reference="CHG-5")
@@ -338,6 +341,7 @@ def test_production_approvals_carry_a_revalidation_date_and_the_gate_reports_it_
     # then the approval must be renewed in twelve months
     assert 360 <= (release.revalidate_at - release.approved_at).days <= 366
     assert all(a.revalidate_at == release.revalidate_at for a in release.approvals.all())
+    decided()
     assert selectors.gate_for(version=high_version, environment=release.environment).allowed
     # when the date passes
     ReleaseRequest.objects.filter(pk=release.pk).update(revalidate_at=timezone.now() - timedelta(days=1))
@@ -412,7 +416,7 @@ def test_a_compliance_officer_closes_the_review_with_findings(
 
 
 def test_blocking_violations_refuse_a_request_but_not_a_break_glass_release(
-    request_release, requester, manager, model, author
+    request_release, requester, manager, model, author, decided
 ):
     # given a version whose artifact format may execute code (the security pack blocks it)
     unsafe = ModelVersionFactory(model=model, number=2, created_by=author, format="pickle")
@@ -424,6 +428,7 @@ def test_blocking_violations_refuse_a_request_but_not_a_break_glass_release(
     # and a release manager may still break the glass, recorded with the violations it overrode
     release = request_release(manager, unsafe, emergency=True, justification="the fix for an outage")
     assert release.status == ReleaseStatus.APPROVED
+    decided()
     gate = selectors.gate_for(version=unsafe, environment=release.environment)
     assert gate.allowed and gate.status == "emergency" and gate.violations
 

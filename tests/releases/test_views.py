@@ -19,7 +19,8 @@ def logged_in(user) -> Client:
     return client
 
 
-def test_a_contributor_requests_a_release_from_the_version_page(requester, version, audit_mark):
+def test_a_contributor_requests_a_release_from_the_version_page(requester, version, audit_mark, decided):
+    decided()
     web = logged_in(requester)
     page = web.get(VERSION_PAGE).content.decode()
     assert 'id="release-gates"' in page and 'id="request-release-form"' in page
@@ -45,7 +46,9 @@ def test_a_refused_request_shows_why_on_the_version_page(requester, version):
     assert ReleaseRequest.objects.count() == 0
 
 
-def test_the_reviewer_finds_it_in_the_queue_and_approves_it(request_release, requester, reviewer, version, audit_mark):
+def test_the_reviewer_finds_it_in_the_queue_and_approves_it(
+    request_release, requester, reviewer, version, audit_mark, react
+):
     release = request_release(requester, version)
     web = logged_in(reviewer)
     queue = web.get("/approvals/").content.decode()
@@ -61,6 +64,7 @@ def test_the_reviewer_finds_it_in_the_queue_and_approves_it(request_release, req
     release.refresh_from_db()
     assert release.status == ReleaseStatus.APPROVED
     assert "Nothing waits for you" in web.get("/approvals/").content.decode()
+    react()  # the reactions to the approval make the version's gate decisions
     gates = logged_in(requester).get(VERSION_PAGE).content.decode()
     assert 'badge-success">Allowed<' in gates
 

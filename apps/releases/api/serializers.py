@@ -227,7 +227,7 @@ class GateOutput(serializers.Serializer):
     allowed = serializers.BooleanField()
     status = serializers.CharField(
         help_text="allowed | emergency | blocked | missing_evidence | release_required | pending_evidence | "
-        "pending_approval | revalidation_due | rejected | expired | cancelled"
+        "pending_approval | revalidation_due | rejected | expired | cancelled | evaluating (no stored decision yet)"
     )
     model = serializers.CharField(source="version.model.name")
     version = serializers.IntegerField(source="version.number")
@@ -246,10 +246,11 @@ class GateOutput(serializers.Serializer):
         data["missing_evidence"] = list(shown.get("missing_evidence", []))
         return data
 
-    binding_digest = serializers.CharField(source="decision.binding_digest")
+    binding_digest = serializers.CharField(source="decision.binding_digest", allow_null=True)
     evaluated_at = serializers.DateTimeField(
-        help_text="When this decision was made: the request's stored decision, or now when the gate judged the "
-        "version without a current request (read-only, nothing stored)."
+        allow_null=True,
+        help_text="When this decision was made (the request's, or the stored gate decision the reacting jobs "
+        "made); null while the gate is evaluating.",
     )
     reasons = serializers.ListField(
         child=serializers.CharField(),
