@@ -28,9 +28,10 @@ from apps.core.principals import Principal
 from apps.registry.choices import VersionStatus
 from apps.registry.models import ModelVersion
 
-from . import gates, selectors
+from . import duties, gates, selectors
+from .choices import LIVE
 from .models import Environment, GateDecision, ReleaseRequest
-from .services import DECISION_PARTS
+from .services import DECISION_PARTS, blocking
 from .services.common import SYSTEM
 
 # How many versions one batch job refreshes (a policy or environment change re-judges all of them).
@@ -48,7 +49,58 @@ def _summary(decision: dict) -> dict:
 
 
 def _same(stored: dict, decision: dict) -> bool:
-    return all(stored.get(part) == decision.get(part) for part in DECISION_PARTS)
+    return all(stored.get(part) == decision.get(part) for part in (*DECISION_PARTS, REQUESTER_REFUSALS))
+
+
+# What the packs would refuse in a request made now, by the version's author or by anyone else (the gate's
+# request preview reads it, so that the gate never evaluates a policy): the blocking violations a request
+# adds to the decision without one. Segregation-of-duties rules compare the requester with the author, so
+# these two requesters are the two answers such a rule can give.
+REQUESTER_REFUSALS = "requester_refusals"
+SOMEONE_ELSE = 0  # no account has id 0: a requester who is not the author
+
+
+def _requesters(version: ModelVersion) -> list[int]:
+    """The requesters a preview needs: each person accountable for the version (``duties.version_authors``),
+    then someone else."""
+    return [*sorted(duties.version_authors(version)), SOMEONE_ELSE]
+
+
+def _requester_cases(version: ModelVersion, picked: list) -> list:
+    """(environment, release input) for a request by each author and by someone else, where a request is needed."""
+    return [
+        (env, gates.release_input(change_reference="(change reference)", requested_by_id=who, emergency=False))
+        for env, release in picked
+        if release is None or release.status not in LIVE
+        for who in _requesters(version)
+    ]
+
+
+def _blocking_keys(decision: dict) -> set[tuple]:
+    return {(v["rule"], v["message"]) for v in blocking(decision)}
+
+
+def _with_requester_refusals(version: ModelVersion, picked: list, made: list[dict], extra: list[dict]) -> None:
+    """Stamp each decision with the refusals a request would add (``REQUESTER_REFUSALS``): those of a request
+    by any of the version's authors, and by someone else; None where a live request exists (nobody requests
+    again)."""
+    requesters = _requesters(version)
+    extra_iter = iter(extra)
+    for (_env, release), decision in zip(picked, made, strict=True):
+        if release is not None and release.status in LIVE:
+            decision[REQUESTER_REFUSALS] = None
+            continue
+        before = _blocking_keys(decision)
+        refusals: dict[str, list] = {"author": [], "someone_else": []}
+        for who in requesters:
+            added = [
+                {"rule": v["rule"], "message": v["message"]}
+                for v in blocking(next(extra_iter))
+                if (v["rule"], v["message"]) not in before
+            ]
+            side = refusals["someone_else" if who == SOMEONE_ELSE else "author"]
+            side.extend(r for r in added if r not in side)
+        decision[REQUESTER_REFUSALS] = refusals
 
 
 def _refresh_version(version: ModelVersion, environments: list[Environment], *, reason: str, actor: Principal) -> int:
@@ -59,7 +111,10 @@ def _refresh_version(version: ModelVersion, environments: list[Environment], *, 
     picked = [(env, selectors._pick([r for r in releases if r.environment_id == env.pk])) for env in environments]
     cases = [(env, gates.release_input_for(r) if r is not None else None) for env, r in picked]
     now = timezone.now()
-    made = [d.as_dict() for d in gates.decide_each(version=version, cases=cases)]
+    extra = _requester_cases(version, picked)
+    judged = [d.as_dict() for d in gates.decide_each(version=version, cases=cases + extra)]
+    made = judged[: len(cases)]
+    _with_requester_refusals(version, picked, made, judged[len(cases) :])
     changed = 0
     with transaction.atomic():
         stored = {

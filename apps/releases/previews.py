@@ -5,16 +5,16 @@ release (and if not, why not and who may), and who may approve it (four eyes). E
 rule the enforcing service applies, never a copy of it:
 
 - requesting: ``rbac.refusal`` (what ``rbac.require`` raises in ``release_request_create``), the
-  version's state, an existing live request, and the policy packs judged on the caller as requester
-  (``gates.decide`` with the same ``release`` input the service builds, so a segregation-of-duties
-  rule such as SOX's "the requester is not the version's author" shows here before the request
-  is refused for it);
+  version's state, an existing live request, and what the policy packs refuse in a request by the
+  caller: the stored decision's reaction judged a request (with the ``release`` input the service
+  builds) by each of the version's authors and by someone else (``gate_decisions.REQUESTER_REFUSALS``),
+  so a segregation-of-duties rule such as SOX's "the requester is not the version's author" shows
+  here before the request is refused for it;
 - approving: ``rbac.refusal`` and ``rbac.can_approve`` (auditors never approve),
   ``duties.decider_refusal`` (the requester and the author never decide), and the open slots
   the caller's roles could fill (``matching.fills``), as ``approval_decide`` checks them.
 
-Pure reads: nothing is stored. The policy evaluation runs only when a request is needed and the caller
-may otherwise make it.
+Pure reads: nothing is stored and no policy is evaluated here.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 from apps.registry.choices import VersionStatus
 
-from . import duties, gates, services
+from . import duties, services
 from .choices import LIVE, ApprovalDecision, ReleaseStatus
 from .matching import fills
 
@@ -97,20 +97,13 @@ def request_preview(*, actor: Principal | None, gate: Any) -> dict:
     if services.blocking(gate.decision):
         messages = "; ".join(v["message"] for v in services.blocking(gate.decision))
         return _answer(False, POLICY_REFUSES, f"The policies refuse {version} in {environment.name}: {messages}", who)
-    # The packs judged on the caller as the requester, with the input the request would carry (a change
-    # reference given): a rule that refuses this requester refuses the request.
+    # What the packs would refuse in a request by the caller, as the stored decision's reaction judged it for
+    # the version's author and for anyone else (``gate_decisions.REQUESTER_REFUSALS``): the gate evaluates
+    # no policy itself.
+    refusals = gate.decision.get("requester_refusals") or {}
     person = actor.person_key if actor is not None else (None, None)
-    as_requester = gates.decide(
-        version=version,
-        environment=environment,
-        release=gates.release_input(
-            change_reference="(change reference)",
-            requested_by_id=person[1] if person[0] == PrincipalKind.USER else None,
-            emergency=False,
-        ),
-    ).as_dict()
-    before = {(v["rule"], v["message"]) for v in services.blocking(gate.decision)}
-    new = [v for v in services.blocking(as_requester) if (v["rule"], v["message"]) not in before]
+    authored = person[0] == PrincipalKind.USER and person[1] in duties.version_authors(version)
+    new = refusals.get("author" if authored else "someone_else", [])
     if new:
         return _answer(
             False,

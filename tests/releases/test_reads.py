@@ -390,3 +390,26 @@ def test_a_gate_that_waits_writes_nothing_either(request_release, requester, ver
     body = assert_pure_read(lambda: reader.get(GATE, {"environment": "staging", "wait": "5"})).json()
     # then it polled and answered without a write
     assert body["wait_outcome"] == "timeout" and body["status"] == "pending_approval"
+
+
+def test_the_gate_and_its_previews_evaluate_no_policy(
+    api_client_for, ci_account, ledger, make_user, team, system, decided, monkeypatch
+):
+    """The request preview reads what the reacting job judged for a request by the author and by anyone else
+    (``gate_decisions.REQUESTER_REFUSALS``): a gate call never reaches the policy engine."""
+    from apps.policies import decisions
+
+    decided()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the gate evaluated a policy")
+
+    monkeypatch.setattr(decisions, "policy_decide", refuse)
+    monkeypatch.setattr(decisions, "policy_decide_each", refuse)
+    # the author's pipeline is refused by the stored judgement of a request by the author (SOX) ...
+    _, request, _ = _previews(used(api_client_for(ci_account, scopes=["read", "releases:write"])))
+    assert request["code"] == "segregation_of_duties"
+    # ... and another contributor of the team may request it, from the judgement of a request by someone else
+    colleague = make_user("contributor", username="lea", team=team)
+    _, request, _ = _previews(used(api_client_for(colleague, scopes=["read", "releases:write"])))
+    assert request["caller_may"] is True and request["code"] is None
