@@ -523,15 +523,40 @@ def get_script(folder: Path, name: str, headers: dict[str, str]) -> Path:
 
 
 def drive(
-    wrk: str, script: Path, url: str, *, label: str, clients: list[int], duration: float, pgid: int, db: str
+    wrk: str,
+    script: Path,
+    url: str,
+    *,
+    label: str,
+    clients: list[int],
+    duration: float,
+    pgid: int,
+    db: str,
+    headers: dict | None = None,
+    generator: str = "asyncio",
+    keep_alive: bool = False,
 ) -> dict:
-    """wrk at each client count, after an unmeasured second that warms every worker's caches and
-    templates for this route; {clients: {rate, p99_ms, ok, not_ok, samples, cpu}}."""
-    loadgen.run(wrk, script, url, concurrency=4, duration_s=1, label="warm-up", expected=200, threads=1)
+    """The load generator at each client count, after an unmeasured second that warms every worker's caches
+    and templates for this route; {clients: {rate, p99_ms, ok, not_ok, samples, cpu}}.
+
+    ``asyncio`` (the default, ``loadgen.run_asyncio``, as the registration benchmark drives Assay and MLflow)
+    sends ``headers`` with each GET, a new connection per request unless ``keep_alive``; ``wrk`` runs
+    ``script`` (the same headers) with kept-alive connections."""
+    scheme, _, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    base, path = f"{scheme}://{host}", "/" + path
+    get = loadgen.Load(path=path, headers=headers or {}, body=lambda *_: b"", expected=200, method="GET")
+
+    def step_of(c: int, seconds: float, name: str):
+        if generator == "wrk":
+            return loadgen.run(wrk, script, url, concurrency=c, duration_s=seconds, label=name, expected=200, threads=1)
+        return loadgen.run_asyncio(base, get, concurrency=c, duration_s=seconds, label=name, keep_alive=keep_alive)
+
+    step_of(4, 1, "warm-up")
     out = {}
     for c in clients:
         before, t0 = servers.cpu_snapshot(), time.monotonic()
-        step = loadgen.run(wrk, script, url, concurrency=c, duration_s=duration, label=label, expected=200, threads=1)
+        step = step_of(c, duration, label)
         cpu = servers.cpu_split(before, servers.cpu_snapshot(), pgid, time.monotonic() - t0, db)
         out[c] = {
             "rate": step.rate,
@@ -582,6 +607,8 @@ def prepare_size(args: argparse.Namespace, size: Size, work: Path) -> dict:
         "db": name,
         "routes": {r.label: r for r in chosen},
         "counts": counts,
+        "api_headers": {"Authorization": f"Bearer {reader['token']}"},
+        "page_headers": {"Cookie": f"sessionid={reader['session']}"},
         "api_script": get_script(work, f"api-{size.name}", {"Authorization": f"Bearer {reader['token']}"}),
         "page_script": get_script(work, f"page-{size.name}", {"Cookie": f"sessionid={reader['session']}"}),
         "server": servers.start_server(servers.ServerConfig.parse(args.server), env, folder, size.name),
@@ -611,6 +638,9 @@ def measure(args: argparse.Namespace, sizes: list[Size], work: Path, wrk: str) -
                     duration=args.duration,
                     pgid=os.getpgid(server.proc.pid),
                     db=side["db"],
+                    headers=side["page_headers"] if route.dashboard else side["api_headers"],
+                    generator=args.generator,
+                    keep_alive=args.keep_alive,
                 )
                 got["queries"] = side["counts"].get(label, [0, 0])[1]
                 got["status"] = side["counts"].get(label, [0, 0])[0]
@@ -660,6 +690,8 @@ def measure_mlflow(args: argparse.Namespace, work: Path, wrk: str) -> dict | Non
             duration=args.duration,
             pgid=pgid,
             db=f"{args.db_prefix}_mlflow",
+            generator=args.generator,
+            keep_alive=args.keep_alive,
         )
     finally:
         server.stop()
@@ -673,7 +705,8 @@ def report(results: dict, args: argparse.Namespace, facts: dict, mlflow: dict | 
     small, large = results.get("small", {}), results.get("large", {})
     lines = [
         f"scale benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, server {args.server},"
-        f" wrk {args.duration:.0f} s a step",
+        f" {args.generator}{' (kept-alive connections)' if args.keep_alive or args.generator == 'wrk' else ''}"
+        f" {args.duration:.0f} s a step",
         machine.line(facts),
         "",
     ]
@@ -738,6 +771,13 @@ def main() -> None:
     parser.add_argument("--mlflow", action="store_true", help="also drive MLflow's get-version (for the gate)")
     parser.add_argument("--mlflow-venv", default="/var/cache/assay/mlflow-venv")
     parser.add_argument("--json", default="", help="write every figure to this file")
+    parser.add_argument(
+        "--generator",
+        choices=["asyncio", "wrk"],
+        default="asyncio",
+        help="the load generator for every route and MLflow (default asyncio, as the registration benchmark)",
+    )
+    parser.add_argument("--keep-alive", action="store_true", help="asyncio: keep one connection per client")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
     wrk = loadgen.ensure_wrk()
