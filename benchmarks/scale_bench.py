@@ -186,7 +186,6 @@ _ACTIONS = (
 )
 _COPY_COLUMNS = (
     "event_id",
-    "seq",
     "occurred_at",
     "actor_type",
     "actor_id",
@@ -206,9 +205,6 @@ _COPY_COLUMNS = (
     "after",
     "reason",
     "artifact_sha256",
-    "prev_hash",
-    "hash",
-    "sealed_at",
 )
 
 
@@ -218,19 +214,23 @@ def _canonical(obj: dict) -> bytes:
 
 
 def seed_audit(url: str, size: Size) -> None:
-    """``size.events`` sealed events appended to the chain's head, with valid hashes, by COPY."""
+    """``size.events`` sealed events appended to the chain's head, with valid hashes: events and seals by COPY."""
     rng = random.Random(7)
     with _connect(url) as conn:
-        head = conn.execute(
-            "SELECT seq, hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        unsealed = conn.execute("SELECT count(*) FROM audit_event WHERE seq IS NULL").fetchone()[0]
+        head = conn.execute("SELECT seq, hash FROM audit_seal ORDER BY seq DESC LIMIT 1").fetchone()
+        unsealed = conn.execute("SELECT count(*) FROM audit_pending").fetchone()[0]
         if unsealed:
             raise SystemExit("the database holds unsealed audit events: seal them first (manage.py audit_seal)")
         seq, prev = (head[0], head[1]) if head else (0, "0" * 64)
         start = datetime.now(UTC) - timedelta(days=365)
         step = timedelta(days=364) / size.events
         sealed_at = datetime.now(UTC)
+        # Events into audit_event (its trigger puts each on the sealer's work list), their seals into a temporary
+        # table joined to the events' ids into audit_seal; then the work list is cleared of them.
+        conn.execute(
+            "CREATE TEMP TABLE scale_seal (seq bigint, event_id uuid, prev_hash text, hash text, sealed_at timestamptz)"
+        )
+        seals: list[tuple] = []
         with conn.cursor() as cursor, cursor.copy(f"COPY audit_event ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy:
             for i in range(size.events):
                 seq += 1
@@ -266,7 +266,6 @@ def seed_audit(url: str, size: Size) -> None:
                 copy.write_row(
                     (
                         str(event_id),
-                        seq,
                         occurred,
                         "user",
                         obj["actor_id"],
@@ -286,12 +285,18 @@ def seed_audit(url: str, size: Size) -> None:
                         json.dumps(after),
                         "",
                         "",
-                        prev,
-                        digest,
-                        sealed_at,
                     )
                 )
+                seals.append((seq, str(event_id), prev, digest, sealed_at))
                 prev = digest
+        with conn.cursor() as cursor, cursor.copy("COPY scale_seal FROM STDIN") as copy:
+            for row in seals:
+                copy.write_row(row)
+        conn.execute(
+            "INSERT INTO audit_seal (seq, event_pk, prev_hash, hash, sealed_at) "
+            "SELECT s.seq, e.id, s.prev_hash, s.hash, s.sealed_at FROM scale_seal s JOIN audit_event e USING (event_id)"
+        )
+        conn.execute("DELETE FROM audit_pending WHERE event_pk IN (SELECT event_pk FROM audit_seal)")
 
 
 def prepare_database(args: argparse.Namespace, size: Size, env: dict) -> tuple[str, str]:
