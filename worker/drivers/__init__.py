@@ -1,0 +1,1 @@
+"""Deployment target drivers (only workers import them): one module per target kind, one interface (``base``)."""
