@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from apps.accounts.models import Team
+from apps.core import fastpath
+from apps.core.errors import NotFound
 from apps.core.principals import Principal, same_person
 from apps.rbac import services as rbac
 
@@ -67,6 +70,11 @@ def version_list(*, actor: Principal, model: RegisteredModel) -> QuerySet[ModelV
     return rbac.restrict(actor, qs, "registry.view").prefetch_related("training_datasets").order_by("-number")
 
 
+_MODEL_BY_NAME = fastpath.RowByUniqueField(RegisteredModel, "name")
+_VERSION_BY_NUMBER = fastpath.RowByUniqueField(ModelVersion, "model", "number")
+_TEAM_BY_ID = fastpath.RowByUniqueField(Team, "id")
+
+
 def version_get(*, actor: Principal, model_name: str, number: int) -> ModelVersion:
     """One version by model name and number; 404 when missing or out of the actor's scope."""
     qs = ModelVersion.objects.select_related(
@@ -78,6 +86,23 @@ def version_get(*, actor: Principal, model_name: str, number: int) -> ModelVersi
         "verification_job",
     ).prefetch_related("training_datasets")
     return rbac.get_visible(actor, qs, "registry.view", model__name=model_name, number=number)
+
+
+def version_get_for_gate(*, actor: Principal, model_name: str, number: int) -> ModelVersion:
+    """One version as the gate reads it, on every CI run: the model and its team, nothing else.
+
+    Three prepared single-row reads (``fastpath.RowByUniqueField``) instead of the joins and the
+    dataset prefetch of ``version_get``, whose pages show what the gate never does; the version's
+    authors load only when an answer names them. 404 when missing or out of the actor's scope
+    (``rbac.visible``: the same check and audited denial as ``version_get``'s).
+    """
+    model = _MODEL_BY_NAME.get(model_name)
+    version = _VERSION_BY_NUMBER.get(model.pk, number) if model is not None else None
+    if version is None:
+        raise NotFound("No model version matches the given query.")
+    version.model = model
+    model.owner_team = _TEAM_BY_ID.get(model.owner_team_id)
+    return rbac.visible(actor, version, "registry.view")
 
 
 def dataset_list(*, actor: Principal, search: str = "", team: str = "") -> QuerySet[Dataset]:

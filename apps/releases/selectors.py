@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from apps.accounts.models import User
+from apps.core import fastpath
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
 from apps.policies.disclosure import decision_for_reader
@@ -130,18 +132,32 @@ def _pick(releases: list[ReleaseRequest]) -> ReleaseRequest | None:
     return releases[0] if releases else None
 
 
+_RELEASES_OF = fastpath.RowsByFields(ReleaseRequest, "version", "environment", order_by="-created_at -id")
+
+
 def _current_release(version: ModelVersion, env: Environment) -> ReleaseRequest | None:
     """The request the gate judges, with its approvals: the version and environment are the caller's
     (no joins to load them again; the gate reads nothing else of the request's relations)."""
-    approvals = Approval.objects.select_related("approver", "approver_service_account")
-    releases = list(
-        ReleaseRequest.objects.filter(version=version, environment=env).prefetch_related(
-            Prefetch("approvals", queryset=approvals)
-        )
-    )
+    releases = _RELEASES_OF.all(version.pk, env.pk)  # a prepared read: the gate asks on every CI run
+    if releases:
+        approvals = Approval.objects.select_related("approver", "approver_service_account")
+        prefetch_related_objects(releases, Prefetch("approvals", queryset=approvals))
     for release in releases:
-        release.version, release.environment = version, env
-    return _pick(releases)
+        release.version, release.environment, release.model = version, env, version.model
+    picked = _pick(releases)
+    _load_people(version, picked)
+    return picked
+
+
+def _load_people(version: ModelVersion, release: ReleaseRequest | None) -> None:
+    """The version's author and the request's requester, whom the gate's answer names: in one query."""
+    author = version.created_by_id if "created_by" not in version._state.fields_cache else None
+    requester = release.requested_by_id if release is not None else None
+    people = User.objects.in_bulk({author, requester} - {None}) if author or requester else {}
+    if author is not None:
+        version.created_by = people.get(author)
+    if requester is not None:
+        release.requested_by = people.get(requester)
 
 
 def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
@@ -280,6 +296,11 @@ def stored_decisions(*, version: ModelVersion, environments: list[Environment]) 
     return {row.environment_id: row for row in rows}
 
 
+# The gate's single-row reads, asked on every CI run: prepared once per connection (``fastpath``).
+_ENVIRONMENT_BY_NAME = fastpath.RowByUniqueField(Environment, "name")
+_DECISION_OF = fastpath.RowByUniqueField(GateDecision, "version", "environment")
+
+
 def gate_for(
     *,
     version: ModelVersion,
@@ -307,7 +328,7 @@ def gate_for(
     now = timezone.now()
     evaluated_at = None
     if decision is None:
-        row = stored_decisions(version=version, environments=[environment]).get(environment.pk)
+        row = _DECISION_OF.get(version.pk, environment.pk)
         decision = row.decision if row is not None else {}
     evaluating = not decision
     if evaluating:
@@ -446,7 +467,7 @@ def gate_decision(*, actor: Principal, model_name: str, number: int, environment
     With ``wait`` (seconds, already bounded: ``waiting.wait_seconds``) it holds the answer until
     it is final for the pipeline or changes, at most that long (``waiting.gate_wait``).
     """
-    version = registry.version_get(actor=actor, model_name=model_name, number=number)
+    version = registry.version_get_for_gate(actor=actor, model_name=model_name, number=number)
     if not environment:
         known = ", ".join(environment_names()) or "none defined"
         raise ValidationFailed(
@@ -454,13 +475,13 @@ def gate_decision(*, actor: Principal, model_name: str, number: int, environment
             errors={"environment": ["required"]},
             extra={"valid_values": {"environment": environment_names()}},
         )
-    env = Environment.objects.filter(name=environment).first()
+    env = _ENVIRONMENT_BY_NAME.get(environment)
     if env is None:
         raise unknown_environment(environment)
     gate = _gate_for_caller(version=version, environment=env, actor=actor)
 
     def judge() -> Gate:
-        again = registry.version_get(actor=actor, model_name=model_name, number=number)
+        again = registry.version_get_for_gate(actor=actor, model_name=model_name, number=number)
         return _gate_for_caller(version=again, environment=env, actor=actor)
 
     answer, outcome, waited = waiting.gate_wait(gate, judge=judge, seconds=wait)

@@ -8,8 +8,10 @@ Reads
         A cursor whose statements PostgreSQL parses and plans once per connection (the backend in
         ``apps.core.fastpath.postgresql``); an ordinary cursor elsewhere or with
         ``DATABASE_PREPARED_STATEMENTS`` off. Parameters are bound by the server: one ``%s`` per value.
-    ``RowByUniqueField(Model, "field").get(value)``
-        One row by a unique field, as ``Model.from_db`` builds it, with the SELECT built once.
+    ``RowByUniqueField(Model, "field", ...).get(value, ...)``
+        One row by a unique field (or set of fields), as ``Model.from_db`` builds it, with the SELECT built once.
+    ``RowsByFields(Model, "field", ..., order_by="-created_at").all(value, ...)``
+        Every row whose fields equal the values, in order, with the SELECT built once.
 
 Writes
     ``PreparedInsert(Model).create(**fields)``
@@ -32,13 +34,14 @@ from __future__ import annotations
 
 from .numbering import NumberDraw
 from .rows import PreparedInsert, Row, after_commit, defer_insert, insert_row, written_together
-from .statements import RowByUniqueField, hot_cursor
+from .statements import RowByUniqueField, RowsByFields, hot_cursor
 
 __all__ = [
     "NumberDraw",
     "PreparedInsert",
     "Row",
     "RowByUniqueField",
+    "RowsByFields",
     "after_commit",
     "defer_insert",
     "hot_cursor",
