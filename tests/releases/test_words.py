@@ -132,3 +132,20 @@ def test_an_unknown_team_in_a_policy_binding_lists_the_teams(api_client_for, mak
     )
     assert response.status_code == 400, response.content
     assert response.json()["valid_values"] == {"team": ["credit", "marketing"]}
+
+
+def test_a_value_outside_a_fields_choices_is_refused_with_the_valid_values(api_client_for, make_user, team):
+    # given a contributor registering a model with a risk tier that does not exist
+    cora = make_user("contributor", username="cora", team=team)
+    body = {"name": "scoring", "owner_team": team.name, "risk_tier": "severe", "data_categories": ["personal"]}
+    # when the model is registered, and again with an unknown data category
+    tier = api_client_for(cora).post("/api/v1/models/", body, format="json")
+    body.update(risk_tier="high", data_categories=["personal", "genetic"])
+    category = api_client_for(cora).post("/api/v1/models/", body, format="json")
+    # then each 400 names the refused value and lists every valid one, and no model was made
+    assert tier.status_code == category.status_code == 400
+    assert tier.json()["detail"] == (
+        'risk_tier: "severe" is not a valid choice; valid values: minimal, limited, high, unacceptable.'
+    )
+    assert '"genetic" is not a valid choice; valid values: personal, health, payment_card' in category.json()["detail"]
+    assert not AuditEvent.objects.filter(action="model.created", target_name="scoring").exists()

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from apps.accounts.models import ServiceAccount, Team, User
+from apps.core.api import fields as api_fields
 from apps.core.api.strict import StrictInput
 from apps.rbac.models import RoleBinding, ScopeType, SubjectType
 from apps.rbac.roles import Role
@@ -98,10 +99,10 @@ class ServiceAccountOutput(serializers.ModelSerializer):
 class RoleBindingOutput(serializers.ModelSerializer):
     """Who (``subject_type`` and ``subject``) holds which role, where (``scope_type``, with the team or model)."""
 
-    subject_type = serializers.ChoiceField(choices=SubjectType.choices, read_only=True)
+    subject_type = api_fields.ChoiceField(choices=SubjectType.choices, read_only=True)
     subject = serializers.SerializerMethodField()
-    role = serializers.ChoiceField(choices=Role.choices, read_only=True)
-    scope_type = serializers.ChoiceField(choices=ScopeType.choices, read_only=True)
+    role = api_fields.ChoiceField(choices=Role.choices, read_only=True)
+    scope_type = api_fields.ChoiceField(choices=ScopeType.choices, read_only=True)
     scope_team = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     scope_model = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
     scope_environment = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
@@ -204,9 +205,9 @@ class _OptionalName(serializers.CharField):
 
 
 class RoleBindingCreateInput(serializers.Serializer):
-    subject_type = serializers.ChoiceField(choices=SubjectType.choices)
+    subject_type = api_fields.ChoiceField(choices=SubjectType.choices)
     subject = serializers.CharField(max_length=150, help_text="The user's, team's or service account's name.")
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = api_fields.ChoiceField(choices=Role.choices)
     scope_team = _OptionalName(max_length=64, help_text="Limit the role to this team's models and datasets.")
     scope_model = _OptionalName(max_length=100, help_text="Limit the role to this model. Without any scope: global.")
     scope_environment = _OptionalName(

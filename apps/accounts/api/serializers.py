@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.accounts.models import ApiToken
+from apps.core.api import fields as api_fields
 from apps.rbac.roles import Scope
 
 
@@ -12,7 +13,7 @@ class TokenOutput(serializers.ModelSerializer):
     """A token as listed: never its secret."""
 
     prefix = serializers.CharField(read_only=True, help_text="The token's recognisable start, assay_<token_id>.")
-    status = serializers.ChoiceField(choices=["active", "expired", "revoked"], read_only=True)
+    status = api_fields.ChoiceField(choices=["active", "expired", "revoked"], read_only=True)
     scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -46,7 +47,7 @@ class TokenCreatedOutput(TokenOutput):
 class TokenCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=128)
     scopes = serializers.ListField(
-        child=serializers.ChoiceField(choices=Scope.choices),
+        child=api_fields.ChoiceField(choices=Scope.choices),
         required=False,
         default=list,
         help_text="Defaults to read only. A token used to create another token can only pass on its own scopes.",

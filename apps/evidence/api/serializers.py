@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from apps.core.api import fields as api_fields
 from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.evidence.models import EvidenceRun
@@ -54,7 +55,7 @@ class VersionEvidenceRequestInput(EvidenceRequestInput):
 class SubjectOutput(serializers.Serializer):
     """What the evidence is about: a model version (evaluated on ``dataset``) or a dataset."""
 
-    type = serializers.ChoiceField(choices=["model_version", "dataset"])
+    type = api_fields.ChoiceField(choices=["model_version", "dataset"])
     model = serializers.CharField(allow_null=True)
     version = serializers.IntegerField(allow_null=True)
     dataset = serializers.IntegerField(allow_null=True, help_text="Null when the dataset is outside your scope.")
@@ -119,7 +120,7 @@ class ReviewStateOutput(serializers.Serializer):
 
 class FindingReviewInput(serializers.Serializer):
     finding = serializers.CharField(max_length=300, help_text="The finding's id from the summary: <column>:<ENTITY>.")
-    verdict = serializers.ChoiceField(
+    verdict = api_fields.ChoiceField(
         choices=["false_positive", "confirmed"],
         help_text="Mandatory, no default: false_positive or confirmed.",
         error_messages={"required": "Choose a verdict: false_positive or confirmed (there is no default)."},
@@ -133,11 +134,11 @@ class VerdictOutput(serializers.Serializer):
     attribute = serializers.CharField(help_text="A sensitive column, or the intersection: 'sex × age_band'.")
     columns = serializers.ListField(child=serializers.CharField())
     intersection = serializers.BooleanField()
-    metric = serializers.ChoiceField(choices=[m for m, _ in FAIRNESS_METRICS])
+    metric = api_fields.ChoiceField(choices=[m for m, _ in FAIRNESS_METRICS])
     measured = serializers.FloatField(allow_null=True)
     threshold = serializers.FloatField(help_text="The model's fairness threshold for the metric (0.1 when unset).")
     threshold_is_default = serializers.BooleanField()
-    result = serializers.ChoiceField(choices=["pass", "fail"])
+    result = api_fields.ChoiceField(choices=["pass", "fail"])
     text = serializers.CharField(help_text="E.g. 'demographic parity difference 0.068 ≤ 0.1'.")
 
 
@@ -145,15 +146,15 @@ class OutcomeOutput(serializers.Serializer):
     """A succeeded run's verdict in a few words, as its badge shows it."""
 
     text = serializers.CharField(help_text="E.g. 'PII: 3 unresolved', 'Bias: 1 of 6 checks fail'.")
-    state = serializers.ChoiceField(choices=["ok", "warning", "failed"])
+    state = api_fields.ChoiceField(choices=["ok", "warning", "failed"])
 
 
 class EvidenceRunOutput(serializers.Serializer):
     """An evidence run: status and progress while it works, then its summary (or why it failed)."""
 
     id = serializers.UUIDField(source="public_id")
-    kind = serializers.ChoiceField(choices=EvidenceKind.choices)
-    status = serializers.ChoiceField(choices=RunStatus.choices)
+    kind = api_fields.ChoiceField(choices=EvidenceKind.choices)
+    status = api_fields.ChoiceField(choices=RunStatus.choices)
     progress = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()
     subject = serializers.SerializerMethodField()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from apps.core.api import fields as api_fields
 from apps.core.api.strict import StrictInput
 from apps.notifications.events import EVENT_TYPES
 from apps.notifications.models import AllowedWebhookHost, Webhook, WebhookDelivery, WebhookDeliveryAttempt
@@ -16,7 +17,7 @@ from apps.notifications.models import AllowedWebhookHost, Webhook, WebhookDelive
 class WebhookCreateInput(serializers.Serializer):
     url = serializers.CharField(max_length=2000, help_text="An https URL on a public address (or an allowed host).")
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES), allow_empty=False, help_text="Event types to receive."
+        child=api_fields.ChoiceField(choices=EVENT_TYPES), allow_empty=False, help_text="Event types to receive."
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     active = serializers.BooleanField(required=False, default=True)
@@ -27,9 +28,7 @@ class WebhookUpdateInput(StrictInput, serializers.Serializer):
 
     output = "WebhookOutput"
     url = serializers.CharField(max_length=2000, required=False)
-    events = serializers.ListField(
-        child=serializers.ChoiceField(choices=EVENT_TYPES), allow_empty=False, required=False
-    )
+    events = serializers.ListField(child=api_fields.ChoiceField(choices=EVENT_TYPES), allow_empty=False, required=False)
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     active = serializers.BooleanField(required=False)
 

@@ -14,6 +14,7 @@ from rest_framework.reverse import reverse
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from apps.core.api import fields as api_fields
 from apps.core.api.strict import StrictInput
 from apps.core.models import MAX_ID
 from apps.evidence.choices import EvidenceKind
@@ -137,7 +138,7 @@ def _fast_check(field):
             return value
 
         return null_or(text)
-    if kind is serializers.ChoiceField:
+    if kind is serializers.ChoiceField or kind is api_fields.ChoiceField:
         choices, blank = field.choice_strings_to_values, field.allow_blank
 
         def choice(value):
@@ -203,7 +204,7 @@ class ColumnSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=200)
     type = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
-    role = serializers.ChoiceField(choices=ColumnRole.choices, default=ColumnRole.FEATURE)
+    role = api_fields.ChoiceField(choices=ColumnRole.choices, default=ColumnRole.FEATURE)
 
 
 class SchemaField(_JSONInForm, serializers.ListField):
@@ -275,9 +276,9 @@ class ModelOutput(serializers.ModelSerializer):
     """A registered model."""
 
     owner_team = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    data_categories = serializers.ListField(child=serializers.ChoiceField(choices=DataCategory.choices))
+    data_categories = serializers.ListField(child=api_fields.ChoiceField(choices=DataCategory.choices))
     jurisdictions = serializers.ListField(child=serializers.CharField())
-    default_evidence = serializers.ListField(child=serializers.ChoiceField(choices=EvidenceKind.choices))
+    default_evidence = serializers.ListField(child=api_fields.ChoiceField(choices=EvidenceKind.choices))
     version_count = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
@@ -604,15 +605,15 @@ class ModelCreateInput(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     intended_use = serializers.CharField(required=False, allow_blank=True, default="")
     limitations = serializers.CharField(required=False, allow_blank=True, default="")
-    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
+    risk_tier = api_fields.ChoiceField(choices=RiskTier.choices, default=RiskTier.LIMITED)
     data_categories = serializers.ListField(
-        child=serializers.ChoiceField(choices=DataCategory.choices), required=False, default=list
+        child=api_fields.ChoiceField(choices=DataCategory.choices), required=False, default=list
     )
     jurisdictions = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, default=list, help_text='e.g. ["EU", "US-CA"]'
     )
     default_evidence = serializers.ListField(
-        child=serializers.ChoiceField(choices=EvidenceKind.choices),
+        child=api_fields.ChoiceField(choices=EvidenceKind.choices),
         required=False,
         default=list,
         help_text='Evidence requested for every version once it is verified, e.g. ["bias", "explainability"].',
@@ -631,12 +632,10 @@ class ModelUpdateInput(StrictInput, serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     intended_use = serializers.CharField(required=False, allow_blank=True)
     limitations = serializers.CharField(required=False, allow_blank=True)
-    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
-    data_categories = serializers.ListField(child=serializers.ChoiceField(choices=DataCategory.choices), required=False)
+    risk_tier = api_fields.ChoiceField(choices=RiskTier.choices, required=False)
+    data_categories = serializers.ListField(child=api_fields.ChoiceField(choices=DataCategory.choices), required=False)
     jurisdictions = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
-    default_evidence = serializers.ListField(
-        child=serializers.ChoiceField(choices=EvidenceKind.choices), required=False
-    )
+    default_evidence = serializers.ListField(child=api_fields.ChoiceField(choices=EvidenceKind.choices), required=False)
     automated_decisions = serializers.BooleanField(
         required=False, help_text="Decides about people with legal or similarly significant effect (GDPR Art. 22)."
     )
@@ -666,7 +665,7 @@ class ModelUpdateInput(StrictInput, serializers.Serializer):
 
 
 class _VersionFields(serializers.Serializer):
-    format = serializers.ChoiceField(
+    format = api_fields.ChoiceField(
         choices=ArtifactFormat.choices,
         required=False,
         allow_blank=True,
@@ -710,7 +709,7 @@ class VersionRetireInput(serializers.Serializer):
 class _DatasetFields(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     owner_team = serializers.SlugField(max_length=64)
-    format = serializers.ChoiceField(choices=DatasetFormat.choices, required=False, allow_blank=True)
+    format = api_fields.ChoiceField(choices=DatasetFormat.choices, required=False, allow_blank=True)
     schema = SchemaField(required=False, help_text="Columns [{name, type, role}]; all features when omitted.")
     description = serializers.CharField(required=False, allow_blank=True, default="")
     sha256 = serializers.CharField(required=False, allow_blank=True, max_length=71)

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from apps.core.api import fields as api_fields
 from apps.releases.choices import ApprovalDecision, ReleaseStatus
 from apps.releases.models import Environment, ReleaseRequest
 
@@ -43,7 +44,7 @@ class ReleaseRequestInput(serializers.Serializer):
 
 
 class ApprovalInput(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=ApprovalDecision.choices)
+    decision = api_fields.ChoiceField(choices=ApprovalDecision.choices)
     comment = serializers.CharField(required=False, allow_blank=True, default="", help_text="Required to reject.")
     binding_digest = serializers.CharField(
         required=False,
@@ -72,7 +73,7 @@ class ReceivedApprovalOutput(serializers.Serializer):
     person = serializers.CharField()
     service_account = serializers.CharField(allow_null=True)
     roles = serializers.ListField(child=serializers.CharField())
-    decision = serializers.ChoiceField(choices=ApprovalDecision.choices)
+    decision = api_fields.ChoiceField(choices=ApprovalDecision.choices)
     comment = serializers.CharField()
     at = serializers.DateTimeField()
     void = serializers.BooleanField(help_text="Voided: the decision changed after it; it no longer counts.")
@@ -99,7 +100,7 @@ class RuleOutput(serializers.Serializer):
     pack = serializers.CharField()
     clause = serializers.CharField()
     title = serializers.CharField()
-    result = serializers.ChoiceField(choices=["fail", "pending", "warning", "pass", "not_applicable"])
+    result = api_fields.ChoiceField(choices=["fail", "pending", "warning", "pass", "not_applicable"])
     message = serializers.CharField()
     measured = serializers.JSONField(required=False, help_text="The measured value, where the rule compares one.")
     threshold = serializers.JSONField(required=False, help_text="The threshold it was compared with.")
@@ -119,7 +120,7 @@ class ReleaseOutput(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     version = serializers.IntegerField(source="version.number")
     environment = serializers.CharField(source="environment.name")
-    status = serializers.ChoiceField(choices=ReleaseStatus.choices)
+    status = api_fields.ChoiceField(choices=ReleaseStatus.choices)
     requested_by = serializers.SerializerMethodField()
     approvals = serializers.SerializerMethodField()
     review = serializers.SerializerMethodField()
@@ -258,7 +259,7 @@ class GateOutput(serializers.Serializer):
     )
     revalidate_at = serializers.DateTimeField(allow_null=True)
     release = serializers.SerializerMethodField()
-    wait_outcome = serializers.ChoiceField(
+    wait_outcome = api_fields.ChoiceField(
         choices=["not_asked", "final", "changed", "timeout"],
         help_text="How a ?wait= ended: not_asked (no wait), final (the first answer was final: returned at once), "
         "changed (allowed or status changed while waiting), timeout (the wait ended; this is the answer of then).",
