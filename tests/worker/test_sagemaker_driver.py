@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
-from apps.deployments.plans import LABEL_DIGEST, LABEL_FENCE, LABEL_VERSION_ID, DriverError, StaleFence
+from apps.deployments.plans import LABEL_DIGEST, LABEL_FENCE, LABEL_VERSION_ID, DigestMismatch, DriverError, StaleFence
 from tests.worker.sagemaker_fixtures import (
     ALARMS,
     IMAGES,
@@ -24,6 +24,7 @@ from tests.worker.sagemaker_fixtures import (
     member,
     plan,
 )
+from worker.drivers.sagemaker.desired import model_spec
 from worker.drivers.sagemaker.states import ENDPOINT_STATES, endpoint_state, ready_instances
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -384,26 +385,20 @@ def test_moto_server_does_not_implement_update_endpoint(moto):
     assert answered.value.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
 
 
-@pytest.mark.parametrize(
-    "overrides, reason",
-    [
-        (
-            {
-                "serverless": {"memory_mb": 2048, "max_concurrency": 4},
-                "autoscaling": {"max_capacity": 3, "target_invocations_per_instance": 10},
-            },
-            "a serverless endpoint scales itself",
-        ),
-        ({"serverless": {"memory_mb": 1500, "max_concurrency": 4}}, "steps of 1024"),
-        ({"images": {"pickle": "registry/pickle:1"}}, "formats Assay does not serve"),
-        ({"instance_type": "g5.xlarge"}, "instance_type"),
-        ({"traffic": {"mode": "blue"}}, "traffic.mode"),
-        ({"traffic": {"mode": "canary", "size_percent": 0}, "alarms": ALARMS}, "size_percent"),
-        ({"execution_role_arn": ""}, "execution_role_arn"),
-        ({"alarms": "credit-scoring-5xx"}, "alarms must be a list"),
-    ],
-)
-def test_settings_that_cannot_work_are_refused_when_the_driver_is_built(overrides, reason):
-    """The driver's own settings check (worker/drivers/sagemaker/settings.py); no server."""
-    with pytest.raises(DriverError, match=reason):
-        driver(None, **overrides)
+def test_a_model_of_the_expected_name_with_another_digest_is_refused(moto):
+    """Against moto_server: a model put in the driver's way (same name, another digest in its environment)."""
+    # given a model named as the driver would name version 1's, but telling the container another digest
+    version = member("1", 100)
+    drv = driver(moto)
+    name = model_spec(plan(version), version, drv.settings).name
+    sm = aws_client(moto, "sagemaker")
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/x",
+        PrimaryContainer={"Image": IMAGES["onnx"], "Environment": {"ASSAY_MODEL_SHA256": "0" * 64}},
+    )
+
+    # when the plan is applied, then it is refused before any endpoint config or endpoint is made
+    with pytest.raises(DigestMismatch, match=f"not version 1's approved {version.digest}"):
+        drv.apply(plan(version))
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == [] and sm.list_endpoints()["Endpoints"] == []
