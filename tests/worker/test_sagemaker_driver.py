@@ -12,7 +12,15 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
-from apps.deployments.plans import LABEL_DIGEST, LABEL_FENCE, LABEL_VERSION_ID, DigestMismatch, DriverError, StaleFence
+from apps.deployments.plans import (
+    LABEL_DIGEST,
+    LABEL_FENCE,
+    LABEL_VERSION_ID,
+    DigestMismatch,
+    DriverError,
+    Plan,
+    StaleFence,
+)
 from tests.worker.sagemaker_fixtures import (
     ALARMS,
     IMAGES,
@@ -223,6 +231,11 @@ def test_a_plan_under_an_older_fence_is_refused_and_changes_nothing(moto):
         drv.apply(plan(member("2", 100), fence=4))
     with pytest.raises(StaleFence):
         drv.remove("credit-scoring", fence=4)
+
+    # nor does another model's plan take the endpoint over, whatever its fence
+    other = Plan(service="credit-scoring", model="credit-limits", members=(member("7", 100),), fence=9)
+    with pytest.raises(DriverError, match="serves model credit-scoring, not credit-limits"):
+        drv.apply(other)
 
     assert sm.list_models()["Models"] == before
     assert drv.observe("credit-scoring").fence == 5

@@ -70,6 +70,11 @@ class SageMakerDriver:
         endpoint = self._endpoint(plan.service)
         if endpoint is not None:
             tags = self._check_fence(endpoint, plan.fence)
+            if tags.get(LABEL_MODEL, plan.model) != plan.model:
+                raise DriverError(
+                    f"endpoint {plan.service} serves model {tags[LABEL_MODEL]}, not {plan.model}: "
+                    "it will not be taken over"
+                )
             if _fence_of(tags) != plan.fence:  # first, so a predecessor checking from now on is refused
                 arn = endpoint["EndpointArn"]
                 self.aws.call(
