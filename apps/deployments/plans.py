@@ -57,7 +57,9 @@ class Member:
     digest: str  # sha256 hex of the approved artifact
     artifact_uri: str  # where the approved bytes are: file:///… (local disk) or s3://bucket/key
     format: str  # onnx | skops | xgboost | lightgbm
-    weight: int  # percent of live traffic, 0..100; the weights of the members that are not shadows add up to 100
+    # A live member's share of live traffic, percent (the weights of the live members add up to 100). A shadow
+    # member's share of live requests mirrored to it, percent (0 is read as 100: every request).
+    weight: int
     shadow: bool = False  # gets a mirrored copy of the live traffic; its answers are compared, never returned
     replicas: int = 1  # desired replicas (or instances) for this member
 
