@@ -11,8 +11,15 @@ from apps.rbac.roles import Role
 _NAME = {"autocomplete": "off", "spellcheck": "false"}
 
 
-def _team_choices(team_names: list[str], *, blank: str) -> list[tuple[str, str]]:
-    return [("", blank), *((name, name) for name in team_names)]
+# Team fields are typed, with the page's one list of suggestions (``<datalist id="team-names">``): a page with
+# a thousand teams stays the size of a page with ten, and the services refuse an unknown name by name.
+_TEAM = {"list": "team-names", **_NAME}
+
+
+def _team_field(label: str = "Team", *, required: bool = True, help_text: str = "") -> forms.CharField:
+    return forms.CharField(
+        label=label, max_length=64, required=required, help_text=help_text, widget=forms.TextInput(attrs=_TEAM)
+    )
 
 
 class UserCreateForm(forms.Form):
@@ -57,12 +64,8 @@ class MemberAddForm(forms.Form):
 
     prefix = "member"
 
-    team = forms.ChoiceField()
+    team = _team_field()
     username = forms.CharField(label="Username", max_length=150, widget=forms.TextInput(attrs=_NAME))
-
-    def __init__(self, *args, team_names: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["team"].choices = _team_choices(team_names, blank="Choose a team")
 
 
 class ServiceAccountCreateForm(forms.Form):
@@ -77,12 +80,8 @@ class ServiceAccountCreateForm(forms.Form):
         help_text="The active person accountable for what the account does.",
         widget=forms.TextInput(attrs=_NAME),
     )
-    team = forms.ChoiceField(required=False)
+    team = _team_field(required=False)
     description = forms.CharField(required=False)
-
-    def __init__(self, *args, team_names: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["team"].choices = _team_choices(team_names, blank="No team")
 
 
 class RoleGrantForm(forms.Form):
@@ -95,7 +94,7 @@ class RoleGrantForm(forms.Form):
         label="Name", max_length=150, help_text="The username, team or service account.", widget=forms.TextInput(_NAME)
     )
     role = forms.ChoiceField(choices=Role.choices)
-    scope_team = forms.ChoiceField(label="On team", required=False)
+    scope_team = _team_field("On team", required=False)
     scope_model = forms.CharField(
         label="On model",
         max_length=100,
@@ -110,10 +109,6 @@ class RoleGrantForm(forms.Form):
         help_text="Releases into this environment only (e.g. a release manager for staging).",
         widget=forms.TextInput(attrs={"placeholder": "environment name", **_NAME}),
     )
-
-    def __init__(self, *args, team_names: list[str], **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["scope_team"].choices = _team_choices(team_names, blank="No team scope")
 
     def clean(self):
         data = super().clean()

@@ -68,13 +68,13 @@ def _access_page(request, *, action: str = "", **bound_forms):
         "can_manage": can_manage,
     }
     if context["can_manage"]:
-        names = _team_names()
         context.update(
             user_form=UserCreateForm(),
             team_form=TeamCreateForm(),
-            member_form=MemberAddForm(team_names=names),
-            account_form=ServiceAccountCreateForm(team_names=names),
-            grant_form=RoleGrantForm(team_names=names),
+            member_form=MemberAddForm(),
+            account_form=ServiceAccountCreateForm(),
+            grant_form=RoleGrantForm(),
+            team_suggestions=_team_suggestions(),
         )
         context.update(bound_forms)
         context["form_with_errors"] = next((_FORMS[name] for name in bound_forms if name in _FORMS), None)
@@ -83,8 +83,12 @@ def _access_page(request, *, action: str = "", **bound_forms):
     return response
 
 
-def _team_names() -> list[str]:
-    return list(Team.objects.order_by("name").values_list("name", flat=True))
+# The team fields suggest at most this many names (typing any other team's name works the same).
+TEAM_SUGGESTIONS = 200
+
+
+def _team_suggestions() -> list[str]:
+    return list(Team.objects.order_by("name").values_list("name", flat=True)[:TEAM_SUGGESTIONS])
 
 
 def _show_error(form, exc: DomainError) -> None:
@@ -192,7 +196,7 @@ def member_add(request):
         services.team_member_add(actor=principal_for_user(request.user), team=team, user=username, exists_ok=False)
         return f"“{username}” is now a member of team “{team}”."
 
-    form = MemberAddForm(request.POST, team_names=_team_names())
+    form = MemberAddForm(request.POST)
     return _submit(request, form, form_name="member_form", action="team.member_added", write=write)
 
 
@@ -223,7 +227,7 @@ def service_account_create(request):
         )
         return f"Service account “{account.name}” created, owned by “{account.owner.username}”."
 
-    form = ServiceAccountCreateForm(request.POST, team_names=_team_names())
+    form = ServiceAccountCreateForm(request.POST)
     return _submit(request, form, form_name="account_form", action="service_account.created", write=write)
 
 
@@ -244,7 +248,7 @@ def role_grant(request):
         )
         return f"Granted: {binding}."
 
-    form = RoleGrantForm(request.POST, team_names=_team_names())
+    form = RoleGrantForm(request.POST)
     return _submit(request, form, form_name="grant_form", action="role_binding.created", write=write)
 
 

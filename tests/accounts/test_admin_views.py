@@ -239,6 +239,9 @@ def test_an_admin_creates_a_team_and_adds_and_removes_a_member(admin, world, mak
     # unknown person: shown on the field
     ghost = admin.post("/access/members/", {"member-team": "fraud", "member-username": "ghost"}).content.decode()
     assert "No user named &#x27;ghost&#x27;." in section(ghost, "member-add-form")
+    # a team typed that does not exist is refused next to the form, naming it
+    typo = admin.post("/access/members/", {"member-team": "frod", "member-username": "bob"}).content.decode()
+    assert "No team named &#x27;frod&#x27;." in section(typo, "member-add-form")
     # remove
     response = admin.post("/access/teams/fraud/members/bob/remove/", follow=True)
     assert "“bob” is no longer a member of team “fraud”." in response.content.decode()
