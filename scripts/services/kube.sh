@@ -25,7 +25,7 @@ set -euo pipefail
 
 # Debian 12 (bookworm) ships Kubernetes 1.20.2 as source only; bookworm is frozen, so the version is pinned.
 KUBE_SOURCE_PACKAGE=kubernetes
-KUBE_SOURCE_VERSION="1.20.5+really1.20.2-1.1"
+KUBE_SOURCE_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 KUBE_VERSION=1.20.2
 KUBE_TARGETS="cmd/kube-apiserver cmd/kube-controller-manager"
 BUILD_PACKAGES=(golang-go golang-github-modern-go-reflect2-dev rsync jq openssl curl)
