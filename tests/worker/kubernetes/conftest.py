@@ -31,6 +31,8 @@ CRDS = Path(__file__).resolve().parents[2] / "fixtures" / "crds"
 NODE = "assay-test-gpu-node"
 KUBE_ENV = ("ASSAY_TEST_KUBE_SERVER", "ASSAY_TEST_KUBE_CA_FILE", "ASSAY_TEST_KUBE_TOKEN")
 IMAGES = {"onnx": "registry.example/assay/onnx-server:1.4", "skops": "registry.example/assay/skops-server:1.4"}
+# Patches the tests send as another client would (kubectl's default): containers merge by name.
+MERGE_PATCH = "application/strategic-merge-patch+json"
 DIGEST_A = "a" * 63 + "1"
 DIGEST_B = "b" * 63 + "2"
 
@@ -228,7 +230,10 @@ class Kubelet:
                 }
                 self.core.create_namespaced_binding(self.namespace, binding, _preload_content=False)
             self.core.patch_namespaced_pod_status(
-                pod.metadata.name, self.namespace, self._status(pod, ready, restarts, reason)
+                pod.metadata.name,
+                self.namespace,
+                self._status(pod, ready, restarts, reason),
+                _content_type=MERGE_PATCH,
             )
         return len(pods)
 

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from apps.deployments.plans import StaleFence
-from tests.worker.kubernetes.conftest import DIGEST_A, DIGEST_B, GPU_PROFILE, member, plan, wait_for
+from tests.worker.kubernetes.conftest import DIGEST_A, DIGEST_B, GPU_PROFILE, MERGE_PATCH, member, plan, wait_for
 from worker.drivers.kubernetes.objects import DEPLOYMENT, ConcurrentWrite
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -184,7 +184,7 @@ def test_a_write_over_a_changed_object_gets_a_409_not_a_lost_update(make_driver,
     driver.apply(plan(member("3", 100), fence=1))
     seen = driver.store.get(DEPLOYMENT, f"{SERVICE}-v3")
     client.AppsV1Api(kube_api).patch_namespaced_deployment(
-        f"{SERVICE}-v3", namespace, {"metadata": {"labels": {"team": "other"}}}
+        f"{SERVICE}-v3", namespace, {"metadata": {"labels": {"team": "other"}}}, _content_type=MERGE_PATCH
     )
     # when / then
     seen["spec"]["replicas"] = 4
@@ -207,6 +207,7 @@ def test_a_hand_edited_deployment_is_visible_and_the_next_apply_puts_it_back(mak
         f"{SERVICE}-v3",
         namespace,
         {"spec": {"replicas": 5, "template": {"spec": {"containers": [{"name": "server", "image": "evil/x:1"}]}}}},
+        _content_type=MERGE_PATCH,
     )
     # then
     status = driver.observe(SERVICE).members[0]
