@@ -101,7 +101,7 @@ class KubernetesDriver:
             desired = self._argo(plan)
         else:
             desired = self._deployments(plan)
-        # The anchor first: of two workers writing at once, one gets a 409 here before touching anything else.
+        # The anchor first: a worker under an older token fails here, before touching anything else.
         put(store, CONFIG_MAP, anchor_manifest(plan, self.profile.runtime, fence), fence)
         for kind, body, adjust in desired:
             put(store, kind, body, fence, adjust)

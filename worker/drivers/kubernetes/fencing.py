@@ -5,6 +5,10 @@ reads the object; if its token is higher than the plan's, the write is refused (
 that lost its lease can never undo what its successor applied. The write then goes back with the
 ``resourceVersion`` it read, so a client that wrote in between makes the API server answer 409
 (``ConcurrentWrite``) instead of one update silently losing the other. Deletes carry the same precondition.
+On a 409 the driver reads the object again, checks the fence again and retries (a few times, as client-go's
+``RetryOnConflict`` does): a controller writing the object's status in between is not an error, while a writer
+under a newer token now makes the retry fail with ``StaleFence``. Nothing is ever written over a version that
+was not read and judged first.
 
 A write whose labels, annotations and spec are already on the object is skipped, so applying the same plan
 twice changes nothing (not even a resourceVersion).
@@ -12,12 +16,15 @@ twice changes nothing (not even a resourceVersion).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from apps.deployments.plans import StaleFence
 
 from .naming import ANNOTATION_FENCE
-from .objects import Kind, ObjectStore
+from .objects import ConcurrentWrite, Kind, ObjectStore
+
+ATTEMPTS = 4
 
 # Fields the driver renders and a write replaces; everything else on a live object (status, fields the
 # server or a controller set) is kept as the server has it.
@@ -69,6 +76,16 @@ def put(
 ) -> dict:
     """Create ``desired`` or bring the object to it under ``fence``; ``adjust(current, desired)`` may carry
     over what must stay (a Service's cluster IP, replicas an autoscaler owns) before comparing."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return _put_once(store, kind, copy.deepcopy(desired), fence, adjust)
+        except ConcurrentWrite:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _put_once(store: ObjectStore, kind: Kind, desired: dict, fence: int, adjust) -> dict:
     current = store.get(kind, desired["metadata"]["name"])
     if current is None:
         return store.create(kind, desired)
@@ -91,6 +108,17 @@ def put(
 
 
 def delete(store: ObjectStore, kind: Kind, current: dict, fence: int) -> None:
-    """Delete ``current`` (as listed) unless it was written under a newer token or changed since listed."""
-    check_fence(current, fence, kind.kind)
-    store.delete(kind, current["metadata"]["name"], current["metadata"].get("resourceVersion"))
+    """Delete ``current`` (as listed) unless it was written under a newer token; if it changed since it was
+    read, read it again and judge again."""
+    name = current["metadata"]["name"]
+    for attempt in range(ATTEMPTS):
+        check_fence(current, fence, kind.kind)
+        try:
+            store.delete(kind, name, current["metadata"].get("resourceVersion"))
+            return
+        except ConcurrentWrite:
+            if attempt == ATTEMPTS - 1:
+                raise
+        current = store.get(kind, name)
+        if current is None:
+            return

@@ -248,8 +248,8 @@ def cron_job(plan: Plan, member: Member, profile: Profile, kind: Kind, fence: in
 
 
 def anchor(plan: Plan, runtime: str, fence: int) -> dict:
-    """The ConfigMap that claims the service for a fence and records the plan last applied (members, weights):
-    written first, with the resourceVersion it was read at, so of two concurrent writers one gets a 409."""
+    """The ConfigMap that claims the service for a fence and records the plan last applied (members, weights);
+    ``apply`` writes it first, fenced, so a worker under an older token stops before touching anything else."""
     members = [
         {
             "version_id": m.version_id,
