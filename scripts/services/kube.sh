@@ -14,7 +14,7 @@
 # Progress goes to stderr. Starting again while it runs only prints the exports. etcd keeps its data in
 # the run folder; a stop removes it.
 #
-# The build (about 8-13 minutes on two cores) happens at most once per machine: the two binaries are
+# The build (8-15 minutes on two cores) happens at most once per machine: the two binaries are
 # kept in /var/cache/assay/kube-<key>, where the key covers the source package version, the patch below
 # and the build targets; the 2.2 GB build tree is deleted after the binaries are copied out. Two runs
 # building at once wait for each other (a lock beside the cache folder).
@@ -23,9 +23,11 @@
 # ASSAY_KUBE_CM_PORT (the controller-manager's, default 10257), ASSAY_KUBE_CACHE (default /var/cache/assay).
 set -euo pipefail
 
-# Debian 12 (bookworm) ships Kubernetes 1.20.2 as source only; bookworm is frozen, so the version is pinned.
+# Debian 12 (bookworm) ships Kubernetes 1.20.2 as source only. The version is pinned (it is part of the cache
+# key); should a point release replace it, the build says which version Debian offers instead: set that here
+# (or in ASSAY_KUBE_SOURCE_VERSION), which builds once more under a new key.
 KUBE_SOURCE_PACKAGE=kubernetes
-KUBE_SOURCE_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
+KUBE_SOURCE_VERSION="${ASSAY_KUBE_SOURCE_VERSION:-1.20.5+really1.20.2-1.1+deb12u1}"
 KUBE_VERSION=1.20.2
 KUBE_TARGETS="cmd/kube-apiserver cmd/kube-controller-manager"
 BUILD_PACKAGES=(golang-go golang-github-modern-go-reflect2-dev rsync jq openssl curl)
@@ -122,7 +124,7 @@ build() {
   # The build tree is 2.2 GB: it goes whatever happens.
   # shellcheck disable=SC2064
   trap "rm -rf '$tree'" EXIT
-  log "building Kubernetes $KUBE_VERSION ($KUBE_TARGETS) in $tree: about 8-13 minutes"
+  log "building Kubernetes $KUBE_VERSION ($KUBE_TARGETS) in $tree: 8-15 minutes"
   (
     cd "$tree"
     apt-get source --download-only -qq "$KUBE_SOURCE_PACKAGE=$KUBE_SOURCE_VERSION" >/dev/null
