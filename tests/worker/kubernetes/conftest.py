@@ -212,6 +212,7 @@ class Kubelet:
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.node = node
+        self._addresses: dict[str, str] = {}
 
     def pods(self, selector: str = "") -> list:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
@@ -232,13 +233,19 @@ class Kubelet:
             self.core.patch_namespaced_pod_status(
                 pod.metadata.name,
                 self.namespace,
-                self._status(pod, ready, restarts, reason),
+                self._status(pod, ready, restarts, reason, self.address(pod.metadata.name)),
                 _content_type=MERGE_PATCH,
             )
         return len(pods)
 
+    def address(self, pod_name: str) -> str:
+        """The pod's IP, one per pod (as the node's network plugin would hand out)."""
+        if pod_name not in self._addresses:
+            self._addresses[pod_name] = f"10.244.{len(self._addresses) // 250}.{len(self._addresses) % 250 + 2}"
+        return self._addresses[pod_name]
+
     @staticmethod
-    def _status(pod, ready: bool, restarts: int, reason: str) -> dict:
+    def _status(pod, ready: bool, restarts: int, reason: str, ip: str) -> dict:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         flag = "True" if ready else "False"
         state = {"running": {"startedAt": now}} if ready else {"waiting": {"reason": reason or "CrashLoopBackOff"}}
@@ -246,6 +253,9 @@ class Kubelet:
             "status": {
                 "phase": "Running",
                 "startTime": now,
+                "hostIP": "10.0.1.10",
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
                 "conditions": [
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
                     {"type": "Initialized", "status": "True", "lastTransitionTime": now},

@@ -137,6 +137,29 @@ def test_observe_reports_ready_replicas_weights_and_the_digest_on_the_pod_templa
     assert by_version["ver_4"].restarts == 0
 
 
+def test_the_service_sends_traffic_to_live_pods_only(make_driver, kube_api, namespace, kubelet):
+    """Ran against the real 1.20 API server and its endpoints controller: once the pods run, the Service's
+    Endpoints hold the ready live pods' addresses, and never a shadow pod's."""
+    # given a 50/50 split and a shadow, all pods running and ready
+    driver = make_driver()
+    driver.apply(plan(member("3", 50), member("4", 50, digest=DIGEST_B), member("5", 0, shadow=True), fence=1))
+    wait_for(lambda: len(kubelet.pods()) == 3, what="3 pods")
+    kubelet.run()
+    core = client.CoreV1Api(kube_api)
+
+    def addresses() -> set[str]:
+        endpoints = core.read_namespaced_endpoints(SERVICE, namespace)
+        return {a.ip for subset in endpoints.subsets or [] for a in subset.addresses or []}
+
+    # when the endpoints controller has caught up
+    ready = wait_for(lambda: len(addresses()) == 2 and addresses(), what="two ready endpoints")
+    # then
+    shadow_pod = kubelet.pods("assay.dev/traffic=shadow")[0]
+    live_pods = kubelet.pods("assay.dev/traffic=live")
+    assert ready == {kubelet.address(p.metadata.name) for p in live_pods}
+    assert kubelet.address(shadow_pod.metadata.name) not in ready
+
+
 def test_a_crash_looping_pod_shows_its_restarts_and_reason(make_driver, kubelet):
     """Ran against the real 1.20 API server: the ``kubelet`` fixture reports one member's container waiting in
     CrashLoopBackOff after 4 restarts; the driver reads that from the pod's container statuses."""
@@ -226,6 +249,27 @@ def test_a_hand_edited_deployment_is_visible_and_the_next_apply_puts_it_back(mak
         "registry.example/assay/onnx-server:1.4",
     )
     assert driver.observe(SERVICE).members[0].state != "Drifted"
+
+
+def test_a_deployment_or_service_deleted_by_hand_is_reported(make_driver, kube_api, namespace):
+    """Ran against the real 1.20 API server: another client deletes one member's Deployment and the Service;
+    ``observe`` reports the member as Missing and the Service as missing, and the next apply recreates both."""
+    # given
+    driver = make_driver()
+    the_plan = plan(member("3", 50), member("4", 50, digest=DIGEST_B), fence=1)
+    driver.apply(the_plan)
+    # when
+    client.AppsV1Api(kube_api).delete_namespaced_deployment(f"{SERVICE}-v4", namespace, _preload_content=False)
+    client.CoreV1Api(kube_api).delete_namespaced_service(SERVICE, namespace, _preload_content=False)
+    # then
+    observed = driver.observe(SERVICE)
+    assert {(m.version_id, m.digest, m.state) for m in observed.members if m.state == "Missing"} == {
+        ("ver_4", DIGEST_B, "Missing")
+    }
+    assert observed.message == f"the Service {SERVICE} is missing"
+    driver.apply(the_plan)
+    assert sorted(_deployments(kube_api, namespace)) == [f"{SERVICE}-v3", f"{SERVICE}-v4"]
+    assert driver.observe(SERVICE).message == ""
 
 
 def test_scaling_promoting_and_removing(make_driver, kube_api, namespace):
