@@ -26,6 +26,8 @@ from apps.deployments.plans import DriverError
 from .connection import Connection
 
 TIMEOUT = (5, 30)  # connect, read: every call is short
+_METHODS = {"read": "GET", "list": "GET", "create": "POST", "replace": "PUT", "delete": "DELETE"}
+_COLLECTION = ("list", "create")  # verbs addressed to the collection, not to one object
 
 
 class ConcurrentWrite(DriverError):
@@ -110,7 +112,7 @@ class ObjectStore:
                 ),
                 missing_ok=True,
             )  # fmt: skip
-        return self._core_call("read", kind, name, (name, self.namespace), missing_ok=True)
+        return self._core_call("read", kind, name, missing_ok=True)
 
     def list(self, kind: Kind, selector: str) -> list[dict]:
         if kind.group:
@@ -122,7 +124,7 @@ class ObjectStore:
                 ),
             )  # fmt: skip
         else:
-            found = self._core_call("list", kind, "", (self.namespace,), label_selector=selector)
+            found = self._core_call("list", kind, selector=selector)
         return list(found.get("items") or [])
 
     # -- writes
@@ -136,7 +138,7 @@ class ObjectStore:
                     kind.group, kind.version, self.namespace, kind.plural, body, _request_timeout=TIMEOUT
                 ),
             )  # fmt: skip
-        return self._core_call("create", kind, name, (self.namespace, body))
+        return self._core_call("create", kind, name, body=body)
 
     def replace(self, kind: Kind, body: dict) -> dict:
         """Write ``body`` over the object; it must carry the ``resourceVersion`` it was read at (else a 409)."""
@@ -148,7 +150,7 @@ class ObjectStore:
                     kind.group, kind.version, self.namespace, kind.plural, name, body, _request_timeout=TIMEOUT
                 ),
             )  # fmt: skip
-        return self._core_call("replace", kind, name, (name, self.namespace, body))
+        return self._core_call("replace", kind, name, body=body)
 
     def delete(self, kind: Kind, name: str, resource_version: str | None) -> None:
         """Delete the object if it is still at ``resource_version``; dependents go in the background."""
@@ -166,24 +168,23 @@ class ObjectStore:
                 missing_ok=True,
             )  # fmt: skip
         else:
-            self._core_call("delete", kind, name, (name, self.namespace), missing_ok=True, body=options)
+            self._core_call("delete", kind, name, body=options, missing_ok=True)
 
     # -- plumbing
 
-    def _core_call(self, verb: str, kind: Kind, name: str, args: tuple, missing_ok: bool = False, **kwargs: Any):
-        """The core group (``/api/v1``) as raw JSON: the typed client would turn dicts into its own models."""
-        namespace = args[0] if verb in ("list", "create") else args[1]
-        path = f"/api/v1/namespaces/{namespace}/{kind.plural}" + (f"/{name}" if verb not in ("list", "create") else "")
-        method = {"read": "GET", "list": "GET", "create": "POST", "replace": "PUT", "delete": "DELETE"}[verb]
-        body = args[-1] if verb in ("create", "replace") else kwargs.get("body")
-        query = [("labelSelector", kwargs["label_selector"])] if "label_selector" in kwargs else []
+    def _core_call(
+        self, verb: str, kind: Kind, name: str = "", body: Any = None, selector: str = "", missing_ok: bool = False
+    ) -> Any:
+        """The core group (``/api/v1``) as raw JSON: its typed methods would turn the dicts into their models."""
+        path = f"/api/v1/namespaces/{self.namespace}/{kind.plural}" + (f"/{name}" if verb not in _COLLECTION else "")
+        query = [("labelSelector", selector)] if selector else []
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
 
         def call():
-            headers = {"Accept": "application/json"}
-            if body is not None:
-                headers["Content-Type"] = "application/json"
             request = self._api.param_serialize(
-                method=method, resource_path=path, query_params=query, header_params=headers,
+                method=_METHODS[verb], resource_path=path, query_params=query, header_params=dict(headers),
                 body=body, auth_settings=["BearerToken"],
             )  # fmt: skip
             response = self._api.call_api(*request, _request_timeout=TIMEOUT)
