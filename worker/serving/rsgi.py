@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
+import sys
 
 JSON = [("content-type", "application/json")]
 TEXT = [("content-type", "text/plain; version=0.0.4; charset=utf-8")]
@@ -53,24 +55,35 @@ async def read_body(scope, proto, limit: int) -> bytes | None:
 
 
 def serve(app, host: str, port: int) -> None:
-    """Serve ``app`` (an object with ``__rsgi__``) on ``host:port`` until SIGTERM or SIGINT."""
+    """Serve ``app`` (an object with ``__rsgi__``) on ``host:port`` until SIGTERM or SIGINT, then exit the process.
+
+    The loop is run by hand and the process leaves with ``os._exit``: the interpreter's own shutdown would
+    cancel Granian's request tasks as if they were asyncio tasks, and tear down its Rust threads under them.
+    """
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels
     from granian.server.embed import Server
 
-    async def main() -> None:
-        server = Server(
-            app,
-            address=host,
-            port=port,
-            interface=Interfaces.RSGI,
-            http=HTTPModes.http1,
-            websockets=False,
-            log_level=LogLevels.warning,
-        )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, server.stop)
-        await server.serve()
-
-    asyncio.run(main())
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.RSGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_level=LogLevels.warning,
+    )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.stop)
+    code = 0
+    try:
+        loop.run_until_complete(server.serve())
+    except Exception:
+        log.exception("the server stopped on an error")
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

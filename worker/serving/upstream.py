@@ -35,6 +35,11 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
     return status, await reader.readexactly(length), keep
 
 
+def _expire(expired: list, writer: asyncio.StreamWriter) -> None:
+    expired.append(True)
+    writer.transport.abort()
+
+
 class Upstream:
     """Connections to one serving process; at most ``max_idle`` are kept for reuse."""
 
@@ -43,11 +48,15 @@ class Upstream:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(self, method: str, path: str, body: bytes = b"", *, timeout: float = 30.0) -> tuple[int, bytes]:
-        """(status, body) of one request; ``UpstreamFailed`` when the process does not answer in ``timeout`` s."""
+        """(status, body) of one request; ``UpstreamFailed`` when the process does not answer in ``timeout`` s.
+
+        The timeout is a timer that aborts the connection (no task per request, as ``wait_for`` would make).
+        """
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
+        loop = asyncio.get_running_loop()
         for attempt in range(2):
             reused = bool(self.idle) and attempt == 0
             try:
@@ -57,17 +66,20 @@ class Upstream:
                     reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
             except (OSError, TimeoutError) as exc:
                 raise UpstreamFailed(f"cannot connect to 127.0.0.1:{self.port}: {exc or type(exc).__name__}") from None
+            expired = []
+            timer = loop.call_later(timeout, _expire, expired, writer)
             try:
                 writer.write(head + body)
-                status, answer, keep = await asyncio.wait_for(_read_answer(reader), timeout)
+                status, answer, keep = await _read_answer(reader)
             except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
                 writer.close()
+                if expired:
+                    raise UpstreamFailed(f"127.0.0.1:{self.port} did not answer within {timeout:g} s") from None
                 if reused:
                     continue  # the server closed a kept-alive connection: once more on a new one
                 raise UpstreamFailed(f"127.0.0.1:{self.port} did not answer: {exc or type(exc).__name__}") from None
-            except TimeoutError:
-                writer.close()
-                raise UpstreamFailed(f"127.0.0.1:{self.port} did not answer within {timeout:g} s") from None
+            finally:
+                timer.cancel()
             if keep and len(self.idle) < self.max_idle:
                 self.idle.append((reader, writer))
             else:
