@@ -8,6 +8,7 @@ worker.serving.router`` per target) started by the driver; the ``target`` fixtur
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from apps.core.storage import get_storage
-from apps.deployments.plans import DigestMismatch, StaleFence
+from apps.deployments.plans import DigestMismatch, DriverError, StaleFence
 from tests.worker.local_target_fixtures import (  # noqa: F401 - fixtures
     artifacts,
     features,
@@ -237,3 +238,14 @@ def test_a_process_serving_another_digest_is_replaced(target, artifacts):
     observed = by_version(target.observe("credit"))["ver-1"]
     assert (observed.digest, observed.restarts) == (v2.digest, 0)
     assert sorted(p.name for p in (target.state / "artifacts").iterdir()) == [v2.digest]
+
+
+def test_a_format_the_serving_process_cannot_load_is_refused_before_anything_starts(target, artifacts):
+    """The driver's own check: no router and no serving process is started for a pickle."""
+    v1 = onnx_artifact(artifacts, "plus")
+    pickled = dataclasses.replace(member(v1, 1, 100), format="pickle")
+
+    with pytest.raises(DriverError, match="serves onnx, skops, xgboost, lightgbm; not pickle"):
+        target.apply(plan(pickled))
+
+    assert processes_of(target.state) == []
