@@ -32,7 +32,8 @@ from tests.worker.local_target_fixtures import (  # noqa: F401 - fixtures
     wait_for,
 )
 from worker.drivers import local_processes as procs
-from worker.serving.client import V2Client
+from worker.serving import metrics
+from worker.serving.client import V2Client, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -111,6 +112,11 @@ def test_a_shadow_gets_a_copy_of_live_traffic_and_its_disagreements_are_counted(
     assert shadow.shadow_disagreed == disagreements
     assert shadow.requests == 200 and shadow.errors == 0
     assert by_version(target.observe("credit"))["ver-1"].requests == 200
+    # and the router exposes the same counts in its /metrics
+    samples = metrics.parse(get(target.endpoint(), "/metrics")[1].decode())
+    assert metrics.value(samples, "assay_router_shadow_compared_total", version="2") == 200
+    assert metrics.value(samples, "assay_router_shadow_disagreed_total", version="2") == disagreements
+    assert metrics.value(samples, "assay_router_requests_total", version="1", role="live") == 200
 
 
 def _compared(target, n: int):
