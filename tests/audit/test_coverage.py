@@ -253,6 +253,7 @@ WRITERS: list[Writer] = [
             "describe",
             "restrict",
             "get_visible",
+            "visible",
             "visible_pks",
             "can_approve",
             "roles_with",
