@@ -477,6 +477,9 @@ SPECTACULAR_SETTINGS = {
         "AccessRoleEnum": "apps.rbac.roles.Role",
         "EvidenceRunStatusEnum": "apps.evidence.choices.RunStatus",
         "EvidenceKindEnum": "apps.evidence.choices.EvidenceKind",
+        "DeploymentStateEnum": "apps.deployments.choices.DeploymentState",
+        "TargetKindEnum": "apps.deployments.choices.TargetKind",
+        "DeploymentKindEnum": "apps.deployments.choices.DeploymentKind",
     },
 }
 
