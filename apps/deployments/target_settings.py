@@ -13,16 +13,26 @@ from apps.core.errors import ValidationFailed
 
 from .choices import TargetKind
 
-STR, INT, BOOL, DICT, LIST = "string", "integer", "boolean", "object", "array"
-_TYPES = {STR: (str,), INT: (int,), BOOL: (bool,), DICT: (dict,), LIST: (list,)}
+STR, INT, NUMBER, BOOL, DICT, LIST = "string", "integer", "number", "boolean", "object", "array"
+STR_OR_LIST = "string or array"
+_TYPES = {
+    STR: (str,),
+    INT: (int,),
+    NUMBER: (int, float),
+    BOOL: (bool,),
+    DICT: (dict,),
+    LIST: (list,),
+    STR_OR_LIST: (str, list),
+}
 
 SETTINGS: dict[str, dict[str, str]] = {
     TargetKind.LOCAL: {
-        "host": STR,  # the address the router and the serving processes bind (127.0.0.1)
-        "router_port": INT,  # the router's port (0: any free port)
-        "workdir": STR,  # where the driver keeps the artifacts it fetched and its state
-        "replicas": INT,
-        "startup_timeout_seconds": INT,
+        "name": STR,  # the target's name in its state (a DNS label; default: the target's own name)
+        "state_dir": STR,  # its folder (default <ASSAY_VAR_DIR>/deployments/<name>)
+        "router_port": INT,  # the router's port (0: a free one, picked once and recorded)
+        "port_range": STR_OR_LIST,  # "18100-18199" or [18100, 18199], for the serving processes
+        "ready_wait_seconds": NUMBER,  # how long an apply waits for new processes to answer
+        "inference_threads": INT,
     },
     TargetKind.KUBERNETES: {
         "api_url": STR,
@@ -52,7 +62,7 @@ SETTINGS: dict[str, dict[str, str]] = {
 }
 
 CREDENTIALS: dict[str, dict[str, str]] = {
-    TargetKind.LOCAL: {},
+    TargetKind.LOCAL: {"router_token": STR},  # the router's admin token (else one is generated)
     TargetKind.KUBERNETES: {"token": STR, "kubeconfig": STR},
     TargetKind.SAGEMAKER: {"aws_access_key_id": STR, "aws_secret_access_key": STR, "aws_session_token": STR},
 }
@@ -81,7 +91,7 @@ def _check(kind: str, values: Any, known: dict[str, str], field: str) -> dict:
             errors[f"{field}.{key}"] = [f"Unknown key for a {kind} target; valid keys: {valid}."]
             continue
         expected = known[key]
-        if not isinstance(value, _TYPES[expected]) or (expected == INT and isinstance(value, bool)):
+        if not isinstance(value, _TYPES[expected]) or (expected in (INT, NUMBER) and isinstance(value, bool)):
             errors[f"{field}.{key}"] = [f"Expected {expected}."]
     if errors:
         raise ValidationFailed(

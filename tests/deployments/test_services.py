@@ -63,9 +63,9 @@ def test_an_admin_adds_a_target_whose_credentials_are_sealed_and_never_shown(adm
 def test_a_setting_the_kind_does_not_take_is_refused_naming_the_valid_keys(admin, staging):
     with pytest.raises(ValidationFailed) as refused:
         services.target_create(
-            actor=who(admin), name="lab", kind="local", environment="staging", settings={"hots": "127.0.0.1"}
+            actor=who(admin), name="lab", kind="local", environment="staging", settings={"stat_dir": "/tmp/x"}
         )
-    assert "hots" in refused.value.detail and "host" in refused.value.detail
+    assert "stat_dir" in refused.value.detail and "state_dir" in refused.value.detail
     with pytest.raises(ValidationFailed, match="Expected integer"):
         services.target_create(
             actor=who(admin), name="lab", kind="local", environment="staging", settings={"router_port": "80"}

@@ -4,13 +4,15 @@
 worker; never logged) and builds the driver from the target's settings and those credentials. A module
 offers either a ``build_driver(settings, credentials)`` function, or one class whose ``kind`` is the
 target's kind and that implements ``Driver`` (``apply``, ``observe``, ``remove``, ``services``); the class
-is called with the keyword arguments its constructor names among ``settings``, ``credentials``, ``name``
-and ``target``.
+is called with the keyword arguments its constructor names among ``settings``, ``credentials`` (or
+``secrets``), ``name`` and ``target``. A local target's driver is named after the target unless its settings
+name it (its state folder is per name, so two local targets never share one).
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from importlib import import_module
 from typing import Any
 
@@ -43,6 +45,10 @@ def _driver_class(module: Any, kind: str) -> type | None:
     return None
 
 
+def _dns_label(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:52].strip("-") or "local"
+
+
 def driver_for(target: DeploymentTarget) -> Driver:
     """The driver for ``target``, with its settings and decrypted credentials; ``NoDriver`` when there is none."""
     name = MODULES.get(target.kind)
@@ -53,6 +59,8 @@ def driver_for(target: DeploymentTarget) -> Driver:
     except ImportError as exc:
         raise NoDriver(f"the {target.kind} driver is not installed here ({exc.name or name})") from None
     settings = dict(target.settings or {})
+    if target.kind == "local":
+        settings.setdefault("name", _dns_label(target.name))
     try:
         credentials = credentials_of(target)
     except ValueError as exc:
@@ -63,6 +71,12 @@ def driver_for(target: DeploymentTarget) -> Driver:
     cls = _driver_class(module, target.kind)
     if cls is None:
         raise NoDriver(f"{name} offers no driver class of kind {target.kind!r}")
-    offered = {"settings": settings, "credentials": credentials, "name": target.name, "target": target.name}
+    offered = {
+        "settings": settings,
+        "credentials": credentials,
+        "secrets": credentials,
+        "name": target.name,
+        "target": target.name,
+    }
     accepted = inspect.signature(cls).parameters
     return cls(**{key: value for key, value in offered.items() if key in accepted})
