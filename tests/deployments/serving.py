@@ -46,12 +46,14 @@ def drive(
     timeout: float = 60.0,
     between: Callable[[], None] | None = None,
     pause: float = 0.2,
+    phase: str = "",
 ) -> Deployment:
-    """Run the rollout's jobs (and ``between``, e.g. traffic) until its state is one of ``until``, converged."""
+    """Run the rollout's jobs (and ``between``, e.g. traffic) until its state is one of ``until``, converged
+    (and, when given, in ``phase``)."""
     deadline = time.monotonic() + timeout
     while True:
         deployment.refresh_from_db()
-        if deployment.state in until and deployment.converged:
+        if deployment.state in until and deployment.converged and (not phase or deployment.phase == phase):
             return deployment
         if time.monotonic() > deadline:
             raise AssertionError(
