@@ -10,6 +10,8 @@ requests go through the local router on 127.0.0.1. The last test runs the jobs i
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import time
 
 import pytest
@@ -235,3 +237,70 @@ def test_a_governance_refusal_at_the_promotion_applies_nothing_new(
     assert actions[refused : refused + 2] == ["deployment.refused", "deployment.failed"], actions
     assert "deployment.succeeded" not in actions and "deployment.step_applied" not in actions[refused:]
     assert weights(local) == {"1": 100}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_rollout_leaves_the_rollout_to_the_next_one(
+    local, model, author, approve, start, settings, tmp_path
+):
+    """Real worker processes (``python -m worker --beat``, no broker) on the suite's database: the first is
+    SIGKILLed while the rollout is under way; a second one takes the rollout over (a higher fence) and
+    finishes it, and the version serves."""
+    from tests.support.db import database_url
+    from tests.worker.test_processes import wait_for
+    from tests.worker.test_standalone import ROOT, Processes
+
+    wake = tmp_path / "worker.wake"
+    settings.CELERY_BROKER_URL = "database://"
+    settings.ASSAY_WORKER_WAKE_FILE = str(wake)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "controlplane.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": "database://",
+        "ASSAY_VAR_DIR": str(settings.VAR_DIR),
+        "ASSAY_STORAGE_URL": settings.ASSAY_STORAGE_URL,
+        "ASSAY_WORKER_WAKE_FILE": str(wake),
+        "ASSAY_WORKER_HEARTBEAT_SECONDS": "0.5",
+        "ASSAY_JOB_LEASE_SECONDS": "3",
+        "ASSAY_SWEEP_INTERVAL_SECONDS": "1",
+        "ASSAY_JOB_QUEUED_GRACE_SECONDS": "2",
+        "ASSAY_DEPLOY_TICK_SECONDS": "0.3",
+        "ASSAY_DEPLOY_POLL_SECONDS": "0.3",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
+    group = Processes(env)
+    try:
+        # given a rollout of version 1 whose step is analysed for a few seconds, and a worker running it
+        deployment = serving(
+            model, author, approve, start, 1, steps=[{"weight": 100, "analysis": 4}], thresholds={"min_requests": 0}
+        )
+        first = group.worker("--beat")
+        wait_for(
+            "the first worker to apply the step",
+            lambda: Deployment.objects.filter(pk=deployment.pk, phase=Phase.ANALYSE).exists(),
+            timeout=60,
+        )
+        fence = Deployment.objects.get(pk=deployment.pk).fence
+        # when the worker is killed outright, mid-rollout
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        assert Deployment.objects.get(pk=deployment.pk).state == DeploymentState.PROGRESSING
+        # then another worker takes the rollout over and finishes it
+        group.worker("--beat")
+        wait_for(
+            "the rollout to succeed",
+            lambda: Deployment.objects.filter(pk=deployment.pk, state=DeploymentState.SUCCEEDED).exists(),
+            timeout=90,
+            state=lambda: str(Deployment.objects.filter(pk=deployment.pk).values("state", "phase", "message").first()),
+        )
+        done = Deployment.objects.get(pk=deployment.pk)
+        assert done.fence > fence and done.traffic == {"stable": None, "new": 100, "shadow": False}
+        assert [s.outcome for s in done.timeline.all()] == ["passed"]
+        traffic = Traffic(local)
+        traffic(5)
+        assert traffic.statuses == {200: 5}
+        assert Job.objects.filter(kind=services.ADVANCE_JOB, status="failed").count() == 0
+    finally:
+        group.stop_all()
