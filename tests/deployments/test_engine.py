@@ -86,19 +86,24 @@ def test_artifact_bytes_changed_in_storage_are_refused_at_the_apply(lab, release
     refused_and_nothing_applied(deployment, mark, f"not the expected {version.sha256}")
 
 
-def test_a_missing_driver_fails_the_rollout_with_the_reason(lab, release, start, audit_mark):
-    """Governance passes (the bytes re-hash to the approved digest); this installation has no local driver
-    module yet, so the apply cannot happen: the rollout fails, saying so, with nothing applied."""
+def test_a_missing_driver_fails_the_rollout_with_the_reason(admin, release, start, audit_mark):
+    """Governance passes (the bytes re-hash to the approved digest), but this installation has no driver for
+    the target's kind (a kind whose module is not installed here): the apply cannot happen, and the rollout
+    fails saying so, with nothing applied."""
     import importlib.util
 
-    if importlib.util.find_spec("worker.drivers.local") is not None:
-        pytest.skip("the local driver is installed: tests/deployments/test_local_rollouts.py drives it")
-    deployment = start(release)
+    from worker.drivers.registry import MODULES
+
+    missing = [kind for kind, module in MODULES.items() if importlib.util.find_spec(module) is None]
+    if not missing:
+        pytest.skip("every target kind's driver is installed here")
+    services.target_create(actor=who(admin), name="remote", kind=missing[0], environment="staging")
+    deployment = start(release, target="remote")
     mark = audit_mark()
     run_advance(deployment)
     deployment.refresh_from_db()
-    assert deployment.state == DeploymentState.FAILED and "driver" in deployment.message
-    assert mark.actions(target_type="deployment") == ["deployment.failed"]
+    assert deployment.state == DeploymentState.FAILED and "driver is not installed" in deployment.message
+    assert deployment.traffic == {} and mark.actions(target_type="deployment") == ["deployment.failed"]
 
 
 # ---------------------------------------------------------------------------------------------
