@@ -350,6 +350,8 @@ ASSAY_GATE_POLL_SECONDS = float(env("ASSAY_GATE_POLL_SECONDS", "1"))
 ASSAY_DEPLOY_TICK_SECONDS = float(env("ASSAY_DEPLOY_TICK_SECONDS", "3"))
 ASSAY_DEPLOY_POLL_SECONDS = float(env("ASSAY_DEPLOY_POLL_SECONDS", "2"))
 ASSAY_DEPLOY_READY_TIMEOUT_SECONDS = float(env("ASSAY_DEPLOY_READY_TIMEOUT_SECONDS", "300"))
+# How often the reconciler reads back every target and flags what no approved, current release accounts for.
+ASSAY_DEPLOY_RECONCILE_SECONDS = float(env("ASSAY_DEPLOY_RECONCILE_SECONDS", "60"))
 ASSAY_CREDENTIALS_ENCRYPTION_KEY = env("ASSAY_CREDENTIALS_ENCRYPTION_KEY", "")
 
 # Outbound webhooks (apps.notifications): the key that encrypts their signing secrets at rest (without it a key

@@ -23,7 +23,9 @@ class DeploymentTarget(TimestampedModel):
     to any of its enabled targets. ``settings`` is the kind's plain JSON (checked for shape by
     ``target_settings``); ``credentials_encrypted`` holds the kind's secrets (a token, a kubeconfig,
     AWS keys) encrypted at rest (``apps.core.encryption``), read back only by a worker that builds the
-    driver. People see only whether credentials are set and their ``credentials_fingerprint``.
+    driver. People see only whether credentials are set and their ``credentials_fingerprint``. ``drift`` is
+    what the periodic reconciler last found running on the target that no approved, current release
+    accounts for (``reconciled_at``: when it looked).
     """
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -35,6 +37,9 @@ class DeploymentTarget(TimestampedModel):
     credentials_fingerprint = models.CharField(max_length=32, blank=True)
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
+    # What the reconciler last found running here that does not match an approved, current release.
+    drift = models.JSONField(default=list, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

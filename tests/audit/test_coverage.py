@@ -711,6 +711,16 @@ WRITERS: list[Writer] = [
         why="when to look again is a bookmark, not a state change",
     ),
     writes(
+        f"{DEP}.reconcile.target_reconciled",
+        "deployment.drift_detected",
+        lambda w: S(DEP).target_reconciled(
+            target_id=w.target.pk,
+            findings=[
+                {"key": "traffic_changed:churn:1", "kind": "traffic_changed", "service": "churn", "message": "by hand"}
+            ],
+        ),
+    ),
+    writes(
         f"{DEP}.rollouts.deployments_enqueue_due",
         (),
         lambda w: S(DEP).deployments_enqueue_due(),

@@ -9,6 +9,7 @@ requests go through the local router on 127.0.0.1. The last test runs the jobs i
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import signal
@@ -304,3 +305,65 @@ def test_a_worker_killed_mid_rollout_leaves_the_rollout_to_the_next_one(
         assert Job.objects.filter(kind=services.ADVANCE_JOB, status="failed").count() == 0
     finally:
         group.stop_all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The reconciler: what runs on the target, compared with what was approved and deployed there
+
+
+def test_the_reconciler_flags_a_hand_made_version_and_an_expired_approval_once_each(
+    local, model, author, approve, start, audit_mark, tmp_path
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.deployments import planning
+    from apps.deployments.plans import Member, Plan
+    from apps.releases.models import ReleaseRequest
+    from worker import reconciler
+
+    # given version 1 deployed and serving: a pass finds nothing
+    v1 = stable_v1(model, author, approve, start)
+    mark = audit_mark()
+    assert reconciler.reconcile_all() == 0
+    local.refresh_from_db()
+    assert local.drift == [] and local.reconciled_at is not None
+    assert [a for a in mark.actions() if a.startswith("deployment.drift")] == []
+    # when someone runs, by hand, an unapproved model beside it with half of the traffic
+    rogue = tmp_path / "rogue.onnx"
+    rogue.write_bytes(onnx_model(4, seed=7))
+    digest = hashlib.sha256(rogue.read_bytes()).hexdigest()
+    driver = driver_for(local)
+    by_hand = Member(
+        deployment_id="by-hand",
+        release_id="none",
+        version_id="999999",
+        version="99",
+        digest=digest,
+        artifact_uri=rogue.as_uri(),
+        format="onnx",
+        weight=50,
+    )
+    fence = driver.observe("churn").fence + 10
+    driver.apply(Plan(service="churn", model="churn", members=(planning.member(v1, weight=50), by_hand), fence=fence))
+    # then the next pass flags the unknown version and the changed split, audited and published
+    mark = audit_mark()
+    assert reconciler.reconcile_all() == 2
+    local.refresh_from_db()
+    assert sorted(f["kind"] for f in local.drift) == ["traffic_changed", "unknown_version"]
+    unknown = next(f for f in local.drift if f["kind"] == "unknown_version")
+    assert unknown["digest"] == digest and unknown["version_id"] == "999999"
+    detected = mark.new(action="deployment.drift_detected")
+    assert len(detected) == 2 and {e.outcome for e in detected} == {"failed"}
+    published = [j.params["payload"] for j in Job.objects.filter(kind=job_kind("deployment.drift_detected"))]
+    assert sorted(p["kind"] for p in published) == ["traffic_changed", "unknown_version"]
+    assert all(p["target"] == "lab" and p["environment"] == "staging" for p in published)
+    # and a pass that finds the same reports nothing new
+    assert reconciler.reconcile_all() == 0
+    # when version 1's approval passes its revalidation date, that is flagged too
+    ReleaseRequest.objects.filter(pk=v1.release_id).update(revalidate_at=timezone.now() - timedelta(days=1))
+    assert reconciler.reconcile_all() == 1
+    local.refresh_from_db()
+    [expired] = [f for f in local.drift if f["kind"] == "not_approved"]
+    assert "revalidation date" in expired["message"] and expired["deployment"] == str(v1.public_id)

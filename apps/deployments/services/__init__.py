@@ -22,6 +22,7 @@ from .deployments import (
     deployment_start,
     deployment_undeploy,
 )
+from .reconcile import target_reconciled
 from .rollouts import (
     Taken,
     deployments_enqueue_due,
@@ -64,5 +65,6 @@ __all__ = [
     "service_name",
     "target_create",
     "target_delete",
+    "target_reconciled",
     "target_update",
 ]
