@@ -39,6 +39,9 @@ class TargetOutput(serializers.ModelSerializer):
     credentials_fingerprint = serializers.CharField(
         help_text="A short hash of the stored credentials, to compare with what you hold; empty when none."
     )
+    drift = serializers.JSONField(
+        help_text="What the reconciler last found running here that no approved, current release accounts for."
+    )
 
     class Meta:
         model = DeploymentTarget
@@ -53,6 +56,8 @@ class TargetOutput(serializers.ModelSerializer):
             "credentials_fingerprint",
             "enabled",
             "description",
+            "drift",
+            "reconciled_at",
             "created_at",
             "updated_at",
         ]
