@@ -337,3 +337,29 @@ def test_only_a_serving_deployment_is_undeployed(lab, release, start, manager, a
     deployment.refresh_from_db()
     assert deployment.state == DeploymentState.UNDEPLOYED and not deployment.converged
     assert mark.actions() == ["deployment.undeployed"]
+
+
+def test_a_serving_deployment_rolled_back_gives_the_version_it_replaced_back_its_traffic(
+    lab, release, start, approve, version2, manager, audit_mark
+):
+    # given version 1 superseded by version 2, which serves
+    v1 = _serving(start(release))
+    v2 = start(approve(version2))
+    Deployment.objects.filter(pk=v1.pk).update(state=DeploymentState.SUPERSEDED)
+    v2 = _serving(v2)
+    assert v2.replaces_id == v1.pk
+    # when a person rolls version 2 back
+    services.deployment_rollback(actor=who(manager), deployment_id=v2.public_id, reason="regression")
+    v2.refresh_from_db()
+    assert v2.state == DeploymentState.ROLLING_BACK and not v2.converged
+    # and the worker has brought the target back (its records, under the fence it took)
+    taken = services.rollout_take(deployment_id=v2.pk)
+    mark = audit_mark()
+    traffic = {"stable": 100, "new": None, "shadow": False}
+    assert services.rollout_converged(deployment_id=v2.pk, fence=taken.fence, traffic=traffic)
+    # then version 2 is rolled back and version 1 serves again
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    assert (v1.state, v2.state) == (DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK)
+    assert mark.actions() == ["deployment.restored", "deployment.rolled_back"]
+    assert published("deployment.rolled_back")[-1]["deployment"] == str(v2.public_id)
