@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import signal
 import time
@@ -93,15 +92,6 @@ def member(artifact: Artifact, version: int, weight: int, *, shadow: bool = Fals
 
 def plan(*members: Member, fence: int = 1, service: str = "credit") -> Plan:
     return Plan(service=service, model="credit-model", members=tuple(members), fence=fence)
-
-
-def pids_of(state: Path) -> list[int]:
-    """Every pid the driver recorded under ``state``: the router and each serving process."""
-    found = []
-    for path in [state / "router.json", *state.glob("members/*/*.json")]:
-        with contextlib.suppress(OSError, ValueError):
-            found.append(int(json.loads(path.read_text())["pid"]))
-    return found
 
 
 def processes_of(state: Path) -> list[int]:

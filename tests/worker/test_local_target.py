@@ -8,6 +8,7 @@ worker.serving.router`` per target) started by the driver; the ``target`` fixtur
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from apps.core.storage import get_storage
-from apps.deployments.plans import DigestMismatch, StaleFence
+from apps.deployments.plans import DigestMismatch, DriverError, StaleFence
 from tests.worker.local_target_fixtures import (  # noqa: F401 - fixtures
     artifacts,
     features,
@@ -31,7 +32,8 @@ from tests.worker.local_target_fixtures import (  # noqa: F401 - fixtures
     wait_for,
 )
 from worker.drivers import local_processes as procs
-from worker.serving.client import V2Client
+from worker.serving import metrics
+from worker.serving.client import V2Client, get
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -110,6 +112,11 @@ def test_a_shadow_gets_a_copy_of_live_traffic_and_its_disagreements_are_counted(
     assert shadow.shadow_disagreed == disagreements
     assert shadow.requests == 200 and shadow.errors == 0
     assert by_version(target.observe("credit"))["ver-1"].requests == 200
+    # and the router exposes the same counts in its /metrics
+    samples = metrics.parse(get(target.endpoint(), "/metrics")[1].decode())
+    assert metrics.value(samples, "assay_router_shadow_compared_total", version="2") == 200
+    assert metrics.value(samples, "assay_router_shadow_disagreed_total", version="2") == disagreements
+    assert metrics.value(samples, "assay_router_requests_total", version="1", role="live") == 200
 
 
 def _compared(target, n: int):
@@ -237,3 +244,14 @@ def test_a_process_serving_another_digest_is_replaced(target, artifacts):
     observed = by_version(target.observe("credit"))["ver-1"]
     assert (observed.digest, observed.restarts) == (v2.digest, 0)
     assert sorted(p.name for p in (target.state / "artifacts").iterdir()) == [v2.digest]
+
+
+def test_a_format_the_serving_process_cannot_load_is_refused_before_anything_starts(target, artifacts):
+    """The driver's own check: no router and no serving process is started for a pickle."""
+    v1 = onnx_artifact(artifacts, "plus")
+    pickled = dataclasses.replace(member(v1, 1, 100), format="pickle")
+
+    with pytest.raises(DriverError, match="serves onnx, skops, xgboost, lightgbm; not pickle"):
+        target.apply(plan(pickled))
+
+    assert processes_of(target.state) == []

@@ -31,23 +31,22 @@ import re
 import secrets as secrets_module
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from apps.deployments.plans import (
     SERVICE_NAME,
-    DigestMismatch,
     DriverError,
     MemberStatus,
     Observed,
     Plan,
     StaleFence,
 )
+from worker.drivers import local_artifacts
 from worker.drivers import local_processes as procs
 from worker.serving import metrics
 from worker.serving.client import V2Client, get
 
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+FORMATS = ("onnx", "skops", "xgboost", "lightgbm")  # what worker.serving.server loads
 SERVER = "worker.serving.server"
 ROUTER = "worker.serving.router"
 
@@ -103,15 +102,18 @@ class LocalDriver:
         if plan.kind != "online":
             raise DriverError("the local target serves online models only; a batch plan needs another target")
         for m in plan.members:
-            if not _DIGEST.match(m.digest) or not _SAFE_ID.match(m.version_id):
+            if not local_artifacts.DIGEST.match(m.digest) or not _SAFE_ID.match(m.version_id):
                 raise DriverError(f"member {m.version_id!r}: the digest must be 64 hex characters, the id plain")
+            if m.format not in FORMATS:
+                raise DriverError(f"version {m.version}: the local target serves {', '.join(FORMATS)}; not {m.format}")
         with procs.locked(self.state / "driver.lock"):
             port = self._ensure_router()
             held = self._service_doc(port, plan.service)
             if held is not None and plan.fence < held["fence"]:
                 raise StaleFence(f"service {plan.service!r} holds fence {held['fence']}; this plan has {plan.fence}")
             records = self._records(plan.service)
-            artifacts = {m.digest: self._artifact(m) for m in plan.members}  # every fetch before any start
+            # every artifact is fetched and re-hashed before any process starts
+            artifacts = {m.digest: local_artifacts.ensure(self.state / "artifacts", m) for m in plan.members}
             started = []
             for m in plan.members:
                 record = records.get(m.version_id)
@@ -284,52 +286,6 @@ class LocalDriver:
     def _alive(self, record: dict) -> bool:
         return procs.running(record.get("pid"), *self._markers(record))
 
-    def _artifact(self, member) -> Path:
-        """The member's artifact in the state folder, fetched and re-hashed if it is not there yet."""
-        folder = self.state / "artifacts"
-        path = folder / member.digest
-        if path.is_file():
-            return path
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{member.digest}.{os.getpid()}.{secrets_module.token_hex(4)}.partial"
-        try:
-            sha256 = self._fetch(member.artifact_uri, tmp)
-            if sha256 != member.digest:
-                raise DigestMismatch(
-                    f"the artifact of version {member.version} ({member.artifact_uri}) has sha256 {sha256}, "
-                    f"not the approved digest {member.digest}"
-                )
-            tmp.chmod(0o444)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
-
-    @staticmethod
-    def _fetch(uri: str, target: Path) -> str:
-        """Copy ``file://``, ``s3://`` or a storage key's bytes to ``target``; their sha256."""
-        from django.conf import settings as django_settings
-
-        from apps.core.storage import TooLarge, copy_bounded
-        from worker.fetch import Unfetchable, fetch_rehashed
-
-        limit = int(django_settings.ASSAY_MAX_UPLOAD_BYTES)
-        parsed = urlparse(uri)
-        try:
-            if parsed.scheme == "file":
-                with open(unquote(parsed.path), "rb") as source, open(target, "wb") as out:
-                    return copy_bounded(source, out, limit=limit)[0]
-            reference = parsed.scheme == "s3"
-            return fetch_rehashed(uri, is_reference=reference, target=target, what="artifact", limit=limit)[0]
-        except FileNotFoundError:
-            raise DriverError(f"the artifact {uri} is missing") from None
-        except OSError as exc:
-            raise DriverError(f"cannot read the artifact {uri}: {exc.strerror or exc}") from None
-        except TooLarge:
-            raise DriverError(f"the artifact {uri} is larger than {limit} bytes (ASSAY_MAX_UPLOAD_BYTES)") from None
-        except Unfetchable as exc:
-            raise DriverError(str(exc)) from None
-
     def _start(self, service: str, member, artifact: Path, previous: dict | None) -> dict:
         if previous:
             procs.stop(previous.get("pid"), *self._markers(previous))
@@ -377,11 +333,8 @@ class LocalDriver:
         (self.state / "members" / service / f"{record['version_id']}.json").unlink(missing_ok=True)
 
     def _collect_artifacts(self) -> None:
-        """Delete the artifacts no member uses any more."""
-        used = {_read_json(p).get("digest") for p in (self.state / "members").glob("*/*.json")}
-        for path in (self.state / "artifacts").glob("*"):
-            if _DIGEST.match(path.name) and path.name not in used:
-                path.unlink(missing_ok=True)
+        used = (_read_json(p).get("digest", "") for p in (self.state / "members").glob("*/*.json"))
+        local_artifacts.collect(self.state / "artifacts", used)
 
     def _member_status(self, routed: dict, record: dict | None) -> MemberStatus:
         status = MemberStatus(

@@ -22,12 +22,13 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 import math
 import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
+
+import orjson
 
 from worker.serving import rsgi
 from worker.serving.metrics import labels
@@ -50,7 +51,7 @@ ADMIN = "/admin/v1/services"
 
 def _predictions(answer: bytes) -> list | None:
     try:
-        outputs = json.loads(answer)["outputs"]
+        outputs = orjson.loads(answer)["outputs"]
         chosen = next((o for o in outputs if o.get("name") == "predictions"), outputs[0])
         return chosen["data"]
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
@@ -216,7 +217,7 @@ class RouterApp:
                 if body is None:
                     return
                 try:
-                    doc = json.loads(body)
+                    doc = orjson.loads(body)
                 except ValueError:
                     return rsgi.error(proto, 400, "the body is not JSON")
                 service = self.table.put(service_from_config(name, doc))

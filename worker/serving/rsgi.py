@@ -8,11 +8,12 @@ only counters, and there is no worker process to outlive it. SIGTERM and SIGINT 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
 import sys
+
+import orjson
 
 JSON = [("content-type", "application/json")]
 TEXT = [("content-type", "text/plain; version=0.0.4; charset=utf-8")]
@@ -21,7 +22,7 @@ log = logging.getLogger("assay.serving")
 
 
 def dumps(doc: object) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return orjson.dumps(doc)
 
 
 def answer(proto, status: int, doc: object) -> None:

@@ -9,10 +9,10 @@ several inputs of shape ``[rows]`` / ``[rows, k]`` joined as columns in the orde
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
+import orjson
 
 ACCEPTED = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64}
 _NUMERIC_KINDS = {"FP32": "biuf", "FP64": "biuf", "INT64": "biu"}
@@ -34,7 +34,7 @@ class ModelFailed(Exception):
 def parse_request(body: bytes, *, max_rows: int) -> tuple[np.ndarray, str | None, list[str] | None]:
     """(feature matrix, request id, names of the outputs asked for or None for all) of a V2 infer body."""
     try:
-        doc = json.loads(body)
+        doc = orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from None
     if not isinstance(doc, dict):
