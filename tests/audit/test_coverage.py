@@ -609,7 +609,7 @@ WRITERS: list[Writer] = [
     exempt(f"{DEP}.targets.credentials_of", "decrypts for a worker; writes nothing"),
     exempt(f"{DEP}.common.service_name", "names a service"),
     writes(
-        f"{DEP}.deployments.deployment_start",
+        f"{DEP}.starting.deployment_start",
         "deployment.started",
         lambda w: S(DEP).deployment_start(
             actor=w.given, release_id=w.emergency.public_id, target=w.spare_target.name, reason="outage"
@@ -617,7 +617,7 @@ WRITERS: list[Writer] = [
         given=lambda w: _as(w, "release_manager"),
     ),
     writes(
-        f"{DEP}.deployments._deployment_start",
+        f"{DEP}.starting._deployment_start",
         "deployment.started",
         lambda w: S(DEP).deployment_start(actor=w.given, release_id=w.emergency.public_id, target="prod-spare"),
         given=lambda w: _as(w, "release_manager"),
@@ -704,7 +704,7 @@ WRITERS: list[Writer] = [
         given=_rolling_back,
     ),
     writes(
-        f"{DEP}.rollouts.rollout_wait",
+        f"{DEP}.scheduling.rollout_wait",
         (),
         lambda w: S(DEP).rollout_wait(deployment_id=w.deployment.pk, fence=w.given.fence, at=_now()),
         given=_taken,
@@ -721,7 +721,7 @@ WRITERS: list[Writer] = [
         ),
     ),
     writes(
-        f"{DEP}.rollouts.deployments_enqueue_due",
+        f"{DEP}.scheduling.deployments_enqueue_due",
         (),
         lambda w: S(DEP).deployments_enqueue_due(),
         why="queues rollout jobs (job rows); each job's moves are audited",

@@ -1,8 +1,9 @@
 """Writes for deployments: targets (admins), what people do to a rollout, and what its workers record.
 
-Modules: ``targets`` (create, update, delete; credentials sealed), ``deployments`` (start, halt, resume,
-roll back, undeploy), ``rollouts`` (the engine's records under the rollout's fence, and the periodic
-queueing of due rollouts); ``common`` holds what they share.
+Modules: ``targets`` (create, update, delete; credentials sealed), ``starting`` (start), ``deployments``
+(halt, resume, roll back, undeploy), ``rollouts`` (the engine's records under the rollout's fence),
+``scheduling`` (when to look again, and the periodic queueing of due rollouts), ``reconcile`` (what the
+reconciler found); ``common`` holds what they share.
 
 States::
 
@@ -15,17 +16,10 @@ States::
 """
 
 from .common import ADVANCE_JOB, SYSTEM, ActiveDeploymentExists, GovernanceRefused, service_name
-from .deployments import (
-    deployment_halt,
-    deployment_resume,
-    deployment_rollback,
-    deployment_start,
-    deployment_undeploy,
-)
+from .deployments import deployment_halt, deployment_resume, deployment_rollback, deployment_undeploy
 from .reconcile import target_reconciled
 from .rollouts import (
     Taken,
-    deployments_enqueue_due,
     rollout_applied,
     rollout_converged,
     rollout_failed,
@@ -35,8 +29,9 @@ from .rollouts import (
     rollout_rollback,
     rollout_take,
     rollout_unjudged,
-    rollout_wait,
 )
+from .scheduling import deployments_enqueue_due, rollout_wait
+from .starting import deployment_start
 from .targets import credentials_of, target_create, target_delete, target_update
 
 __all__ = [
