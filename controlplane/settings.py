@@ -130,6 +130,7 @@ INSTALLED_APPS = [
     "apps.evidence",
     "apps.policies",
     "apps.releases",
+    "apps.deployments",
     "apps.notifications",
     "apps.demo",
 ]
@@ -342,6 +343,17 @@ ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS = env_int("ASSAY_RELEASE_EXPIRY_INTERVAL_S
 ASSAY_GATE_MAX_WAIT = float(env("ASSAY_GATE_MAX_WAIT", "60"))
 ASSAY_GATE_POLL_SECONDS = float(env("ASSAY_GATE_POLL_SECONDS", "1"))
 
+# Deployments (apps.deployments, worker/rollouts.py): how often the periodic tick queues the rollouts whose
+# next look is due, how often a rollout waiting for readiness looks again, how long a step's new version
+# has to become ready before the rollout rolls back, and the key that encrypts targets' credentials at rest
+# (without it a key is derived from DJANGO_SECRET_KEY, with a purpose of its own).
+ASSAY_DEPLOY_TICK_SECONDS = float(env("ASSAY_DEPLOY_TICK_SECONDS", "3"))
+ASSAY_DEPLOY_POLL_SECONDS = float(env("ASSAY_DEPLOY_POLL_SECONDS", "2"))
+ASSAY_DEPLOY_READY_TIMEOUT_SECONDS = float(env("ASSAY_DEPLOY_READY_TIMEOUT_SECONDS", "300"))
+# How often the reconciler reads back every target and flags what no approved, current release accounts for.
+ASSAY_DEPLOY_RECONCILE_SECONDS = float(env("ASSAY_DEPLOY_RECONCILE_SECONDS", "60"))
+ASSAY_CREDENTIALS_ENCRYPTION_KEY = env("ASSAY_CREDENTIALS_ENCRYPTION_KEY", "")
+
 # Outbound webhooks (apps.notifications): the key that encrypts their signing secrets at rest (without it a key
 # is derived from DJANGO_SECRET_KEY), the HTTP timeout, and the retry schedule: attempt n waits
 # min(MAX_DELAY, BASE * 2**(n-1)) seconds, times a random factor in [1 - JITTER, 1 + JITTER].
@@ -467,6 +479,9 @@ SPECTACULAR_SETTINGS = {
         "AccessRoleEnum": "apps.rbac.roles.Role",
         "EvidenceRunStatusEnum": "apps.evidence.choices.RunStatus",
         "EvidenceKindEnum": "apps.evidence.choices.EvidenceKind",
+        "DeploymentStateEnum": "apps.deployments.choices.DeploymentState",
+        "TargetKindEnum": "apps.deployments.choices.TargetKind",
+        "DeploymentKindEnum": "apps.deployments.choices.DeploymentKind",
     },
 }
 

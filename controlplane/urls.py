@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("apps.evidence.api.urls")),
     path("", include("apps.policies.api.urls")),
     path("", include("apps.releases.api.urls")),
+    path("", include("apps.deployments.api.urls")),
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.audit.api.urls")),
     # Keep last: any other /api/v1/ path is a problem+json 401 (anonymous) or 404.

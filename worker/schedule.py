@@ -18,6 +18,11 @@ def beat_schedule() -> dict:
             "task": "registry.cleanup_uploads",
             "schedule": float(settings.ASSAY_UPLOAD_CLEANUP_INTERVAL_SECONDS),
         },
+        "deployments-tick": {"task": "deployments.tick", "schedule": float(settings.ASSAY_DEPLOY_TICK_SECONDS)},
+        "deployments-reconcile": {
+            "task": "deployments.reconcile",
+            "schedule": float(settings.ASSAY_DEPLOY_RECONCILE_SECONDS),
+        },
         "releases-expire": {
             "task": "releases.expire",
             "schedule": float(settings.ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS),

@@ -64,6 +64,14 @@ EVENTS: dict[str, str] = {
     "release.reset": "a live release request's decision changed; it is pending again and its approvals void",
     "environment.changed": "an environment was created or changed (every version's gate there must be judged)",
     "gate_decisions.stale": "a batch of versions' stored gate decisions must be judged again (ids in the payload)",
+    "deployment.started": "a rollout of an approved version onto a target started",
+    "deployment.step_completed": "a rollout step passed its health analysis (the figures in the payload)",
+    "deployment.paused": "a rollout waits for a person to resume it (a step asked for it, or too little traffic)",
+    "deployment.succeeded": "a rollout finished: the new version serves all traffic on its target",
+    "deployment.halted": "a person halted a rollout (live traffic back on the stable version)",
+    "deployment.rolled_back": "a rollout was rolled back (by a person or on its own): the stable version serves",
+    "deployment.failed": "a rollout failed: governance refused the apply, or the target refused it",
+    "deployment.drift_detected": "a target runs something that does not match an approved, current release",
 }
 
 

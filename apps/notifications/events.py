@@ -16,6 +16,14 @@ EVENT_TYPES = (
     "evidence.completed",
     "evidence.failed",
     "policy.changed",
+    "deployment.started",
+    "deployment.step_completed",
+    "deployment.paused",
+    "deployment.succeeded",
+    "deployment.halted",
+    "deployment.rolled_back",
+    "deployment.failed",
+    "deployment.drift_detected",
 )
 
 

@@ -27,9 +27,22 @@ WEBHOOK_TYPES = {
     "evidence_run.succeeded": "evidence.completed",
     "evidence_run.failed": "evidence.failed",
     "policy.changed": "policy.changed",
+    **{
+        f"deployment.{name}": f"deployment.{name}"
+        for name in (
+            "started",
+            "step_completed",
+            "paused",
+            "succeeded",
+            "halted",
+            "rolled_back",
+            "failed",
+            "drift_detected",
+        )
+    },
 }
 # the ids a published payload carries for subscribers, which a webhook body does not repeat
-_INTERNAL = ("team_id", "release_id", "run_id", "version_id", "dataset_id")
+_INTERNAL = ("team_id", "release_id", "run_id", "version_id", "dataset_id", "deployment_id")
 
 
 def webhook_data(name: str, payload: dict) -> dict:

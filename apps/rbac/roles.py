@@ -53,6 +53,10 @@ PERMISSIONS: dict[str, str] = {
     "releases.deploy": Scope.RELEASES_WRITE,
     "releases.emergency": Scope.RELEASES_WRITE,
     "releases.review": Scope.RELEASES_WRITE,  # close the post-release review of a break-glass release
+    "deployments.view": Scope.READ,
+    "deployments.deploy": Scope.RELEASES_WRITE,  # start, resume, roll back, undeploy a deployment
+    "deployments.halt": Scope.RELEASES_WRITE,  # halt a rollout (human oversight: compliance officers too)
+    "deployments.manage_targets": Scope.ADMIN,  # targets and their credentials
     "policies.view": Scope.READ,
     "policies.manage": Scope.POLICIES_WRITE,
     "notifications.view": Scope.READ,
@@ -64,7 +68,7 @@ PERMISSIONS: dict[str, str] = {
     "accounts.manage": Scope.ADMIN,
 }
 
-_VIEW = {"registry.view", "evidence.view", "releases.view", "policies.view"}
+_VIEW = {"registry.view", "evidence.view", "releases.view", "policies.view", "deployments.view"}
 _CONTRIBUTE = {
     "registry.model_create",
     "registry.model_edit",
@@ -90,9 +94,18 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _REVIEW
         | _DOWNLOAD
         | _AUDIT
-        | {"policies.manage", "releases.review", "notifications.view", "notifications.manage", "registry.approve_facts"}
+        | {
+            "policies.manage",
+            "releases.review",
+            "notifications.view",
+            "notifications.manage",
+            "registry.approve_facts",
+            "deployments.halt",
+        }
     ),
-    Role.RELEASE_MANAGER: frozenset(_VIEW | {"releases.deploy", "releases.emergency"}),
+    Role.RELEASE_MANAGER: frozenset(
+        _VIEW | {"releases.deploy", "releases.emergency", "deployments.deploy", "deployments.halt"}
+    ),
     Role.AUDITOR: frozenset(_VIEW | _AUDIT | _DOWNLOAD | {"accounts.view", "notifications.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),
 }
@@ -103,7 +116,15 @@ NEVER_APPROVES = frozenset({Role.AUDITOR})
 # Permissions that only a global binding grants (the audit trail and the accounts span every team).
 # An allowed webhook host lifts the SSRF guard for every team, so only a global admin may add one.
 GLOBAL_ONLY = frozenset(
-    {"audit.view", "audit.export", "accounts.view", "accounts.manage", "policies.manage", "notifications.allow_host"}
+    {
+        "audit.view",
+        "audit.export",
+        "accounts.view",
+        "accounts.manage",
+        "policies.manage",
+        "notifications.allow_host",
+        "deployments.manage_targets",
+    }
 )
 
 VIEW_PERMISSION_FOR = {
@@ -114,6 +135,7 @@ VIEW_PERMISSION_FOR = {
     "audit": "audit.view",
     "accounts": "accounts.view",
     "notifications": "notifications.view",
+    "deployments": "deployments.view",
 }
 
 

@@ -32,9 +32,11 @@ from tests.support.triad import (
     changes,
     fingerprint,
     finished_delivery,
+    halted_deployment,
     last_event_id,
     pending_facts_change,
     result_file,
+    serving_deployment,
     stored_dataset,
 )
 
@@ -174,6 +176,34 @@ def S(module: str):  # noqa: N802 - reads like a module path in the table
 ACC, EV, RUNS = "apps.accounts.services", "apps.evidence.services", "apps.evidence.runs"
 NOTE, POL, REL = "apps.notifications.services", "apps.policies.services", "apps.releases.services"
 REG, VER, JOBS = "apps.registry.services", "apps.registry.verification", "apps.jobs.services"
+DEP = "apps.deployments.services"
+NEW_ONLY = {"stable": None, "new": 100, "shadow": False}
+
+
+def _taken(w: World):
+    """The world's deployment taken by a worker (its fence grows): what a worker holds before it records."""
+    return S(DEP).rollout_take(deployment_id=w.deployment.pk)
+
+
+def _applied(w: World):
+    taken = _taken(w)
+    S(DEP).rollout_applied(deployment_id=w.deployment.pk, fence=taken.fence, traffic=NEW_ONLY)
+    return taken
+
+
+def _ready(w: World):
+    taken = _applied(w)
+    S(DEP).rollout_ready(deployment_id=w.deployment.pk, fence=taken.fence, baseline={"requests": 0})
+    return taken
+
+
+def _rolling_back(w: World):
+    taken = _applied(w)
+    S(DEP).rollout_rollback(deployment_id=w.deployment.pk, fence=taken.fence, reason="errors")
+    return taken
+
+
+FIGURES = {"requests": 100, "errors": 0, "error_rate": 0.0, "p99_ms": 12.0, "restarts": 0}
 
 WRITERS: list[Writer] = [
     # --- accounts
@@ -559,6 +589,144 @@ WRITERS: list[Writer] = [
     exempt(f"{REL}.common.required_approvals", "reads"),
     exempt(f"{REL}.common.blocking", "reads"),
     exempt(f"{REL}.common.approval_matching", "reads"),
+    # --- deployments
+    writes(
+        f"{DEP}.targets.target_create",
+        "deployment_target.created",
+        lambda w: S(DEP).target_create(
+            actor=_root(w), name="lab", kind="kubernetes", environment="staging", credentials={"token": "t"}
+        ),
+    ),
+    writes(
+        f"{DEP}.targets.target_update",
+        "deployment_target.updated",
+        lambda w: S(DEP).target_update(actor=_root(w), target_id=w.spare_target.public_id, enabled=False),
+    ),
+    writes(
+        f"{DEP}.targets.target_delete",
+        "deployment_target.deleted",
+        lambda w: S(DEP).target_delete(actor=_root(w), target_id=w.spare_target.public_id),
+    ),
+    exempt(f"{DEP}.targets.credentials_of", "decrypts for a worker; writes nothing"),
+    exempt(f"{DEP}.common.service_name", "names a service"),
+    writes(
+        f"{DEP}.starting.deployment_start",
+        "deployment.started",
+        lambda w: S(DEP).deployment_start(
+            actor=w.given, release_id=w.emergency.public_id, target=w.spare_target.name, reason="outage"
+        ),
+        given=lambda w: _as(w, "release_manager"),
+    ),
+    writes(
+        f"{DEP}.starting._deployment_start",
+        "deployment.started",
+        lambda w: S(DEP).deployment_start(actor=w.given, release_id=w.emergency.public_id, target="prod-spare"),
+        given=lambda w: _as(w, "release_manager"),
+        why="called by deployment_start, which raises a refusal after its audit event commits",
+    ),
+    writes(
+        f"{DEP}.deployments.deployment_halt",
+        "deployment.halted",
+        lambda w: S(DEP).deployment_halt(actor=_root(w), deployment_id=w.deployment.public_id, reason="stop"),
+    ),
+    writes(
+        f"{DEP}.deployments.deployment_resume",
+        "deployment.resumed",
+        lambda w: S(DEP).deployment_resume(actor=_root(w), deployment_id=w.deployment.public_id),
+        given=halted_deployment,
+    ),
+    writes(
+        f"{DEP}.deployments.deployment_rollback",
+        ("deployment.rollback_started", "deployment.rolled_back"),
+        lambda w: S(DEP).deployment_rollback(actor=_root(w), deployment_id=w.deployment.public_id, reason="bad"),
+    ),
+    writes(
+        f"{DEP}.deployments.deployment_undeploy",
+        "deployment.undeployed",
+        lambda w: S(DEP).deployment_undeploy(actor=_root(w), deployment_id=w.deployment.public_id, reason="old"),
+        given=serving_deployment,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_take",
+        (),
+        lambda w: _taken(w),
+        why="taking a rollout over (its fence grows) is bookkeeping; the worker's moves are audited",
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_applied",
+        "deployment.step_applied",
+        lambda w: S(DEP).rollout_applied(deployment_id=w.deployment.pk, fence=w.given.fence, traffic=NEW_ONLY),
+        given=_taken,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_ready",
+        "deployment.step_ready",
+        lambda w: S(DEP).rollout_ready(deployment_id=w.deployment.pk, fence=w.given.fence, baseline={"requests": 3}),
+        given=_applied,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_passed",
+        "deployment.step_completed",
+        lambda w: S(DEP).rollout_passed(
+            deployment_id=w.deployment.pk, fence=w.given.fence, figures=FIGURES, then="promote"
+        ),
+        given=_ready,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_unjudged",
+        "deployment.paused",
+        lambda w: S(DEP).rollout_unjudged(
+            deployment_id=w.deployment.pk, fence=w.given.fence, figures=FIGURES, reason="too little traffic"
+        ),
+        given=_ready,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_rollback",
+        "deployment.rollback_started",
+        lambda w: S(DEP).rollout_rollback(deployment_id=w.deployment.pk, fence=w.given.fence, reason="errors"),
+        given=_applied,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_refused",
+        ("deployment.refused", "deployment.failed"),
+        lambda w: S(DEP).rollout_refused(deployment_id=w.deployment.pk, fence=w.given.fence, reason="expired"),
+        given=_taken,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_failed",
+        "deployment.failed",
+        lambda w: S(DEP).rollout_failed(deployment_id=w.deployment.pk, fence=w.given.fence, error="refused"),
+        given=_taken,
+    ),
+    writes(
+        f"{DEP}.rollouts.rollout_converged",
+        "deployment.rolled_back",
+        lambda w: S(DEP).rollout_converged(deployment_id=w.deployment.pk, fence=w.given.fence, traffic={}),
+        given=_rolling_back,
+    ),
+    writes(
+        f"{DEP}.scheduling.rollout_wait",
+        (),
+        lambda w: S(DEP).rollout_wait(deployment_id=w.deployment.pk, fence=w.given.fence, at=_now()),
+        given=_taken,
+        why="when to look again is a bookmark, not a state change",
+    ),
+    writes(
+        f"{DEP}.reconcile.target_reconciled",
+        "deployment.drift_detected",
+        lambda w: S(DEP).target_reconciled(
+            target_id=w.target.pk,
+            findings=[
+                {"key": "traffic_changed:churn:1", "kind": "traffic_changed", "service": "churn", "message": "by hand"}
+            ],
+        ),
+    ),
+    writes(
+        f"{DEP}.scheduling.deployments_enqueue_due",
+        (),
+        lambda w: S(DEP).deployments_enqueue_due(),
+        why="queues rollout jobs (job rows); each job's moves are audited",
+    ),
     # --- notifications
     writes(
         f"{NOTE}.webhook_create",

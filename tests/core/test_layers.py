@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # Each app may import only apps listed before it. (core, audit, accounts and rbac are the foundation.)
-LAYERS = ["jobs", "registry", "evidence", "policies", "releases", "notifications"]
+LAYERS = ["jobs", "registry", "evidence", "policies", "releases", "deployments", "notifications"]
 # Never imported by an app: the worker's code sits above every app (the web process sends tasks by name).
 ABOVE_ALL = ("worker",)
 # Pages and API views compose what several apps show (a version page lists its releases); they are not where

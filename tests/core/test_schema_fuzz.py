@@ -129,6 +129,27 @@ def world(db, _connection_kept):
     webhook, _ = notifications.webhook_create(
         actor=officer, team=team, url="http://127.0.0.1:9/in", events=["release.approved"]
     )
+    # A break-glass production release of the version, deployed to a local target (a spare target to delete)
+    from apps.deployments import services as deployments
+    from apps.releases.models import Environment
+
+    manager = UserFactory(username="max")
+    rbac.role_grant(actor=system, subject=manager, role="release_manager")
+    Environment.objects.get_or_create(name="production", defaults={"production": True})
+    emergency = releases.release_request_create(
+        actor=principal_for_user(manager),
+        model_name="churn",
+        number=version.number,
+        environment="production",
+        justification="schema fuzz",
+        change_reference="CHG-1",
+        emergency=True,
+    )
+    target = deployments.target_create(actor=officer, name="prod-lab", kind="local", environment="production")
+    deployments.target_create(actor=officer, name="prod-spare", kind="local", environment="production")
+    deployment = deployments.deployment_start(
+        actor=principal_for_user(manager), release_id=emergency.public_id, target="prod-lab"
+    )
     # A key per parameter (or per collection, where a name means different things), a few where the
     # objects differ in kind: a ready and an invalid version.
     real = {
@@ -142,9 +163,17 @@ def world(db, _connection_kept):
         "binding_id": {"role-bindings": spare_binding.pk, "policies": policy_binding.pk},
         "username": spare.username,
         "token_id": str(spare_token.pk),
+        "target_id": str(target.public_id),
+        "deployment_id": str(deployment.public_id),
     }
     # Query filters that name objects, so that filtered lists and the gate answer from real rows too.
-    real_query = {"environment": "staging", "model": model.name, "team": team.name, "user": spare.username}
+    real_query = {
+        "environment": "staging",
+        "model": model.name,
+        "team": team.name,
+        "user": spare.username,
+        "target": "prod-lab",
+    }
     return {"tokens": tokens, "real": real, "real_query": real_query}
 
 

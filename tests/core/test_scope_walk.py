@@ -58,6 +58,7 @@ class Side:
     delivery: object = None
     facts_change: object = None
     author: object = None
+    deployment: object = None
     secrets: set[str] = field(default_factory=set)
 
 
@@ -111,6 +112,7 @@ def _secrets(side: Side) -> set[str]:
     found |= {str(side.webhook.public_id), str(side.delivery.public_id), str(side.cross_run.public_id)}
     found |= {str(side.facts_change.public_id), f"{side.tag} wider use"}
     found |= {d.sha256 for d in side.version.training_datasets.all() if side.tag in d.name}
+    found |= {str(side.deployment.public_id), str(side.deployment.release.public_id)}
     return {s for s in found if s}
 
 
@@ -148,6 +150,23 @@ def world(make_user, system):
             environment="staging",
             justification=f"{mine.tag} release",
         )
+    # each team's version deployed (break-glass, to production) to the one shared local target
+    from apps.deployments import services as deployments
+
+    manager = principal_for_user(make_user("release_manager", username="walk-manager"))
+    Environment.objects.get_or_create(name="production", defaults={"production": True})
+    deployments.target_create(actor=admin, name="prod-lab", kind="local", environment="production")
+    for side in (a, b):
+        emergency = releases.release_request_create(
+            actor=manager,
+            model_name=side.model.name,
+            number=1,
+            environment="production",
+            justification=f"{side.tag} outage",
+            change_reference="CHG-1",
+            emergency=True,
+        )
+        side.deployment = deployments.deployment_start(actor=manager, release_id=emergency.public_id, target="prod-lab")
     for side in (a, b):
         side.secrets = _secrets(side)
     return a, b
@@ -225,6 +244,16 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "api:release-cancel": (BOTH, lambda s: {"release_id": s.release.public_id}),
     "api:release-review-close": (BOTH, lambda s: {"release_id": s.release.public_id}),
     "api:version-gate": (BOTH, lambda s: {**_version(s), "?": "environment=staging"}),
+    "api:target-list": (ONCE, lambda s: {}),
+    "api:target-detail": (ONCE, lambda s: {"target_id": "00000000-0000-4000-8000-000000000000"}),
+    "api:release-deploy": (BOTH, lambda s: {"release_id": s.deployment.release.public_id}),
+    "api:deployment-list": (ONCE, lambda s: {}),
+    "api:deployment-detail": (BOTH, lambda s: {"deployment_id": s.deployment.public_id}),
+    "api:deployment-halt": (BOTH, lambda s: {"deployment_id": s.deployment.public_id}),
+    "api:deployment-resume": (BOTH, lambda s: {"deployment_id": s.deployment.public_id}),
+    "api:deployment-rollback": (BOTH, lambda s: {"deployment_id": s.deployment.public_id}),
+    "api:deployment-undeploy": (BOTH, lambda s: {"deployment_id": s.deployment.public_id}),
+    "api:model-deployments": (BOTH, lambda s: {"name": s.model.name}),
     "api:team-webhooks": (BOTH, lambda s: {"name": s.team.name}),
     "api:webhook-detail": (BOTH, lambda s: {"webhook_id": s.webhook.public_id}),
     "api:webhook-rotate": (BOTH, lambda s: {"webhook_id": s.webhook.public_id}),

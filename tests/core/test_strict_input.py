@@ -24,6 +24,14 @@ def _webhook(team):
     )
 
 
+def _target(team):
+    from apps.deployments.models import DeploymentTarget
+    from apps.rbac.models import Environment
+
+    env, _ = Environment.objects.get_or_create(name="staging")
+    return DeploymentTarget.objects.create(name="lab", kind="local", environment=env)
+
+
 def _user(team):
     return UserFactory(username="alice", email="alice@example.test")
 
@@ -43,6 +51,13 @@ EDITABLE = {
         "created_at",
         ("description", "changed"),
         lambda obj: Webhook.objects.get(pk=obj.pk).description,
+    ),
+    "target-detail": (
+        _target,
+        lambda obj: f"/api/v1/targets/{obj.public_id}/",
+        "kind",
+        ("description", "changed"),
+        lambda obj: type(obj).objects.get(pk=obj.pk).description,
     ),
     "accounts-user-detail": (
         _user,
@@ -105,10 +120,11 @@ def test_unknown_and_read_only_fields_are_refused_by_name_and_nothing_changes(
 
 def test_every_patch_input_serializer_is_strict():
     from apps.accounts.api.admin_serializers import UserUpdateInput
+    from apps.deployments.api.serializers import TargetUpdateInput
     from apps.notifications.api.serializers import WebhookUpdateInput
     from apps.registry.api.serializers import ModelUpdateInput
 
-    for serializer in (ModelUpdateInput, WebhookUpdateInput, UserUpdateInput):
+    for serializer in (ModelUpdateInput, WebhookUpdateInput, UserUpdateInput, TargetUpdateInput):
         assert issubclass(serializer, StrictInput)
         assert serializer.read_only_names()
 

@@ -28,12 +28,14 @@ from tests.support.triad import (
     download_token,
     fingerprint,
     finished_delivery,
+    halted_deployment,
     is_problem,
     last_event_id,
     made_up,
     pending_facts_change,
     result_file,
     row,
+    serving_deployment,
     stored_dataset,
 )
 
@@ -54,6 +56,9 @@ EMERGENCY = lambda w: {"release_id": w.emergency.public_id}  # noqa: E731  (a br
 PACK = lambda w: {"name": w.pack.name}  # noqa: E731
 TEAM = lambda w: {"name": w.team.name}  # noqa: E731
 HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
+DEPLOYMENT = lambda w: {"deployment_id": w.deployment.public_id}  # noqa: E731
+TARGET = lambda w: {"target_id": w.spare_target.public_id}  # noqa: E731
+DEPLOYMENT_ID = lambda w: str(w.deployment.public_id)  # noqa: E731
 DOWNLOAD_LINK = lambda w: {"token": download_token(w, "contributor")}  # noqa: E731  (``given=stored_dataset``)
 
 # What a list must not show a person without a role (and does show the right role).
@@ -656,6 +661,78 @@ TABLE: list[Route] = [
         "viewer",
         kwargs=lambda w: {"name": "churn", "number": 1},
         query="?environment=staging",
+    ),
+    # --- deployments
+    row("api:target-list", "GET", ADMIN, "viewer", nobody=403),
+    row(
+        "api:target-list",
+        "POST",
+        ADMIN,
+        AUDITOR,
+        nobody=403,
+        ok=201,
+        body=lambda w: {"name": "new-lab", "kind": "local", "environment": "staging"},
+    ),
+    row("api:target-detail", "GET", ADMIN, "viewer", nobody=403, kwargs=TARGET),
+    row(
+        "api:target-detail",
+        "PATCH",
+        ADMIN,
+        AUDITOR,
+        nobody=403,
+        kwargs=TARGET,
+        body=lambda w: {"description": "GPU pool"},
+    ),
+    row("api:target-detail", "DELETE", ADMIN, AUDITOR, nobody=403, ok=204, kwargs=TARGET),
+    row(
+        "api:release-deploy",
+        "POST",
+        "release_manager",
+        "viewer",
+        ok=202,
+        kwargs=EMERGENCY,
+        body=lambda w: {"target": "prod-spare"},
+        note="the break-glass release deploys to the spare production target",
+    ),
+    row("api:deployment-list", "GET", "viewer", nobody=200, hides=DEPLOYMENT_ID),
+    row("api:deployment-detail", "GET", "viewer", kwargs=DEPLOYMENT),
+    row("api:model-deployments", "GET", "viewer", kwargs=MODEL),
+    row(
+        "api:deployment-halt",
+        "POST",
+        "compliance_officer",
+        "viewer",
+        ok=202,
+        kwargs=DEPLOYMENT,
+        body=lambda w: {"reason": "oversight"},
+    ),
+    row(
+        "api:deployment-resume",
+        "POST",
+        "release_manager",
+        "compliance_officer",
+        ok=202,
+        kwargs=DEPLOYMENT,
+        given=halted_deployment,
+    ),
+    row(
+        "api:deployment-rollback",
+        "POST",
+        "release_manager",
+        "compliance_officer",
+        ok=202,
+        kwargs=DEPLOYMENT,
+        body=lambda w: {"reason": "wrong build"},
+    ),
+    row(
+        "api:deployment-undeploy",
+        "POST",
+        "release_manager",
+        "viewer",
+        ok=202,
+        kwargs=DEPLOYMENT,
+        given=serving_deployment,
+        body=lambda w: {"reason": "retired"},
     ),
     # --- notifications
     row("notifications:webhook_list", "GET", "compliance_officer", nobody=404),

@@ -116,6 +116,11 @@ class World:
     token_id: str
     people: dict = field(default_factory=dict)
     given: Any = None  # what a row's ``given`` prepared, for this test only
+    # production targets (``prod-lab`` carries the deployment, ``prod-spare`` none) and a pending deployment
+    # of the break-glass release on ``prod-lab``
+    target: Any = None
+    spare_target: Any = None
+    deployment: Any = None
 
     @staticmethod
     def pack_source(package: str) -> str:
@@ -213,6 +218,7 @@ def build_world() -> World:
     accounts.team_member_add(actor=system, team=team, user=member)
     role_binding = rbac.role_grant(actor=system, subject=member, role="viewer", team=team)
     token, _ = accounts.token_create(actor=system, name="triad", scopes=["read"], user=member)
+    target, spare_target, deployment = _deployment_rows(emergency, manager)
     return World(
         admin=admin,
         team=team,
@@ -232,7 +238,42 @@ def build_world() -> World:
         member=member,
         role_binding=role_binding,
         token_id=token.token_id,
+        target=target,
+        spare_target=spare_target,
+        deployment=deployment,
     )
+
+
+def _deployment_rows(emergency, manager):
+    """Two production targets and a pending deployment of the break-glass release on the first, as
+    ``deployment_start`` leaves it. Written as rows: the world is built inside the module's transaction,
+    where the services' durable transactions cannot open (``tests/deployments`` drives the services)."""
+    from django.utils import timezone
+
+    from apps.deployments.models import Deployment, DeploymentTarget
+    from apps.deployments.strategies import DEFAULT_STEPS, DEFAULT_THRESHOLDS
+
+    production = emergency.environment
+    target = DeploymentTarget.objects.create(name="prod-lab", kind="local", environment=production)
+    spare = DeploymentTarget.objects.create(name="prod-spare", kind="local", environment=production)
+    deployment = Deployment.objects.create(
+        release=emergency,
+        version=emergency.version,
+        model=emergency.model,
+        owner_team_id=emergency.owner_team_id,
+        environment=production,
+        target=target,
+        service=emergency.model.name,
+        strategy="direct",
+        steps=DEFAULT_STEPS["direct"],
+        thresholds=DEFAULT_THRESHOLDS["direct"],
+        state="pending",
+        next_check_at=timezone.now(),
+        emergency=True,
+        started_by=manager,
+        started_by_name=manager.username,
+    )
+    return target, spare, deployment
 
 
 SCORED_SCHEMA = [
@@ -281,6 +322,24 @@ def pending_facts_change(w: World):
     return registry.model_update(
         actor=team, name=w.model.name, changes={"intended_use": "Any consumer decision"}, reason="wider use"
     ).facts_change
+
+
+def halted_deployment(w: World):
+    """The world's deployment, halted (only a halted or paused rollout resumes)."""
+    from apps.deployments.models import Deployment
+
+    Deployment.objects.filter(pk=w.deployment.pk).update(state="halted", converged=True)
+    return w.deployment
+
+
+def serving_deployment(w: World):
+    """The world's deployment, serving (only a serving deployment is undeployed)."""
+    from apps.deployments.models import Deployment
+
+    Deployment.objects.filter(pk=w.deployment.pk).update(
+        state="succeeded", phase="done", traffic={"stable": None, "new": 100, "shadow": False}
+    )
+    return w.deployment
 
 
 def finished_delivery(w: World):
