@@ -34,37 +34,52 @@ SETTINGS: dict[str, dict[str, str]] = {
         "ready_wait_seconds": NUMBER,  # how long an apply waits for new processes to answer
         "inference_threads": INT,
     },
+    # worker/drivers/kubernetes/ (docs/targets-kubernetes.md)
     TargetKind.KUBERNETES: {
-        "api_url": STR,
-        "ca_cert": STR,  # PEM
-        "in_cluster": BOOL,  # use the pod's service account
+        "auth": STR,  # token | kubeconfig | in_cluster (default: from the credentials given)
+        "server": STR,  # https://... (auth token)
+        "ca_cert": STR,  # PEM (here or in the credentials)
+        "context": STR,  # the kubeconfig's context
         "namespace": STR,
         "runtime": STR,  # deployment | kserve | argo
         "images": DICT,  # artifact format -> serving image
-        "gpu": DICT,  # {"resource": "nvidia.com/gpu", "count": 1, "node_selector": {...}, "tolerations": [...]}
-        "cpu": STR,
-        "memory": STR,
-        "replicas_min": INT,
-        "replicas_max": INT,
-        "pod_disruption_budget": BOOL,
+        "port": INT,
+        "service_port": INT,
+        "service_type": STR,  # ClusterIP | NodePort | LoadBalancer
+        "model_credentials_secret": STR,
+        "service_account": STR,
+        "image_pull_secrets": LIST,
+        "kserve": DICT,  # model_formats, runtime, annotations
+        "argo": DICT,  # copied into the Rollout's strategy.canary
+        "batch": DICT,  # command, args, backoff_limit
+        "gpu": DICT,  # {"resource": "nvidia.com/gpu", "count": 1}
+        "resources": DICT,  # {"requests": {...}, "limits": {...}}
+        "node_selector": DICT,
+        "tolerations": LIST,
+        "replicas": DICT,  # {"min": 1, "max": 8, "cpu_utilization": 70}
+        "disruption_budget": DICT,  # {"max_unavailable": 1} | {"min_available": 1} | {}
     },
+    # worker/drivers/sagemaker/ (docs/targets-sagemaker.md)
     TargetKind.SAGEMAKER: {
         "region": STR,
         "endpoint_url": STR,  # another endpoint than AWS's (a test server)
-        "role_arn": STR,
-        "image_uri": STR,
+        "execution_role_arn": STR,
+        "images": DICT,  # artifact format -> serving image
         "instance_type": STR,
         "instance_count": INT,
+        "shadow_instance_type": STR,
         "serverless": DICT,
         "alarms": LIST,  # CloudWatch alarm names for auto-rollback
+        "traffic": DICT,  # {"mode": "canary" | "linear" | "all_at_once", ...}
         "autoscaling": DICT,
+        "batch": DICT,  # vcpus, memory_mb, gpus, command, job_role_arn
     },
 }
 
 CREDENTIALS: dict[str, dict[str, str]] = {
     TargetKind.LOCAL: {"router_token": STR},  # the router's admin token (else one is generated)
-    TargetKind.KUBERNETES: {"token": STR, "kubeconfig": STR},
-    TargetKind.SAGEMAKER: {"aws_access_key_id": STR, "aws_secret_access_key": STR, "aws_session_token": STR},
+    TargetKind.KUBERNETES: {"token": STR, "kubeconfig": STR, "ca_cert": STR},
+    TargetKind.SAGEMAKER: {"access_key_id": STR, "secret_access_key": STR, "session_token": STR},
 }
 
 

@@ -32,7 +32,7 @@ def test_an_admin_creates_a_target_and_never_reads_its_credentials_back(admin_ap
         "kind": "sagemaker",
         "environment": "staging",
         "settings": {"region": "eu-west-1", "instance_type": "ml.g5.xlarge", "instance_count": 1},
-        "credentials": {"aws_access_key_id": "AKIATEST", "aws_secret_access_key": TOKEN},
+        "credentials": {"access_key_id": "AKIATEST", "secret_access_key": TOKEN},
     }
     response = admin_api.post("/api/v1/targets/", body, format="json")
     assert response.status_code == 201, response.json()

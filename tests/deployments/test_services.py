@@ -46,7 +46,7 @@ def test_an_admin_adds_a_target_whose_credentials_are_sealed_and_never_shown(adm
         name="gpu-eu",
         kind="kubernetes",
         environment="staging",
-        settings={"api_url": "https://127.0.0.1:6443", "namespace": "models", "replicas_min": 1},
+        settings={"server": "https://127.0.0.1:6443", "namespace": "models", "replicas": {"min": 1, "max": 3}},
         credentials={"token": TOKEN},
     )
     # then the row holds the token only encrypted, with a fingerprint people can compare
