@@ -1,6 +1,6 @@
 """Which driver serves a target: one module per target kind (``worker/drivers/<kind>.py``), built here.
 
-``driver_for(target)`` imports the kind's module, decrypts the target's credentials (only here, in a
+``driver_for(target)`` imports the kind's module (or package, whose driver class its ``__init__`` exports), decrypts the target's credentials (only here, in a
 worker; never logged) and builds the driver from the target's settings and those credentials. A module
 offers either a ``build_driver(settings, credentials)`` function, or one class whose ``kind`` is the
 target's kind and that implements ``Driver`` (``apply``, ``observe``, ``remove``, ``services``); the class
@@ -37,7 +37,7 @@ def _driver_class(module: Any, kind: str) -> type | None:
     for value in vars(module).values():
         if (
             inspect.isclass(value)
-            and value.__module__ == module.__name__
+            and (value.__module__ == module.__name__ or value.__module__.startswith(module.__name__ + "."))
             and getattr(value, "kind", None) == kind
             and all(callable(getattr(value, name, None)) for name in ("apply", "observe", "remove", "services"))
         ):
