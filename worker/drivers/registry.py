@@ -1,12 +1,13 @@
 """Which driver serves a target: one module per target kind (``worker/drivers/<kind>.py``), built here.
 
-``driver_for(target)`` imports the kind's module (or package, whose driver class its ``__init__`` exports), decrypts the target's credentials (only here, in a
-worker; never logged) and builds the driver from the target's settings and those credentials. A module
-offers either a ``build_driver(settings, credentials)`` function, or one class whose ``kind`` is the
-target's kind and that implements ``Driver`` (``apply``, ``observe``, ``remove``, ``services``); the class
-is called with the keyword arguments its constructor names among ``settings``, ``credentials`` (or
-``secrets``), ``name`` and ``target``. A local target's driver is named after the target unless its settings
-name it (its state folder is per name, so two local targets never share one).
+``driver_for(target)`` imports the kind's module (or package, whose ``__init__`` exports its driver class),
+decrypts the target's credentials (only here, in a worker; never logged) and builds the driver from the
+target's settings and those credentials. A module offers either a ``build_driver(settings, credentials)``
+function, or one class whose ``kind`` is the target's kind and that implements ``Driver`` (``apply``,
+``observe``, ``remove``, ``services``); the class is called with the keyword arguments its constructor names
+among ``settings``, ``credentials`` (or ``secrets``), ``name`` and ``target``. A local target's driver is
+named after the target unless its settings name it (its state folder is per name, so two local targets
+never share one).
 """
 
 from __future__ import annotations
