@@ -151,7 +151,7 @@ def _current_release(version: ModelVersion, env: Environment) -> ReleaseRequest 
 
 def _load_people(version: ModelVersion, release: ReleaseRequest | None) -> None:
     """The version's author and the request's requester, whom the gate's answer names: in one query."""
-    author = version.created_by_id if "created_by" not in version._state.fields_cache else None
+    author = version.created_by_id if not ModelVersion.created_by.is_cached(version) else None
     requester = release.requested_by_id if release is not None else None
     people = User.objects.in_bulk({author, requester} - {None}) if author or requester else {}
     if author is not None:
