@@ -90,7 +90,9 @@ def leaks(text: str) -> list[str]:
     as a number of its own, as a phone fragment would: inside a longer run of digits or hex
     (a checksum, a timing) it is chance, not the seeded value.
     """
-    return sorted(v for v in raw_values() if (_standalone(v).search(text) if v.isdigit() and len(v) <= 6 else v in text))
+    short_numbers = {v for v in raw_values() if v.isdigit() and len(v) <= 6}
+    found = {v for v in short_numbers if _standalone(v).search(text)}
+    return sorted(found | {v for v in raw_values() - short_numbers if v in text})
 
 
 def _standalone(digits: str) -> re.Pattern[str]:
