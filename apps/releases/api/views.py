@@ -24,6 +24,7 @@ from .serializers import (
     ReleaseOutput,
     ReleaseRequestInput,
     ReviewCloseInput,
+    gate_payload,
     release_url,
 )
 
@@ -206,6 +207,6 @@ class GateApi(GenericAPIView):
             environment=request.query_params.get("environment", ""),
             wait=wait,
         )
-        response = Response(GateOutput(gate, context={"request": request}).data)
+        response = Response(gate_payload(gate, request))
         response["X-Assay-Waited"] = f"{gate.waited:.3f}"
         return response
