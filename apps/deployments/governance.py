@@ -23,10 +23,10 @@ from datetime import datetime
 
 from apps.registry.choices import VersionStatus
 from apps.registry.models import ModelVersion
-from apps.releases.choices import ApprovalDecision, ReleaseStatus
+from apps.releases.choices import ReleaseStatus
 from apps.releases.matching import match
 from apps.releases.models import ReleaseRequest
-from apps.releases.selectors import gate_for
+from apps.releases.selectors import counted_approvals, gate_for
 from apps.releases.services import required_approvals
 
 from .models import DeploymentTarget
@@ -49,11 +49,7 @@ def refusal(*, release: ReleaseRequest, version: ModelVersion, target: Deploymen
     if release.revalidate_at is not None and release.revalidate_at <= now:
         return f"the approval for {env.name} passed its revalidation date ({release.revalidate_at:%Y-%m-%d})"
     if not release.emergency:
-        counted = [
-            (a.approver_id, a.roles)
-            for a in release.approvals.all()
-            if not a.void and a.decision == ApprovalDecision.APPROVE and a.binding_digest == release.binding_digest
-        ]
+        counted = counted_approvals(release.approvals.all(), release.binding_digest)
         if not match(required_approvals(release.decision), counted).complete:
             return "the release's approvals no longer fill its required approvals (some were voided)"
     gate = gate_for(version=version, environment=env, release=release)

@@ -160,6 +160,16 @@ def _load_people(version: ModelVersion, release: ReleaseRequest | None) -> None:
         release.requested_by = people.get(requester)
 
 
+def counted_approvals(approvals, binding_digest: str | None) -> list[tuple[int, list[str]]]:
+    """(approver, roles) of the approvals that may fill required slots: approving, not voided, and given
+    on the decision whose digest is ``binding_digest`` (approvals on another basis never count)."""
+    return [
+        (a.approver_id, a.roles)
+        for a in approvals
+        if not a.void and a.decision == ApprovalDecision.APPROVE and a.binding_digest == binding_digest
+    ]
+
+
 def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
     """{"required": [{role, count, reason, filled}], "received": [...]} for the gate and the pages."""
     required = services.required_approvals(decision)
@@ -168,13 +178,7 @@ def approvals_summary(release: ReleaseRequest | None, decision: dict) -> dict:
     if release is not None:
         approvals = list(release.approvals.all())
         # only approvals given on this decision's basis fill its slots (not yet voided ones on another do not)
-        counted = [
-            (a.approver_id, a.roles)
-            for a in approvals
-            if not a.void
-            and a.decision == ApprovalDecision.APPROVE
-            and a.binding_digest == decision.get("binding_digest")
-        ]
+        counted = counted_approvals(approvals, decision.get("binding_digest"))
         matching = match(required, counted)
         for a in approvals:
             slot = matching.slot_of(a.approver_id) if (a.approver_id, a.roles) in counted else None
