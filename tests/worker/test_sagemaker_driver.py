@@ -8,6 +8,8 @@ part ran where."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
@@ -415,3 +417,60 @@ def test_a_model_of_the_expected_name_with_another_digest_is_refused(moto):
     with pytest.raises(DigestMismatch, match=f"not version 1's approved {version.digest}"):
         drv.apply(plan(version))
     assert sm.list_endpoint_configs()["EndpointConfigs"] == [] and sm.list_endpoints()["Endpoints"] == []
+
+
+def _publish(cloudwatch, service: str, variant: str, **sums: float) -> None:
+    """Put one minute of a variant's metrics, as SageMaker publishes them (AWS/SageMaker, endpoint and variant)."""
+    dims = [{"Name": "EndpointName", "Value": service}, {"Name": "VariantName", "Value": variant}]
+    at = datetime.now(UTC) - timedelta(seconds=20)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/SageMaker",
+        MetricData=[
+            {"MetricName": name, "Dimensions": dims, "Value": value, "Timestamp": at} for name, value in sums.items()
+        ],
+    )
+
+
+def test_observe_reads_each_variant_s_requests_and_errors_from_cloudwatch(moto):
+    """Against moto_server: CreateModel/EndpointConfig/Endpoint, PutMetricData (standing in for SageMaker's own
+    publishing), GetMetricData. moto computes no percentiles, so the p99 read (GetMetricStatistics with
+    ExtendedStatistics p99 over the last five minutes) comes back empty there: the test checks the request."""
+    drv = driver(moto)
+    drv.apply(plan(member("1", 60), member("2", 40)))
+    sm, cloudwatch = aws_client(moto, "sagemaker"), aws_client(moto, "cloudwatch")
+    variants = {
+        _tags(sm, sm.describe_model(ModelName=v["ModelName"])["ModelArn"])[LABEL_VERSION_ID]: v["VariantName"]
+        for v in _config(sm, "credit-scoring")["ProductionVariants"]
+    }
+    # given a minute of traffic on each variant: version 2 answers some requests with 4xx and 5xx
+    _publish(cloudwatch, "credit-scoring", variants["ver1"], Invocations=60, Invocation4XXErrors=0)
+    _publish(
+        cloudwatch, "credit-scoring", variants["ver2"], Invocations=40, Invocation4XXErrors=3, Invocation5XXErrors=5
+    )
+    requests = Requests(drv)
+    # when the target is observed
+    got = {s.version_id: (s.requests, s.errors, s.latency_p99_ms) for s in drv.observe("credit-scoring").members}
+    # then each member carries its variant's counters (errors: 4xx and 5xx), and no latency moto cannot compute
+    assert got == {"ver1": (60, 0, None), "ver2": (40, 8, None)}
+    # and the counters grow as more minutes are published: the engine judges their deltas
+    _publish(cloudwatch, "credit-scoring", variants["ver2"], Invocations=10, Invocation5XXErrors=1)
+    again = {s.version_id: (s.requests, s.errors) for s in drv.observe("credit-scoring").members}
+    assert again == {"ver1": (60, 0), "ver2": (50, 9)}
+    # and the latency was asked as SageMaker's ModelLatency p99 per variant over the last five minutes
+    latency = [p for p in requests.params("GetMetricStatistics") if p["MetricName"] == "ModelLatency"]
+    assert {d["Value"] for p in latency for d in p["Dimensions"] if d["Name"] == "VariantName"} == set(
+        variants.values()
+    )
+    assert all(p["ExtendedStatistics"] == ["p99"] and p["Namespace"] == "AWS/SageMaker" for p in latency)
+    assert all(p["EndTime"] - p["StartTime"] >= timedelta(minutes=5) for p in latency)
+
+
+def test_figures_cloudwatch_cannot_give_are_noted_and_the_observation_stands(moto):
+    """Against moto_server, with CloudWatch pointed at a closed port (as when the role may not read metrics):
+    the endpoint is still observed, the counters are zero and the member's message says why."""
+    drv = driver(moto)
+    drv.apply(plan(member("1", 100)))
+    drv.aws.cloudwatch = driver(None).aws.cloudwatch  # CloudWatch only: an endpoint nothing answers on
+    [status] = drv.observe("credit-scoring").members
+    assert status.version_id == "ver1" and (status.requests, status.errors, status.latency_p99_ms) == (0, 0, None)
+    assert "request counters unavailable" in status.message and "latency unavailable" in status.message

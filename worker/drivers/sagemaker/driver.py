@@ -11,6 +11,7 @@ endpoint to be in service: the rollout job observes later.
 from __future__ import annotations
 
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from apps.deployments.plans import (
@@ -31,6 +32,7 @@ from apps.deployments.plans import (
 from .aws import Aws, Missing, tag_list
 from .batch import apply_batch
 from .desired import ENV_DIGEST, LABEL_SERVICE, ModelSpec, endpoint_config_request, model_spec, shape
+from .metrics import Figures, read_figures
 from .scaling import deregister_scaling, register_scaling
 from .settings import parse_settings
 from .states import endpoint_state, ready_instances
@@ -235,8 +237,11 @@ class SageMakerDriver:
         variants = self._variants(endpoint, config)
         live_total = sum(float(v.get("CurrentWeight") or 0) for v, shadow in variants if not shadow)
         members = []
+        identities = self._identities(config)
+        created = {name: identity[3] for name, identity in identities.items() if identity[3] is not None}
+        figures = read_figures(self.aws, service, created, datetime.now(UTC))
         for variant, shadow in variants:
-            member = self._member(status, variant, shadow, config, message)
+            member = self._member(status, variant, shadow, config, message, identities, figures)
             # shares of the live weights: a shadow's is the share of live traffic mirrored to it
             member.weight = round(100 * float(variant.get("CurrentWeight") or 0) / live_total) if live_total else 0
             members.append(member)
@@ -265,16 +270,38 @@ class SageMakerDriver:
                 ]
         return out
 
-    def _member(self, status: str, variant: dict[str, Any], shadow: bool, config: dict[str, Any], message: str):
-        declared = {
+    @staticmethod
+    def _declared(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {
             v["VariantName"]: v
             for kind in ("ProductionVariants", "ShadowProductionVariants")
             for v in config.get(kind, [])
-        }.get(variant["VariantName"], {})
+        }
+
+    def _identities(self, config: dict[str, Any]) -> dict[str, tuple[str, str, list[str], datetime | None]]:
+        """Each declared variant's model identity: version id, digest, notes, and its model's creation time."""
+        return {
+            name: self._model_identity(declared["ModelName"])
+            for name, declared in self._declared(config).items()
+            if declared.get("ModelName")
+        }
+
+    def _member(
+        self,
+        status: str,
+        variant: dict[str, Any],
+        shadow: bool,
+        config: dict[str, Any],
+        message: str,
+        identities: dict[str, tuple[str, str, list[str], datetime | None]],
+        figures: dict[str, Figures],
+    ) -> MemberStatus:
+        name = variant["VariantName"]
+        declared = self._declared(config).get(name, {})
         serverless = bool(declared.get("ServerlessConfig") or variant.get("CurrentServerlessConfig"))
-        version_id, digest, notes = "", "", []
-        if declared.get("ModelName"):
-            version_id, digest, notes = self._model_identity(declared["ModelName"])
+        version_id, digest, notes, _ = identities.get(name, ("", "", [], None))
+        seen = figures.get(name, Figures())
+        notes = [*notes, *seen.missing]
         desired = (
             variant.get("DesiredInstanceCount") or declared.get("InitialInstanceCount") or (1 if serverless else 0)
         )
@@ -285,24 +312,27 @@ class SageMakerDriver:
             shadow=shadow,
             desired_replicas=int(desired),
             ready_replicas=ready_instances(status, variant.get("CurrentInstanceCount"), serverless),
+            requests=seen.requests,
+            errors=seen.errors,
+            latency_p99_ms=seen.latency_p99_ms,
             state=status,
             message="; ".join([f"variant {variant['VariantName']}", message, *notes]),
         )
 
-    def _model_identity(self, model_name: str) -> tuple[str, str, list[str]]:
+    def _model_identity(self, model_name: str) -> tuple[str, str, list[str], datetime | None]:
         """A model's version id and digest: the digest the container is told to check (its environment),
-        and a note when its tags say otherwise."""
+        a note when its tags say otherwise, and when the model was created (its counters count from then)."""
         try:
             model = self.aws.call(self.aws.sagemaker, "describe_model", ModelName=model_name)
         except Missing:
-            return "", "", [f"model {model_name} is gone"]
+            return "", "", [f"model {model_name} is gone"], None
         tags = self.aws.tags(model["ModelArn"])
         env = (model.get("PrimaryContainer") or {}).get("Environment", {})
         digest = env.get(ENV_DIGEST) or tags.get(LABEL_DIGEST, "")
         notes = []
         if tags.get(LABEL_DIGEST) and env.get(ENV_DIGEST) and tags[LABEL_DIGEST] != env[ENV_DIGEST]:
             notes.append(f"model {model_name}'s digest tag and environment disagree")
-        return tags.get(LABEL_VERSION_ID, ""), digest, notes
+        return tags.get(LABEL_VERSION_ID, ""), digest, notes, model.get("CreationTime")
 
     def _alarm_notes(self) -> list[str]:
         """The health of the auto-rollback alarms: any in ALARM, short of data, or missing."""
