@@ -11,7 +11,7 @@ import io
 import os
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
@@ -19,8 +19,6 @@ from apps.deployments.models import Deployment, DeploymentTarget
 from apps.registry.models import ModelVersion
 from apps.releases.models import ReleaseRequest
 from tests.worker.local_target_fixtures import kill_all
-
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
 
 @pytest.fixture
@@ -60,6 +58,9 @@ def by_version(deployments: list[dict]) -> dict[tuple[str, int], dict]:
     return {(d["model"], d["version"]): d for d in deployments}
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(900)
 def test_the_demo_deploys_one_version_leaves_a_canary_waiting_and_shows_an_automatic_rollback(worker, api_client_for):
     # given the demo loaded, a worker, and the demo's evidence and release requests in
     call_command("demo_load", "--quiet")
@@ -132,3 +133,16 @@ def _counts() -> dict:
         "targets": DeploymentTarget.objects.count(),
         "states": sorted(Deployment.objects.values_list("state", "phase", "fence")),
     }
+
+
+def test_without_the_demo_releases_it_says_what_it_waited_for_and_deploys_nothing(make_user):
+    # given the demo's people, but no release approved yet (demo_releases has not run)
+    for role, name in (("admin", "admin"), ("contributor", "alice"), ("contributor", "priya")):
+        make_user(role, username=name)
+    make_user("reviewer", username="bob")
+    make_user("release_manager", username="dave")
+    # when the deployments step runs with little time
+    with pytest.raises(CommandError, match="gave up waiting for demo_releases' approvals for production"):
+        call_command("demo_deployments", "--wait", "1")
+    # then nothing was deployed, no target added
+    assert not DeploymentTarget.objects.exists() and not Deployment.objects.exists()
