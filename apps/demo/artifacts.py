@@ -125,6 +125,12 @@ def draw(rule: Rule, seed: int, rows: int) -> DemoData:
     return DemoData(columns=list(rule.columns), X=X, y=(score > 0).astype(np.int64), sensitive=sensitive)
 
 
+def without(data: DemoData, column: str) -> DemoData:
+    """The same rows without one feature column (a model trained on the others)."""
+    keep = [i for i, name in enumerate(data.columns) if name != column]
+    return DemoData(columns=[data.columns[i] for i in keep], X=data.X[:, keep], y=data.y, sensitive=data.sensitive)
+
+
 @dataclass
 class Trained:
     """A model's artifact and what it achieves on held-out rows (what its CI declares in ``metrics``)."""
@@ -144,10 +150,10 @@ def _held_out_metrics(model, held_out: DemoData) -> dict:
     }
 
 
-def train(kind: str, training: DemoData, held_out: DemoData, seed: int = 0) -> Trained:
+def train(kind: str, training: DemoData, held_out: DemoData, seed: int = 0, *, regularization: float = 1.0) -> Trained:
     """Train a ``kind`` model ("onnx": logistic regression; "skops": gradient boosting; "predictions_only":
     logistic regression whose predictions on ``held_out`` are kept instead of the model) and measure it
-    on ``held_out``, which it never saw.
+    on ``held_out``, which it never saw. ``regularization`` is the logistic regression's ``C``.
     """
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -159,7 +165,7 @@ def train(kind: str, training: DemoData, held_out: DemoData, seed: int = 0) -> T
             training.X, training.y
         )
         return Trained(artifact=sio.dumps(model), metrics=_held_out_metrics(model, held_out))
-    model = LogisticRegression(max_iter=500, random_state=seed).fit(training.X, training.y)
+    model = LogisticRegression(max_iter=500, random_state=seed, C=regularization).fit(training.X, training.y)
     metrics = _held_out_metrics(model, held_out)
     if kind == "predictions_only":
         return Trained(artifact=None, metrics=metrics, predictions=model.predict(held_out.X))
