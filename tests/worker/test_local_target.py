@@ -192,6 +192,24 @@ def test_a_killed_serving_process_is_restarted_by_the_next_apply(target, artifac
     assert [s for s, _ in send(target.endpoint(), features(3))] == [200, 200, 200]
 
 
+def test_requests_a_member_never_answered_count_as_its_errors_after_it_is_back(target, artifacts):
+    """A real serving process killed with SIGKILL while the real router keeps sending it traffic: the callers'
+    502s stay in the member's counters once a new process answers (the process's own counters start at 0)."""
+    v1 = onnx_artifact(artifacts, "plus")
+    the_plan = plan(member(v1, 1, 100))
+    target.apply(the_plan)
+    first = _pid(target, "ver-1")
+    os.kill(first, signal.SIGKILL)
+    wait_for("the process to die", lambda: not procs.running(first))
+    # when three requests find it down, then a new process answers two
+    assert [s for s, _ in send(target.endpoint(), features(3))] == [502, 502, 502]
+    target.apply(the_plan)
+    assert [s for s, _ in send(target.endpoint(), features(2))] == [200, 200]
+    # then observe counts all five, three of them errors
+    back = by_version(target.observe("credit"))["ver-1"]
+    assert (back.ready_replicas, back.requests, back.errors) == (1, 5, 3)
+
+
 def test_a_killed_router_comes_back_with_its_last_configuration(target, artifacts):
     """The real router killed with SIGKILL; the next driver call starts it again from its saved state."""
     v1, v2 = onnx_artifact(artifacts, "plus"), onnx_artifact(artifacts, "minus")

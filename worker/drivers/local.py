@@ -364,8 +364,11 @@ class LocalDriver:
         info = next((lab for n, lab, _ in samples if n == "assay_model_info"), {})
         status.digest = info.get("digest", "")
         status.ready_replicas = int(metrics.value(samples, "assay_model_ready"))
-        status.requests = int(metrics.value(samples, "assay_inference_requests_total"))
-        status.errors = int(metrics.value(samples, "assay_inference_errors_total"))
+        # The process's own counters (they survive a router restart), plus the requests the router sent it
+        # that it never answered (refused while it was down or starting, reset, timed out): callers got a 502.
+        unanswered = int(routed.get("unanswered", 0))
+        status.requests = int(metrics.value(samples, "assay_inference_requests_total")) + unanswered
+        status.errors = int(metrics.value(samples, "assay_inference_errors_total")) + unanswered
         latency = metrics.buckets(samples, "assay_inference_latency_seconds")
         status.latency_p50_ms = metrics.quantile_ms(latency, 0.5)
         status.latency_p99_ms = metrics.quantile_ms(latency, 0.99)

@@ -148,6 +148,7 @@ class RouterApp:
             status, answer = await self.upstream(member).request("POST", path, body)
         except UpstreamFailed as exc:
             status, answer = 502, rsgi.dumps({"error": f"version {member.version} did not answer: {exc}"})
+            member.stats.unanswered += 1
         stats = member.stats
         stats.routed += 1
         stats.latency.observe(time.perf_counter() - started)
@@ -177,6 +178,7 @@ class RouterApp:
             status, answer = await self.upstream(shadow).request("POST", path, body)
         except UpstreamFailed:
             status, answer = 502, b""
+            shadow.stats.unanswered += 1
         except Exception:
             rsgi.log.exception("mirroring to version %s failed", shadow.version)
             status, answer = 500, b""
@@ -244,6 +246,7 @@ class RouterApp:
                 routed=s.routed,
                 mirrored=s.mirrored,
                 errors=s.errors,
+                unanswered=s.unanswered,
                 compared=s.compared,
                 disagreed=s.disagreed,
                 latency_p50_ms=s.latency.quantile_ms(0.5),

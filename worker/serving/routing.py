@@ -45,6 +45,7 @@ class MemberStats:
     routed: int = 0  # live requests sent to it
     mirrored: int = 0  # shadow copies sent to it
     errors: int = 0  # answers that were not 200, or no answer at all
+    unanswered: int = 0  # of those, requests it never answered (refused, reset, timed out: the router's 502)
     compared: int = 0  # shadow only: answers compared with the live answer
     disagreed: int = 0  # shadow only: answers that differed from the live one (or failed where it did not)
     latency: Histogram = field(default_factory=Histogram)
