@@ -7,9 +7,11 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
-from apps.accounts.models import User
+from apps.accounts.models import ServiceAccount, User
+from apps.audit.choices import Outcome
+from apps.audit.models import AuditEvent
 from apps.core.errors import NotFound
-from apps.core.principals import Principal
+from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry
 
@@ -121,13 +123,13 @@ def _running_on(serving: Deployment | None, active: Deployment | None) -> list[R
     rows = []
     split = (active.traffic or {}) if active is not None else {}
     if serving is not None:
-        share = int(split.get("stable", 100)) if split else 100
+        share = int(split.get("stable") or 0) if split else 100
         rows.append(RunningVersion(deployment=serving, share=share))
     if active is not None and (split or serving is None):
         shadow = bool(split.get("shadow"))
         rows.append(
             RunningVersion(
-                deployment=active, share=0 if shadow else int(split.get("new", 0)), shadow=shadow, rolling_out=True
+                deployment=active, share=0 if shadow else int(split.get("new") or 0), shadow=shadow, rolling_out=True
             )
         )
     for row in rows:
@@ -182,9 +184,32 @@ def deployment_page_get(*, actor: Principal, deployment_id: Any) -> Deployment:
         "deployments.view",
         public_id=deployment_id,
     )
-    name = deployment.stopped_by_name
-    deployment.stopped_by = User.objects.filter(username=name).first() if name else None
+    deployment.stopped_by = _stopped_by(deployment) if deployment.stopped_by_name else None
     return deployment
+
+
+_STOPS = ("deployment.halted", "deployment.rollback_started", "deployment.undeployed")
+
+
+def _stopped_by(deployment: Deployment) -> User | ServiceAccount | None:
+    """The person (or service account) whose halt, rollback or undeploy the row names, from the audit event that
+    recorded it (the row keeps only a name, which a person and a service account may share); None for the
+    system (an automatic rollback)."""
+    event = (
+        AuditEvent.objects.filter(
+            target_type="deployment", target_id=str(deployment.public_id), action__in=_STOPS, outcome=Outcome.SUCCESS
+        )
+        .order_by("-id")
+        .values("actor_type", "actor_id")
+        .first()
+    )
+    if event is None or not str(event["actor_id"]).isdigit():
+        return None
+    if event["actor_type"] == PrincipalKind.USER:
+        return User.objects.filter(pk=event["actor_id"]).first()
+    if event["actor_type"] == PrincipalKind.SERVICE_ACCOUNT:
+        return ServiceAccount.objects.select_related("owner").filter(pk=event["actor_id"]).first()
+    return None
 
 
 def deployment_drift(deployment: Deployment) -> list[dict]:

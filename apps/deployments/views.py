@@ -196,7 +196,7 @@ def _members(deployment) -> list[dict]:
     if not traffic:
         return []
     members = []
-    if deployment.replaces is not None and "stable" in traffic:
+    if deployment.replaces is not None and traffic.get("stable") is not None:
         members.append(
             {"role": "stable", "version": deployment.replaces.version, "weight": traffic["stable"], "shadow": False}
         )
@@ -205,7 +205,7 @@ def _members(deployment) -> list[dict]:
         {
             "role": "new",
             "version": deployment.version,
-            "weight": 0 if shadow else traffic.get("new", 0),
+            "weight": 0 if shadow else traffic.get("new") or 0,
             "shadow": shadow,
         }
     )

@@ -387,3 +387,25 @@ def test_the_lists_query_counts_do_not_grow_with_rows(
     html = response.content.decode()
     assert response.status_code == 200
     assert "extra-3" in html if path == "/targets/" else all(f"model-{n:02d}" in html for n in range(5))
+
+
+def test_running_where_reads_a_split_without_a_stable_share(lab, release, start, approve, version2, viewer):
+    # given v1 serving and a direct rollout of v2 that put all live traffic on v2 ("stable": None)
+    serving(start(release))
+    progressing(start(approve(version2)), traffic={"new": 100, "stable": None})
+    # then the model page reads v1 at 0 % and v2 at 100 %
+    html = page(logged_in(viewer), "/models/churn/")
+    rows = html.split('id="running-where-table"')[1].split("</table>")[0]
+    assert rows.count('data-target="lab"') == 2 and "0 %" in rows and "100 %" in rows
+    html = page(logged_in(viewer), f"/deployments/{Deployment.objects.get(version=version2).public_id}/")
+    assert 'data-member="stable"' not in html and 'data-member="new"' in html
+
+
+def test_the_person_who_stopped_it_is_named_from_the_trail(canary, manager):
+    # given the release manager, with a full name, halting the rollout (the row keeps only the username)
+    manager.first_name, manager.last_name = "Max", "Power"
+    manager.save(update_fields=["first_name", "last_name"])
+    services.deployment_halt(actor=who(manager), deployment_id=canary.public_id, reason="look")
+    # then the page names them by the halt's audit event: full name and username
+    html = page(logged_in(manager), f"/deployments/{canary.public_id}/")
+    assert "by Max Power (max): “look”" in html
