@@ -29,6 +29,7 @@ urlpatterns = [
     path("", include("apps.evidence.urls")),
     path("", include("apps.policies.urls")),
     path("", include("apps.releases.urls")),
+    path("", include("apps.deployments.urls")),
     path("", include("apps.notifications.urls")),
     path("", include("apps.audit.urls")),
 ]

@@ -18,6 +18,8 @@ def assay(request) -> dict:
             "is_admin": rbac.has_global(principal, "accounts.manage"),
             "can_view_access": rbac.has_global(principal, "accounts.view"),
             "can_view_webhooks": rbac.has_anywhere(principal, "notifications.view"),
+            "can_view_deployments": rbac.has_anywhere(principal, "deployments.view"),
+            "can_manage_targets": rbac.has_global(principal, "deployments.manage_targets"),
         }
     # Admins see why the control plane is degraded (no worker alive, jobs waiting too long) on every page:
     # the checks of apps.core.health, two indexed queries, only for admins.

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST, require_safe
 from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, InvalidTransition, ValidationFailed
 from apps.core.totals import BoundedPaginator
+from apps.deployments import selectors as deployments
 from apps.evidence import selectors as evidence_selectors
 from apps.rbac import services as rbac
 from apps.releases import selectors as releases
@@ -72,9 +73,11 @@ def model_list(request):
     model_ids = [m.pk for m in page]
     due = releases.models_revalidation_due(model_ids=model_ids)
     overview = releases.model_release_overview(actor=actor, model_ids=model_ids)
+    running = deployments.running_where(actor=actor, model_ids=model_ids)
     for model in page:
         model.revalidation_due = model.pk in due
         model.environments = overview.get(model.pk, [])
+        model.running = running.get(model.pk, [])
         model.category_labels = _category_labels(model.data_categories)
         model.latest_status_label = (
             _label(VersionStatus, model.latest_version_status) if model.latest_version_status else ""
@@ -97,6 +100,7 @@ def model_detail(request, name: str):
             "versions": versions,
             "category_labels": _category_labels(model.data_categories),
             "environments": releases.model_release_overview(actor=actor, model_ids=[model.pk]).get(model.pk, []),
+            "running": deployments.running_where(actor=actor, model_ids=[model.pk]).get(model.pk, []),
             **_facts_change_context(actor, model),
         },
     )
@@ -175,9 +179,16 @@ def version_detail(request, name: str, number: int):
             and rbac.allows(actor, "evidence.request", version),
             "can_explain": version.format != ArtifactFormat.PREDICTIONS_ONLY,
             "can_download": _can_download(actor, version),
+            "running": _running(actor, version),
             **_release_context(actor, version),
         },
     )
+
+
+def _running(actor, version) -> list:
+    """Where this version runs (the deployments app decides what the actor may see of it)."""
+    rows = deployments.running_where(actor=actor, model_ids=[version.model_id]).get(version.model_id, [])
+    return [row for row in rows if row.version.pk == version.pk]
 
 
 def _marked(actor, datasets) -> list:

@@ -313,6 +313,16 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "releases:release_cancel": (BOTH, lambda s: {"release_id": s.release.public_id}),
     "releases:review_close": (BOTH, lambda s: {"release_id": s.release.public_id}),
     "releases:release_request": (BOTH, _version),
+    "deployments:target_list": (ONCE, lambda s: {}),
+    "deployments:deployment_list": (ONCE, lambda s: {}),
+    "deployments:deployment_detail": (
+        BOTH,
+        lambda s: [
+            {"deployment_id": s.deployment.public_id},
+            {"deployment_id": s.deployment.public_id, "?": "part=live"},  # the live part the page fetches
+        ],
+    ),
+    "deployments:deployment_command": (BOTH, lambda s: {"deployment_id": s.deployment.public_id, "action": "halt"}),
     "notifications:webhook_list": (ONCE, lambda s: {}),
     "notifications:webhook_create": (BOTH, lambda s: {"team": s.team.name}),
     "notifications:webhook_action": (BOTH, lambda s: {"webhook_id": s.webhook.public_id, "action": "deliveries"}),

@@ -46,6 +46,7 @@ NOT_PAGES = {
     "releases:release_cancel",
     "releases:review_close",
     "releases:release_request",
+    "deployments:deployment_command",
     "notifications:webhook_action",
     "notifications:webhook_create",
     "audit:export",
@@ -85,6 +86,25 @@ def dashboard_routes():
     return [(name, route) for name, route in walk(get_resolver().url_patterns) if not route.startswith("api/")]
 
 
+def _deployment(admin, version, make_user):
+    """A break-glass release of the version deployed to a production target (a rollout under way)."""
+    from apps.deployments import services as deployments
+
+    manager = principal_for_user(make_user("release_manager", username="header-manager"))
+    Environment.objects.get_or_create(name="production", defaults={"production": True})
+    deployments.target_create(actor=principal_for_user(admin), name="prod-lab", kind="local", environment="production")
+    emergency = releases.release_request_create(
+        actor=manager,
+        model_name=version.model.name,
+        number=version.number,
+        environment="production",
+        justification="header walk",
+        change_reference="CHG-1",
+        emergency=True,
+    )
+    return deployments.deployment_start(actor=manager, release_id=emergency.public_id, target="prod-lab")
+
+
 @pytest.fixture
 def world(make_user, team):
     admin = make_user("admin", username="root")
@@ -102,8 +122,12 @@ def world(make_user, team):
         environment="staging",
         justification="header walk",
     )
+    deployment = _deployment(admin, version, make_user)
     return {
         "admin": admin,
+        "deployments:target_list": "/targets/",
+        "deployments:deployment_list": "/deployments/",
+        "deployments:deployment_detail": f"/deployments/{deployment.public_id}/",
         "accounts:login": "/login/",
         "accounts:tokens": "/tokens/",
         "accounts:access": "/access/",
@@ -151,6 +175,12 @@ def test_every_dashboard_page_carries_the_policy_and_no_inline_code(client, worl
         assert_secure_page(response, f"{name} {url}")
         if name == "evidence:run_detail":
             assert b'<svg class="rate-bar" width=' in response.content  # bars sized without a style attribute
+        if name == "deployments:deployment_detail":  # the live part it fetches holds no inline code either
+            live = client.get(url + "?part=live")
+            assert live.status_code == 200 and b"data-live=" in live.content
+            parser = InlineCode()
+            parser.feed(live.content.decode())
+            assert parser.found == [], (name, parser.found)
         if name == "accounts:login":
             client.force_login(world["admin"])
 

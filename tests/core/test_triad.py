@@ -734,6 +734,29 @@ TABLE: list[Route] = [
         given=serving_deployment,
         body=lambda w: {"reason": "retired"},
     ),
+    # dashboard pages
+    row("deployments:target_list", "GET", ADMIN, "viewer", nobody=403),
+    row(
+        "deployments:target_list",
+        "POST",
+        ADMIN,
+        AUDITOR,
+        nobody=403,
+        ok=302,
+        body=lambda w: {"name": "page-lab", "kind": "local", "environment": "staging"},
+    ),
+    row("deployments:deployment_list", "GET", "viewer", nobody=200, hides=DEPLOYMENT_ID),
+    row("deployments:deployment_detail", "GET", "viewer", kwargs=DEPLOYMENT),
+    row(
+        "deployments:deployment_command",
+        "POST",
+        "compliance_officer",
+        "viewer",
+        ok=302,
+        kwargs=lambda w: {"deployment_id": w.deployment.public_id, "action": "halt"},
+        body=lambda w: {"reason": "oversight"},
+        note="one route for halt, resume, roll back and undeploy; each service decides who may",
+    ),
     # --- notifications
     row("notifications:webhook_list", "GET", "compliance_officer", nobody=404),
     row(

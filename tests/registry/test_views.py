@@ -150,8 +150,9 @@ def test_the_inventory_query_count_does_not_grow_with_models(
         ModelVersionFactory(model=model, number=1)
         ModelVersionFactory(model=model, number=2, status="pending_verification")
     # session, user, role bindings, team choices, count, page, the page's models due for revalidation, and what is
-    # approved where: the environments and the page's live releases (their approvals are read only when there are some)
-    with django_assert_max_num_queries(9):
+    # approved where: the environments and the page's live releases (their approvals are read only when there are
+    # some), and what runs where: the page's serving and active deployments
+    with django_assert_max_num_queries(10):
         response = global_viewer.get("/?risk_tier=limited")
     assert len(response.context["page"]) == 25
 

@@ -21,6 +21,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html
 
 from apps.audit.choices import Outcome, Source
+from apps.deployments.choices import DeploymentKind, DeploymentState, Phase, StepOutcome, Strategy, TargetKind
 from apps.evidence.choices import EvidenceKind, RunStatus
 from apps.notifications.choices import DeliveryState
 from apps.rbac.models import ScopeType, SubjectType
@@ -75,6 +76,21 @@ VOCABULARIES: dict[str, dict[str, str]] = {
     "facts_change_status": _choices(FactsChangeStatus),
     "risk_tier": _choices(RiskTier),
     "delivery_state": _choices(DeliveryState),
+    "deployment_state": _choices(DeploymentState),
+    "deployment_kind": _choices(DeploymentKind),
+    "rollout_phase": _choices(Phase),
+    "step_outcome": _choices(StepOutcome),
+    "strategy": _choices(Strategy),
+    "target_kind": _choices(TargetKind),
+    # what the reconciler found on a target (worker/reconciler.py)
+    "drift_kind": {
+        "unknown_service": "Service not deployed by Assay",
+        "unknown_version": "Version nobody deployed",
+        "digest_mismatch": "Artifact digest differs",
+        "not_approved": "No longer approved",
+        "traffic_changed": "Traffic changed by hand",
+        "missing": "Service missing",
+    },
     "outcome": _choices(Outcome),
     "source": _choices(Source),
     # what an audit event is about; any other type reads as words ("facts_change" -> "Facts change")
