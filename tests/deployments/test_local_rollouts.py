@@ -62,12 +62,16 @@ class Traffic:
         self.service = service
         self.rows = itertools.cycle(features(64, 4, seed=3).tolist())
         self.statuses: dict[int, int] = {}
+        self.answered_by: dict[str, int] = {}  # version label -> answers the callers got from it
 
     def __call__(self, n: int = 10) -> None:
         with V2Client(self.url, timeout=10) as client:
             for _ in range(n):
-                status, _ = client.infer(self.service, [next(self.rows)])
+                status, answer = client.infer(self.service, [next(self.rows)])
                 self.statuses[status] = self.statuses.get(status, 0) + 1
+                if status == 200:
+                    version = str(answer.get("model_version"))
+                    self.answered_by[version] = self.answered_by.get(version, 0) + 1
 
 
 def serving(model, author, approve, start, number: int, *, width: int = 4, seed: int = 0, **kw) -> Deployment:
@@ -367,3 +371,66 @@ def test_the_reconciler_flags_a_hand_made_version_and_an_expired_approval_once_e
     local.refresh_from_db()
     [expired] = [f for f in local.drift if f["kind"] == "not_approved"]
     assert "revalidation date" in expired["message"] and expired["deployment"] == str(v1.public_id)
+
+
+def test_a_shadow_sees_a_copy_of_live_traffic_never_answers_and_waits_for_a_person_to_promote_it(
+    local, model, author, approve, start, manager, audit_mark
+):
+    # given version 1 serving, and version 2 rolled out as a shadow
+    stable_v1(model, author, approve, start)
+    traffic = Traffic(local)
+    shadow = serving(
+        model,
+        author,
+        approve,
+        start,
+        2,
+        seed=1,
+        strategy="shadow",
+        thresholds={**FAST, "min_requests": 10},
+        steps=[{"weight": 0, "pause": None, "analysis": 2}],
+    )
+    # when live requests flow while it is analysed
+    paused = drive(shadow, until=(DeploymentState.PAUSED, DeploymentState.ROLLED_BACK), between=lambda: traffic(8))
+    # then every answer came from version 1; version 2 got copies, compared with the live answers
+    assert paused.state == DeploymentState.PAUSED, paused.message
+    assert set(traffic.answered_by) == {"1"}
+    [step] = paused.timeline.all()
+    assert step.outcome == "passed" and step.figures["shadow_compared"] >= 10 and step.figures["errors"] == 0
+    assert weights(local) == {"1": 100, "2": 0}
+    # and a person's resume promotes it: version 2 answers everything, version 1 is superseded
+    services.deployment_resume(actor=who(manager), deployment_id=shadow.public_id, reason="shadow agreed")
+    done = drive(shadow, until=(DeploymentState.SUCCEEDED,), between=lambda: traffic(4))
+    assert weights(local) == {"2": 100}
+    traffic.answered_by.clear()
+    traffic(6)
+    assert traffic.answered_by == {"2": 6}
+    assert done.state == DeploymentState.SUCCEEDED
+
+
+def test_blue_green_brings_the_new_version_up_idle_then_switches_all_traffic_at_once(
+    local, model, author, approve, start, manager
+):
+    # given version 1 serving, and version 2 rolled out blue/green (its default steps, a short analysis)
+    stable_v1(model, author, approve, start)
+    traffic = Traffic(local)
+    steps = [{"weight": 0, "pause": None, "analysis": 0}, {"weight": 100, "pause": 0, "analysis": 2}]
+    green = serving(model, author, approve, start, 2, seed=1, strategy="blue_green", thresholds=FAST, steps=steps)
+    # when it is up beside version 1, it takes no traffic and waits for a person
+    waiting = drive(green, until=(DeploymentState.PAUSED,), between=lambda: traffic(4))
+    assert weights(local) == {"1": 100, "2": 0}
+    assert set(traffic.answered_by) == {"1"}
+    # and once resumed, all traffic moves at once (version 1 kept at 0 % while version 2 is analysed)
+    services.deployment_resume(actor=who(manager), deployment_id=waiting.public_id, reason="switch")
+    seen: list[dict] = []
+
+    def between() -> None:
+        traffic(6)
+        seen.append(weights(local))
+
+    done = drive(green, until=(DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK), between=between)
+    # then it passed on real traffic and version 1 is gone
+    assert done.state == DeploymentState.SUCCEEDED, done.message
+    assert {"1": 0, "2": 100} in seen and all(w.get("2", 0) in (0, 100) for w in seen)
+    assert weights(local) == {"2": 100}
+    assert [(s.weight, s.outcome) for s in done.timeline.order_by("id")][-1] == (100, "passed")
