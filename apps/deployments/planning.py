@@ -18,7 +18,7 @@ from django.conf import settings
 from apps.core.storage import FolderStorage, get_storage
 
 from . import rollout
-from .choices import DeploymentState, Phase, Strategy
+from .choices import DeploymentKind, DeploymentState, Phase, Strategy
 from .models import Deployment
 from .plans import Member, Plan
 
@@ -121,4 +121,5 @@ def view(deployment: Deployment, *, now: datetime) -> rollout.View:
         pause_until=deployment.pause_until,
         baseline=deployment.baseline or {},
         poll_seconds=float(settings.ASSAY_DEPLOY_POLL_SECONDS),
+        batch=deployment.kind == DeploymentKind.BATCH,
     )

@@ -81,6 +81,9 @@ class View:
     pause_until: datetime | None = None
     baseline: dict = field(default_factory=dict)
     poll_seconds: float = 2.0
+    # A scheduled scoring job (a CronJob, a job definition): it has no replicas waiting for requests, so it
+    # is ready once the target holds it (with the approved digest, checked first), and runs on its schedule.
+    batch: bool = False
 
     @property
     def step(self) -> Step:
@@ -180,6 +183,8 @@ def decide(view: View, observed: Observed | None = None) -> Action:
     if status is not None and status.digest and status.digest != view.digest:
         return Action(ROLLBACK, reason=f"the target runs digest {status.digest}, not the approved {view.digest}")
     if view.phase == Phase.READY:
+        if status is not None and view.batch:
+            return Action(READY, baseline=counters(status))
         if _ready(status):
             return Action(READY, baseline=counters(status))
         if view.ready_deadline is not None and now >= view.ready_deadline:

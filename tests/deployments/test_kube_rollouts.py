@@ -154,3 +154,35 @@ def test_a_canary_whose_pods_crash_rolls_back_by_itself_on_the_cluster(
     assert started.actor_type == "system" and "restarts" in started.reason
     # and only version 1 runs on the cluster again
     assert versions_running(kube_api, namespace) == {"1": 1}
+
+
+def test_a_batch_deployment_becomes_a_cron_job_running_only_the_approved_digest(
+    cluster, kube_api, namespace, model, author, approve, start, audit_mark
+):
+    # given an approved version, deployed as scheduled scoring
+    version, batch = deploy(
+        model,
+        author,
+        approve,
+        start,
+        1,
+        b"onnx bytes of version 1",
+        kind="batch",
+        schedule="0 2 * * *",
+        steps=[{"weight": 100}],
+    )
+    # when the engine runs it
+    done = drive(batch, until=(DeploymentState.SUCCEEDED, DeploymentState.FAILED, DeploymentState.ROLLED_BACK))
+    # then the cluster holds a CronJob on that schedule, with the GPU profile and the approved version's digest
+    assert done.state == DeploymentState.SUCCEEDED, done.message
+    # (the 1.20 API server serves CronJobs as batch/v1beta1 only, which the client reads as plain objects)
+    [job] = client.CustomObjectsApi(kube_api).list_namespaced_custom_object("batch", "v1beta1", namespace, "cronjobs")[
+        "items"
+    ]
+    assert job["spec"]["schedule"] == "0 2 * * *"
+    template = job["spec"]["jobTemplate"]["spec"]["template"]
+    assert template["metadata"]["labels"][LABEL_VERSION_ID] == str(version.pk)
+    assert template["metadata"]["annotations"][LABEL_DIGEST] == version.sha256
+    [box] = template["spec"]["containers"]
+    assert box["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert not _apps(kube_api).list_namespaced_deployment(namespace).items  # no online serving for a batch
