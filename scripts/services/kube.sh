@@ -260,7 +260,7 @@ start() {
   daemon kube-apiserver "$BIN_DIR/bin/kube-apiserver" --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$PORT" --insecure-port=0 \
     --cert-dir="$DIR/certs" --token-auth-file="$DIR/tokens.csv" --authorization-mode=AlwaysAllow \
-    --service-cluster-ip-range=10.0.0.0/24 \
+    --service-cluster-ip-range=10.0.0.0/16 \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$DIR/sa.key" --service-account-signing-key-file="$DIR/sa.key"
   for _ in $(seq 240); do api_answers && break; sleep 0.25; done

@@ -422,7 +422,7 @@ def test_a_model_of_the_expected_name_with_another_digest_is_refused(moto):
 def _publish(cloudwatch, service: str, variant: str, **sums: float) -> None:
     """Put one minute of a variant's metrics, as SageMaker publishes them (AWS/SageMaker, endpoint and variant)."""
     dims = [{"Name": "EndpointName", "Value": service}, {"Name": "VariantName", "Value": variant}]
-    at = datetime.now(UTC) - timedelta(seconds=20)
+    at = datetime.now(UTC)  # not earlier: the counters count from the model's creation (to the minute)
     cloudwatch.put_metric_data(
         Namespace="AWS/SageMaker",
         MetricData=[
