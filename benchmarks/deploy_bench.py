@@ -28,7 +28,11 @@ migrated on every run; ``--database-url sqlite:///path`` runs on SQLite instead 
    (model, release, approval, ``deployment_start``); the version rows and their stored bytes are written
    directly, as the registry's verification would leave them, and the deployments are brought to
    ``succeeded`` by applying their plan with the target's driver and recording what the engine's promotion
-   records (the engine's own path is what part 1 measures). The rows are kept and reused by the next run;
+   records (the engine's own path is what part 1 measures). The Services are left out unless
+   ``--with-services``: each takes a cluster IP and the test server's service range is a /24 (254 addresses,
+   shared with the test suite); the reconciler still asks for each one, so its requests are a cluster's. Seeding
+   runs every job the services queue (their reactions: about 0.1 s each, several per release), so 1,000 take
+   some ten minutes the first time. The rows are kept and reused by the next run;
    the namespaces are made afresh and deleted at the end (``--keep`` keeps them). Then ``reconcile_all()`` runs
    ``--passes`` times: seconds per pass (the first, cold, apart), the API requests it sent and the SQL queries
    it ran, and the findings it recorded (0 when everything runs as deployed).
@@ -332,8 +336,20 @@ class Watcher(threading.Thread):
                 if self.stop.is_set():
                     stream.stop()
 
-    def first(self, after: float, match) -> float | None:
-        return next((at for at, name, payload in list(self.events) if at >= after and match(name, payload)), None)
+    def changed(self, after: float, match, key=None) -> float | None:
+        """When an object first came to match (its previous version did not; with ``key``: its key changed and
+        it matches), at or after ``after``."""
+        previous: dict[str, dict] = {}
+        for at, name, payload in list(self.events):
+            before, previous[name] = previous.get(name), payload
+            if at < after or not match(name, payload):
+                continue
+            if key is not None:
+                if before is None or key(before) != key(payload):
+                    return at
+            elif before is None or not match(name, before):
+                return at
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,38 +679,44 @@ def measure_steps(args, actors: Actors, kube: Kube, *, in_process: bool, label: 
             "target_id", "created_at", "started_at", "finished_at"
         )
     )
-    to_deployment, to_anchor, to_server_from_queue, queue_wait = [], [], [], []
-    missing = 0
+    to_deployment, to_anchor, to_server_from_queue, queue_wait, first_to_deployment = [], [], [], [], []
+    missing = retried = 0
+    # A step may be decided more than once: a job whose apply the driver refused (a stale fence) leaves the step
+    # to the next job. The step's figures are those of its last decision before its write reached the server.
+    steps: dict[tuple, list[float]] = {}
     for row in rows:
-        deployment = by_version.get(row["version_id"])
-        if deployment is None:
-            continue
-        weight = str(expected_weight(deployment, row))
+        if row["version_id"] in by_version:
+            steps.setdefault((row["version_id"], row["phase"], row["step"]), []).append(row["at"])
+    for (version_id, phase, index), times in steps.items():
+        deployment = by_version[version_id]
+        weight = str(expected_weight(deployment, {"phase": phase, "step": index}))
 
-        def is_step(name, annotations, row=row, weight=weight):
-            return (
-                annotations.get(ANNOTATION_VERSION_ID) == row["version_id"]
-                and annotations.get(ANNOTATION_WEIGHT) == weight
-            )
+        def is_step(name, annotations, version_id=version_id, weight=weight):
+            return annotations.get(ANNOTATION_VERSION_ID) == version_id and annotations.get(ANNOTATION_WEIGHT) == weight
 
-        def is_anchor(name, data, service=deployment.service):
-            return name.startswith(service) and "plan" in (data or {})
-
-        at_server = watches["deployment"].first(row["at"], is_step)
-        anchor = watches["configmap"].first(row["at"], is_anchor)
+        at_server = watches["deployment"].changed(times[0], is_step)
         if at_server is None:
             missing += 1
             continue
-        to_deployment.append((at_server - row["at"]) * 1000)
-        if anchor is not None:
-            to_anchor.append((anchor - row["at"]) * 1000)
+        decided = max(t for t in times if t <= at_server)
+        retried += sum(1 for t in times if t <= at_server) - 1
+        to_deployment.append((at_server - decided) * 1000)
+        first_to_deployment.append((at_server - times[0]) * 1000)
+        service = deployment.service
+
+        def is_anchor(name, data, service=service):
+            return name.startswith(service) and "plan" in (data or {})
+
+        anchor = watches["configmap"].changed(decided, is_anchor, key=lambda data: (data or {}).get("members"))
+        if anchor is not None and anchor <= at_server:
+            to_anchor.append((anchor - decided) * 1000)
         job = next(
             (
                 j
                 for j in jobs
                 if j["target_id"] == str(deployment.public_id)
                 and j["started_at"]
-                and j["started_at"].timestamp() <= row["at"] <= (j["finished_at"] or j["started_at"]).timestamp() + 60
+                and j["started_at"].timestamp() <= decided <= (j["finished_at"] or j["started_at"]).timestamp() + 60
             ),
             None,
         )
@@ -707,6 +729,8 @@ def measure_steps(args, actors: Actors, kube: Kube, *, in_process: bool, label: 
         "decision_to_anchor_ms": to_anchor,
         "job_queued_to_deployment_ms": to_server_from_queue,
         "job_queue_wait_ms": queue_wait,
+        "first_decision_to_deployment_ms": first_to_deployment,
+        "decided_again": retried,
         "unmatched": missing,
         "rollouts": len(started),
     }
@@ -870,21 +894,22 @@ def seed_reconciler(args, actors: Actors, kube: Kube) -> list:
     log(f"applied {len(deployments)} plans over {len(targets)} namespaces in {time.monotonic() - began:.0f} s")
     # The pods started as a kubelet would: the live traffic is the ready replicas' share.
     began = time.monotonic()
-    for target in targets:
-        namespace = target.settings["namespace"]
-        kubelet = Kubelet(kube, namespace)
-        expected = sum(1 for d in deployments if d.target_id == target.pk)
-        deadline = time.monotonic() + 600
-        while True:
+    waiting = {
+        target.settings["namespace"]: (Kubelet(kube, target.settings["namespace"]), target.pk) for target in targets
+    }
+    deadline = time.monotonic() + 900
+    while waiting:
+        for namespace, (kubelet, target_id) in list(waiting.items()):
             kubelet.once()
+            expected = sum(1 for d in deployments if d.target_id == target_id)
             items = kube.apps.list_namespaced_deployment(namespace).items
             if sum(1 for d in items if (d.status.ready_replicas or 0) >= 1) >= expected:
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{namespace}: the Deployments did not become ready in 600 s")
-            time.sleep(1)
+                del waiting[namespace]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{', '.join(waiting)}: the Deployments did not become ready in 900 s")
+        time.sleep(1)
     log(f"{len(deployments)} Deployments ready in {time.monotonic() - began:.0f} s")
-    return targets
+    return targets, len(deployments)
 
 
 class Counting:
@@ -896,16 +921,22 @@ class Counting:
         self.rest = rest
         self.original = rest.RESTClientObject.request
         self.requests = 0
+        self.api_seconds = 0.0  # spent waiting on the API server's answers (the request and reading the body)
         self.queries = 0
+        self.db_seconds = 0.0
         self.lock = threading.Lock()
 
     def __enter__(self) -> Counting:
         original = self.original
 
         def request(client, *a, **kw):
-            with self.lock:
-                self.requests += 1
-            return original(client, *a, **kw)
+            began = time.perf_counter()
+            try:
+                return original(client, *a, **kw)
+            finally:
+                with self.lock:
+                    self.requests += 1
+                    self.api_seconds += time.perf_counter() - began
 
         self.rest.RESTClientObject.request = request
         return self
@@ -914,8 +945,12 @@ class Counting:
         self.rest.RESTClientObject.request = self.original
 
     def query(self, execute, sql, params, many, context):
-        self.queries += 1
-        return execute(sql, params, many, context)
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.queries += 1
+            self.db_seconds += time.perf_counter() - began
 
 
 def measure_reconciler(args, actors: Actors, kube: Kube) -> dict:
@@ -923,21 +958,27 @@ def measure_reconciler(args, actors: Actors, kube: Kube) -> dict:
 
     from worker.reconciler import reconcile_all
 
-    passes = []
-    targets = []
+    passes, targets, serving = [], [], 0
     try:
-        targets = seed_reconciler(args, actors, kube)
+        targets, serving = seed_reconciler(args, actors, kube)
         for n in range(args.passes):
             with Counting() as counting, connection.execute_wrapper(counting.query):
                 began = time.perf_counter()
                 found = reconcile_all()
                 seconds = time.perf_counter() - began
             passes.append(
-                {"seconds": seconds, "requests": counting.requests, "queries": counting.queries, "findings": found}
+                {
+                    "seconds": seconds,
+                    "requests": counting.requests,
+                    "api_seconds": counting.api_seconds,
+                    "queries": counting.queries,
+                    "db_seconds": counting.db_seconds,
+                    "findings": found,
+                }
             )
             log(
-                f"pass {n + 1}: {seconds:.2f} s, {counting.requests} API requests, {counting.queries} SQL queries, "
-                f"{found} new findings"
+                f"pass {n + 1}: {seconds:.2f} s, {counting.requests} API requests ({counting.api_seconds:.2f} s), "
+                f"{counting.queries} SQL queries ({counting.db_seconds:.2f} s), {found} new findings"
             )
     finally:
         if not args.keep:
@@ -946,7 +987,7 @@ def measure_reconciler(args, actors: Actors, kube: Kube) -> dict:
                 kube.delete_namespace(name, wait=False)
             for name in names:
                 kube.delete_namespace(name)
-    return {"passes": passes, "targets": len(targets), "deployments": args.deployments}
+    return {"passes": passes, "targets": len(targets), "deployments": serving}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -961,8 +1002,11 @@ def report(steps: list[dict], recon: dict | None, facts: dict, args) -> None:
         print(f"\nstep latency, jobs run {where} ({result['rollouts']} rollouts, weights {args.weights} + promote)")
         print(f"  {'decision -> Deployment at server':<36} {summary(result['decision_to_deployment_ms'])}")
         print(f"  {'decision -> anchor ConfigMap':<36} {summary(result['decision_to_anchor_ms'])}")
+        print(f"  {'first decision -> Deployment':<36} {summary(result['first_decision_to_deployment_ms'])}")
         print(f"  {'job queued -> Deployment at server':<36} {summary(result['job_queued_to_deployment_ms'])}")
         print(f"  {'job queued -> job started':<36} {summary(result['job_queue_wait_ms'])}")
+        if result["decided_again"]:
+            print(f"  ({result['decided_again']} decisions were made again: the driver refused the first apply)")
         if result["unmatched"]:
             print(f"  ({result['unmatched']} decided steps never seen at the server)")
     if recon:
@@ -974,7 +1018,8 @@ def report(steps: list[dict], recon: dict | None, facts: dict, args) -> None:
             secs = [p["seconds"] for p in chosen]
             print(
                 f"  {label:<20} {statistics.median(secs):7.2f} s/pass (min {min(secs):.2f}, max {max(secs):.2f}); "
-                f"API requests {chosen[0]['requests']}, SQL queries {chosen[0]['queries']}, "
+                f"API requests {chosen[0]['requests']} ({statistics.median(p['api_seconds'] for p in chosen):.2f} s), "
+                f"SQL queries {chosen[0]['queries']} ({statistics.median(p['db_seconds'] for p in chosen):.2f} s), "
                 f"new findings {sum(p['findings'] for p in chosen)}"
             )
     print(f"\nmeasured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
