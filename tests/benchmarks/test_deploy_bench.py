@@ -22,7 +22,7 @@ import pytest
 
 from tests.worker.kubernetes.conftest import kube_server  # noqa: F401 - the fixture
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.service, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "deploy_bench.py"
 
