@@ -129,6 +129,25 @@ def test_a_stale_fence_changes_nothing(lab, release, start):
     assert deployment.traffic == traffic and deployment.timeline.count() == 1
 
 
+def test_fences_are_numbered_per_service_so_a_new_rollout_continues_above_its_predecessor(
+    lab, release, start, approve, version2
+):
+    # given version 1's rollout, taken by three workers in turn (fence 3 on the target), then serving
+    first = start(release)
+    for _ in range(3):
+        services.rollout_take(deployment_id=first.pk)
+    Deployment.objects.filter(pk=first.pk).update(
+        state=DeploymentState.SUCCEEDED, phase=Phase.DONE, traffic={"stable": None, "new": 100, "shadow": False}
+    )
+    # when version 2's rollout of the same service is taken
+    second = start(approve(version2))
+    taken = services.rollout_take(deployment_id=second.pk)
+    # then its fence is above every fence version 1 took: the target, which keeps one fence per service, takes
+    # its first apply instead of refusing it as stale
+    assert taken.fence == 4
+    assert services.rollout_take(deployment_id=second.pk).fence == 5
+
+
 def test_of_two_workers_recording_the_same_move_one_wins(lab, release, start, audit_mark):
     deployment = start(release)
     first = services.rollout_take(deployment_id=deployment.pk)

@@ -140,6 +140,9 @@ def test_a_canary_rolls_forward_step_by_step_and_supersedes_the_stable_version(
     actions = mark.actions(target_type="deployment")
     assert actions.count("deployment.step_completed") == 2 and actions[-1] == "deployment.succeeded"
     assert "deployment.superseded" in actions
+    # and no apply was refused as stale: version 2's fences continue above version 1's on the target
+    results = [str(j.result) for j in Job.objects.filter(kind=services.ADVANCE_JOB, target_id=str(canary.public_id))]
+    assert results and not [r for r in results if "stale fence" in r]
 
 
 def test_a_canary_expecting_other_features_rolls_back_by_itself(local, model, author, approve, start, audit_mark):

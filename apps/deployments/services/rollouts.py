@@ -47,20 +47,44 @@ def _held(deployment_id: int, fence: int, *, phases: tuple[str, ...] = (), state
     return deployment
 
 
+def _service_fence(deployment_id: int) -> int:
+    """Lock every deployment of this deployment's service on its target, in id order, and return the highest
+    fence any of them took.
+
+    The target keeps one fence per service, whichever deployment applied it (the router's state, the
+    ``<service>-assay-plan`` ConfigMap, the endpoint's tag), so fences are numbered per service: a new
+    rollout continues above its predecessors' (else its first applies were refused as stale until its own
+    count caught up), and two deployments of one service never hold the same fence. Locking the service's
+    rows in one order makes two takes of one service wait for each other, never for each other's locks.
+    """
+    row = Deployment.objects.filter(pk=deployment_id).values("target_id", "service").first()
+    if row is None:
+        return 0
+    fences = (
+        Deployment.objects.select_for_update()
+        .filter(target_id=row["target_id"], service=row["service"])
+        .order_by("pk")
+        .values_list("fence", flat=True)
+    )
+    return max(fences, default=0)
+
+
 @transaction.atomic(durable=True)
 def rollout_take(*, deployment_id: int) -> Taken | None:
-    """Take the rollout for this worker: the fence grows by one (committed before any target is called).
+    """Take the rollout for this worker: its fence becomes one above the highest its service ever took on
+    the target (``_service_fence``), committed before any target is called.
 
     None when there is nothing to do (a finished deployment whose target is as its state asks). Writes no
     audit event: taking over is bookkeeping; what the worker then does is audited.
     """
+    highest = _service_fence(deployment_id)
     deployment = _locked(deployment_id, by_pk=True)
     if deployment.converged and deployment.state not in MOVING:
         if deployment.next_check_at is not None:
             deployment.next_check_at = None
             deployment.save(update_fields=["next_check_at", "updated_at"])
         return None
-    deployment.fence += 1
+    deployment.fence = max(highest, deployment.fence) + 1
     deployment.save(update_fields=["fence", "updated_at"])
     return Taken(deployment=deployment, fence=deployment.fence)
 
