@@ -29,8 +29,8 @@ migrated on every run; ``--database-url sqlite:///path`` runs on SQLite instead 
    directly, as the registry's verification would leave them, and the deployments are brought to
    ``succeeded`` by applying their plan with the target's driver and recording what the engine's promotion
    records (the engine's own path is what part 1 measures). The Services are left out unless
-   ``--with-services``: each takes a cluster IP and the test server's service range is a /24 (254 addresses,
-   shared with the test suite); the reconciler still asks for each one, so its requests are a cluster's. Seeding
+   ``--with-services`` (each takes a cluster IP; the test server's service range, a /16, holds them); without
+   them the reconciler still asks for each one, so its requests are a cluster's. Seeding
    runs every job the services queue (their reactions: about 0.1 s each, several per release), so 1,000 take
    some ten minutes the first time. The rows are kept and reused by the next run;
    the namespaces are made afresh and deleted at the end (``--keep`` keeps them). Then ``reconcile_all()`` runs
@@ -874,8 +874,8 @@ def seed_reconciler(args, actors: Actors, kube: Kube) -> list:
         if args.with_services:
             driver.apply(plan)
             return
-        # What ``apply`` writes, with the driver's own manifests and writes, but the Service: each takes a cluster
-        # IP, and the test server's service range is a /24 (254 addresses, shared with the test suite).
+        # What ``apply`` writes, with the driver's own manifests and writes, but the Service (each takes a
+        # cluster IP: ``--with-services`` writes them).
         put(driver.store, CONFIG_MAP, anchor_manifest(plan, driver.profile.runtime, plan.fence), plan.fence)
         for kind, body, adjust in driver._deployments(plan):  # noqa: SLF001 - the driver's rendering, reused
             if kind is not SERVICE:
