@@ -7,6 +7,7 @@ It takes minutes (the evidence is computed for real), so it is marked slow.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 
@@ -17,7 +18,7 @@ from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.deployments.models import Deployment, DeploymentTarget
 from apps.registry.models import ModelVersion
-from apps.releases.models import ReleaseRequest
+from apps.releases.models import Environment, ReleaseRequest
 from tests.worker.local_target_fixtures import kill_all
 
 
@@ -54,6 +55,14 @@ def worker(settings, tmp_path):
         kill_all(settings.VAR_DIR / "deployments")
 
 
+def installed_environments() -> None:
+    """The environments every installation has (the releases app's data migration makes them), which a
+    transactional test run before this one flushed with the rest of the database."""
+    defaults = importlib.import_module("apps.releases.migrations.0002_default_environments").DEFAULTS
+    for values in defaults:
+        Environment.objects.get_or_create(name=values["name"], defaults=values)
+
+
 def by_version(deployments: list[dict]) -> dict[tuple[str, int], dict]:
     return {(d["model"], d["version"]): d for d in deployments}
 
@@ -62,7 +71,8 @@ def by_version(deployments: list[dict]) -> dict[tuple[str, int], dict]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(900)
 def test_the_demo_deploys_one_version_leaves_a_canary_waiting_and_shows_an_automatic_rollback(worker, api_client_for):
-    # given the demo loaded, a worker, and the demo's evidence and release requests in
+    # given an installation's environments, the demo loaded, a worker, and the demo's evidence and releases in
+    installed_environments()
     call_command("demo_load", "--quiet")
     worker.worker("--concurrency", "2", "--beat")
     call_command("demo_evidence", "--wait", "180")
