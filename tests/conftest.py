@@ -34,6 +34,37 @@ def pytest_runtest_makereport(item, call):
         _skipped_services.append(f"{item.nodeid}: {report.longrepr[-1] if report.longrepr else ''}")
 
 
+# Fixtures through which a test reaches the database (pytest-django blocks it for any other test).
+_DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def reaches_a_server(item: pytest.Item) -> bool:
+    """Whether ``item``'s outcome can depend on which database, cache or broker the run points at: it touches
+    the database (pytest-django refuses that to any other test), or it is marked ``broker`` (the Celery broker)
+    or ``backend`` (the cache, or anything else configured by the environment without a database)."""
+    if item.get_closest_marker("django_db") or _DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    return any(item.get_closest_marker(name) for name in ("broker", "backend"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """With ASSAY_SERVER_TESTS_ONLY=1 (``.ci/run``'s pass on PostgreSQL and Redis) run only the tests that reach
+    the database, cache or broker: the others (engines, drivers against their own test servers, manifests,
+    parsers) run the same on every setup and have run in the embedded pass already."""
+    if os.environ.get("ASSAY_SERVER_TESTS_ONLY") != "1":
+        return
+    keep = [item for item in items if reaches_a_server(item)]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not reaches_a_server(item)])
+        items[:] = keep
+
+
 def pytest_sessionfinish(session, exitstatus):
     """With ASSAY_REQUIRE_SERVICES=1 (set by .ci/run) a skipped ``service`` test fails the run."""
     if not REQUIRE_SERVICES or not _skipped_services:

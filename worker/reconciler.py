@@ -27,6 +27,7 @@ from apps.deployments import services as deployments
 from apps.deployments.choices import ACTIVE, DeploymentState
 from apps.deployments.models import Deployment, DeploymentTarget
 from apps.deployments.plans import DriverError, Observed
+from apps.releases.selectors import environment_decisions
 from worker.drivers.registry import driver_for
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ def findings_for(target: DeploymentTarget, observed: list[Observed]) -> list[dic
     by_service: dict[str, list[Deployment]] = {}
     for d in live:
         by_service.setdefault(d.service, []).append(d)
+    # every running version's stored gate decision, read in one query rather than one per member
+    versions = {d.version_id for d in live} | {d.replaces.version_id for d in live if d.replaces_id}
+    decisions = environment_decisions(environment=target.environment, version_ids=sorted(versions))
     found: list[dict] = []
     running = set()
     for service in observed:
@@ -112,7 +116,9 @@ def findings_for(target: DeploymentTarget, observed: list[Observed]) -> list[dic
                         d,
                     )
                 )
-            reason = governance.refusal(release=d.release, version=d.version, target=target, now=now)
+            reason = governance.refusal(
+                release=d.release, version=d.version, target=target, now=now, decision=decisions.get(d.version_id, {})
+            )
             if reason:
                 found.append(
                     _finding(

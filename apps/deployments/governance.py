@@ -37,8 +37,19 @@ def approved_digest(release: ReleaseRequest) -> str:
     return str((release.decision or {}).get("artifact_sha256") or "")
 
 
-def refusal(*, release: ReleaseRequest, version: ModelVersion, target: DeploymentTarget, now: datetime) -> str:
-    """Why ``version`` may not be deployed to ``target`` under ``release`` now (``""``: it may)."""
+def refusal(
+    *,
+    release: ReleaseRequest,
+    version: ModelVersion,
+    target: DeploymentTarget,
+    now: datetime,
+    decision: dict | None = None,
+) -> str:
+    """Why ``version`` may not be deployed to ``target`` under ``release`` now (``""``: it may).
+
+    ``decision``, when given, is the version's stored gate decision in the target's environment, read by a
+    caller that judges many versions at once (``{}``: none is stored); otherwise the gate reads it.
+    """
     env = target.environment
     if release.version_id != version.pk:
         return f"the release is for another version than {version}"
@@ -52,7 +63,7 @@ def refusal(*, release: ReleaseRequest, version: ModelVersion, target: Deploymen
         counted = counted_approvals(release.approvals.all(), release.binding_digest)
         if not match(required_approvals(release.decision), counted).complete:
             return "the release's approvals no longer fill its required approvals (some were voided)"
-    gate = gate_for(version=version, environment=env, release=release)
+    gate = gate_for(version=version, environment=env, release=release, decision=decision)
     if not gate.allowed:
         return f"the gate does not allow {version} in {env.name} now ({gate.status.replace('_', ' ')})"
     if not release.emergency and release.binding_digest != (gate.decision or {}).get("binding_digest"):

@@ -227,13 +227,10 @@ def deployment_command(request, deployment_id, action: str):
     if action not in _COMMANDS:
         raise Http404("No such command.")
     service, done = _COMMANDS[action]
-    reason = request.POST.get("reason", "")
-    if action == "resume" and not reason.strip():
-        # the page asks a reason for every command; the service (and the API) let a resume go without one
-        messages.error(request, "A reason is required to resume it.")
-        return redirect("deployments:deployment_detail", deployment_id=deployment_id)
     try:
-        service(actor=principal_for_user(request.user), deployment_id=deployment_id, reason=reason)
+        service(
+            actor=principal_for_user(request.user), deployment_id=deployment_id, reason=request.POST.get("reason", "")
+        )
     except (ValidationFailed, Conflict) as exc:
         messages.error(request, exc.detail)
     else:

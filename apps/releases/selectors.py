@@ -300,6 +300,13 @@ def stored_decisions(*, version: ModelVersion, environments: list[Environment]) 
     return {row.environment_id: row for row in rows}
 
 
+def environment_decisions(*, environment: Environment, version_ids: list[int]) -> dict[int, dict]:
+    """The stored gate decisions of many versions in one environment, by version id (one query; a version
+    with none is absent): what ``gate_for(decision=...)`` takes, for a caller judging many versions at once."""
+    rows = GateDecision.objects.filter(environment=environment, version__in=version_ids)
+    return {row.version_id: row.decision for row in rows.only("version_id", "decision")}
+
+
 # The gate's single-row reads, asked on every CI run: prepared once per connection (``fastpath``).
 _ENVIRONMENT_BY_NAME = fastpath.RowByUniqueField(Environment, "name")
 _DECISION_OF = fastpath.RowByUniqueField(GateDecision, "version", "environment")

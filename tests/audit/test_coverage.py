@@ -632,7 +632,7 @@ WRITERS: list[Writer] = [
     writes(
         f"{DEP}.deployments.deployment_resume",
         "deployment.resumed",
-        lambda w: S(DEP).deployment_resume(actor=_root(w), deployment_id=w.deployment.public_id),
+        lambda w: S(DEP).deployment_resume(actor=_root(w), deployment_id=w.deployment.public_id, reason="go on"),
         given=halted_deployment,
     ),
     writes(

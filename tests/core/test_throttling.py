@@ -71,6 +71,7 @@ def test_a_rate_can_be_turned_off(make_user, api_client_for, anon_client):
     assert all(anon_client.get("/api/v1/models/").status_code == 401 for _ in range(30))
 
 
+@pytest.mark.backend
 def test_the_cache_holding_the_counters_is_shared_by_processes(settings):
     backend = settings.CACHES["default"]["BACKEND"]
     assert backend.rsplit(".", 1)[-1] in {"FileBasedCache", "RedisCache", "DatabaseCache"}, backend

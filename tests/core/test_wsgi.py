@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SERVE_ONE = """
@@ -29,6 +31,7 @@ print(json.dumps({"frozen": frozen, "status": status[0], "body": json.loads(body
 """
 
 
+@pytest.mark.backend  # serves a health check through the configured database, from a process of its own
 def test_the_wsgi_entry_point_loads_every_view_up_front_and_serves(tmp_path):
     # given a fresh process with the deployment's environment (production mode, a secret key)
     env = {**os.environ, "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "wsgi-test-" + "x" * 40}

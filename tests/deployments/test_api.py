@@ -108,9 +108,11 @@ def test_halt_then_resume_and_the_reason_is_required(manager_api, lab, release, 
     halted = manager_api.post(url + "halt/", {"reason": "latency spike"}, format="json")
     assert halted.status_code == 202 and halted.json()["state"] == "halted" and halted["Location"].endswith(url)
     assert halted.json()["stop_reason"] == "latency spike"
-    resumed = manager_api.post(url + "resume/", {}, format="json")
+    unsaid = manager_api.post(url + "resume/", {}, format="json")  # a resume is audited with its reason too
+    assert unsaid.status_code == 400 and "reason" in unsaid.json()["errors"]
+    resumed = manager_api.post(url + "resume/", {"reason": "cause found"}, format="json")
     assert resumed.status_code == 202 and resumed.json()["state"] == "progressing"
-    again = manager_api.post(url + "resume/", {}, format="json")
+    again = manager_api.post(url + "resume/", {"reason": "once more"}, format="json")
     assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
     assert [a for a in mark.actions() if a.startswith("deployment.")] == ["deployment.halted", "deployment.resumed"]
 

@@ -209,7 +209,7 @@ def test_a_halt_takes_effect_within_seconds_and_resume_continues(local, model, a
     traffic(10)
     assert traffic.statuses == {200: 10}
     # and resuming runs the step again: version 2 back at 50 %
-    services.deployment_resume(actor=who(manager), deployment_id=canary.public_id)
+    services.deployment_resume(actor=who(manager), deployment_id=canary.public_id, reason="cause found")
     drive(canary, until=(DeploymentState.PROGRESSING,), phase=Phase.ANALYSE, between=lambda: traffic(2))
     assert weights(local) == {"1": 50, "2": 50}
     assert [s.outcome for s in canary.timeline.order_by("id")] == ["halted", "running"]

@@ -263,7 +263,7 @@ def test_a_compliance_officer_may_halt_and_a_viewer_may_not(lab, release, start,
     deployment.refresh_from_db()
     assert deployment.state == DeploymentState.HALTED
     with pytest.raises(Denied):  # resuming is the release manager's
-        services.deployment_resume(actor=who(officer), deployment_id=deployment.public_id)
+        services.deployment_resume(actor=who(officer), deployment_id=deployment.public_id, reason="fine")
 
 
 def _serving(deployment):
@@ -293,17 +293,19 @@ def test_resume_runs_a_halted_step_again_and_moves_a_paused_one_on(lab, release,
     deployment = _progressing(start(release, strategy="canary"), step_index=0)
     services.deployment_halt(actor=who(manager), deployment_id=deployment.public_id, reason="look")
     mark = audit_mark()
-    services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id)
+    with pytest.raises(ValidationFailed):  # audited with the reason, like every other command
+        services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id, reason="  ")
+    services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id, reason="cause found")
     deployment.refresh_from_db()
     assert (deployment.state, deployment.phase, deployment.step_index) == (DeploymentState.PROGRESSING, Phase.APPLY, 0)
-    assert mark.actions() == ["deployment.resumed"]
+    assert mark.actions() == ["deployment.resumed"] and mark.new()[0].reason == "cause found"
     # a paused rollout (step 1 of 2 passed, waiting for a person) moves on to step 2
     Deployment.objects.filter(pk=deployment.pk).update(state=DeploymentState.PAUSED, phase=Phase.DONE)
-    services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id)
+    services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id, reason="step 1 looks fine")
     deployment.refresh_from_db()
     assert (deployment.phase, deployment.step_index) == (Phase.APPLY, 1)
     with pytest.raises(InvalidTransition):
-        services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id)
+        services.deployment_resume(actor=who(manager), deployment_id=deployment.public_id, reason="again")
 
 
 def test_a_rollback_before_anything_was_applied_is_immediate(lab, release, start, manager, audit_mark):

@@ -278,7 +278,7 @@ def test_halt_then_resume_then_rollback_through_the_page(canary, manager, office
     manager_web = logged_in(manager)
     assert 'id="resume-form"' in page(manager_web, f"{path}/")
     mark = audit_mark()
-    manager_web.post(f"{path}/resume/", {"reason": ""})  # the page asks a reason for every command
+    manager_web.post(f"{path}/resume/", {"reason": ""})  # every command is audited with its reason
     assert "A reason is required to resume it." in page(manager_web, f"{path}/") and mark.new() == []
     manager_web.post(f"{path}/resume/", {"reason": "cause found: a bad client"})
     canary.refresh_from_db()

@@ -117,11 +117,7 @@ class DeployInput(serializers.Serializer):
 
 
 class ReasonInput(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True, help_text="Why (required to halt, roll back or undeploy).")
-
-
-class ResumeInput(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(allow_blank=True, help_text="Why (required: it is audited with the command).")
 
 
 class StepOutput(serializers.ModelSerializer):

@@ -18,7 +18,6 @@ from .serializers import (
     DeploymentDetailOutput,
     DeploymentOutput,
     ReasonInput,
-    ResumeInput,
     TargetInput,
     TargetOutput,
     TargetUpdateInput,
@@ -220,7 +219,7 @@ DeploymentHaltApi = _command(
     services.deployment_halt,
 )
 DeploymentResumeApi = _command(
-    "deployments_resume", "Resume a paused or halted rollout (202).", services.deployment_resume, ResumeInput
+    "deployments_resume", "Resume a paused or halted rollout, with a reason (202).", services.deployment_resume
 )
 DeploymentRollbackApi = _command(
     "deployments_rollback",

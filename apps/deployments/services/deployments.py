@@ -93,11 +93,12 @@ def deployment_halt(*, actor: Principal, deployment_id: Any, reason: str) -> Dep
 
 
 @transaction.atomic(durable=True)
-def deployment_resume(*, actor: Principal, deployment_id: Any, reason: str = "") -> Deployment:
-    """Let a paused or halted rollout go on (``deployments.deploy``). A halted rollout runs its step again; a
-    paused one moves on past the step it paused after. Audited ``deployment.resumed``; its job is queued."""
+def deployment_resume(*, actor: Principal, deployment_id: Any, reason: str) -> Deployment:
+    """Let a paused or halted rollout go on (``deployments.deploy``), with a reason. A halted rollout runs its step
+    again; a paused one moves on past the step it paused after. Audited ``deployment.resumed``; its job is queued."""
     deployment = _locked(deployment_id)
     rbac.require(actor, "deployments.deploy", deployment, audit_action="deployment.resumed")
+    reason = _reason(reason, "resume it")
     if deployment.state not in (DeploymentState.PAUSED, DeploymentState.HALTED):
         raise InvalidTransition(
             f"This deployment is {deployment.state.replace('_', ' ')}: only a paused or halted one resumes."
@@ -113,7 +114,7 @@ def deployment_resume(*, actor: Principal, deployment_id: Any, reason: str = "")
     deployment.state = DeploymentState.PROGRESSING
     deployment.converged = True
     deployment.next_check_at = timezone.now()
-    deployment.message = f"resumed by {actor.name}"
+    deployment.message = f"resumed by {actor.name}: {reason}"
     deployment.save()
     audit.record(
         action="deployment.resumed",
@@ -121,7 +122,7 @@ def deployment_resume(*, actor: Principal, deployment_id: Any, reason: str = "")
         target=deployment,
         before=before,
         after={"state": deployment.state, "step": deployment.step_index, "phase": deployment.phase},
-        reason=(reason or "").strip(),
+        reason=reason,
     )
     _enqueue_advance(deployment, actor=actor)
     return deployment

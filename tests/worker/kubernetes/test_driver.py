@@ -37,6 +37,16 @@ def _versions(kube_api, namespace) -> dict[str, set[str]]:
     return out
 
 
+def _settled(kube_api, namespace, pods: int) -> bool:
+    """Every Deployment's controller has caught up with its spec and the namespace holds ``pods`` pods."""
+    deployments = client.AppsV1Api(kube_api).list_namespaced_deployment(namespace).items
+    caught_up = all(
+        d.status.observed_generation == d.metadata.generation and (d.status.replicas or 0) == d.spec.replicas
+        for d in deployments
+    )
+    return caught_up and len(client.CoreV1Api(kube_api).list_namespaced_pod(namespace).items) == pods
+
+
 def test_a_canary_plan_creates_gpu_deployments_a_service_autoscalers_and_budgets(make_driver, kube_api, namespace):
     """Ran against the real 1.20 API server: every object is created there, and read back by another client."""
     # given a GPU profile that autoscales, and a plan with a 90/10 canary and a shadow
@@ -326,6 +336,47 @@ def test_services_lists_every_assay_service_in_the_namespace(make_driver, kube_a
         ("fraud", "fraud", 1),
     ]
     assert [m.digest for m in listed[1].members] == [DIGEST_B]
+
+
+def test_reading_back_every_service_lists_each_kind_once_and_answers_as_observe_does(make_driver, kube_api, namespace):
+    """Ran against the real 1.20 API server: the reconciler's pass (``services()``) over six services, one scaled
+    by hand and one whose Service was deleted, answers for each exactly what ``observe`` answers, with one
+    list request per kind whatever the number of services (the per-service reads went from ~5 requests each
+    to none). The requests are counted at the driver's one call path; the server answers them all."""
+    # given six services, two of them changed by hand
+    driver = make_driver()
+    names = [f"svc-{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        driver.apply(plan(member("3", 50), member("4", 50, digest=DIGEST_B), fence=1, service=name, model=f"m{i}"))
+    client.AppsV1Api(kube_api).patch_namespaced_deployment(
+        "svc-1-v3", namespace, {"spec": {"replicas": 7}}, _content_type=MERGE_PATCH
+    )
+    client.CoreV1Api(kube_api).delete_namespaced_service("svc-2", namespace, _preload_content=False)
+    wait_for(lambda: _settled(kube_api, namespace, pods=6 * 2 + 6), "the controllers to create every pod")
+    requests: list[tuple[str, str]] = []
+    call = driver.store._call
+
+    def counted(verb, kind, name, fn, missing_ok=False):
+        requests.append((verb, kind.plural))
+        return call(verb, kind, name, fn, missing_ok=missing_ok)
+
+    # when the pass reads them back (again, should a controller have written a status between the two reads)
+    for _ in range(5):
+        one_by_one = [driver.observe(name) for name in names]
+        driver.store._call, requests[:] = counted, []
+        listed = driver.services()
+        driver.store._call = call
+        if listed == one_by_one:
+            break
+        time.sleep(0.5)
+    # then the same answers, drift included
+    assert listed == one_by_one
+    assert listed[1].members[0].message == "replicas set to 7, Assay applied 1"
+    assert listed[2].message == "the Service svc-2 is missing"
+    # and each kind was listed once; the one read is svc-2's Service, which the listing did not hold
+    lists = [plural for verb, plural in requests if verb == "list"]
+    assert len(lists) == len(set(lists)) and {"configmaps", "deployments", "pods", "replicasets"} <= set(lists)
+    assert [r for r in requests if r[0] != "list"] == [("read", "services")]
 
 
 def test_a_batch_plan_becomes_a_cron_job_with_the_gpu_profile(make_driver, kube_api, namespace):

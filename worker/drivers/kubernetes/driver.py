@@ -45,6 +45,8 @@ from .objects import (
     SERVICE,
     Kind,
     ObjectStore,
+    Reader,
+    Snapshot,
 )
 from .observing import cron_job_members, deployment_members, inference_service_members, rollout_members
 from .profile import profile_from_settings
@@ -113,22 +115,25 @@ class KubernetesDriver:
 
     def observe(self, service: str) -> Observed:
         """What ``service`` runs now, read from the server (``exists=False`` when nothing of it is there)."""
-        anchor = self.store.get(CONFIG_MAP, anchor_name(service))
+        return self._observe(self.store, service)
+
+    def _observe(self, store: Reader, service: str) -> Observed:
+        anchor = store.get(CONFIG_MAP, anchor_name(service))
         data = (anchor or {}).get("data") or {}
         record = json.loads(data.get("plan") or "{}")
         recorded = {m["version_id"]: m for m in json.loads(data.get("members") or "[]")}
         runtime = record.get("runtime") or self.profile.runtime
         notes = []
         if record.get("kind") == "batch":
-            members = cron_job_members(self.store, service, self.store.first_served(*CRON_JOBS))
+            members = cron_job_members(store, service, store.first_served(*CRON_JOBS))
         elif runtime == "kserve":
-            members = inference_service_members(self.store, service, recorded)
+            members = inference_service_members(store, service, recorded)
         elif runtime == "argo":
-            members = rollout_members(self.store, service, recorded)
+            members = rollout_members(store, service, recorded)
         else:
-            members = deployment_members(self.store, service)
+            members = deployment_members(store, service)
             live = [m for m in members if not m.shadow and m.desired_replicas]
-            if live and self.store.get(SERVICE, service) is None:
+            if live and store.get(SERVICE, service) is None:
                 notes.append(f"the Service {service} is missing")
         seen = {m.version_id for m in members}
         for version_id, entry in recorded.items():
@@ -163,11 +168,15 @@ class KubernetesDriver:
             delete(self.store, CONFIG_MAP, anchor, fence)
 
     def services(self) -> list[Observed]:
-        """Every service in the namespace that carries Assay's labels, anchored or not."""
+        """Every service in the namespace that carries Assay's labels, anchored or not.
+
+        One pass reads each kind once (a ``Snapshot``), not each service's objects one request at a time.
+        """
+        view = Snapshot(self.store, ASSAY_SELECTOR, by=LABEL_SERVICE)
         names = set()
         for kind in (CONFIG_MAP, *self._kinds()):
-            names.update(obj["metadata"]["labels"][LABEL_SERVICE] for obj in self.store.list(kind, ASSAY_SELECTOR))
-        return [self.observe(name) for name in sorted(names)]
+            names.update(obj["metadata"]["labels"][LABEL_SERVICE] for obj in view.list(kind, ASSAY_SELECTOR))
+        return [self._observe(view, name) for name in sorted(names)]
 
     # -- what each runtime writes
 

@@ -222,3 +222,70 @@ class ObjectStore:
                 f"could not {verb} {what}: another client changed it at the same time (HTTP 409): {message}"
             )
         return DriverError(f"the API server refused to {verb} {what} (HTTP {exc.status}): {message}")
+
+
+def _selector_terms(selector: str) -> list[tuple[str, str | None]]:
+    """A label selector of equality and existence terms (``a=b,c``: all the driver writes), as (key, value)."""
+    terms: list[tuple[str, str | None]] = []
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!" in term or " " in term:
+            raise ValueError(f"unsupported label selector term {term!r}")
+        key, sep, value = term.partition("=")
+        terms.append((key, value.lstrip("=") if sep else None))
+    return terms
+
+
+def _labels_of(obj: dict) -> dict:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _selected(labels: dict, terms: list[tuple[str, str | None]]) -> bool:
+    return all(key in labels and (value is None or labels[key] == value) for key, value in terms)
+
+
+class Snapshot:
+    """A read-only view of one namespace for a pass over all its services (the reconciler's).
+
+    Each kind is listed once, by ``within`` (Assay's labels: every selector asked later must narrow it), at its
+    first use, and indexed by the ``by`` label and by name; later lists and reads of that kind are answered
+    from memory, so reading back N services costs a request per kind rather than several per service. A read
+    of an object the listing does not hold (one without Assay's labels: an anchor or a Service someone
+    relabelled) still asks the server, so the answers are the store's own.
+    """
+
+    def __init__(self, store: ObjectStore, within: str, by: str) -> None:
+        self.namespace = store.namespace
+        self._store = store
+        self._within = within
+        self._by = by
+        self._listed: dict[Kind, tuple[dict[str, list[dict]], dict[str, dict]]] = {}
+
+    def served(self, kind: Kind) -> bool:
+        return self._store.served(kind)
+
+    def first_served(self, *kinds: Kind) -> Kind:
+        return self._store.first_served(*kinds)
+
+    def _index(self, kind: Kind) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+        if kind not in self._listed:
+            by_label: dict[str, list[dict]] = {}
+            by_name: dict[str, dict] = {}
+            for obj in self._store.list(kind, self._within):
+                by_label.setdefault(_labels_of(obj).get(self._by, ""), []).append(obj)
+                by_name[obj["metadata"]["name"]] = obj
+            self._listed[kind] = (by_label, by_name)
+        return self._listed[kind]
+
+    def list(self, kind: Kind, selector: str) -> list[dict]:
+        terms = _selector_terms(selector)
+        by_label, _ = self._index(kind)
+        key = dict(terms).get(self._by)
+        candidates = by_label.get(key, []) if key is not None else [o for group in by_label.values() for o in group]
+        return [obj for obj in candidates if _selected(_labels_of(obj), terms)]
+
+    def get(self, kind: Kind, name: str) -> dict | None:
+        found = self._index(kind)[1].get(name)
+        return found if found is not None else self._store.get(kind, name)
+
+
+Reader = ObjectStore | Snapshot  # what the observing functions read from: the server, or one pass's snapshot

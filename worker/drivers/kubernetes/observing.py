@@ -22,7 +22,7 @@ from .naming import (
     LABEL_TRAFFIC,
     service_selector,
 )
-from .objects import DEPLOYMENT, INFERENCE_SERVICE, POD, REPLICA_SET, ROLLOUT, Kind, ObjectStore
+from .objects import DEPLOYMENT, INFERENCE_SERVICE, POD, REPLICA_SET, ROLLOUT, Kind, Reader
 
 
 @dataclass
@@ -47,7 +47,7 @@ def _version_id(obj: dict) -> str:
     return _annotations(obj).get(ANNOTATION_VERSION_ID) or _labels(obj).get(ANNOTATION_VERSION_ID, "")
 
 
-def tally_pods(store: ObjectStore, service: str) -> dict[str, PodTally]:
+def tally_pods(store: Reader, service: str) -> dict[str, PodTally]:
     tallies: dict[str, PodTally] = defaultdict(PodTally)
     for pod in store.list(POD, service_selector(service)):
         if pod["metadata"].get("deletionTimestamp"):
@@ -80,7 +80,7 @@ def share_weights(statuses: list[MemberStatus]) -> None:
         s.weight = round(100 * s.ready_replicas / ready) if ready else 0
 
 
-def deployment_members(store: ObjectStore, service: str) -> list[MemberStatus]:
+def deployment_members(store: Reader, service: str) -> list[MemberStatus]:
     """One status per member Deployment: replicas as they are now, the digest on its pod template, drift."""
     pods = tally_pods(store, service)
     replica_sets = store.list(REPLICA_SET, service_selector(service))
@@ -138,7 +138,7 @@ def deployment_members(store: ObjectStore, service: str) -> list[MemberStatus]:
     return statuses
 
 
-def inference_service_members(store: ObjectStore, service: str, recorded: dict[str, dict]) -> list[MemberStatus]:
+def inference_service_members(store: Reader, service: str, recorded: dict[str, dict]) -> list[MemberStatus]:
     """The version the predictor serves and, during a canary, the stable one KServe keeps; traffic shares as
     KServe reports them in ``status.components.predictor.traffic``."""
     isvc = store.get(INFERENCE_SERVICE, service)
@@ -173,7 +173,7 @@ def inference_service_members(store: ObjectStore, service: str, recorded: dict[s
     ]
 
 
-def rollout_members(store: ObjectStore, service: str, recorded: dict[str, dict]) -> list[MemberStatus]:
+def rollout_members(store: Reader, service: str, recorded: dict[str, dict]) -> list[MemberStatus]:
     """The Rollout's pod template (the version rolled out) and its stable version; weights from Argo's status
     when it routes traffic, else from the ready pods."""
     ro = store.get(ROLLOUT, service)
@@ -210,7 +210,7 @@ def rollout_members(store: ObjectStore, service: str, recorded: dict[str, dict])
     return statuses
 
 
-def cron_job_members(store: ObjectStore, service: str, kind: Kind) -> list[MemberStatus]:
+def cron_job_members(store: Reader, service: str, kind: Kind) -> list[MemberStatus]:
     """A batch service's CronJobs: running jobs as ready replicas, the schedule and last run as the message."""
     statuses = []
     for cron in store.list(kind, service_selector(service)):

@@ -1,0 +1,38 @@
+"""``.ci/run``'s PostgreSQL + Redis pass keeps every test whose outcome can depend on the configured servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _collected(*paths: str, only_server_tests: bool) -> set[str]:
+    env = {**os.environ, "ASSAY_SERVER_TESTS_ONLY": "1" if only_server_tests else "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *paths],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return {line.split("::", 1)[1] for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_the_server_pass_keeps_database_cache_and_broker_tests_and_leaves_the_rest_to_the_first_pass():
+    files = ("tests/core/test_throttling.py", "tests/core/test_health.py", "tests/core/test_negotiation.py")
+    everything = _collected(*files, only_server_tests=False)
+    kept = _collected(*files, only_server_tests=True)
+    # kept: the tests using the database, the one marked backend (it reads the configured cache) and the one
+    # marked broker; left to the first pass: the content-negotiation tests, which touch no server
+    assert "test_anonymous_requests_are_limited_per_address" in kept
+    assert "test_the_cache_holding_the_counters_is_shared_by_processes" in kept
+    assert "test_health_is_public_and_reports_database_and_broker" in kept
+    pure = _collected(files[2], only_server_tests=False)
+    assert pure and not pure & kept
+    assert everything - kept == pure
