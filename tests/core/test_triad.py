@@ -714,6 +714,7 @@ TABLE: list[Route] = [
         ok=202,
         kwargs=DEPLOYMENT,
         given=halted_deployment,
+        body=lambda w: {"reason": "cause found"},
     ),
     row(
         "api:deployment-rollback",
