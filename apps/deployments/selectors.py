@@ -14,6 +14,7 @@ from apps.core.errors import NotFound
 from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry
+from apps.releases.choices import ReleaseStatus
 
 from .choices import ACTIVE, SERVING
 from .models import Deployment, DeploymentStep, DeploymentTarget
@@ -70,6 +71,19 @@ def model_deployments(*, actor: Principal, name: str) -> QuerySet[Deployment]:
     """The deployments of a model the actor may see (404 for a model they may not)."""
     model = registry.model_get(actor=actor, name=name)
     return deployment_list(actor=actor).filter(model=model)
+
+
+def can_deploy(*, actor: Principal, release: Any) -> bool:
+    """Whether the release page offers ``actor`` its Deploy button: the release is approved and they may deploy it."""
+    return release.status == ReleaseStatus.APPROVED and rbac.allows(actor, "deployments.deploy", release)
+
+
+def deploy_targets(*, actor: Principal, release: Any) -> list[DeploymentTarget]:
+    """The enabled targets of ``release``'s environment, for the Deploy form of someone who may deploy it
+    (``deployments.deploy``; anyone else is refused, audited as a refused ``deployment.started``)."""
+    rbac.require(actor, "deployments.deploy", release, audit_action="deployment.started")
+    targets = DeploymentTarget.objects.filter(environment_id=release.environment_id, enabled=True)
+    return list(targets.order_by("name"))
 
 
 def target_names() -> list[str]:

@@ -1,5 +1,5 @@
-"""Dashboard pages for deployments: the targets (admins), the deployments list and a deployment's page with its
-live step timeline and the Halt, Resume, Roll back and Undeploy forms.
+"""Dashboard pages for deployments: the targets (admins), the Deploy form of an approved release, the deployments
+list and a deployment's page with its live step timeline and the Halt, Resume, Roll back and Undeploy forms.
 
 Thin: reads go through the selectors (rbac in both: a deployment out of scope is a 404, the targets need
 ``deployments.manage_targets``), each form posts to one service, which decides again who may and when. The
@@ -23,11 +23,47 @@ from apps.releases import selectors as releases
 
 from . import selectors, services
 from .choices import ACTIVE, FINAL, DeploymentState, Phase, TargetKind
-from .forms import TargetForm
+from .forms import DeployForm, TargetForm
 
 PAGE_SIZE = 50
 # How often (seconds) a deployment's page fetches its live part while the rollout is not final.
 LIVE_EVERY = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Deploying a release
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def release_deploy(request, release_id):
+    """The Deploy form of an approved release (``deployments.deploy``): a target of its environment, the strategy,
+    optionally the steps; a start goes to the new deployment's page, a refusal comes back next to its field."""
+    actor = principal_for_user(request.user)
+    release = releases.release_get(actor=actor, release_id=release_id)  # out of scope: 404
+    targets = selectors.deploy_targets(actor=actor, release=release)  # who may not deploy it: 403, audited
+    form = DeployForm(request.POST or None, targets=targets)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                deployment = services.deployment_start(actor=actor, release_id=release.public_id, **form.cleaned_data)
+            except ValidationFailed as exc:
+                form.add_service_errors(exc)
+            except Conflict as exc:  # a rollout already under way, the version already serving, governance
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(
+                    request, f"Deploying {release.model.name} v{release.version.number} to {deployment.target.name}."
+                )
+                return redirect("deployments:deployment_detail", deployment_id=deployment.public_id)
+        status = 400
+    return render(
+        request,
+        "deployments/release_deploy.html",
+        {"release": release, "version": release.version, "targets": targets, "form": form},
+        status=status,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

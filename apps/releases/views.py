@@ -17,6 +17,7 @@ from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
 from apps.core.templatetags.words import environment_text
 from apps.core.totals import BoundedPaginator
+from apps.deployments import selectors as deployments
 from apps.policies.disclosure import decision_for_reader
 from apps.rbac import services as rbac
 from apps.registry import selectors as registry_selectors
@@ -108,6 +109,7 @@ def release_detail(request, release_id):
                 or rbac.allows(actor, "releases.deploy", release)
             ),
             "review": review,
+            "can_deploy": deployments.can_deploy(actor=actor, release=release),
             "can_close_review": review is not None
             and review.status == ReviewStatus.OPEN
             and me != ("user", release.requested_by_id)

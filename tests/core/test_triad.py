@@ -736,6 +736,17 @@ TABLE: list[Route] = [
         body=lambda w: {"reason": "retired"},
     ),
     # dashboard pages
+    row("deployments:release_deploy", "GET", "release_manager", "compliance_officer", kwargs=EMERGENCY),
+    row(
+        "deployments:release_deploy",
+        "POST",
+        "release_manager",
+        "compliance_officer",
+        ok=302,
+        kwargs=EMERGENCY,
+        body=lambda w: {"target": "prod-spare", "strategy": "direct", "kind": "online"},
+        note="the break-glass release deploys to the spare production target; a refusal is the form again (400)",
+    ),
     row("deployments:target_list", "GET", ADMIN, "viewer", nobody=403),
     row(
         "deployments:target_list",

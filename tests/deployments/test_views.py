@@ -81,6 +81,85 @@ def canary(lab, release, start, approve, version2):
 
 
 # ---------------------------------------------------------------------------------------------
+# Deploying a release from its page
+
+
+def test_a_release_manager_deploys_an_approved_release_from_its_page(lab, release, manager, viewer, audit_mark):
+    # given an approved release: its page offers the release manager a Deploy button, and a viewer none
+    release_page = f"/releases/{release.public_id}/"
+    deploy_page = f"/releases/{release.public_id}/deploy/"
+    assert 'id="deploy-link"' in page(logged_in(manager), release_page)
+    assert 'id="deploy-link"' not in page(logged_in(viewer), release_page)
+    web = logged_in(manager)
+    html = page(web, deploy_page)
+    assert 'id="deploy-form"' in html and "lab (Local serving" in html
+    # when they deploy it as a canary with steps of their own
+    mark = audit_mark()
+    response = web.post(
+        deploy_page,
+        {
+            "target": "lab",
+            "strategy": "canary",
+            "kind": "online",
+            "steps": '[{"weight": 20, "analysis": 60}, {"weight": 100, "analysis": 60}]',
+            "reason": "quarterly refresh",
+        },
+    )
+    # then the rollout starts, audited, and the page goes to the new deployment
+    deployment = Deployment.objects.get(release=release)
+    assert response.status_code == 302 and response["Location"] == f"/deployments/{deployment.public_id}/"
+    assert deployment.strategy == "canary" and [s["weight"] for s in deployment.steps] == [20, 100]
+    assert deployment.reason == "quarterly refresh" and deployment.state == DeploymentState.PENDING
+    assert mark.actions() == ["deployment.started"]
+    assert "Deploying churn v1 to lab." in page(web, response["Location"])
+
+
+def test_a_refused_deploy_comes_back_with_the_reason_and_starts_nothing(
+    lab, release, start, manager, admin, production, audit_mark
+):
+    services.target_create(actor=who(admin), name="prod-eu", kind="local", environment="production")
+    web = logged_in(manager)
+    deploy_page = f"/releases/{release.public_id}/deploy/"
+    # steps that are not JSON, or that a direct deployment does not take, are errors next to the steps
+    mark = audit_mark()
+    html = web.post(deploy_page, {"target": "lab", "strategy": "direct", "kind": "online", "steps": "[{"})
+    assert html.status_code == 400 and "Not valid JSON" in html.content.decode()
+    html = web.post(deploy_page, {"target": "lab", "strategy": "direct", "kind": "online", "steps": '[{"weight": 50}]'})
+    assert html.status_code == 400 and "a direct deployment has one step at weight 100" in html.content.decode()
+    # a batch deployment without a schedule is refused by the service, next to the schedule
+    html = web.post(deploy_page, {"target": "lab", "strategy": "direct", "kind": "batch"})
+    assert html.status_code == 400 and "A cron expression of five fields." in html.content.decode()
+    # a target of another environment is not offered, and not taken
+    assert "prod-eu" not in page(web, deploy_page)
+    html = web.post(deploy_page, {"target": "prod-eu", "strategy": "direct", "kind": "online"})
+    assert html.status_code == 400 and "Select a valid choice" in html.content.decode()
+    assert not Deployment.objects.filter(release=release).exists() and mark.new() == []
+    # and while a rollout of the model is under way on the target, a second is refused, saying why
+    progressing(start(release))
+    html = web.post(deploy_page, {"target": "lab", "strategy": "direct", "kind": "online"}).content.decode()
+    assert "let it finish, halt or roll it back first" in html
+    assert Deployment.objects.filter(release=release).count() == 1
+
+
+def test_the_deploy_page_is_refused_and_audited_for_whoever_may_not_deploy(lab, release, viewer, officer, audit_mark):
+    for person in (viewer, officer):
+        mark = audit_mark()
+        assert logged_in(person).get(f"/releases/{release.public_id}/deploy/").status_code == 403
+        response = logged_in(person).post(f"/releases/{release.public_id}/deploy/", {"target": "lab"})
+        assert response.status_code == 403
+        assert [(e.action, e.outcome) for e in mark.new()] == [("deployment.started", "denied")] * 2
+    assert not Deployment.objects.filter(release=release).exists()
+
+
+def test_a_release_not_approved_offers_no_deploy(lab, request_release, requester, version, manager):
+    pending = request_release(requester, version, "staging")
+    assert pending.status != "approved"
+    assert 'id="deploy-link"' not in page(logged_in(manager), f"/releases/{pending.public_id}/")
+    html = page(logged_in(manager), f"/releases/{pending.public_id}/deploy/")
+    assert 'id="not-approved"' in html and 'id="deploy-form"' not in html
+
+
+# ---------------------------------------------------------------------------------------------
 # Targets
 
 
