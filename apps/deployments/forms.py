@@ -1,4 +1,4 @@
-"""Dashboard input for deployments: the new-target form and the release page's Deploy form.
+"""Dashboard input for deployments: the new-target and edit-target forms and the release page's Deploy form.
 
 Shape only: the JSON boxes must hold JSON objects. Which keys a kind takes, whether the environment exists and
 whether the name is free are decided by ``services.target_create`` (with ``target_settings``, as for the API);
@@ -87,6 +87,45 @@ class TargetForm(forms.Form):
 
     def render_credentials_blank(self) -> None:
         """Drop what was typed as credentials from the form shown again (a secret never goes back to a page)."""
+        if self.is_bound:
+            data = self.data.copy()
+            data["credentials"] = ""
+            self.data = data
+
+
+class TargetEditForm(forms.Form):
+    """A target's changes: everything but its name and kind. Credentials typed here replace the stored ones;
+    left empty they are kept, unless *clear* is ticked."""
+
+    environment = forms.ChoiceField(choices=(), help_text="Refused while a deployment on it is active.")
+    settings = _JsonObjectField(required=False, help_text=_JSON_HELP)
+    credentials = _JsonObjectField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off", "class": "mono"}),
+        help_text="Empty: the stored credentials are kept. Never shown; after a refusal, enter them again.",
+    )
+    clear_credentials = forms.BooleanField(required=False, label="Clear the stored credentials")
+    enabled = forms.BooleanField(required=False)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, environments, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].choices = [(env.name, environment_text(env)) for env in environments]
+
+    def changes(self) -> dict:
+        """What ``target_update`` takes: credentials only when typed or cleared."""
+        values = dict(self.cleaned_data)
+        clear = values.pop("clear_credentials")
+        if clear:
+            values["credentials"] = {}
+        elif not values["credentials"]:
+            del values["credentials"]
+        return values
+
+    def add_service_errors(self, exc: ValidationFailed) -> None:
+        _place_service_errors(self, exc)
+
+    def render_credentials_blank(self) -> None:
         if self.is_bound:
             data = self.data.copy()
             data["credentials"] = ""

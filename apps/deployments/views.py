@@ -9,6 +9,8 @@ deployment page follows its rollout by fetching its own live part (``?part=live`
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
@@ -23,7 +25,7 @@ from apps.releases import selectors as releases
 
 from . import selectors, services
 from .choices import ACTIVE, FINAL, DeploymentState, Phase, TargetKind
-from .forms import DeployForm, TargetForm
+from .forms import DeployForm, TargetEditForm, TargetForm
 
 PAGE_SIZE = 50
 # How often (seconds) a deployment's page fetches its live part while the rollout is not final.
@@ -101,6 +103,51 @@ def target_list(request):
         {"rows": rows, "form": form, "kinds": TargetKind.choices},
         status=status,
     )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def target_edit(request, target_id):
+    """One target's settings, environment, credentials (replaced or cleared, never shown), enabled flag and
+    description, changed through ``target_update``; and its Delete button (``deployments.manage_targets``)."""
+    actor = principal_for_user(request.user)
+    target = selectors.target_get(actor=actor, target_id=target_id)  # refuses anyone without the permission
+    initial = {
+        "environment": target.environment.name,
+        "settings": json.dumps(target.settings or {}, indent=2, sort_keys=True),
+        "enabled": target.enabled,
+        "description": target.description,
+    }
+    form = TargetEditForm(request.POST or None, initial=initial, environments=list(releases.environment_list()))
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.target_update(actor=actor, target_id=target.public_id, **form.changes())
+            except ValidationFailed as exc:
+                form.add_service_errors(exc)
+            except Conflict as exc:
+                form.add_error("environment", exc.detail)
+            else:
+                messages.success(request, f"Target {target.name} saved.")
+                return redirect("deployments:target_list")
+        form.render_credentials_blank()
+        status = 400
+    return render(request, "deployments/target_edit.html", {"target": target, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+def target_delete(request, target_id):
+    """Delete a target no deployment ever used (``target_delete`` says why not otherwise: disable it instead)."""
+    actor = principal_for_user(request.user)
+    try:
+        services.target_delete(actor=actor, target_id=target_id)
+    except Conflict as exc:
+        messages.error(request, exc.detail)
+        return redirect("deployments:target_edit", target_id=target_id)
+    messages.success(request, "Target deleted.")
+    return redirect("deployments:target_list")
 
 
 def _settings_summary(settings: dict) -> list[tuple[str, str]]:

@@ -245,12 +245,75 @@ def test_a_form_that_is_not_json_or_names_a_taken_target_says_so(admin, staging,
     assert "A target named &#x27;lab&#x27; exists already." in html
 
 
+def test_an_admin_changes_a_target_keeping_or_replacing_its_credentials(admin, staging, production, audit_mark):
+    # given a kubernetes target with credentials
+    target = services.target_create(
+        actor=who(admin),
+        name="gpu-eu",
+        kind="kubernetes",
+        environment="staging",
+        settings={"server": "https://k8s.example:6443", "namespace": "models"},
+        credentials={"token": "first-secret"},
+    )
+    fingerprint = target.credentials_fingerprint
+    web = logged_in(admin)
+    path = f"/targets/{target.public_id}/"
+    html = page(web, path)
+    assert "first-secret" not in html and "&quot;namespace&quot;: &quot;models&quot;" in html
+    assert f'href="{path}"' in page(web, "/targets/")
+    # when the admin moves it to production, disables it and leaves the credentials empty
+    mark = audit_mark()
+    settings = '{"server": "https://k8s.example:6443", "namespace": "scoring"}'
+    response = web.post(path, {"environment": "production", "settings": settings, "description": "EU pool"})
+    # then it is saved, audited, and the credentials are kept
+    assert response.status_code == 302 and response["Location"] == "/targets/"
+    target.refresh_from_db()
+    assert (target.environment.name, target.settings["namespace"], target.enabled) == ("production", "scoring", False)
+    assert target.credentials_fingerprint == fingerprint and target.description == "EU pool"
+    [event] = mark.new()
+    assert event.action == "deployment_target.updated" and "first-secret" not in str(event.after)
+    # when new credentials are typed they replace the old; "clear" removes them
+    web.post(path, {"environment": "production", "settings": settings, "credentials": '{"token": "second"}'})
+    target.refresh_from_db()
+    assert target.credentials_set and target.credentials_fingerprint != fingerprint
+    web.post(path, {"environment": "production", "settings": settings, "clear_credentials": "on"})
+    target.refresh_from_db()
+    assert not target.credentials_set
+    # and a bad setting comes back next to the settings, the credentials typed not sent back
+    response = web.post(
+        path, {"environment": "production", "settings": '{"replica": 3}', "credentials": '{"token": "typed-secret"}'}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400 and "replica: Unknown key for a kubernetes target" in html
+    assert "typed-secret" not in html
+
+
+def test_a_target_with_a_history_is_not_deleted_one_without_is(lab, release, start, admin, audit_mark):
+    web = logged_in(admin)
+    start(release)
+    # a target with a rollout under way (or any history) stays, saying why
+    response = web.post(f"/targets/{lab.public_id}/delete/")
+    assert response.status_code == 302 and response["Location"] == f"/targets/{lab.public_id}/"
+    assert "has an active deployment" in page(web, response["Location"])
+    assert DeploymentTarget.objects.filter(pk=lab.pk).exists()
+    # a target nobody used is deleted, audited
+    spare = services.target_create(actor=who(admin), name="spare", kind="local", environment="staging")
+    mark = audit_mark()
+    response = web.post(f"/targets/{spare.public_id}/delete/")
+    assert response.status_code == 302 and response["Location"] == "/targets/"
+    assert not DeploymentTarget.objects.filter(name="spare").exists()
+    assert mark.actions() == ["deployment_target.deleted"]
+
+
 def test_the_targets_page_is_refused_and_audited_for_anyone_but_admins(viewer, manager, lab):
     for person in (viewer, manager):
         before = AuditEvent.objects.filter(outcome="denied").count()
         assert logged_in(person).get("/targets/").status_code == 403
         assert logged_in(person).post("/targets/", {"name": "z", "kind": "local"}).status_code == 403
-        assert AuditEvent.objects.filter(outcome="denied").count() == before + 2
+        assert logged_in(person).get(f"/targets/{lab.public_id}/").status_code == 403
+        assert logged_in(person).post(f"/targets/{lab.public_id}/", {"environment": "staging"}).status_code == 403
+        assert logged_in(person).post(f"/targets/{lab.public_id}/delete/").status_code == 403
+        assert AuditEvent.objects.filter(outcome="denied").count() == before + 5
     assert not DeploymentTarget.objects.filter(name="z").exists()
 
 
