@@ -63,11 +63,10 @@ def _place_service_errors(form: forms.Form, exc: ValidationFailed) -> None:
         form.add_error(None, exc.detail)
 
 
-class TargetForm(forms.Form):
-    """A new deployment target; the credentials are never shown back (not even after a refusal)."""
+class _TargetFields(forms.Form):
+    """What a new target and a target's page both ask: environment, settings, credentials (never shown back,
+    not even after a refusal), enabled flag and description."""
 
-    name = forms.SlugField(max_length=50, help_text="Letters, digits and hyphens: how deployments name the target.")
-    kind = forms.ChoiceField(choices=TargetKind.choices)
     environment = forms.ChoiceField(choices=(), help_text="The environment whose approved releases it serves.")
     settings = _JsonObjectField(required=False, help_text=_JSON_HELP)
     credentials = _JsonObjectField(
@@ -93,24 +92,27 @@ class TargetForm(forms.Form):
             self.data = data
 
 
-class TargetEditForm(forms.Form):
+class TargetForm(_TargetFields):
+    """A new deployment target."""
+
+    name = forms.SlugField(max_length=50, help_text="Letters, digits and hyphens: how deployments name the target.")
+    kind = forms.ChoiceField(choices=TargetKind.choices)
+    field_order = ["name", "kind"]
+
+
+class TargetEditForm(_TargetFields):
     """A target's changes: everything but its name and kind. Credentials typed here replace the stored ones;
     left empty they are kept, unless *clear* is ticked."""
 
-    environment = forms.ChoiceField(choices=(), help_text="Refused while a deployment on it is active.")
-    settings = _JsonObjectField(required=False, help_text=_JSON_HELP)
-    credentials = _JsonObjectField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off", "class": "mono"}),
-        help_text="Empty: the stored credentials are kept. Never shown; after a refusal, enter them again.",
-    )
     clear_credentials = forms.BooleanField(required=False, label="Clear the stored credentials")
-    enabled = forms.BooleanField(required=False)
-    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    field_order = ["environment", "settings", "credentials", "clear_credentials"]
 
-    def __init__(self, *args, environments, **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["environment"].choices = [(env.name, environment_text(env)) for env in environments]
+        self.fields["environment"].help_text = "Refused while a deployment on it is active."
+        self.fields[
+            "credentials"
+        ].help_text = "Empty: the stored ones are kept. Never shown; after a refusal, enter again."
 
     def changes(self) -> dict:
         """What ``target_update`` takes: credentials only when typed or cleared."""
@@ -121,15 +123,6 @@ class TargetEditForm(forms.Form):
         elif not values["credentials"]:
             del values["credentials"]
         return values
-
-    def add_service_errors(self, exc: ValidationFailed) -> None:
-        _place_service_errors(self, exc)
-
-    def render_credentials_blank(self) -> None:
-        if self.is_bound:
-            data = self.data.copy()
-            data["credentials"] = ""
-            self.data = data
 
 
 class DeployForm(forms.Form):
