@@ -38,7 +38,8 @@ def _queries(target, observed) -> tuple[list[dict], int]:
 
 
 def test_a_pass_costs_the_same_queries_however_many_versions_run(lab, release, start, approve, version2):
-    """Each running version is judged by the governance check; their stored gate decisions are read in one
+    """Each running version is judged by the governance check; their stored gate decisions (and the approvers it
+    names) are read in one
     query for the pass, not one per version (a pass over a thousand deployments stays a handful of queries)."""
     # given a stable version serving and a canary of version 2 beside it, both approved and current
     stable = _as(start(release), state=DeploymentState.SUCCEEDED, phase=Phase.DONE, traffic={"new": 100})
@@ -49,6 +50,7 @@ def test_a_pass_costs_the_same_queries_however_many_versions_run(lab, release, s
         traffic={"stable": 90, "new": 10},
     )
     lab.refresh_from_db()
+    findings_for(lab, _running(stable, weights=[100]))  # the target's environment, read once and kept
     # when the pass sees one version running, then both
     alone, one = _queries(lab, _running(stable, weights=[100]))
     both, two = _queries(lab, _running(stable, canary, weights=[90, 10]))
