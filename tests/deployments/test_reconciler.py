@@ -38,9 +38,9 @@ def _queries(target, observed) -> tuple[list[dict], int]:
 
 
 def test_a_pass_costs_the_same_queries_however_many_versions_run(lab, release, start, approve, version2):
-    """Each running version is judged by the governance check; their stored gate decisions (and the approvers it
-    names) are read in one
-    query for the pass, not one per version (a pass over a thousand deployments stays a handful of queries)."""
+    """Each running version is judged by the governance check; their stored gate decisions and the approvers it
+    names are read once for the pass, not once per version (a pass over a thousand deployments stays a handful
+    of queries)."""
     # given a stable version serving and a canary of version 2 beside it, both approved and current
     stable = _as(start(release), state=DeploymentState.SUCCEEDED, phase=Phase.DONE, traffic={"new": 100})
     canary = _as(
