@@ -47,7 +47,11 @@ _DATABASE_FIXTURES = {
 def reaches_a_server(item: pytest.Item) -> bool:
     """Whether ``item``'s outcome can depend on which database, cache or broker the run points at: it touches
     the database (pytest-django refuses that to any other test), or it is marked ``broker`` (the Celery broker)
-    or ``backend`` (the cache, or anything else configured by the environment without a database)."""
+    or ``backend`` (the cache, or anything else configured by the environment without a database). A test marked
+    ``embedded_pass`` is about another part (a browser, a Kubernetes or SageMaker target, the embedded demo),
+    which it reaches through the database the same way on every setup: it runs in the embedded pass only."""
+    if item.get_closest_marker("embedded_pass"):
+        return False
     if item.get_closest_marker("django_db") or _DATABASE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
         return True
     return any(item.get_closest_marker(name) for name in ("broker", "backend"))
@@ -56,7 +60,7 @@ def reaches_a_server(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config, items):
     """With ASSAY_SERVER_TESTS_ONLY=1 (``.ci/run``'s pass on PostgreSQL and Redis) run only the tests that reach
     the database, cache or broker: the others (engines, drivers against their own test servers, manifests,
-    parsers) run the same on every setup and have run in the embedded pass already."""
+    parsers, and the ``embedded_pass`` ones) run the same on every setup and have run in the embedded pass."""
     if os.environ.get("ASSAY_SERVER_TESTS_ONLY") != "1":
         return
     keep = [item for item in items if reaches_a_server(item)]

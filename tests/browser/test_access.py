@@ -14,7 +14,7 @@ from apps.rbac.models import RoleBinding
 
 PASSWORD = "a long enough passphrase 42"
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from apps.rbac import services as rbac
 
 PASSWORD = "a long enough passphrase 42"
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 def refusals(page: Page) -> list[str]:

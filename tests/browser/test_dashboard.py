@@ -16,7 +16,7 @@ from tests.factories.registry import DatasetFactory, ModelVersionFactory, Regist
 PASSWORD = "a long enough passphrase 42"
 SHA = "3b7f0c2f6f0c9e1d4a5b6c7d8e9f00112233445566778899aabbccddeeff0011"
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

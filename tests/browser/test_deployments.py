@@ -22,7 +22,7 @@ from tests.factories.policies import compliant_model, compliant_version
 
 PASSWORD = "a long enough passphrase 42"
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

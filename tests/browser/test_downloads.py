@@ -20,7 +20,7 @@ from tests.factories.registry import DatasetFactory
 PASSWORD = "a long enough passphrase 42"
 CSV = b"name,email,label\n" + b"Ada Lovelace,ada@example.test,1\n" * 2000
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

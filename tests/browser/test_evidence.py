@@ -22,7 +22,7 @@ from worker.runner import run_job
 
 PASSWORD = "a long enough passphrase 42"
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

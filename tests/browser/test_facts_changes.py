@@ -15,7 +15,7 @@ from tests.browser.test_releases import PASSWORD, sign_in
 from tests.factories.accounts import TeamFactory
 from tests.factories.registry import RegisteredModelFactory
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

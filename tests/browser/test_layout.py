@@ -22,7 +22,7 @@ from tests.policies.test_api import GOOD
 PASSWORD = "a long enough passphrase 42"
 LONG_LINE = "# " + "a very long comment that a policy author left on one line " * 12
 
-pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.service, pytest.mark.django_db(transaction=True), pytest.mark.embedded_pass]
 
 
 @pytest.fixture

@@ -25,14 +25,22 @@ def _collected(*paths: str, only_server_tests: bool) -> set[str]:
 
 
 def test_the_server_pass_keeps_database_cache_and_broker_tests_and_leaves_the_rest_to_the_first_pass():
-    files = ("tests/core/test_throttling.py", "tests/core/test_health.py", "tests/core/test_negotiation.py")
+    files = (
+        "tests/core/test_throttling.py",
+        "tests/core/test_health.py",
+        "tests/core/test_negotiation.py",
+        "tests/deployments/test_kube_rollouts.py",
+    )
     everything = _collected(*files, only_server_tests=False)
     kept = _collected(*files, only_server_tests=True)
     # kept: the tests using the database, the one marked backend (it reads the configured cache) and the one
-    # marked broker; left to the first pass: the content-negotiation tests, which touch no server
+    # marked broker
     assert "test_anonymous_requests_are_limited_per_address" in kept
     assert "test_the_cache_holding_the_counters_is_shared_by_processes" in kept
     assert "test_health_is_public_and_reports_database_and_broker" in kept
+    # left to the first pass: the content-negotiation tests, which touch no server, and the rollouts on a
+    # Kubernetes API server, which use the database but are about the cluster (marked embedded_pass)
     pure = _collected(files[2], only_server_tests=False)
-    assert pure and not pure & kept
-    assert everything - kept == pure
+    cluster = _collected(files[3], only_server_tests=False)
+    assert pure and cluster and not (pure | cluster) & kept
+    assert everything - kept == pure | cluster

@@ -68,6 +68,7 @@ def by_version(deployments: list[dict]) -> dict[tuple[str, int], dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.embedded_pass  # the demo is the embedded setup's: scripts/run
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(900)
 def test_the_demo_deploys_one_version_leaves_a_canary_waiting_and_shows_an_automatic_rollback(worker, api_client_for):

@@ -31,7 +31,7 @@ from tests.worker.kubernetes.conftest import (  # noqa: F401 - fixtures
     namespace,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db, pytest.mark.timeout(240), pytest.mark.embedded_pass]
 
 
 @pytest.fixture(autouse=True)
