@@ -6,4 +6,6 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the OpenAPI authentication extensions)
+        from . import history, schema  # noqa: F401  (schema registers the OpenAPI authentication extensions)
+
+        history.register()

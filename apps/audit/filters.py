@@ -7,7 +7,7 @@ page). The same filter object drives the list, the CSV and the JSON Lines export
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -17,10 +17,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 from apps.core.errors import ValidationFailed
 from apps.core.principals import PrincipalKind
 
+from . import related as relation
 from .choices import Outcome
 
 ACTOR_KINDS = (PrincipalKind.USER, PrincipalKind.SERVICE_ACCOUNT, PrincipalKind.SYSTEM, PrincipalKind.ANONYMOUS)
-PARAMETERS = ("actor", "action", "outcome", "target", "target_type", "target_id", "since", "until")
+PARAMETERS = ("actor", "action", "outcome", "target", "target_type", "target_id", "related", "since", "until")
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,17 @@ class EventFilter:
     outcome: str = ""
     target_type: str = ""
     target_id: str = ""
+    related: str = ""  # a subject, kind:key (apps.audit.related): model:credit-scoring, release:<id>, person:alice
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive; a bare date means the end of that day
+    subject: relation.Subject | None = field(default=None, compare=False)  # ``related`` resolved to its objects
 
     def as_params(self) -> dict[str, str]:
         """The filter as query parameters (only those set), for links and the audit record of an export."""
         out = {}
-        for key, value in asdict(self).items():
-            if value in ("", None):
+        for f in fields(self):
+            key, value = f.name, getattr(self, f.name)
+            if key == "subject" or value in ("", None):
                 continue
             out[key] = value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else str(value)
         return out
@@ -74,7 +78,9 @@ def _parse_time(name: str, value: str, *, end_of_day: bool) -> datetime | None:
 def parse_filters(params: Any) -> EventFilter:
     """Build a filter from query parameters (a QueryDict or a dict); raise ValidationFailed on bad values.
 
-    ``target`` is a shorthand for ``target_type`` and ``target_id``: ``model`` or ``model:42``.
+    ``target`` is a shorthand for ``target_type`` and ``target_id``: ``model`` or ``model:42``. ``related`` names
+    a subject (``model:credit-scoring``); only its form is checked here: ``resolve_subject`` (after the caller's
+    permission check) finds its objects, and an unknown subject is a 400 naming it.
     """
 
     def get(name: str) -> str:
@@ -101,6 +107,7 @@ def parse_filters(params: Any) -> EventFilter:
     if since and until and since >= until:
         raise ValidationFailed("since must be before until.", errors={"until": ["Must be after since."]})
     return EventFilter(
+        related=relation.parse(get("related")) if get("related") else "",
         actor=get("actor"),
         action=action,
         outcome=outcome,
@@ -111,8 +118,17 @@ def parse_filters(params: Any) -> EventFilter:
     )
 
 
+def resolve_subject(f: EventFilter) -> EventFilter:
+    """``f`` with its ``related`` subject resolved to the subject's objects (``apps.audit.related``); a
+    ``ValidationFailed`` when no such subject is known. Call it after the permission check."""
+    if not f.related or f.subject is not None:
+        return f
+    return replace(f, subject=relation.resolve(f.related))
+
+
 def apply_filters(queryset: QuerySet, f: EventFilter) -> QuerySet:
     """Narrow an AuditEvent queryset to the filter; every condition uses an indexed column where one exists."""
+    f = resolve_subject(f)
     if f.actor:
         kind, sep, ident = f.actor.partition(":")
         if sep and kind in ACTOR_KINDS:
@@ -132,6 +148,8 @@ def apply_filters(queryset: QuerySet, f: EventFilter) -> QuerySet:
         queryset = queryset.filter(target_type=f.target_type)
     if f.target_id:
         queryset = queryset.filter(target_id=f.target_id)
+    if f.subject is not None:
+        queryset = queryset.filter(relation.condition(f.subject))
     if f.since:
         queryset = queryset.filter(occurred_at__gte=f.since)
     if f.until:

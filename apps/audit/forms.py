@@ -8,7 +8,7 @@ from .choices import Outcome
 
 
 class EventFilterForm(forms.Form):
-    """Actor, action, outcome, target and a time range, as on the API."""
+    """Actor, action, outcome, target, a related subject and a time range, as on the API."""
 
     actor = forms.CharField(
         required=False,
@@ -25,6 +25,11 @@ class EventFilterForm(forms.Form):
         required=False,
         max_length=200,
         widget=forms.TextInput(attrs={"placeholder": "model or model:42"}),
+    )
+    related = forms.CharField(
+        required=False,
+        max_length=300,
+        widget=forms.TextInput(attrs={"placeholder": "model:credit-scoring, release:<id>, person:alice"}),
     )
     since = forms.CharField(
         required=False, max_length=40, widget=forms.TextInput(attrs={"placeholder": "2026-01-31 or ISO time"})

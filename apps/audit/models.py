@@ -113,6 +113,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
             models.Index(fields=["actor_type", "actor_id"], name="audit_actor_idx"),
+            # the "related to" filter (apps.audit.related) matches the related object and the token too
+            models.Index(fields=["related_type", "related_id"], name="audit_related_idx"),
+            models.Index(fields=["token_id"], name="audit_token_idx"),
         ]
 
     def __str__(self) -> str:

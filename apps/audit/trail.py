@@ -15,7 +15,7 @@ from apps.core.principals import Principal
 from apps.rbac import services as rbac
 
 from .exports import FORMATS, export_queryset
-from .filters import EventFilter
+from .filters import EventFilter, resolve_subject
 from .models import AuditSeal
 from .services import record
 from .verification import VerifyResult, verify_database
@@ -42,6 +42,7 @@ def export_start(*, actor: Principal, filters: EventFilter, fmt: str) -> ExportP
     if fmt not in FORMATS:
         raise ValidationFailed(f"format: choose one of {', '.join(FORMATS)}.", errors={"format": ["Unknown format."]})
     rbac.require(actor, "audit.export", audit_action="audit.exported")
+    filters = resolve_subject(filters)
     with transaction.atomic():
         head = AuditSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
         rows = export_queryset(filters, up_to_seq=head).count()

@@ -22,7 +22,7 @@ from apps.core.totals import Total
 from apps.rbac import services as rbac
 
 from . import exports, selectors, trail
-from .filters import EventFilter, parse_filters
+from .filters import EventFilter, parse_filters, resolve_subject
 from .forms import EventFilterForm
 
 PAGE_SIZE = 50
@@ -31,7 +31,7 @@ PAGE_SIZE = 50
 def _filters_from(request, form: EventFilterForm) -> tuple[EventFilter, dict]:
     """The filter the query string asks for, and the per-field errors when it is not valid."""
     try:
-        return parse_filters(request.GET), {}
+        return resolve_subject(parse_filters(request.GET)), {}
     except ValidationFailed as exc:
         for field, messages in exc.errors.items():
             for message in messages:

@@ -6,6 +6,7 @@ class EvidenceConfig(AppConfig):
     label = "evidence"
 
     def ready(self) -> None:
-        from . import subscribers
+        from . import history, subscribers
 
         subscribers.subscribe()
+        history.register()

@@ -6,6 +6,7 @@ class ReleasesConfig(AppConfig):
     label = "releases"
 
     def ready(self) -> None:
-        from . import subscribers
+        from . import history, subscribers
 
         subscribers.subscribe()
+        history.register()

@@ -24,7 +24,13 @@ from tests.deployments.serving import drive
 from tests.registry.fixtures import s3  # noqa: F401 - a real S3-compatible server as the artifact storage
 from tests.worker.sagemaker_fixtures import ROLE, SECRETS, aws_client, moto, moto_process  # noqa: F401
 
-pytestmark = [pytest.mark.slow, pytest.mark.service, pytest.mark.django_db, pytest.mark.timeout(240), pytest.mark.embedded_pass]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.service,
+    pytest.mark.django_db,
+    pytest.mark.timeout(240),
+    pytest.mark.embedded_pass,
+]
 
 
 @pytest.fixture(autouse=True)

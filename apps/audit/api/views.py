@@ -25,6 +25,14 @@ FILTER_PARAMETERS = [
     OpenApiParameter("target_id", str),
     OpenApiParameter("target", str, description="Shorthand for both: `model` or `model:42`."),
     # Strings, not date-times: a date alone is taken too, and an empty value means no bound.
+    OpenApiParameter(
+        "related",
+        str,
+        description="Everything about one subject: `model:<name>` (its versions, evidence, releases, approvals, "
+        "deployments and their jobs), `version:<model>:<number>`, `release:<id>`, `deployment:<id>`, "
+        "`person:<username>` (what they did, and changes to their account), `token:<token id>`. "
+        "An unknown subject is a 400.",
+    ),
     OpenApiParameter("since", str, description="ISO 8601 date-time or date, inclusive; a date means its start."),
     OpenApiParameter("until", str, description="ISO 8601 date-time or date, exclusive; a date includes that day."),
 ]
