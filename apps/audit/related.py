@@ -19,6 +19,7 @@ target or related object is one of the parts (both columns are indexed).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,14 @@ class Parts(dict[str, set[str]]):
 
     def ids(self, audit_type: str) -> set[str]:
         return self.get(audit_type, set())
+
+
+def public_id(key: str) -> uuid.UUID | None:
+    """``key`` as a public id (a UUID), or None when it is not one: then no object has it."""
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return None
 
 
 def provide(kind: str, provider: Provider) -> None:

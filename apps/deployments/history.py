@@ -3,8 +3,6 @@ deployments of the releases found below (a model's, a version's, a release's), o
 
 from __future__ import annotations
 
-import uuid
-
 from apps.audit import related
 
 from .models import Deployment
@@ -12,10 +10,7 @@ from .models import Deployment
 
 def _deployments(kind: str, key: str, parts: related.Parts) -> None:
     if kind == "deployment":
-        try:
-            found = Deployment.objects.filter(public_id=uuid.UUID(key))
-        except ValueError:
-            return
+        found = Deployment.objects.filter(public_id=related.public_id(key))
     else:
         found = Deployment.objects.filter(release__public_id__in=list(parts.ids("release")))
     parts.add("deployment", *found.values_list("public_id", flat=True))

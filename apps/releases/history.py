@@ -3,8 +3,6 @@ release requests for a model's versions (or one release), their approvals and po
 
 from __future__ import annotations
 
-import uuid
-
 from apps.audit import related
 
 from .models import Approval, PostReleaseReview, ReleaseRequest
@@ -12,10 +10,7 @@ from .models import Approval, PostReleaseReview, ReleaseRequest
 
 def _releases(kind: str, key: str, parts: related.Parts) -> None:
     if kind == "release":
-        try:
-            requests = ReleaseRequest.objects.filter(public_id=uuid.UUID(key))
-        except ValueError:
-            return
+        requests = ReleaseRequest.objects.filter(public_id=related.public_id(key))
     else:
         requests = ReleaseRequest.objects.filter(version_id__in=[int(i) for i in parts.ids("model_version")])
     found = list(requests.values_list("pk", "public_id"))

@@ -123,6 +123,8 @@ def test_an_unknown_or_malformed_subject_is_a_400_naming_it_and_a_viewer_learns_
 ):
     missing = auditor_api.get(EVENTS, {"related": "model:no-such-model"})
     assert missing.status_code == 400 and "no model 'no-such-model' is known" in missing.json()["detail"]
+    not_an_id = auditor_api.get(EVENTS, {"related": "release:not-an-id"})
+    assert not_an_id.status_code == 400 and "no release 'not-an-id' is known" in not_an_id.json()["detail"]
     malformed = auditor_api.get(EVENTS, {"related": "churn"})
     assert malformed.status_code == 400 and "related" in malformed.json()["errors"]
     # someone without the trail gets the same 403 whether or not the subject exists
