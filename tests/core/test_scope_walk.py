@@ -314,6 +314,9 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "releases:review_close": (BOTH, lambda s: {"release_id": s.release.public_id}),
     "releases:release_request": (BOTH, _version),
     "deployments:target_list": (ONCE, lambda s: {}),
+    "deployments:target_edit": (ONCE, lambda s: {"target_id": s.deployment.target.public_id}),
+    "deployments:target_delete": (ONCE, lambda s: {"target_id": s.deployment.target.public_id}),
+    "deployments:release_deploy": (BOTH, lambda s: {"release_id": s.release.public_id}),
     "deployments:deployment_list": (ONCE, lambda s: {}),
     "deployments:deployment_detail": (
         BOTH,

@@ -47,6 +47,7 @@ NOT_PAGES = {
     "releases:review_close",
     "releases:release_request",
     "deployments:deployment_command",
+    "deployments:target_delete",
     "notifications:webhook_action",
     "notifications:webhook_create",
     "audit:export",
@@ -126,6 +127,8 @@ def world(make_user, team):
     return {
         "admin": admin,
         "deployments:target_list": "/targets/",
+        "deployments:target_edit": f"/targets/{deployment.target.public_id}/",
+        "deployments:release_deploy": f"/releases/{release.public_id}/deploy/",
         "deployments:deployment_list": "/deployments/",
         "deployments:deployment_detail": f"/deployments/{deployment.public_id}/",
         "accounts:login": "/login/",
