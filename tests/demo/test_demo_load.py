@@ -77,6 +77,7 @@ def test_demo_artifacts_pass_the_workers_full_verification(django_capture_on_com
     assert set(Dataset.objects.values_list("status", flat=True)) == {"ready"}
 
 
+@pytest.mark.embedded_pass  # the demo's evidence, as scripts/run's worker makes it (tests/evidence: on PostgreSQL)
 @pytest.mark.django_db
 def test_the_demo_gets_finished_evidence_of_every_kind_once_verified(django_capture_on_commit_callbacks):
     from apps.evidence.models import EvidenceRun
