@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import Prefetch
 from django.utils import timezone
 
 from apps.deployments import governance
@@ -28,15 +27,12 @@ from apps.deployments import services as deployments
 from apps.deployments.choices import ACTIVE, DeploymentState
 from apps.deployments.models import Deployment, DeploymentTarget
 from apps.deployments.plans import DriverError, Observed
-from apps.releases.models import Approval
-from apps.releases.selectors import environment_decisions
+from apps.releases.selectors import approvals_named, environment_decisions
 from worker.drivers.registry import driver_for
 
 logger = logging.getLogger(__name__)
 
 LIVE = (*ACTIVE, DeploymentState.SUCCEEDED)
-# the governance check names each approver: read with the approvals, not one query per release
-APPROVALS = Approval.objects.select_related("approver", "approver_service_account")
 
 
 def _finding(kind: str, service: str, message: str, deployment: Deployment | None = None, **extra) -> dict:
@@ -65,10 +61,8 @@ def findings_for(target: DeploymentTarget, observed: list[Observed]) -> list[dic
     live = list(
         Deployment.objects.filter(target=target, state__in=LIVE)
         .select_related("release", "version", "model", "replaces", "replaces__version", "replaces__model")
-        .prefetch_related(
-            Prefetch("release__approvals", queryset=APPROVALS),
-            Prefetch("replaces__release__approvals", queryset=APPROVALS),
-        )
+        # the governance check names each approver: read with the approvals, not one query per release
+        .prefetch_related(approvals_named("release__approvals"), approvals_named("replaces__release__approvals"))
     )
     by_service: dict[str, list[Deployment]] = {}
     for d in live:

@@ -36,6 +36,7 @@ from apps.deployments.models import Deployment, DeploymentTarget
 from apps.deployments.plans import DigestMismatch, DriverError, StaleFence
 from apps.registry.models import ModelVersion
 from apps.releases.models import ReleaseRequest
+from apps.releases.selectors import approvals_named
 from worker.drivers.registry import driver_for
 from worker.fetch import Unfetchable, fetch_rehashed
 
@@ -96,7 +97,7 @@ def refusal(deployment: Deployment) -> str:
     and the artifact's bytes re-hashed (``fetch_rehashed``). ``""`` when the apply may go ahead."""
     release = (
         ReleaseRequest.objects.select_related("environment", "version", "model")
-        .prefetch_related("approvals")
+        .prefetch_related(approvals_named())  # the gate names the approvers
         .get(pk=deployment.release_id)
     )
     version = ModelVersion.objects.select_related("model").get(pk=deployment.version_id)

@@ -71,7 +71,7 @@ class Subject:
     parts: tuple[tuple[str, tuple[str, ...]], ...]  # sorted, hashable: (audit type, ids)
 
 
-def _refusal(text: str, message: str) -> ValidationFailed:
+def _refusal(message: str) -> ValidationFailed:
     return ValidationFailed(f"related: {message}", errors={"related": [message]})
 
 
@@ -80,7 +80,7 @@ def parse(text: str) -> str:
     kind, sep, key = text.strip().partition(":")
     kind, key = kind.strip(), key.strip()
     if not sep or kind not in KINDS or not key:
-        raise _refusal(text, f"name a subject as kind:key ({EXAMPLE}).")
+        raise _refusal(f"name a subject as kind:key ({EXAMPLE}).")
     return f"{kind}:{key}"
 
 
@@ -95,7 +95,7 @@ def resolve(text: str) -> Subject:
         if provider_kind == kind:
             provider(kind, key, parts)
     if not any(parts.values()):
-        raise _refusal(text, f"no {kind} {key!r} is known.")
+        raise _refusal(f"no {kind} {key!r} is known.")
     return Subject(
         text=f"{kind}:{key}",
         kind=kind,

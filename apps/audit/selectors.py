@@ -11,7 +11,7 @@ from apps.core.principals import Principal
 from apps.core.totals import Total, total_of
 from apps.rbac import services as rbac
 
-from .filters import EventFilter, apply_filters
+from .filters import EventFilter, apply_filters, resolve_subject
 from .models import AuditEvent
 
 
@@ -23,6 +23,10 @@ def event_list(*, actor: Principal, filters: EventFilter) -> QuerySet[AuditEvent
     when that is on, seals them.
     """
     rbac.require(actor, "audit.view")
+    return _ordered(resolve_subject(filters))  # a subject's objects are looked up only after the check
+
+
+def _ordered(filters: EventFilter) -> QuerySet[AuditEvent]:
     qs = apply_filters(AuditEvent.objects.all(), filters)
     return qs.order_by(F("seq").desc(nulls_first=True), "-id")
 
@@ -63,7 +67,9 @@ def event_page(
     before_seq, after_seq = _cursor(before, "before"), _cursor(after, "after")
     if before_seq is not None and after_seq is not None:
         raise ValidationFailed("Send either before or after, not both.", errors={"after": ["Not with before."]})
-    listed = event_list(actor=actor, filters=filters)
+    rbac.require(actor, "audit.view")
+    filters = resolve_subject(filters)  # once for the page and its total, after the check
+    listed = _ordered(filters)
     qs = listed.filter(seq__isnull=False).order_by("-seq")
     older = newer = None
     if after_seq is not None:

@@ -12,7 +12,7 @@ def _deployments(kind: str, key: str, parts: related.Parts) -> None:
     if kind == "deployment":
         found = Deployment.objects.filter(public_id=related.public_id(key))
     else:
-        found = Deployment.objects.filter(release__public_id__in=list(parts.ids("release")))
+        found = Deployment.objects.filter(release__public_id__in=parts.ids("release"))
     parts.add("deployment", *found.values_list("public_id", flat=True))
 
 

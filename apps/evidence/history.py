@@ -11,9 +11,9 @@ from .models import EvidenceFile, EvidenceRun, FindingReview
 
 
 def _runs(kind: str, key: str, parts: related.Parts) -> None:
-    on = Q(version_id__in=[int(i) for i in parts.ids("model_version")])
+    on = Q(version_id__in=parts.ids("model_version"))
     if kind == "model":
-        on |= Q(model_id__in=[int(i) for i in parts.ids("model")])
+        on |= Q(model_id__in=parts.ids("model"))
     runs = list(EvidenceRun.objects.filter(on).values_list("pk", "public_id"))
     if not runs:
         return

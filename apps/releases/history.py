@@ -12,7 +12,7 @@ def _releases(kind: str, key: str, parts: related.Parts) -> None:
     if kind == "release":
         requests = ReleaseRequest.objects.filter(public_id=related.public_id(key))
     else:
-        requests = ReleaseRequest.objects.filter(version_id__in=[int(i) for i in parts.ids("model_version")])
+        requests = ReleaseRequest.objects.filter(version_id__in=parts.ids("model_version"))
     found = list(requests.values_list("pk", "public_id"))
     if not found:
         return

@@ -25,6 +25,12 @@ from .matching import fills, match
 from .models import Approval, Environment, GateDecision, PostReleaseReview, ReleaseRequest
 
 
+def approvals_named(path: str = "approvals") -> Prefetch:
+    """A release's approvals (at ``path``) with the people and service accounts who gave them, read in one go:
+    what the gate's approvals summary names."""
+    return Prefetch(path, queryset=Approval.objects.select_related("approver", "approver_service_account"))
+
+
 def _releases() -> QuerySet[ReleaseRequest]:
     return ReleaseRequest.objects.select_related(
         "version",
@@ -35,9 +41,7 @@ def _releases() -> QuerySet[ReleaseRequest]:
         "requested_by",
         "requested_by_service_account",
         "review",
-    ).prefetch_related(
-        Prefetch("approvals", queryset=Approval.objects.select_related("approver", "approver_service_account"))
-    )
+    ).prefetch_related(approvals_named())
 
 
 def environment_list() -> QuerySet[Environment]:

@@ -20,6 +20,7 @@ from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal, PrincipalKind
 from apps.rbac import services as rbac
 from apps.releases.models import ReleaseRequest
+from apps.releases.selectors import approvals_named
 
 from .. import governance, strategies
 from ..choices import ACTIVE, DeploymentKind, DeploymentState, Phase, Strategy
@@ -115,7 +116,7 @@ def _deployment_start(
 ) -> Deployment | Exception:
     release = (
         ReleaseRequest.objects.select_related("version", "version__model", "model", "environment")
-        .prefetch_related("approvals")
+        .prefetch_related(approvals_named())  # the gate names the approvers
         .filter(public_id=release_id)
         .first()
     )
