@@ -274,12 +274,20 @@ ASSAY_AUDIT_SIGNING_KEY_FILE = env("ASSAY_AUDIT_SIGNING_KEY_FILE", str(VAR_DIR /
 ASSAY_AUDIT_SIGNING_KEY = env("ASSAY_AUDIT_SIGNING_KEY")  # base64 raw 32-byte seed; wins over the file
 ASSAY_AUDIT_TRUSTED_KEYS_DIR = env("ASSAY_AUDIT_TRUSTED_KEYS_DIR", str(VAR_DIR / "keys" / "trusted"))
 ASSAY_CHECKPOINT_URL = env("ASSAY_CHECKPOINT_URL", (VAR_DIR / "checkpoints").as_uri())
+# The audit log's name in its signed tree heads (the C2SP checkpoint's origin line and the key's name):
+# a name unique to this installation, conventionally its host and path.
+ASSAY_AUDIT_LOG_ORIGIN = env("ASSAY_AUDIT_LOG_ORIGIN", "assay.local/audit")
 ASSAY_CHECKPOINT_INTERVAL_SECONDS = env_int("ASSAY_CHECKPOINT_INTERVAL_SECONDS", 300)
 # Events are sealed (seq + hash) by the periodic seal task every ASSAY_AUDIT_SEAL_INTERVAL_SECONDS, and by
 # every reader that verifies or exports; ASSAY_AUDIT_SEAL_ON_COMMIT=1 also seals right after each writing
 # transaction commits, in the writing process (a transaction more per write, for deployments without beat).
 ASSAY_AUDIT_SEAL_ON_COMMIT = env_bool("ASSAY_AUDIT_SEAL_ON_COMMIT", False)
 ASSAY_AUDIT_SEAL_INTERVAL_SECONDS = env_int("ASSAY_AUDIT_SEAL_INTERVAL_SECONDS", 2)
+
+# Reports: the key that signs report PDFs (PKCS#8 PEM, ECDSA P-256 or RSA) and its X.509 certificate, which
+# is offered for download; the embedded setup creates a self-signed pair, production installs its own.
+ASSAY_REPORT_SIGNING_KEY_FILE = env("ASSAY_REPORT_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "report-signing.pem"))
+ASSAY_REPORT_CERTIFICATE_FILE = env("ASSAY_REPORT_CERTIFICATE_FILE", str(VAR_DIR / "keys" / "report-signing.crt"))
 
 # Policies: evaluate the Rego packs on an OPA server (its Data API) instead of with regopy here.
 ASSAY_OPA_URL = env("ASSAY_OPA_URL", "")

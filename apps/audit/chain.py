@@ -51,6 +51,8 @@ from django.utils import timezone
 
 from apps.core.fastpath import after_commit, hot_cursor
 
+from . import tree
+
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
@@ -421,11 +423,13 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
                 cursor.execute(_HEAD)
                 head = cursor.fetchone()
                 seq, prev = (head[0], head[1]) if head else (0, GENESIS)
+                start, drained = seq, False
                 for _ in range(10):  # bounded, so one transaction never grows without end under load
                     cursor.execute(work)
                     ids = [row[0] for row in cursor.fetchall()]
                     if not ids:
-                        return total
+                        drained = True
+                        break
                     cursor.execute(select, [ids if connection.vendor == "postgresql" else json.dumps(ids)])
                     rows = cursor.fetchall()
                     # An entry put on the list by hand, for an event sealed already or for none, is
@@ -442,6 +446,10 @@ def seal_pending(*, blocking: bool = False, batch: int = 2000) -> int:
                     if seals:
                         _write_seals(cursor, seals, timezone.now())
                     total += len(rows)
+                if seq // tree.BLOCK > start // tree.BLOCK:  # a block of the Merkle tree was completed
+                    tree.extend(cursor, seq)
+            if drained:
+                return total
 
 
 def seal_after_commit() -> None:

@@ -8,6 +8,11 @@ the SHA-256 of the raw public key, so keys can rotate: the verifier trusts the
 current key's public half plus every public key in the trusted-keys folder.
 Checkpoints are written to a folder (``file:///…``) or an S3 bucket
 (``s3://bucket/prefix``).
+
+Since the Merkle tree (``apps.audit.tree``) a checkpoint also carries ``root`` (the tree's
+root over the first ``seq`` events, hex) and ``note``: the same tree head as a signed note in
+the C2SP checkpoint format (``apps.audit.notes``), signed by the same key, which is what an
+auditor checks inclusion and consistency proofs against.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from . import notes, tree
 from .chain import format_time, seal_pending
 
 DOMAIN = b"assay-audit-checkpoint:v1"
@@ -43,18 +49,23 @@ class Checkpoint:
     time: str
     key_id: str
     signature: str
+    root: str = ""  # the Merkle tree's root over events 1..seq (hex); empty in checkpoints older than the tree
+    note: str = ""  # the tree head as a signed note (C2SP tlog-checkpoint)
 
     def message(self) -> bytes:
         return b"\n".join([DOMAIN, str(self.seq).encode(), self.hash.encode(), self.time.encode()])
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "seq": self.seq,
             "hash": self.hash,
             "time": self.time,
             "key_id": self.key_id,
             "signature": self.signature,
         }
+        if self.note:
+            out.update(root=self.root, note=self.note)
+        return out
 
 
 def key_id_for(public_key: Ed25519PublicKey) -> str:
@@ -212,6 +223,10 @@ def checkpoint_write() -> Checkpoint | None:
     cp = Checkpoint(seq=int(head[0]), hash=head[1], time=format_time(timezone.now()), key_id="", signature="")
     cp.key_id = key_id_for(key.public_key())
     cp.signature = base64.b64encode(key.sign(cp.message())).decode()
+    root = tree.TreeReader(cp.seq).root()
+    cp.root = root.hex()
+    origin = settings.ASSAY_AUDIT_LOG_ORIGIN
+    cp.note = notes.sign(notes.checkpoint_body(origin, cp.seq, root), name=origin, key=key)
     store().put(f"checkpoint-{cp.seq:015d}-{cp.key_id}.json", json.dumps(cp.as_dict(), sort_keys=True).encode())
     return cp
 
@@ -231,8 +246,10 @@ def load_verified() -> LoadedCheckpoints:
         try:
             data = json.loads(body)
             cp = Checkpoint(**{k: data[k] for k in ("seq", "hash", "time", "key_id", "signature")})
-            if type(cp.seq) is not int or not all(isinstance(v, str) for v in (cp.hash, cp.time, cp.key_id)):
-                raise ValueError("malformed checkpoint: seq must be an integer, hash, time and key_id text")
+            cp.root, cp.note = data.get("root", ""), data.get("note", "")
+            texts = (cp.hash, cp.time, cp.key_id, cp.root, cp.note)
+            if type(cp.seq) is not int or not all(isinstance(v, str) for v in texts):
+                raise ValueError("malformed checkpoint: seq must be an integer, the other fields text")
             public = keys.get(cp.key_id)
             if public is None:
                 raise InvalidSignature(
@@ -242,9 +259,32 @@ def load_verified() -> LoadedCheckpoints:
                 public.verify(base64.b64decode(cp.signature, validate=True), cp.message())
             except (InvalidSignature, ValueError) as exc:
                 raise InvalidSignature(f"the signature does not verify with key {cp.key_id}") from exc
+            if cp.note:
+                _check_note(cp, public)
             out.valid.append(cp)
-        except (InvalidSignature, ValueError, KeyError, TypeError) as exc:
+        except (InvalidSignature, notes.NoteError, ValueError, KeyError, TypeError) as exc:
             bad = data if isinstance(data, dict) else {}
             out.invalid.append({**bad, "_name": name, "_error": str(exc) or exc.__class__.__name__})
     out.valid.sort(key=lambda c: c.seq)
     return out
+
+
+def _check_note(cp: Checkpoint, public: Ed25519PublicKey) -> None:
+    """The checkpoint's signed note verifies with the key that signed it and states the same tree head."""
+    origin = cp.note.split("\n", 1)[0]
+    names = {origin, settings.ASSAY_AUDIT_LOG_ORIGIN}
+    head = notes.open_checkpoint(cp.note, [(name, public) for name in names])
+    if head.size != cp.seq or head.root.hex() != cp.root:
+        raise notes.NoteError("the signed note states another tree head than the checkpoint")
+
+
+def latest_verified() -> Checkpoint | None:
+    """The newest checkpoint with a signed tree head that a trusted key verifies (None if there is none)."""
+    with_note = [cp for cp in load_verified().valid if cp.note]
+    return with_note[-1] if with_note else None
+
+
+def verifier_keys() -> list[str]:
+    """The trusted keys in the signed-note verifier format, named with this log's origin."""
+    origin = settings.ASSAY_AUDIT_LOG_ORIGIN
+    return [notes.verifier_key(origin, public) for public in trusted_public_keys().values()]

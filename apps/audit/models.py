@@ -173,3 +173,22 @@ class AuditPending(models.Model):
 
     def __str__(self) -> str:
         return f"pending {self.event_id}"
+
+
+class AuditTreeNode(models.Model):
+    """A stored Merkle subtree hash: the complete subtree of ``2**level`` leaves starting at leaf ``idx * 2**level``.
+
+    Written by the sealer in the transaction that seals the subtree's last event (levels 4 and
+    up; ``apps.audit.tree``), never changed (triggers refuse UPDATE, DELETE and TRUNCATE).
+    """
+
+    pk = models.CompositePrimaryKey("level", "idx")
+    level = models.PositiveSmallIntegerField()
+    idx = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "audit_tree_node"
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.idx} {self.hash}"

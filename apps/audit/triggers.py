@@ -4,6 +4,8 @@
   PostgreSQL): an event is written once and never touched again, sealing included.
   Each insert puts the event's id on the sealer's work list (``audit_pending``).
 - ``audit_seal``: INSERT only, likewise.
+- ``audit_tree_node``: INSERT only (the stored Merkle subtree hashes, ``apps.audit.tree``);
+  its triggers are installed once the table exists (migration 0006).
 - ``audit_pending``: INSERT, and DELETE of an entry whose event has a seal (the
   sealer's step) or does not exist; UPDATE, an early DELETE (which would keep an
   event out of the chain) and TRUNCATE are refused.
@@ -14,6 +16,8 @@ from __future__ import annotations
 MESSAGE = "audit_event is append-only"
 SEAL_MESSAGE = "audit_seal is append-only"
 PENDING_MESSAGE = "audit_pending: an entry leaves only once its event is sealed"
+TREE_MESSAGE = "audit_tree_node is append-only"
+TREE_TABLE = "audit_tree_node"
 
 # Older names, dropped by ``drop`` so that an upgrade from any earlier version starts clean.
 _OLD_SQLITE = ("audit_event_no_update", "audit_event_no_delete")
@@ -127,12 +131,47 @@ def _postgres_drop_old() -> list[str]:
     ]
 
 
-def install_statements(vendor: str) -> list[str]:
-    return {"sqlite": _sqlite_install, "postgresql": _postgres_install}[vendor]()
+def _tree_install(vendor: str) -> list[str]:
+    if vendor == "sqlite":
+        return [
+            f"""CREATE TRIGGER IF NOT EXISTS audit_tree_node_no_update BEFORE UPDATE ON audit_tree_node
+            BEGIN SELECT RAISE(ABORT, '{TREE_MESSAGE}: UPDATE refused'); END""",
+            f"""CREATE TRIGGER IF NOT EXISTS audit_tree_node_no_delete BEFORE DELETE ON audit_tree_node
+            BEGIN SELECT RAISE(ABORT, '{TREE_MESSAGE}: DELETE refused'); END""",
+        ]
+    return [
+        f"""CREATE OR REPLACE FUNCTION audit_tree_node_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '{TREE_MESSAGE}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
+        END $$""",
+        "DROP TRIGGER IF EXISTS audit_tree_node_append_only ON audit_tree_node",
+        """CREATE TRIGGER audit_tree_node_append_only BEFORE UPDATE OR DELETE ON audit_tree_node
+        FOR EACH ROW EXECUTE FUNCTION audit_tree_node_guard()""",
+        "DROP TRIGGER IF EXISTS audit_tree_node_no_truncate ON audit_tree_node",
+        """CREATE TRIGGER audit_tree_node_no_truncate BEFORE TRUNCATE ON audit_tree_node
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_tree_node_guard()""",
+    ]
 
 
-def drop_statements(vendor: str) -> list[str]:
-    return {"sqlite": _sqlite_drop, "postgresql": _postgres_drop}[vendor]()
+def _tree_drop(vendor: str) -> list[str]:
+    if vendor == "sqlite":
+        return ["DROP TRIGGER IF EXISTS audit_tree_node_no_update", "DROP TRIGGER IF EXISTS audit_tree_node_no_delete"]
+    return [
+        "DROP TRIGGER IF EXISTS audit_tree_node_append_only ON audit_tree_node",
+        "DROP TRIGGER IF EXISTS audit_tree_node_no_truncate ON audit_tree_node",
+        "DROP FUNCTION IF EXISTS audit_tree_node_guard()",
+    ]
+
+
+def install_statements(vendor: str, *, tree: bool = True) -> list[str]:
+    """The triggers' statements; ``tree``: also those of the tree's table (which exists from migration 0006)."""
+    out = {"sqlite": _sqlite_install, "postgresql": _postgres_install}[vendor]()
+    return out + _tree_install(vendor) if tree else out
+
+
+def drop_statements(vendor: str, *, tree: bool = True) -> list[str]:
+    out = {"sqlite": _sqlite_drop, "postgresql": _postgres_drop}[vendor]()
+    return out + _tree_drop(vendor) if tree else out
 
 
 def drop_old_statements(vendor: str) -> list[str]:
@@ -149,17 +188,25 @@ def _connection_of(schema_editor_or_connection):
     return schema_editor_or_connection.connection
 
 
-def install(schema_editor_or_connection) -> None:
-    connection = _connection_of(schema_editor_or_connection)
+def _has_tree(connection) -> bool:
     with connection.cursor() as cursor:
-        for sql in install_statements(connection.vendor):
+        return TREE_TABLE in connection.introspection.table_names(cursor)
+
+
+def install(schema_editor_or_connection) -> None:
+    """Install the triggers of every audit table there is (an older migration runs before the tree's table)."""
+    connection = _connection_of(schema_editor_or_connection)
+    statements = install_statements(connection.vendor, tree=_has_tree(connection))
+    with connection.cursor() as cursor:
+        for sql in statements:
             cursor.execute(sql)
 
 
 def drop(schema_editor_or_connection) -> None:
     connection = _connection_of(schema_editor_or_connection)
+    statements = drop_statements(connection.vendor, tree=_has_tree(connection))
     with connection.cursor() as cursor:
-        for sql in drop_statements(connection.vendor):
+        for sql in statements:
             cursor.execute(sql)
 
 
@@ -167,4 +214,12 @@ def drop_old(schema_editor_or_connection) -> None:
     connection = _connection_of(schema_editor_or_connection)
     with connection.cursor() as cursor:
         for sql in drop_old_statements(connection.vendor):
+            cursor.execute(sql)
+
+
+def drop_tree(schema_editor_or_connection) -> None:
+    """Drop the tree table's triggers alone (migration 0006 reversed)."""
+    connection = _connection_of(schema_editor_or_connection)
+    with connection.cursor() as cursor:
+        for sql in _tree_drop(connection.vendor):
             cursor.execute(sql)

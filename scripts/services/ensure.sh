@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers the suite needs are up: PostgreSQL, Redis and RabbitMQ (started before CI on
-# these machines; restarted here if stopped) and Chromium for the browser tests (installed from Debian).
+# these machines; restarted here if stopped), Chromium for the browser tests and poppler-utils for the
+# report tests (both installed from Debian).
 # A server started here gets no descriptor of the caller's: one holding CI's output pipe would keep
 # CI waiting after the run has finished.
 set -euo pipefail
@@ -20,4 +21,9 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "==> installing Chromium for the browser tests"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v pdftoppm >/dev/null; then
+  echo "==> installing poppler-utils (pdftoppm) to render the report PDFs' pages in the tests"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
 fi

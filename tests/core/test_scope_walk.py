@@ -268,6 +268,9 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "api:audit-events": (ONCE, lambda s: {}),
     "api:audit-export": (ONCE, lambda s: {}),
     "api:audit-verify": (ONCE, lambda s: {}),
+    "api:audit-checkpoint": (ONCE, lambda s: {}),
+    "api:audit-proof-consistency": (ONCE, lambda s: {}),
+    "api:audit-proof-inclusion": (ONCE, lambda s: {}),
     # dashboard
     "accounts:login": (ONCE, lambda s: {}),
     "accounts:tokens": (ONCE, lambda s: {}),

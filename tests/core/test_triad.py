@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from apps.audit.chain import seal_pending
 from apps.audit.models import AuditEvent
 from tests.support.routes import served_routes
 from tests.support.triad import (
@@ -59,6 +60,7 @@ HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
 DEPLOYMENT = lambda w: {"deployment_id": w.deployment.public_id}  # noqa: E731
 TARGET = lambda w: {"target_id": w.spare_target.public_id}  # noqa: E731
 DEPLOYMENT_ID = lambda w: str(w.deployment.public_id)  # noqa: E731
+SEALED = lambda w: seal_pending(blocking=True)  # noqa: E731  (proofs are over the sealed trail)
 DOWNLOAD_LINK = lambda w: {"token": download_token(w, "contributor")}  # noqa: E731  (``given=stored_dataset``)
 
 # What a list must not show a person without a role (and does show the right role).
@@ -876,6 +878,9 @@ TABLE: list[Route] = [
     row("api:audit-events", "GET", AUDITOR, "viewer", nobody=403),
     row("api:audit-export", "GET", AUDITOR, "viewer", nobody=403, query="?format=csv"),
     row("api:audit-verify", "GET", AUDITOR, "viewer", nobody=403),
+    row("api:audit-checkpoint", "GET", AUDITOR, "viewer", nobody=403),
+    row("api:audit-proof-consistency", "GET", AUDITOR, "viewer", nobody=403, query="?from=1", given=SEALED),
+    row("api:audit-proof-inclusion", "GET", AUDITOR, "viewer", nobody=403, query="?seq=1", given=SEALED),
 ]
 
 ROWS = {r.key: r for r in TABLE}

@@ -15,7 +15,13 @@ from apps.core.api.params import query_choice
 from .. import exports, selectors, trail
 from ..choices import Outcome
 from ..filters import parse_filters
-from .serializers import AuditEventSerializer, VerifySerializer
+from .serializers import (
+    AuditEventSerializer,
+    ConsistencyProofSerializer,
+    InclusionProofSerializer,
+    SignedHeadSerializer,
+    VerifySerializer,
+)
 
 FILTER_PARAMETERS = [
     OpenApiParameter("actor", str, description="Actor name, or `type:id` (e.g. `user:7`, `service_account:3`)."),
@@ -129,3 +135,49 @@ class VerifyView(APIView):
     def get(self, request):
         result = trail.trail_verify(actor=request.principal)
         return Response(VerifySerializer(result.as_dict()).data)
+
+
+class CheckpointView(APIView):
+    """The newest signed tree head (chain head and Merkle root, signed), and the keys that verify it. `audit.view`."""
+
+    @extend_schema(responses=SignedHeadSerializer, operation_id="audit_checkpoint_latest")
+    def get(self, request):
+        head = trail.checkpoint_latest(actor=request.principal)
+        return Response(SignedHeadSerializer(head).data)
+
+
+class ConsistencyProofView(APIView):
+    """An RFC 9162 consistency proof between two tree sizes: the log of `to` events extends the log of `from`.
+
+    `to` defaults to the newest signed tree head. Needs `audit.view`.
+    """
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", int, required=True, description="The older tree size (a checkpoint you hold)."),
+            OpenApiParameter("to", int, description="The newer tree size; default: the newest signed tree head."),
+        ],
+        responses=ConsistencyProofSerializer,
+        operation_id="audit_proof_consistency",
+    )
+    def get(self, request):
+        params = request.query_params
+        proof = trail.proof_consistency(actor=request.principal, old=params.get("from"), new=params.get("to"))
+        return Response(ConsistencyProofSerializer(proof).data)
+
+
+class InclusionProofView(APIView):
+    """An RFC 9162 inclusion proof: event `seq` is leaf `seq - 1` of the tree of `tree_size` events. `audit.view`."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("seq", int, required=True),
+            OpenApiParameter("tree_size", int, description="Default: the newest signed tree head holding the event."),
+        ],
+        responses=InclusionProofSerializer,
+        operation_id="audit_proof_inclusion",
+    )
+    def get(self, request):
+        params = request.query_params
+        proof = trail.proof_inclusion(actor=request.principal, seq=params.get("seq"), size=params.get("tree_size"))
+        return Response(InclusionProofSerializer(proof).data)
