@@ -132,6 +132,7 @@ INSTALLED_APPS = [
     "apps.releases",
     "apps.deployments",
     "apps.notifications",
+    "apps.reports",
     "apps.demo",
 ]
 
@@ -505,5 +506,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint logs every layout step and page at INFO, and fontTools every subset: a report's PDF
+        # would fill the worker's log. Their warnings and errors (a refused resource) still show.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

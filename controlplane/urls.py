@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("apps.deployments.api.urls")),
     path("", include("apps.notifications.api.urls")),
     path("", include("apps.audit.api.urls")),
+    path("", include("apps.reports.api.urls")),
     # Keep last: any other /api/v1/ path is a problem+json 401 (anonymous) or 404.
     re_path(r"^[\s\S]*$", ApiNotFoundView.as_view(), name="not_found"),  # [\s\S]: a newline in the path too
 ]
@@ -32,6 +33,7 @@ urlpatterns = [
     path("", include("apps.deployments.urls")),
     path("", include("apps.notifications.urls")),
     path("", include("apps.audit.urls")),
+    path("", include("apps.reports.urls")),
 ]
 
 handler403 = "apps.core.views.forbidden"

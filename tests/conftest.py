@@ -94,11 +94,13 @@ def _job_handlers():
 
 @pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path):
-    """Each test gets its own artifact and checkpoint folders."""
+    """Each test gets its own artifact and checkpoint folders, and its own signing keys."""
     settings.ASSAY_STORAGE_URL = (tmp_path / "artifacts").as_uri()
     settings.ASSAY_CHECKPOINT_URL = (tmp_path / "checkpoints").as_uri()
     settings.ASSAY_AUDIT_SIGNING_KEY_FILE = str(tmp_path / "keys" / "audit.pem")
     settings.ASSAY_AUDIT_TRUSTED_KEYS_DIR = str(tmp_path / "keys" / "trusted")
+    settings.ASSAY_REPORT_SIGNING_KEY_FILE = str(tmp_path / "keys" / "report-signing.pem")
+    settings.ASSAY_REPORT_CERTIFICATE_FILE = str(tmp_path / "keys" / "report-signing.crt")
     yield
     shutil.rmtree(tmp_path / "artifacts", ignore_errors=True)
 

@@ -10,7 +10,7 @@ This module is pure: it computes over a function ``subtree(start, size)`` that r
 hash of leaves ``[start, start + size)`` and knows nothing of the database
 (``apps.audit.tree`` supplies one). The verification functions are RFC 9162 §2.1.3.2 and
 §2.1.4.2 as written; ``scripts/verify_pack.py`` holds its own copy (the offline verifier
-imports nothing from Assay) and ``tests/audit/test_merkle.py`` holds the two to each other.
+imports nothing from Assay) and ``tests/reports/test_pack.py`` holds the two to each other.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ def assay(request) -> dict:
         principal = principal_for_user(user)
         nav = {
             "can_view_audit": rbac.has_global(principal, "audit.view"),
+            "can_view_reports": rbac.has_anywhere(principal, "reports.view"),
             "is_admin": rbac.has_global(principal, "accounts.manage"),
             "can_view_access": rbac.has_global(principal, "accounts.view"),
             "can_view_webhooks": rbac.has_anywhere(principal, "notifications.view"),

@@ -33,8 +33,8 @@ from django.conf import settings
 from apps.core.errors import ValidationFailed
 
 CHUNK = 1024 * 1024
-KINDS = ("artifacts", "datasets", "evidence")
-_KEY_RE = re.compile(r"^(artifacts|datasets|evidence)/[0-9a-f]{32}$")
+KINDS = ("artifacts", "datasets", "evidence", "reports")
+_KEY_RE = re.compile(r"^(artifacts|datasets|evidence|reports)/[0-9a-f]{32}$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 

@@ -29,6 +29,7 @@ class Scope(models.TextChoices):
     POLICIES_WRITE = "policies:write", "Manage policies"
     NOTIFICATIONS_WRITE = "notifications:write", "Manage a team's outbound webhooks"
     AUDIT_READ = "audit:read", "Read and export the audit trail"
+    REPORTS = "reports", "Generate and download audit reports and evidence packs"
     ADMIN = "admin", "Manage users, teams, roles and service accounts"
 
 
@@ -64,6 +65,10 @@ PERMISSIONS: dict[str, str] = {
     "notifications.allow_host": Scope.ADMIN,
     "audit.view": Scope.AUDIT_READ,
     "audit.export": Scope.AUDIT_READ,
+    # see and download reports (a report belongs to its subject's model and team)
+    "reports.view": Scope.REPORTS,
+    # generate a release's report and evidence pack
+    "reports.release": Scope.REPORTS,
     "accounts.view": Scope.READ,
     "accounts.manage": Scope.ADMIN,
 }
@@ -80,6 +85,7 @@ _CONTRIBUTE = {
 }
 _REVIEW = {"releases.approve", "evidence.review"}
 _AUDIT = {"audit.view", "audit.export"}
+_REPORTS = {"reports.view", "reports.release"}
 # Seeing a model's record is not holding its bytes: a dataset may carry personal data and an artifact
 # is the team's work. The people who build, review or examine a model may download it; a viewer and a
 # release manager (whose deployments the control plane carries out) may not.
@@ -94,6 +100,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _REVIEW
         | _DOWNLOAD
         | _AUDIT
+        | _REPORTS
         | {
             "policies.manage",
             "releases.review",
@@ -104,9 +111,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         }
     ),
     Role.RELEASE_MANAGER: frozenset(
-        _VIEW | {"releases.deploy", "releases.emergency", "deployments.deploy", "deployments.halt"}
+        _VIEW | _REPORTS | {"releases.deploy", "releases.emergency", "deployments.deploy", "deployments.halt"}
     ),
-    Role.AUDITOR: frozenset(_VIEW | _AUDIT | _DOWNLOAD | {"accounts.view", "notifications.view"}),
+    Role.AUDITOR: frozenset(_VIEW | _AUDIT | _REPORTS | _DOWNLOAD | {"accounts.view", "notifications.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),
 }
 
@@ -136,6 +143,8 @@ VIEW_PERMISSION_FOR = {
     "accounts": "accounts.view",
     "notifications": "notifications.view",
     "deployments": "deployments.view",
+    # a report is about releases: whoever may see them learns a report exists (403), anyone else gets a 404
+    "reports": "releases.view",
 }
 
 

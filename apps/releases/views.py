@@ -110,6 +110,7 @@ def release_detail(request, release_id):
             ),
             "review": review,
             "can_deploy": deployments.can_deploy(actor=actor, release=release),
+            "can_report": rbac.allows(actor, "reports.release", release),
             "can_close_review": review is not None
             and review.status == ReviewStatus.OPEN
             and me != ("user", release.requested_by_id)

@@ -38,6 +38,7 @@ from tests.support.triad import (
     result_file,
     serving_deployment,
     stored_dataset,
+    stored_report,
 )
 
 pytestmark = pytest.mark.django_db
@@ -177,7 +178,15 @@ ACC, EV, RUNS = "apps.accounts.services", "apps.evidence.services", "apps.eviden
 NOTE, POL, REL = "apps.notifications.services", "apps.policies.services", "apps.releases.services"
 REG, VER, JOBS = "apps.registry.services", "apps.registry.verification", "apps.jobs.services"
 DEP = "apps.deployments.services"
+REP = "apps.reports.services"
 NEW_ONLY = {"stable": None, "new": 100, "shadow": False}
+
+
+def _report(w: World, status: str = "running"):
+    report = stored_report(w)
+    report.status = status
+    report.save(update_fields=["status"])
+    return report
 
 
 def _taken(w: World):
@@ -206,6 +215,46 @@ def _rolling_back(w: World):
 FIGURES = {"requests": 100, "errors": 0, "error_rate": 0.0, "p99_ms": 12.0, "restarts": 0}
 
 WRITERS: list[Writer] = [
+    # --- reports
+    writes(
+        f"{REP}.report_request",
+        "report.requested",
+        lambda w: S(REP).report_request(actor=_root(w), kind="release", release_id=w.release.public_id),
+    ),
+    writes(
+        f"{REP}.report_started",
+        (),
+        lambda w: S(REP).report_started(report_id=w.given.pk),
+        given=lambda w: _report(w, "queued"),
+        why="a report's start is its progress; its request and its outcome are audited",
+    ),
+    writes(
+        f"{REP}.report_progress",
+        (),
+        lambda w: S(REP).report_progress(report_id=w.given.pk, percent=50, message="half"),
+        given=_report,
+        why="progress on the page, not a change anyone accounts for",
+    ),
+    writes(
+        f"{REP}.report_completed",
+        "report.generated",
+        lambda w: S(REP).report_completed(
+            report_id=w.given.pk, files=w.given.files, checkpoint_size=3, checkpoint_root="ab" * 32, events=2
+        ),
+        given=_report,
+    ),
+    writes(
+        f"{REP}.report_failed",
+        "report.failed",
+        lambda w: S(REP).report_failed(report_id=w.given.pk, reason="no key"),
+        given=_report,
+    ),
+    writes(
+        f"{REP}.report_download_start",
+        "report.downloaded",
+        lambda w: S(REP).report_download_start(actor=_root(w), report_id=w.given.public_id, fmt="pdf"),
+        given=lambda w: _report(w, "succeeded"),
+    ),
     # --- accounts
     writes(
         f"{ACC}.user_create",

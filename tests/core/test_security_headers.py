@@ -13,12 +13,15 @@ from apps.accounts.principals import principal_for_user
 from apps.policies.models import PolicyPack
 from apps.releases import services as releases
 from apps.releases.models import Environment
+from apps.reports.models import Report
 from tests.factories.policies import compliant_version, explain_run
 
 pytestmark = pytest.mark.django_db
 
 # Routes answered only to POST (forms' targets, which redirect) or with a download, not a page.
 NOT_PAGES = {
+    "reports:report_download",
+    "reports:release_report",
     "accounts:logout",
     "accounts:token_revoke",
     "accounts:access_user_create",
@@ -124,8 +127,22 @@ def world(make_user, team):
         justification="header walk",
     )
     deployment = _deployment(admin, version, make_user)
+    report = Report.objects.create(  # a report still being generated: its page shows the progress bar
+        kind="release",
+        title="Release report",
+        subject=f"release:{release.public_id}",
+        release=release,
+        model=release.model,
+        owner_team=release.owner_team,
+        formats=["pdf"],
+        status="running",
+        progress=40,
+        files={"pdf": {"key": "reports/" + "0" * 32, "sha256": "0" * 64, "size": 1, "name": "r.pdf"}},
+    )
     return {
         "admin": admin,
+        "reports:report_list": "/reports/",
+        "reports:report_detail": f"/reports/{report.public_id}/",
         "deployments:target_list": "/targets/",
         "deployments:target_edit": f"/targets/{deployment.target.public_id}/",
         "deployments:release_deploy": f"/releases/{release.public_id}/deploy/",

@@ -34,10 +34,13 @@ from tests.support.triad import (
     last_event_id,
     made_up,
     pending_facts_change,
+    report_signer,
+    report_token,
     result_file,
     row,
     serving_deployment,
     stored_dataset,
+    stored_report,
 )
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +63,7 @@ HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
 DEPLOYMENT = lambda w: {"deployment_id": w.deployment.public_id}  # noqa: E731
 TARGET = lambda w: {"target_id": w.spare_target.public_id}  # noqa: E731
 DEPLOYMENT_ID = lambda w: str(w.deployment.public_id)  # noqa: E731
+REPORT = lambda w: {"report_id": w.given.public_id}  # noqa: E731  (``given=stored_report``)
 SEALED = lambda w: seal_pending(blocking=True)  # noqa: E731  (proofs are over the sealed trail)
 DOWNLOAD_LINK = lambda w: {"token": download_token(w, "contributor")}  # noqa: E731  (``given=stored_dataset``)
 
@@ -879,6 +883,50 @@ TABLE: list[Route] = [
     row("api:audit-export", "GET", AUDITOR, "viewer", nobody=403, query="?format=csv"),
     row("api:audit-verify", "GET", AUDITOR, "viewer", nobody=403),
     row("api:audit-checkpoint", "GET", AUDITOR, "viewer", nobody=403),
+    # --- reports
+    row("reports:report_list", "GET", "release_manager", "viewer", nobody=403),
+    row("reports:report_detail", "GET", "release_manager", "viewer", kwargs=REPORT, given=stored_report),
+    row(
+        "reports:report_download",
+        "POST",
+        "release_manager",
+        "viewer",
+        ok=303,
+        kwargs=lambda w: {"report_id": w.given.public_id, "fmt": "pdf"},
+        given=stored_report,
+    ),
+    row("reports:release_report", "POST", "release_manager", "viewer", ok=302, kwargs=RELEASE),
+    row("api:reports", "GET", AUDITOR, "viewer", nobody=403),
+    row(
+        "api:reports",
+        "POST",
+        "release_manager",
+        "viewer",
+        ok=202,
+        body=lambda w: {"kind": "release", "release": str(w.release.public_id)},
+        note="nobody: the release is out of their sight, 404",
+    ),
+    row("api:report-detail", "GET", "release_manager", "viewer", kwargs=REPORT, given=stored_report),
+    row(
+        "api:report-download",
+        "POST",
+        OFFICER,
+        "viewer",
+        ok=303,
+        kwargs=lambda w: {"report_id": w.given.public_id, "fmt": "pdf"},
+        given=stored_report,
+    ),
+    row(
+        "api:report-file",
+        "GET",
+        "release_manager",
+        "viewer",
+        nobody=403,
+        kwargs=lambda w: {"token": report_token(w, "release_manager")},
+        given=stored_report,
+        note="the link names the release manager: anyone else is refused",
+    ),
+    row("api:report-certificate", "GET", "release_manager", "viewer", nobody=403, given=report_signer),
     row("api:audit-proof-consistency", "GET", AUDITOR, "viewer", nobody=403, query="?from=1", given=SEALED),
     row("api:audit-proof-inclusion", "GET", AUDITOR, "viewer", nobody=403, query="?seq=1", given=SEALED),
 ]

@@ -382,6 +382,44 @@ def stored_dataset(w: World):
     return w.dataset
 
 
+def stored_report(w: World):
+    """A finished release report on the world's release, its PDF in this test's storage."""
+    import io
+
+    from apps.core.storage import get_storage
+    from apps.reports.models import Report
+
+    stored = get_storage().save(io.BytesIO(b"%PDF-1.7 a report"), kind="reports")
+    return Report.objects.create(
+        kind="release",
+        title="Release report: churn v1 to staging",
+        subject=f"release:{w.release.public_id}",
+        release=w.release,
+        model=w.model,
+        owner_team=w.team,
+        formats=["pdf"],
+        status="succeeded",
+        progress=100,
+        files={"pdf": {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": "churn.pdf"}},
+    )
+
+
+def report_token(w: World, role: str) -> str:
+    """A download link's token for the stored report's PDF, issued to the person holding ``role``."""
+    from apps.reports.services import report_download_start
+
+    actor = principal_for_user(w.person(role))
+    url = report_download_start(actor=actor, report_id=w.given.public_id, fmt="pdf").url
+    return url.rstrip("/").rsplit("/", 1)[1]
+
+
+def report_signer(w: World):
+    """The installation's report-signing certificate (what the run command creates)."""
+    from apps.reports.certificate import load_report_signer
+
+    return load_report_signer(create=True)
+
+
 def download_token(w: World, role: str) -> str:
     """A download link's token for the world's dataset, issued to the person holding ``role``."""
     from apps.registry.downloads import link_issue

@@ -8,8 +8,10 @@ made and a template cannot be made to reach an internal address.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import mimetypes
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
@@ -118,8 +120,20 @@ def sign_pdf(
         location=location or None,
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-    out = signers.sign_pdf(writer, metadata, signer=simple_signer)
+    out = _outside_event_loop(signers.sign_pdf, writer, metadata, signer=simple_signer)
     return out.getvalue()
+
+
+def _outside_event_loop(fn, *args, **kwargs):
+    """Call ``fn`` here, or in a thread of its own when this thread runs an asyncio loop: pyHanko's
+    synchronous API calls ``asyncio.run``, which a running loop refuses (a worker has none; a caller
+    inside async code, such as a browser test driving Playwright, has one)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn(*args, **kwargs)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def validate_pdf(pdf: bytes, *, certificate: x509.Certificate) -> dict:
@@ -134,7 +148,7 @@ def validate_pdf(pdf: bytes, *, certificate: x509.Certificate) -> dict:
         return {"intact": False, "trusted": False, "whole_file": False, "signer": ""}
     embedded = reader.embedded_signatures[-1]
     context = ValidationContext(trust_roots=[_asn1_certificate(certificate)], allow_fetching=False)
-    status = validate_pdf_signature(embedded, signer_validation_context=context)
+    status = _outside_event_loop(validate_pdf_signature, embedded, signer_validation_context=context)
     return {
         "intact": bool(status.intact),
         "trusted": bool(status.intact and status.trusted and status.bottom_line),

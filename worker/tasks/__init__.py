@@ -4,7 +4,7 @@ from importlib import import_module
 
 from django.conf import settings
 
-from . import audit, deployments, evidence, jobs, notifications, registry, releases  # noqa: F401
+from . import audit, deployments, evidence, jobs, notifications, registry, releases, reports  # noqa: F401
 
 for _module in settings.ASSAY_EXTRA_TASK_MODULES:
     import_module(_module)

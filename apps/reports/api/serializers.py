@@ -1,0 +1,72 @@
+"""Report API shapes."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..choices import ReportFormat, ReportKind
+
+
+class ReportCreateInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ReportKind.choices)
+    release = serializers.CharField(required=False, help_text="The release's id (for kind `release`).")
+    formats = serializers.ListField(
+        child=serializers.ChoiceField(choices=ReportFormat.choices),
+        required=False,
+        help_text="Default: `pdf` and `pack`.",
+    )
+
+
+class ReportFileOutput(serializers.Serializer):
+    format = serializers.CharField()
+    name = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    download = serializers.CharField(help_text="POST here for a download link (the download is audited).")
+
+
+class ReportOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    url = serializers.SerializerMethodField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    subject = serializers.CharField()
+    formats = serializers.ListField(child=serializers.CharField())
+    status = serializers.CharField()
+    progress = serializers.IntegerField()
+    message = serializers.CharField()
+    error = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by_name")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    checkpoint = serializers.SerializerMethodField()
+    events = serializers.IntegerField(allow_null=True)
+    files = serializers.SerializerMethodField()
+
+    def get_url(self, obj) -> str:
+        request = self.context.get("request")
+        path = f"/api/v1/reports/{obj.public_id}/"
+        return request.build_absolute_uri(path) if request else path
+
+    def get_checkpoint(self, obj) -> dict | None:
+        if obj.checkpoint_size is None:
+            return None
+        return {"tree_size": obj.checkpoint_size, "root": obj.checkpoint_root}
+
+    def get_files(self, obj) -> list[dict]:
+        request = self.context.get("request")
+        out = []
+        for fmt in ReportFormat.values:
+            stored = obj.files.get(fmt)
+            if stored:
+                path = f"/api/v1/reports/{obj.public_id}/download/{fmt}/"
+                out.append(
+                    {
+                        "format": fmt,
+                        "name": stored["name"],
+                        "sha256": stored["sha256"],
+                        "size": stored["size"],
+                        "download": request.build_absolute_uri(path) if request else path,
+                    }
+                )
+        return out

@@ -1,0 +1,114 @@
+"""Reports API: ask for a report (202 with its URL), follow its progress, download its files. Thin."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from apps.core.errors import NotFound
+from apps.registry.api.views import _LINK_RESPONSES, PROBLEM, _AnyMediaType, download_response, link_response
+
+from .. import certificate, downloads, selectors, services
+from .serializers import ReportCreateInput, ReportOutput
+
+_REPORT_ID = OpenApiParameter("report_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class ReportListApi(GenericAPIView):
+    """Reports in your scope, newest first (`reports.view`); POST asks for one (202 with its URL)."""
+
+    serializer_class = ReportOutput
+
+    @extend_schema(operation_id="reports_list", responses={200: ReportOutput(many=True), 403: PROBLEM})
+    def get(self, request):
+        page = self.paginate_queryset(selectors.report_list(actor=request.principal))
+        return self.get_paginated_response(ReportOutput(page, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="reports_create",
+        request=ReportCreateInput,
+        responses={202: ReportOutput, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    )
+    def post(self, request):
+        data = ReportCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = services.report_request(
+            actor=request.principal,
+            kind=data.validated_data["kind"],
+            release_id=data.validated_data.get("release"),
+            formats=data.validated_data.get("formats"),
+        )
+        body = ReportOutput(report, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class ReportDetailApi(GenericAPIView):
+    """One report: its status and progress while it is generated, then its files (`reports.view`)."""
+
+    serializer_class = ReportOutput
+
+    @extend_schema(
+        operation_id="reports_retrieve",
+        parameters=[_REPORT_ID],
+        responses={200: ReportOutput, 403: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, report_id):
+        report = selectors.report_get(actor=request.principal, report_id=report_id)
+        return Response(ReportOutput(report, context={"request": request}).data)
+
+
+class ReportDownloadApi(GenericAPIView):
+    """Download one of a report's files: audited (`report.downloaded`), then 303 to a link for you alone."""
+
+    serializer_class = None
+
+    @extend_schema(
+        operation_id="reports_download",
+        parameters=[_REPORT_ID, OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=["pdf", "html", "pack"])],
+        request=None,
+        responses=_LINK_RESPONSES,
+    )
+    def post(self, request, report_id, fmt: str):
+        link = services.report_download_start(actor=request.principal, report_id=report_id, fmt=fmt)
+        return link_response(request, link)
+
+
+class ReportFileApi(GenericAPIView):
+    """Follow a report download link: the bytes, verified against their recorded SHA-256. Writes nothing."""
+
+    renderer_classes = [JSONRenderer, _AnyMediaType]
+    serializer_class = None
+
+    @extend_schema(
+        operation_id="reports_file",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 403: PROBLEM, 404: PROBLEM, 410: PROBLEM},
+    )
+    def get(self, request, token: str):
+        return download_response(downloads.report_download_open(actor=request.principal, token=token))
+
+
+class CertificateApi(GenericAPIView):
+    """The certificate that signs report PDFs (PEM), to check a PDF's signature with (`reports.view`)."""
+
+    renderer_classes = [JSONRenderer, _AnyMediaType]
+    serializer_class = None
+
+    @extend_schema(
+        operation_id="reports_certificate",
+        responses={(200, "application/x-pem-file"): OpenApiResponse(OpenApiTypes.STR), 403: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request):
+        selectors.certificate_check(actor=request.principal)
+        try:
+            pem = certificate.certificate_pem()
+        except certificate.ReportSignerMissing:
+            raise NotFound("This installation has no report certificate yet: no report has been signed.") from None
+        response = HttpResponse(pem, content_type="application/x-pem-file")
+        response["Content-Disposition"] = 'attachment; filename="assay-report-signing.crt"'
+        response["X-Certificate-SHA256"] = certificate.certificate_fingerprint()
+        return response

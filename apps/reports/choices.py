@@ -1,0 +1,21 @@
+from django.db import models
+
+
+class ReportKind(models.TextChoices):
+    RELEASE = "release", "Release report"
+
+
+class ReportFormat(models.TextChoices):
+    PDF = "pdf", "Signed PDF"
+    HTML = "html", "HTML page"
+    PACK = "pack", "Evidence pack (zip)"
+
+
+class ReportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Ready"
+    FAILED = "failed", "Failed"
+
+
+FINISHED = (ReportStatus.SUCCEEDED, ReportStatus.FAILED)

@@ -1,0 +1,196 @@
+"""Report writes: asking for a report, the worker's progress and outcome, and downloads.
+
+``report_request`` checks the permission, creates the report and its job in one transaction
+and records ``report.requested``; the worker (``worker/tasks/reports.py``) calls
+``report_started``, ``report_progress`` and then ``report_completed`` (``report.generated``)
+or ``report_failed`` (``report.failed``). A download is a write, like an artifact's
+(``apps.registry.downloads``): ``report_download_start`` needs ``reports.view`` on the report,
+records ``report.downloaded`` and signs a short-lived link for that principal alone, which
+``apps.reports.downloads`` follows (a read).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit import services as audit
+from apps.core.errors import Conflict, NotFound, ValidationFailed
+from apps.core.principals import Principal
+from apps.jobs import services as jobs
+from apps.rbac import services as rbac
+from apps.registry.downloads import DownloadLink
+from apps.releases import selectors as releases
+
+from . import selectors
+from .choices import FINISHED, ReportFormat, ReportKind, ReportStatus
+from .models import Report
+
+REPORT_JOB = "reports.generate"
+VIEW = "reports.view"
+RELEASE = "reports.release"
+DEFAULT_FORMATS = [ReportFormat.PDF.value, ReportFormat.PACK.value]
+SALT = "assay.reports.download"  # the download links' signing salt (apps.reports.downloads reads them)
+
+
+class ReportNotReady(Conflict):
+    """The report has no file in that format (still generating, failed, or not asked for): 409."""
+
+    code = "report_not_ready"
+    title = "Report not ready"
+
+
+def _formats(formats: Any) -> list[str]:
+    if formats in (None, "", []):
+        return list(DEFAULT_FORMATS)
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    if not isinstance(formats, list | tuple) or not all(isinstance(f, str) for f in formats):
+        raise ValidationFailed("formats: a list of format names.", errors={"formats": ["Not a list of names."]})
+    unknown = sorted(set(formats) - set(ReportFormat.values))
+    if unknown:
+        raise ValidationFailed(
+            f"formats: {', '.join(unknown)} unknown; choose from {', '.join(ReportFormat.values)}.",
+            errors={"formats": [f"Unknown: {', '.join(unknown)}."]},
+        )
+    return [f for f in ReportFormat.values if f in formats]
+
+
+@transaction.atomic
+def report_request(*, actor: Principal, kind: str, release_id: Any = None, formats: Any = None) -> Report:
+    """Ask for a report of ``kind`` on its subject; a worker generates it. Records ``report.requested``.
+
+    A release report needs ``reports.release`` on the release (compliance officers, auditors, and
+    release managers in the release's scope); a release the actor cannot see is a 404.
+    """
+    if kind != ReportKind.RELEASE:
+        raise ValidationFailed(
+            f"kind: {kind or 'nothing'} is not a report kind; choose from {', '.join(ReportKind.values)}.",
+            errors={"kind": ["Unknown report kind."]},
+        )
+    chosen = _formats(formats)
+    if release_id in (None, ""):
+        raise ValidationFailed("release: required for a release report.", errors={"release": ["Required."]})
+    try:
+        release_uuid = uuid.UUID(str(release_id))
+    except ValueError:
+        raise NotFound(f"No release {release_id}.") from None
+    release = releases.release_get(actor=actor, release_id=release_uuid)
+    rbac.require(actor, RELEASE, release, audit_action="report.requested")
+    report = Report.objects.create(
+        kind=kind,
+        title=f"Release report: {release.model.name} v{release.version.number} to {release.environment.name}",
+        subject=f"release:{release.public_id}",
+        release=release,
+        model_id=release.model_id,
+        owner_team_id=release.owner_team_id,
+        formats=chosen,
+        requested_by_id=actor.id if actor.kind == "user" else None,
+        requested_by_name=actor.name,
+    )
+    report.job = jobs.job_enqueue(kind=REPORT_JOB, target=report, params={"report_id": report.pk}, actor=actor)
+    report.save(update_fields=["job"])
+    audit.record(
+        action="report.requested",
+        actor=actor,
+        target=report,
+        related=release,
+        after={"kind": kind, "subject": report.subject, "formats": chosen},
+    )
+    return report
+
+
+# --- the worker's side -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def report_started(*, report_id: int) -> Report | None:
+    """Mark a report running (None when it is already finished: running its job again does nothing)."""
+    report = Report.objects.select_for_update().filter(pk=report_id).first()
+    if report is None or report.status in FINISHED:
+        return None
+    report.status, report.progress, report.message, report.error = ReportStatus.RUNNING, 0, "starting", ""
+    report.save(update_fields=["status", "progress", "message", "error"])
+    return report
+
+
+def report_progress(*, report_id: int, percent: int, message: str) -> None:
+    """The worker's progress on the report's row, for the page (not audited: the outcome is)."""
+    Report.objects.filter(pk=report_id, status=ReportStatus.RUNNING).update(
+        progress=max(0, min(100, int(percent))), message=message[:500]
+    )
+
+
+@transaction.atomic
+def report_completed(
+    *, report_id: int, files: dict[str, dict], checkpoint_size: int | None, checkpoint_root: str, events: int
+) -> Report:
+    """Record the stored files and the checkpoint the report was built against; ``report.generated``."""
+    report = Report.objects.select_for_update().get(pk=report_id)
+    report.status, report.progress, report.message = ReportStatus.SUCCEEDED, 100, "ready"
+    report.files, report.events = files, events
+    report.checkpoint_size, report.checkpoint_root = checkpoint_size, checkpoint_root
+    report.finished_at = timezone.now()
+    report.save()
+    audit.record(
+        action="report.generated",
+        target=report,
+        related=report.release,
+        after={
+            "files": {fmt: {"sha256": f["sha256"], "size": f["size"]} for fmt, f in files.items()},
+            "checkpoint": {"tree_size": checkpoint_size, "root": checkpoint_root},
+            "events": events,
+        },
+    )
+    return report
+
+
+@transaction.atomic
+def report_failed(*, report_id: int, reason: str) -> None:
+    report = Report.objects.select_for_update().filter(pk=report_id).first()
+    if report is None or report.status in FINISHED:
+        return
+    report.status, report.error, report.message = ReportStatus.FAILED, reason[:2000], "failed"
+    report.finished_at = timezone.now()
+    report.save(update_fields=["status", "error", "message", "finished_at"])
+    audit.record(action="report.failed", outcome="failed", target=report, related=report.release, reason=reason)
+
+
+# --- downloads -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def report_download_start(*, actor: Principal, report_id: Any, fmt: str) -> DownloadLink:
+    """Check ``reports.view``, record ``report.downloaded`` and sign a link for ``actor`` alone."""
+    report = selectors.report_get(actor=actor, report_id=report_id)
+    rbac.require(actor, VIEW, report, audit_action="report.downloaded")
+    stored = report.file(fmt)
+    if stored is None:
+        state = "is still being generated" if not report.is_finished else f"has no {fmt} file"
+        raise ReportNotReady(f"The report {state}.")
+    audit.record(
+        action="report.downloaded",
+        actor=actor,
+        target=report,
+        related=report.release,
+        after={"format": fmt, "sha256": stored["sha256"]},
+        artifact_sha256=stored["sha256"],
+    )
+    expires_at = timezone.now().replace(microsecond=0) + timedelta(seconds=settings.ASSAY_DOWNLOAD_LINK_SECONDS)
+    payload = {"r": report.pk, "f": fmt, "p": [actor.kind, actor.id], "h": stored["sha256"]}
+    payload["e"] = int(expires_at.timestamp())
+    token = signing.dumps(payload, salt=SALT, compress=True)
+    return DownloadLink(
+        url=reverse("api:report-file", kwargs={"token": token}),
+        expires_at=expires_at,
+        filename=selectors.filename(report, fmt),
+        sha256=stored["sha256"],
+        size=stored["size"],
+    )

@@ -1,0 +1,203 @@
+# ruff: noqa: F811 - pytest fixtures imported from other modules are parameters here
+"""A compliance officer exports a release's report and evidence pack; an auditor checks them offline.
+
+Everything is real: the release and its evidence, the worker's job (run here as a worker runs it),
+WeasyPrint and pyHanko, storage, the download links, and ``scripts/verify_pack.py`` run as a command.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from pypdf import PdfReader
+
+from apps.accounts.principals import principal_for_user
+from apps.audit import checkpoints
+from apps.audit.models import AuditEvent
+from apps.reports import services
+from apps.reports.certificate import certificate_pem
+from apps.reports.models import Report
+from tests.releases.conftest import (  # noqa: F401 - fixtures shared with the release tests
+    author,
+    decided,
+    manager,
+    model,
+    officer,
+    production,
+    request_release,
+    requester,
+    reviewer,
+    staging,
+)
+from tests.reports.conftest import approved  # noqa: F401 - an approved release with real evidence
+from worker.runner import run_job
+
+SCRIPT = Path(django_settings.BASE_DIR) / "scripts" / "verify_pack.py"
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def keys(settings, tmp_path):
+    """The audit signing key and the report certificate in this test's folder, created as the run command does."""
+    settings.ASSAY_AUDIT_SIGNING_KEY_FILE = str(tmp_path / "audit.pem")
+    settings.ASSAY_AUDIT_SIGNING_KEY = ""
+    settings.ASSAY_CHECKPOINT_URL = (tmp_path / "checkpoints").as_uri()
+    settings.ASSAY_REPORT_SIGNING_KEY_FILE = str(tmp_path / "report.pem")
+    settings.ASSAY_REPORT_CERTIFICATE_FILE = str(tmp_path / "report.crt")
+    checkpoints.load_signing_key(create=True)
+    from apps.reports.certificate import load_report_signer
+
+    load_report_signer(create=True)
+    return tmp_path
+
+
+def _generate(actor, release, formats=None) -> Report:
+    report = services.report_request(actor=actor, kind="release", release_id=release.public_id, formats=formats)
+    assert run_job(report.job_id) == "succeeded"
+    report.refresh_from_db()
+    return report
+
+
+def _download(client, report: Report, fmt: str) -> bytes:
+    link = client.post(f"/api/v1/reports/{report.public_id}/download/{fmt}/")
+    assert link.status_code == 303, link.content
+    response = client.get(link["Location"])
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def test_an_officer_exports_a_release_report_and_an_auditor_verifies_the_pack_offline(
+    approved, officer, make_user, api_client_for, keys
+):
+    # when the compliance officer asks for the report and the pack over the API
+    client = api_client_for(officer)
+    response = client.post(
+        "/api/v1/reports/", {"kind": "release", "release": str(approved.public_id), "formats": ["pdf", "pack"]}
+    )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert response["Location"].endswith(f"/api/v1/reports/{body['id']}/") and body["status"] == "queued"
+    report = Report.objects.get(public_id=body["id"])
+    assert run_job(report.job_id) == "succeeded"
+
+    # then the report is ready, built against a signed checkpoint, with both files
+    detail = client.get(f"/api/v1/reports/{body['id']}/").json()
+    assert detail["status"] == "succeeded" and detail["progress"] == 100
+    assert {f["format"] for f in detail["files"]} == {"pdf", "pack"}
+    assert detail["checkpoint"]["tree_size"] > 0 and detail["events"] > 0
+
+    # the PDF names the scope, prints every digest whole, each rule and each approver
+    pdf = _download(client, report, "pdf")
+    text = "".join((page.extract_text() or "") for page in PdfReader(io.BytesIO(pdf)).pages)
+    flat = "".join(text.split())
+    version = approved.version
+    assert approved.model.name in text and f"release:{approved.public_id}" in flat
+    assert version.sha256 in flat and approved.binding_digest in flat
+    assert detail["checkpoint"]["root"] in flat
+    for rule in approved.decision["rules"]:
+        assert rule["rule"] in flat, rule["rule"]
+    for pack in approved.decision["packs"]:
+        assert pack["sha256"] in flat
+    assert "rita" in text  # the approver
+
+    # and the pack verifies with nothing but the published key and certificate
+    pack = _download(client, report, "pack")
+    (keys / "pack.zip").write_bytes(pack)
+    (keys / "audit-log.pem").write_text(checkpoints.public_pem(checkpoints.load_signing_key().public_key()))
+    (keys / "report.crt").write_bytes(certificate_pem())
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            str(SCRIPT),
+            str(keys / "pack.zip"),
+            "--key",
+            str(keys / "audit-log.pem"),
+            "--certificate",
+            str(keys / "report.crt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with zipfile.ZipFile(io.BytesIO(pack)) as z:
+        names = set(z.namelist())
+        assert {
+            "report.pdf",
+            "events.jsonl",
+            "proofs.jsonl",
+            "checkpoint.json",
+            "records/policy/decision.json",
+        } <= names
+        assert any(n.startswith("records/policy/packs/") for n in names)
+        events = z.read("events.jsonl").decode().splitlines()
+    assert len(events) == detail["events"]
+
+    # every step is on the trail: asked for, generated, each download
+    actions = list(
+        AuditEvent.objects.filter(target_type="report", target_id=body["id"])
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["report.requested", "report.generated", "report.downloaded", "report.downloaded"]
+
+
+def test_a_release_manager_reports_on_releases_in_scope_and_a_viewer_may_not(
+    approved, manager, make_user, api_client_for, team, other_team
+):
+    viewer = make_user("viewer", username="val", team=team)
+    outsider = make_user("release_manager", username="otto", team=other_team)  # another team's
+    body = {"kind": "release", "release": str(approved.public_id)}
+    assert api_client_for(manager).post("/api/v1/reports/", body).status_code == 202
+    assert api_client_for(viewer).post("/api/v1/reports/", body).status_code == 403
+    assert api_client_for(outsider).post("/api/v1/reports/", body).status_code == 404
+    denied = AuditEvent.objects.filter(outcome="denied").values_list("actor_name", "action")
+    assert set(denied) >= {("val", "report.requested"), ("otto", "releases.denied")}
+    assert Report.objects.count() == 1
+
+
+def test_bad_requests_name_what_is_wrong_and_create_nothing(approved, officer, api_client_for):
+    client = api_client_for(officer)
+    for body, field in (
+        ({"release": str(approved.public_id)}, "kind"),
+        ({"kind": "quarterly", "release": str(approved.public_id)}, "kind"),
+        ({"kind": "release"}, "release"),
+        ({"kind": "release", "release": str(approved.public_id), "formats": ["docx"]}, "formats"),
+    ):
+        response = client.post("/api/v1/reports/", body, format="json")
+        assert response.status_code == 400, (body, response.content)
+        assert field in str(response.json()), body
+    assert client.post("/api/v1/reports/", {"kind": "release", "release": "not-an-id"}).status_code == 404
+    assert not Report.objects.exists()
+
+
+def test_without_a_report_certificate_the_report_fails_saying_so(approved, officer, settings, keys):
+    settings.ASSAY_REPORT_CERTIFICATE_FILE = str(keys / "missing.crt")
+    report = _generate(principal_for_user(officer), approved, formats=["pdf"])
+    assert report.status == "failed"
+    assert "missing.crt" in report.error and "BEGIN" not in report.error
+    assert AuditEvent.objects.filter(action="report.failed", target_id=str(report.public_id)).exists()
+
+
+def test_the_dashboard_buttons_export_and_the_report_page_offers_the_files(approved, officer, client):
+    client.force_login(officer)
+    page = client.get(f"/releases/{approved.public_id}/")
+    assert b'id="export-pack"' in page.content and b'id="export-report"' in page.content
+    response = client.post(f"/releases/{approved.public_id}/report/", {"formats": ["pdf", "html"]})
+    assert response.status_code == 302
+    report = Report.objects.get()
+    assert response["Location"] == f"/reports/{report.public_id}/"
+    assert run_job(report.job_id) == "succeeded"
+    page = client.get(response["Location"])
+    assert b'id="download-pdf"' in page.content and b'id="download-html"' in page.content
+    download = client.post(f"/reports/{report.public_id}/download/html/")
+    assert download.status_code == 303
+    listing = client.get("/reports/")
+    assert report.title.encode() in listing.content

@@ -1,0 +1,127 @@
+"""Report jobs: gather a release's report, render and sign the PDF, build the evidence pack, store them.
+
+The handler seals the audit trail and signs a fresh checkpoint first, so the report and the pack
+cover every event committed before the job started and their proofs are against a head an
+auditor can fetch; it reads the release as the person who asked for the report may see it.
+Running the job twice is harmless: a finished report is left alone. A missing signing key or
+certificate fails the report with a message that says which (never the key); anything else
+unexpected fails it with "internal error" (the traceback goes to the log only).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from apps.audit import checkpoints
+from apps.audit.filters import EventFilter, apply_filters, resolve_subject
+from apps.audit.models import AuditEvent
+from apps.core.principals import Principal
+from apps.core.storage import get_storage
+from apps.jobs.models import Job
+from apps.reports import selectors, services
+from apps.reports.certificate import ReportSignerMissing, certificate_pem
+from apps.reports.content import release_content
+from apps.reports.models import Report
+from worker.reports.pack import build_pack
+from worker.reports.pdf import render_pdf, sign_pdf
+from worker.runner import JobFailed, LeaseLost, handles
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error"
+
+
+def _store(data: bytes, name: str) -> dict:
+    stored = get_storage().save(io.BytesIO(data), kind="reports")
+    return {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": name}
+
+
+def _reader(job: Job) -> Principal:
+    return Principal.from_dict(job.principal) if job.principal else Principal.system()
+
+
+@handles(services.REPORT_JOB)
+def generate_report(job: Job, report: Callable[[int, str], None]) -> dict:
+    row = services.report_started(report_id=job.params["report_id"])
+    if row is None:
+        return {"skipped": "the report is already finished"}
+
+    def progress(percent: int, message: str) -> None:
+        report(percent, message)  # renews the job's lease
+        services.report_progress(report_id=row.pk, percent=percent, message=message)
+
+    try:
+        return _generate(row, _reader(job), progress)
+    except LeaseLost:
+        raise
+    except (checkpoints.CheckpointKeyMissing, ReportSignerMissing) as exc:
+        services.report_failed(report_id=row.pk, reason=str(exc))
+        return {"status": "failed", "reason": str(exc)}
+    except Exception:
+        logger.exception("report %s failed unexpectedly", row.public_id)
+        services.report_failed(report_id=row.pk, reason=INTERNAL_ERROR)
+        raise JobFailed(INTERNAL_ERROR)
+
+
+def _generate(row: Report, reader: Principal, progress) -> dict:
+    progress(5, "sealing the audit trail and signing a checkpoint")
+    cp = checkpoints.checkpoint_write()
+    if cp is None:
+        raise JobFailed("the audit trail is empty: there is nothing to report on")
+    release = Report.objects.select_related("release").get(pk=row.pk).release
+    progress(15, "gathering the release's records")
+    content = release_content(reader=reader, release=release)
+    filters = resolve_subject(EventFilter(related=row.subject))
+    events = apply_filters(AuditEvent.objects.filter(seq__isnull=False, seq__lte=cp.seq), filters).count()
+    info = {
+        "kind": row.get_kind_display(),
+        "scope": row.title.split(": ", 1)[-1] + f" (audit subject {row.subject})",
+        "period_start": None,
+        "period_end": None,
+        "generated_by": row.requested_by_name or reader.name,
+        "generated_at": timezone.now(),
+        "checkpoint_tree_size": cp.seq,
+        "checkpoint_root_hash": cp.root,
+    }
+    html = render_to_string("reports/release_report.html", {**content.context, "report": info, "events": events})
+    files: dict[str, dict] = {}
+    base = row.title.split(": ", 1)[-1].replace(" ", "-")
+    if "html" in row.formats:
+        files["html"] = _store(html.encode(), selectors.filename(row, "html"))
+    pdf = None
+    if "pdf" in row.formats or "pack" in row.formats:
+        progress(30, "rendering the PDF")
+        pdf = sign_pdf(render_pdf(html), reason=f"Assay {row.get_kind_display().lower()}: {base}")
+        if "pdf" in row.formats:
+            files["pdf"] = _store(pdf, selectors.filename(row, "pdf"))
+    if "pack" in row.formats:
+        progress(60, "building the evidence pack")
+        pack = build_pack(
+            scope={
+                "kind": row.kind,
+                "subject": row.subject,
+                "title": row.title,
+                "related": row.subject,
+                "since": None,
+                "until": None,
+                "report": str(row.public_id),
+            },
+            filters=filters,
+            files={**content.records, "report.html": html.encode()},
+            report_pdf=pdf,
+            certificate_pem=certificate_pem(),
+            generated_by=info["generated_by"],
+            checkpoint=cp,
+            progress=lambda percent, message: progress(60 + percent * 35 // 100, message),
+        )
+        files["pack"] = _store(pack, selectors.filename(row, "pack"))
+    progress(98, "recording the report")
+    services.report_completed(
+        report_id=row.pk, files=files, checkpoint_size=cp.seq, checkpoint_root=cp.root, events=events
+    )
+    return {"report": str(row.public_id), "files": sorted(files), "events": events}
