@@ -69,6 +69,8 @@ PERMISSIONS: dict[str, str] = {
     "reports.view": Scope.REPORTS,
     # generate a release's report and evidence pack
     "reports.release": Scope.REPORTS,
+    # generate a model's report or a period's (a team's, or every team's with a global binding)
+    "reports.generate": Scope.REPORTS,
     "accounts.view": Scope.READ,
     "accounts.manage": Scope.ADMIN,
 }
@@ -86,6 +88,7 @@ _CONTRIBUTE = {
 _REVIEW = {"releases.approve", "evidence.review"}
 _AUDIT = {"audit.view", "audit.export"}
 _REPORTS = {"reports.view", "reports.release"}
+_REPORTS_ALL = _REPORTS | {"reports.generate"}  # release managers report on releases only
 # Seeing a model's record is not holding its bytes: a dataset may carry personal data and an artifact
 # is the team's work. The people who build, review or examine a model may download it; a viewer and a
 # release manager (whose deployments the control plane carries out) may not.
@@ -100,7 +103,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         | _REVIEW
         | _DOWNLOAD
         | _AUDIT
-        | _REPORTS
+        | _REPORTS_ALL
         | {
             "policies.manage",
             "releases.review",
@@ -113,7 +116,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.RELEASE_MANAGER: frozenset(
         _VIEW | _REPORTS | {"releases.deploy", "releases.emergency", "deployments.deploy", "deployments.halt"}
     ),
-    Role.AUDITOR: frozenset(_VIEW | _AUDIT | _REPORTS | _DOWNLOAD | {"accounts.view", "notifications.view"}),
+    Role.AUDITOR: frozenset(_VIEW | _AUDIT | _REPORTS_ALL | _DOWNLOAD | {"accounts.view", "notifications.view"}),
     Role.ADMIN: frozenset(PERMISSIONS),
 }
 

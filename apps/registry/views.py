@@ -101,6 +101,7 @@ def model_detail(request, name: str):
             "category_labels": _category_labels(model.data_categories),
             "environments": releases.model_release_overview(actor=actor, model_ids=[model.pk]).get(model.pk, []),
             "running": deployments.running_where(actor=actor, model_ids=[model.pk]).get(model.pk, []),
+            "can_report": rbac.allows(actor, "reports.generate", model),
             **_facts_change_context(actor, model),
         },
     )

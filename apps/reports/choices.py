@@ -3,6 +3,8 @@ from django.db import models
 
 class ReportKind(models.TextChoices):
     RELEASE = "release", "Release report"
+    MODEL = "model", "Model report"
+    PERIOD = "period", "Period report"
 
 
 class ReportFormat(models.TextChoices):

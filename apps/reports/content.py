@@ -20,6 +20,8 @@ from apps.policies.models import PolicyPackVersion
 from apps.releases import selectors as releases
 from apps.releases.models import ReleaseRequest
 
+from . import regulations
+
 
 @dataclass
 class Content:
@@ -154,7 +156,9 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
         if review is not None
         else None
     )
+    matrix = regulations.clause_matrix(rules=rules, evidence=evidence, release=release_row)
     context = {
+        "matrix": matrix,
         "release": release_row,
         "version": facts,
         "rules": rules,
@@ -170,6 +174,7 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
         "records/version.json": _json(facts),
         "records/policy/decision.json": _json(release.decision if isinstance(release.decision, dict) else {}),
         "records/approvals.json": _json(approval_rows),
+        "records/policy/clause-matrix.json": _json(matrix),
         "records/deployments.json": _json(deployment_rows),
     }
     if review_row is not None:

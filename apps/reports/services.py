@@ -21,12 +21,15 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.accounts.models import Team
 from apps.audit import services as audit
+from apps.audit.filters import parse_filters
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
 from apps.registry.downloads import DownloadLink
+from apps.registry.models import RegisteredModel
 from apps.releases import selectors as releases
 
 from . import selectors
@@ -36,6 +39,7 @@ from .models import Report
 REPORT_JOB = "reports.generate"
 VIEW = "reports.view"
 RELEASE = "reports.release"
+GENERATE = "reports.generate"
 DEFAULT_FORMATS = [ReportFormat.PDF.value, ReportFormat.PACK.value]
 SALT = "assay.reports.download"  # the download links' signing salt (apps.reports.downloads reads them)
 
@@ -64,18 +68,77 @@ def _formats(formats: Any) -> list[str]:
 
 
 @transaction.atomic
-def report_request(*, actor: Principal, kind: str, release_id: Any = None, formats: Any = None) -> Report:
+def report_request(
+    *,
+    actor: Principal,
+    kind: str,
+    release_id: Any = None,
+    model_name: str = "",
+    team_name: str = "",
+    since: Any = None,
+    until: Any = None,
+    formats: Any = None,
+) -> Report:
     """Ask for a report of ``kind`` on its subject; a worker generates it. Records ``report.requested``.
 
-    A release report needs ``reports.release`` on the release (compliance officers, auditors, and
-    release managers in the release's scope); a release the actor cannot see is a 404.
+    - ``release``: ``release_id``; needs ``reports.release`` on the release (compliance officers,
+      auditors, and release managers in its scope).
+    - ``model``: ``model_name``, optionally ``since``/``until``; needs ``reports.generate`` on the model.
+    - ``period``: ``since`` and ``until``, and ``team_name`` for one team; needs ``reports.generate`` on the
+      team, or a global binding for every team. An evidence pack covers the whole installation's trail in the
+      period, so a one-team period report comes as PDF and HTML only.
+
+    A subject the actor cannot see is a 404; a bad value a 400 naming the field.
     """
-    if kind != ReportKind.RELEASE:
+    chosen = _formats(formats)
+    if kind == ReportKind.RELEASE:
+        return _release_report(actor=actor, release_id=release_id, formats=chosen)
+    if kind not in ReportKind.values:
         raise ValidationFailed(
             f"kind: {kind or 'nothing'} is not a report kind; choose from {', '.join(ReportKind.values)}.",
             errors={"kind": ["Unknown report kind."]},
         )
-    chosen = _formats(formats)
+    period = parse_filters({"since": since or "", "until": until or ""})
+    if kind == ReportKind.MODEL:
+        if not model_name:
+            raise ValidationFailed("model: required for a model report.", errors={"model": ["Required."]})
+        model = rbac.get_visible(
+            actor, RegisteredModel.objects.select_related("owner_team"), "registry.view", name=model_name
+        )
+        rbac.require(actor, GENERATE, model, audit_action="report.requested")
+        report = Report(
+            kind=kind,
+            title=f"Model report: {model.name}",
+            subject=f"model:{model.name}",
+            model=model,
+            owner_team_id=model.owner_team_id,
+        )
+    else:
+        if period.since is None or period.until is None:
+            raise ValidationFailed(
+                "since and until: a period report needs both.",
+                errors={"since" if period.since is None else "until": ["Required."]},
+            )
+        team = None
+        if team_name:
+            team = Team.objects.filter(name=team_name).first()
+            if team is None:
+                raise NotFound(f"No team {team_name}.")
+        rbac.require(actor, GENERATE, team, audit_action="report.requested")
+        if team is not None and ReportFormat.PACK in chosen:
+            raise ValidationFailed(
+                "formats: an evidence pack covers every team's trail in the period; ask for one without a team.",
+                errors={"formats": ["No evidence pack for one team's period."]},
+            )
+        where = f"team {team.name}" if team else "every team"
+        report = Report(
+            kind=kind, title=f"Period report: {where}", subject=f"team:{team.name}" if team else "", owner_team=team
+        )
+    report.since, report.until = period.since, period.until
+    return _created(actor, report, chosen, related=report.model)
+
+
+def _release_report(*, actor: Principal, release_id: Any, formats: list[str]) -> Report:
     if release_id in (None, ""):
         raise ValidationFailed("release: required for a release report.", errors={"release": ["Required."]})
     try:
@@ -84,25 +147,34 @@ def report_request(*, actor: Principal, kind: str, release_id: Any = None, forma
         raise NotFound(f"No release {release_id}.") from None
     release = releases.release_get(actor=actor, release_id=release_uuid)
     rbac.require(actor, RELEASE, release, audit_action="report.requested")
-    report = Report.objects.create(
-        kind=kind,
+    report = Report(
+        kind=ReportKind.RELEASE,
         title=f"Release report: {release.model.name} v{release.version.number} to {release.environment.name}",
         subject=f"release:{release.public_id}",
         release=release,
         model_id=release.model_id,
         owner_team_id=release.owner_team_id,
-        formats=chosen,
-        requested_by_id=actor.id if actor.kind == "user" else None,
-        requested_by_name=actor.name,
     )
+    return _created(actor, report, formats, related=release)
+
+
+def _created(actor: Principal, report: Report, formats: list[str], *, related: Any) -> Report:
+    report.formats = formats
+    report.requested_by_id = actor.id if actor.kind == "user" else None
+    report.requested_by_name = actor.name
+    report.save()
     report.job = jobs.job_enqueue(kind=REPORT_JOB, target=report, params={"report_id": report.pk}, actor=actor)
     report.save(update_fields=["job"])
+    period = {
+        "since": report.since.isoformat() if report.since else None,
+        "until": report.until.isoformat() if report.until else None,
+    }
     audit.record(
         action="report.requested",
         actor=actor,
         target=report,
-        related=release,
-        after={"kind": kind, "subject": report.subject, "formats": chosen},
+        related=related,
+        after={"kind": report.kind, "subject": report.subject, "formats": formats, **period},
     )
     return report
 
@@ -142,7 +214,7 @@ def report_completed(
     audit.record(
         action="report.generated",
         target=report,
-        related=report.release,
+        related=report.release or report.model,
         after={
             "files": {fmt: {"sha256": f["sha256"], "size": f["size"]} for fmt, f in files.items()},
             "checkpoint": {"tree_size": checkpoint_size, "root": checkpoint_root},
@@ -160,7 +232,9 @@ def report_failed(*, report_id: int, reason: str) -> None:
     report.status, report.error, report.message = ReportStatus.FAILED, reason[:2000], "failed"
     report.finished_at = timezone.now()
     report.save(update_fields=["status", "error", "message", "finished_at"])
-    audit.record(action="report.failed", outcome="failed", target=report, related=report.release, reason=reason)
+    audit.record(
+        action="report.failed", outcome="failed", target=report, related=report.release or report.model, reason=reason
+    )
 
 
 # --- downloads -------------------------------------------------------------------------------
@@ -179,7 +253,7 @@ def report_download_start(*, actor: Principal, report_id: Any, fmt: str) -> Down
         action="report.downloaded",
         actor=actor,
         target=report,
-        related=report.release,
+        related=report.release or report.model,
         after={"format": fmt, "sha256": stored["sha256"]},
         artifact_sha256=stored["sha256"],
     )

@@ -28,7 +28,11 @@ def report_list(request):
     """Reports in the reader's scope, newest first, with their progress and files."""
     actor = principal_for_user(request.user)
     page = BoundedPaginator(selectors.report_list(actor=actor), 50).get_page(request.GET.get("page"))
-    return render(request, "reports/report_list.html", {"page": page, "reports": page.object_list})
+    return render(
+        request,
+        "reports/report_list.html",
+        {"page": page, "reports": page.object_list, "can_generate": selectors.can_generate(actor)},
+    )
 
 
 @login_required
@@ -50,6 +54,44 @@ def release_report(request, release_id):
     except ValidationFailed as exc:
         messages.error(request, exc.detail)
         return redirect("releases:release_detail", release_id=release_id)
+    messages.success(request, "The report is being generated; this page shows its progress.")
+    return redirect("reports:report_detail", report_id=report.public_id)
+
+
+@login_required
+@require_POST
+def model_report(request, name: str):
+    """The model page's "Export report" button: the model's report over its whole life, with its evidence pack."""
+    try:
+        report = services.report_request(
+            actor=principal_for_user(request.user),
+            kind=ReportKind.MODEL,
+            model_name=name,
+            formats=request.POST.getlist("formats") or None,
+        )
+    except ValidationFailed as exc:
+        messages.error(request, exc.detail)
+        return redirect("registry:model_detail", name=name)
+    messages.success(request, "The report is being generated; this page shows its progress.")
+    return redirect("reports:report_detail", report_id=report.public_id)
+
+
+@login_required
+@require_POST
+def period_report(request):
+    """The Reports page's form: a period report for one team or every team."""
+    try:
+        report = services.report_request(
+            actor=principal_for_user(request.user),
+            kind=ReportKind.PERIOD,
+            team_name=request.POST.get("team", "").strip(),
+            since=request.POST.get("since", ""),
+            until=request.POST.get("until", ""),
+            formats=request.POST.getlist("formats") or None,
+        )
+    except ValidationFailed as exc:
+        messages.error(request, exc.detail)
+        return redirect("reports:report_list")
     messages.success(request, "The report is being generated; this page shows its progress.")
     return redirect("reports:report_detail", report_id=report.public_id)
 

@@ -306,6 +306,8 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "reports:report_detail": (ONCE, lambda s: {"report_id": "00000000-0000-4000-8000-000000000000"}),
     "reports:report_download": (ONCE, lambda s: {"report_id": "00000000-0000-4000-8000-000000000000", "fmt": "pdf"}),
     "reports:release_report": (BOTH, lambda s: {"release_id": s.release.public_id}),
+    "reports:model_report": (BOTH, lambda s: {"name": s.model.name}),
+    "reports:period_report": (ONCE, lambda s: {}),
     "evidence:run_detail": (BOTH, _run),
     "evidence:run_cancel": (BOTH, _run),
     "evidence:finding_review": (BOTH, _run),

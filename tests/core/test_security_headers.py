@@ -22,6 +22,8 @@ pytestmark = pytest.mark.django_db
 NOT_PAGES = {
     "reports:report_download",
     "reports:release_report",
+    "reports:model_report",
+    "reports:period_report",
     "accounts:logout",
     "accounts:token_revoke",
     "accounts:access_user_create",

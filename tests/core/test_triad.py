@@ -896,6 +896,17 @@ TABLE: list[Route] = [
         given=stored_report,
     ),
     row("reports:release_report", "POST", "release_manager", "viewer", ok=302, kwargs=RELEASE),
+    row("reports:model_report", "POST", "compliance_officer", "release_manager", ok=302, kwargs=MODEL),
+    row(
+        "reports:period_report",
+        "POST",
+        OFFICER,
+        "viewer",
+        nobody=403,
+        ok=302,
+        body=lambda w: {"since": "2026-01-01", "until": "2026-12-31"},
+        note="every team's period needs a global binding: a team's people are refused with a 403",
+    ),
     row("api:reports", "GET", AUDITOR, "viewer", nobody=403),
     row(
         "api:reports",

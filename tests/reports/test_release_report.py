@@ -201,3 +201,90 @@ def test_the_dashboard_buttons_export_and_the_report_page_offers_the_files(appro
     assert download.status_code == 303
     listing = client.get("/reports/")
     assert report.title.encode() in listing.content
+
+
+def _pdf_text(client, report: Report) -> str:
+    return "".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(_download(client, report, "pdf"))).pages)
+
+
+def test_a_model_report_lays_out_annex_iv_and_article_30_and_says_what_a_person_must_write(
+    approved, officer, api_client_for, keys
+):
+    # given a high-risk model processing personal data, with an approved release
+    model = approved.model
+    model.risk_tier = "high"
+    model.save(update_fields=["risk_tier"])
+    client = api_client_for(officer)
+    # when the officer asks for its report
+    response = client.post("/api/v1/reports/", {"kind": "model", "model": model.name, "formats": ["pdf", "pack"]})
+    assert response.status_code == 202, response.content
+    report = Report.objects.get(public_id=response.json()["id"])
+    assert run_job(report.job_id) == "succeeded"
+    report.refresh_from_db()
+    # then the PDF holds the versions, the release and both regulation outlines, each section marked
+    text = _pdf_text(client, report)
+    flat = "".join(text.split())
+    assert "Annex IV" in text and "Art. 30" in text
+    assert "apersonwritesit" in flat and "filledbyAssay" in flat and "partlyfilled" in flat
+    assert approved.version.sha256 in flat and "DPIA-2025-001" in text
+    # and its pack verifies, scoped to the model's story
+    (keys / "model.zip").write_bytes(_download(client, report, "pack"))
+    (keys / "audit-log.pem").write_text(checkpoints.public_pem(checkpoints.load_signing_key().public_key()))
+    result = subprocess.run(
+        [sys.executable, "-I", str(SCRIPT), str(keys / "model.zip"), "--key", str(keys / "audit-log.pem")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_period_report_lists_refusals_break_glass_role_changes_and_denied_attempts(
+    approved, officer, manager, make_user, api_client_for, team, keys
+):
+    from apps.releases import services as releases
+
+    # given, in the period: a refused attempt, a role change and a break-glass release
+    viewer = make_user("viewer", username="val", team=team)
+    assert api_client_for(viewer).post("/api/v1/reports/", {"kind": "release", "release": str(approved.public_id)})
+    emergency = releases.release_request_create(
+        actor=principal_for_user(manager),
+        model_name=approved.model.name,
+        number=approved.version.number,
+        environment="production",
+        justification="outage",
+        change_reference="CHG-7",
+        emergency=True,
+    )
+    client = api_client_for(officer)
+    # when the officer asks for every team's report over the period, with its pack
+    body = {"kind": "period", "since": "2020-01-01", "until": "2099-12-31", "formats": ["pdf", "pack"]}
+    response = client.post("/api/v1/reports/", body, format="json")
+    assert response.status_code == 202, response.content
+    report = Report.objects.get(public_id=response.json()["id"])
+    assert run_job(report.job_id) == "succeeded"
+    report.refresh_from_db()
+    text = _pdf_text(client, report)
+    flat = "".join(text.split())
+    # then it shows the break-glass release in the SOX log, the role changes and the denial
+    assert "CHG-7" in text and str(emergency.public_id) in flat
+    assert "SOXchange-managementlog" in flat
+    assert "Role changes" in text and "Denied attempts" in text and "val" in text
+    # and the pack holds every event of the period, each with its proof
+    with zipfile.ZipFile(io.BytesIO(_download(client, report, "pack"))) as z:
+        assert len(z.read("events.jsonl").decode().splitlines()) == report.events
+
+
+def test_who_may_ask_for_model_and_period_reports(approved, manager, officer, make_user, api_client_for, team):
+    model = approved.model.name
+    assert api_client_for(manager).post("/api/v1/reports/", {"kind": "model", "model": model}).status_code == 403
+    team_officer = make_user("compliance_officer", username="tess", team=team)
+    client = api_client_for(team_officer)
+    period = {"kind": "period", "since": "2026-01-01", "until": "2026-02-01"}
+    # a team's officer: a report on their team's period, not on every team's, and no pack for one team
+    assert client.post("/api/v1/reports/", {**period, "team": team.name, "formats": ["pdf"]}).status_code == 202
+    assert client.post("/api/v1/reports/", {**period, "formats": ["pdf"]}).status_code == 403
+    refused = client.post("/api/v1/reports/", {**period, "team": team.name, "formats": ["pack"]}, format="json")
+    assert refused.status_code == 400 and "formats" in refused.json()["errors"]
+    missing = api_client_for(officer).post("/api/v1/reports/", {"kind": "period", "since": "2026-01-01"})
+    assert missing.status_code == 400 and "until" in missing.json()["errors"]

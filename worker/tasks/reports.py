@@ -18,13 +18,15 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.audit import checkpoints
+from apps.audit.chain import format_time
 from apps.audit.filters import EventFilter, apply_filters, resolve_subject
 from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
 from apps.core.storage import get_storage
 from apps.jobs.models import Job
-from apps.reports import selectors, services
+from apps.reports import overviews, selectors, services
 from apps.reports.certificate import ReportSignerMissing, certificate_pem
+from apps.reports.choices import ReportKind
 from apps.reports.content import release_content
 from apps.reports.models import Report
 from worker.reports.pack import build_pack
@@ -39,6 +41,10 @@ INTERNAL_ERROR = "internal error"
 def _store(data: bytes, name: str) -> dict:
     stored = get_storage().save(io.BytesIO(data), kind="reports")
     return {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": name}
+
+
+def _iso(value) -> str | None:
+    return format_time(value) if value is not None else None
 
 
 def _reader(job: Job) -> Principal:
@@ -68,27 +74,39 @@ def generate_report(job: Job, report: Callable[[int, str], None]) -> dict:
         raise JobFailed(INTERNAL_ERROR)
 
 
+def _content(row: Report, reader: Principal):
+    """The report's template, its context and records, and the audit filter of its scope."""
+    if row.kind == ReportKind.RELEASE:
+        content = release_content(reader=reader, release=row.release)
+        return "reports/release_report.html", content, EventFilter(related=row.subject)
+    if row.kind == ReportKind.MODEL:
+        content = overviews.model_content(reader=reader, model=row.model, since=row.since, until=row.until)
+        return "reports/model_report.html", content, EventFilter(related=row.subject, since=row.since, until=row.until)
+    content = overviews.period_content(reader=reader, team=row.owner_team, since=row.since, until=row.until)
+    return "reports/period_report.html", content, EventFilter(since=row.since, until=row.until)
+
+
 def _generate(row: Report, reader: Principal, progress) -> dict:
     progress(5, "sealing the audit trail and signing a checkpoint")
     cp = checkpoints.checkpoint_write()
     if cp is None:
         raise JobFailed("the audit trail is empty: there is nothing to report on")
-    release = Report.objects.select_related("release").get(pk=row.pk).release
-    progress(15, "gathering the release's records")
-    content = release_content(reader=reader, release=release)
-    filters = resolve_subject(EventFilter(related=row.subject))
+    row = Report.objects.select_related("release", "model", "owner_team").get(pk=row.pk)
+    progress(15, "gathering the records")
+    template, content, scope_filter = _content(row, reader)
+    filters = resolve_subject(scope_filter)
     events = apply_filters(AuditEvent.objects.filter(seq__isnull=False, seq__lte=cp.seq), filters).count()
     info = {
         "kind": row.get_kind_display(),
-        "scope": row.title.split(": ", 1)[-1] + f" (audit subject {row.subject})",
-        "period_start": None,
-        "period_end": None,
+        "scope": row.title.split(": ", 1)[-1] + (f" (audit subject {row.subject})" if row.subject else ""),
+        "period_start": row.since,
+        "period_end": row.until,
         "generated_by": row.requested_by_name or reader.name,
         "generated_at": timezone.now(),
         "checkpoint_tree_size": cp.seq,
         "checkpoint_root_hash": cp.root,
     }
-    html = render_to_string("reports/release_report.html", {**content.context, "report": info, "events": events})
+    html = render_to_string(template, {**content.context, "report": info, "events": events})
     files: dict[str, dict] = {}
     base = row.title.split(": ", 1)[-1].replace(" ", "-")
     if "html" in row.formats:
@@ -106,9 +124,9 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
                 "kind": row.kind,
                 "subject": row.subject,
                 "title": row.title,
-                "related": row.subject,
-                "since": None,
-                "until": None,
+                "related": scope_filter.related,
+                "since": _iso(row.since),
+                "until": _iso(row.until),
                 "report": str(row.public_id),
             },
             filters=filters,

@@ -9,7 +9,15 @@ from ..choices import ReportFormat, ReportKind
 
 class ReportCreateInput(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ReportKind.choices)
-    release = serializers.CharField(required=False, help_text="The release's id (for kind `release`).")
+    release = serializers.CharField(required=False, help_text="The release's id (kind `release`).")
+    model = serializers.CharField(required=False, help_text="The model's name (kind `model`).")
+    team = serializers.CharField(
+        required=False, help_text="A team's name (kind `period`; leave it out for every team, which needs a global role)."
+    )
+    since = serializers.CharField(required=False, help_text="Start of the period (ISO 8601 date or time, inclusive).")
+    until = serializers.CharField(
+        required=False, help_text="End of the period (ISO 8601, exclusive; a bare date includes that day)."
+    )
     formats = serializers.ListField(
         child=serializers.ChoiceField(choices=ReportFormat.choices),
         required=False,
@@ -37,6 +45,8 @@ class ReportOutput(serializers.Serializer):
     message = serializers.CharField()
     error = serializers.CharField()
     requested_by = serializers.CharField(source="requested_by_name")
+    since = serializers.DateTimeField(allow_null=True)
+    until = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     checkpoint = serializers.SerializerMethodField()

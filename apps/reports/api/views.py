@@ -20,7 +20,11 @@ _REPORT_ID = OpenApiParameter("report_id", OpenApiTypes.UUID, OpenApiParameter.P
 
 
 class ReportListApi(GenericAPIView):
-    """Reports in your scope, newest first (`reports.view`); POST asks for one (202 with its URL)."""
+    """Reports in your scope, newest first (`reports.view`); POST asks for one (202 with its URL).
+
+    Kinds: `release` (`release`: its id), `model` (`model`: its name; optional `since`, `until`) and `period`
+    (`since`, `until`; `team` for one team). Formats: `pdf`, `html`, `pack` (default `pdf` and `pack`).
+    """
 
     serializer_class = ReportOutput
 
@@ -41,6 +45,10 @@ class ReportListApi(GenericAPIView):
             actor=request.principal,
             kind=data.validated_data["kind"],
             release_id=data.validated_data.get("release"),
+            model_name=data.validated_data.get("model", ""),
+            team_name=data.validated_data.get("team", ""),
+            since=data.validated_data.get("since"),
+            until=data.validated_data.get("until"),
             formats=data.validated_data.get("formats"),
         )
         body = ReportOutput(report, context={"request": request}).data
