@@ -73,6 +73,8 @@ PERMISSIONS: dict[str, str] = {
     "reports.generate": Scope.REPORTS,
     "accounts.view": Scope.READ,
     "accounts.manage": Scope.ADMIN,
+    # run the periodic access review: attest or revoke each role binding (compliance officers, admins)
+    "accounts.review": Scope.ADMIN,
 }
 
 _VIEW = {"registry.view", "evidence.view", "releases.view", "policies.view", "deployments.view"}
@@ -111,6 +113,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "notifications.manage",
             "registry.approve_facts",
             "deployments.halt",
+            "accounts.review",
         }
     ),
     Role.RELEASE_MANAGER: frozenset(
@@ -131,6 +134,7 @@ GLOBAL_ONLY = frozenset(
         "audit.export",
         "accounts.view",
         "accounts.manage",
+        "accounts.review",
         "policies.manage",
         "notifications.allow_host",
         "deployments.manage_targets",

@@ -485,11 +485,11 @@ def role_grant(
 
 
 @transaction.atomic
-def role_revoke(*, actor: Principal, binding_id: int) -> RoleBinding:
+def role_revoke(*, actor: Principal, binding_id: int, permission: str = "accounts.manage") -> RoleBinding:
     """Remove a role binding and return it (as it was). Audited. Removing the last admin's is
-    refused (``LastAdmin``)."""
+    refused (``LastAdmin``). ``permission``: ``accounts.review`` when an access review revokes it."""
     if actor.kind != PrincipalKind.SYSTEM:
-        require(actor, "accounts.manage", audit_action="role_binding.deleted")
+        require(actor, permission, audit_action="role_binding.deleted")
     binding = RoleBinding.objects.select_for_update().filter(pk=binding_id).first()
     if binding is None:
         raise NotFound("No such role binding.")

@@ -5,6 +5,7 @@ class ReportKind(models.TextChoices):
     RELEASE = "release", "Release report"
     MODEL = "model", "Model report"
     PERIOD = "period", "Period report"
+    ACCESS_REVIEW = "access_review", "Access review report"
 
 
 class ReportFormat(models.TextChoices):
@@ -21,3 +22,9 @@ class ReportStatus(models.TextChoices):
 
 
 FINISHED = (ReportStatus.SUCCEEDED, ReportStatus.FAILED)
+
+
+class ReviewDecision(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ATTESTED = "attested", "Attested"
+    REVOKED = "revoked", "Revoked"

@@ -36,6 +36,9 @@ class Report(models.Model):
     release = models.ForeignKey(ReleaseRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     owner_team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    access_review = models.ForeignKey(
+        "AccessReview", null=True, blank=True, on_delete=models.PROTECT, related_name="reports"
+    )
     since = models.DateTimeField(null=True, blank=True)
     until = models.DateTimeField(null=True, blank=True)
     formats = models.JSONField(default=list)
@@ -76,3 +79,61 @@ class Report(models.Model):
 
     def file(self, fmt: str) -> dict | None:
         return self.files.get(fmt) if fmt in ReportFormat.values else None
+
+
+class AccessReview(models.Model):
+    """A periodic access review (SOX, PCI-DSS 7.2.4): every role binding in its scope as it stood when the
+    review started, each to be attested or revoked by a reviewer. Its report is the evidence of the review."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, default="open")  # open, closed
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by_name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("access_review", str(self.public_id), self.title)
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        return (None, None)  # every review is read and decided through a global binding
+
+
+class AccessReviewItem(models.Model):
+    """One grant under review: the binding as it stood (kept as text: a revoked binding is gone), its last use,
+    and the reviewer's decision (``pending``, ``attested``, ``revoked``) with their reason."""
+
+    review = models.ForeignKey(AccessReview, on_delete=models.CASCADE, related_name="items")
+    binding_id = models.BigIntegerField(help_text="The role binding's id when the review started.")
+    subject = models.CharField(max_length=300)
+    subject_key = models.CharField(max_length=80, help_text="user:<id>, team:<id> or service_account:<id>")
+    role = models.CharField(max_length=32)
+    scope = models.CharField(max_length=300)
+    granted_by = models.CharField(max_length=255, blank=True)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=16, default="pending")
+    decided_by_name = models.CharField(max_length=255, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["review", "binding_id"], name="uniq_review_binding")]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.role} on {self.scope} ({self.decision})"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        return ("access_review_item", str(self.pk), f"{self.subject}: {self.role} on {self.scope}")

@@ -209,3 +209,38 @@ def _event_row(e: AuditEvent) -> dict:
         "after": e.after,
         "before": e.before,
     }
+
+
+def access_review_content(*, review) -> Content:
+    """The review as it stands: every grant with who granted it, its last use, and the decision on it."""
+    items = [
+        {
+            "subject": i.subject,
+            "role": i.role,
+            "scope": i.scope,
+            "granted_by": i.granted_by,
+            "granted_at": i.granted_at,
+            "last_used_at": i.last_used_at,
+            "decision": i.decision,
+            "decided_by": i.decided_by_name,
+            "decided_at": i.decided_at,
+            "reason": i.reason,
+        }
+        for i in review.items.all()
+    ]
+    counts = {d: sum(1 for i in items if i["decision"] == d) for d in ("attested", "revoked", "pending")}
+    facts = {
+        "id": str(review.public_id),
+        "title": review.title,
+        "team": review.team.name if review.team_id else None,
+        "status": review.status,
+        "started_by": review.started_by_name,
+        "started_at": review.created_at,
+        "closed_by": review.closed_by_name,
+        "closed_at": review.closed_at,
+        "counts": counts,
+    }
+    return Content(
+        context={"review": facts, "items": items},
+        records={"records/access-review.json": _json(facts), "records/access-review-items.json": _json(items)},
+    )

@@ -33,7 +33,9 @@ def can_view_reports(actor: Principal) -> bool:
 
 def can_generate(actor: Principal, obj=None) -> bool:
     """May ``actor`` ask for a model's report (``obj`` the model) or a period report (anywhere, without one)?"""
-    return rbac.allows(actor, "reports.generate", obj) if obj is not None else rbac.has_anywhere(actor, "reports.generate")
+    return (
+        rbac.allows(actor, "reports.generate", obj) if obj is not None else rbac.has_anywhere(actor, "reports.generate")
+    )
 
 
 def can_report_release(actor: Principal, release) -> bool:

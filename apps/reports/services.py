@@ -32,7 +32,7 @@ from apps.registry.downloads import DownloadLink
 from apps.registry.models import RegisteredModel
 from apps.releases import selectors as releases
 
-from . import selectors
+from . import reviews, selectors
 from .choices import FINISHED, ReportFormat, ReportKind, ReportStatus
 from .models import Report
 
@@ -75,6 +75,7 @@ def report_request(
     release_id: Any = None,
     model_name: str = "",
     team_name: str = "",
+    review_id: Any = None,
     since: Any = None,
     until: Any = None,
     formats: Any = None,
@@ -87,12 +88,26 @@ def report_request(
     - ``period``: ``since`` and ``until``, and ``team_name`` for one team; needs ``reports.generate`` on the
       team, or a global binding for every team. An evidence pack covers the whole installation's trail in the
       period, so a one-team period report comes as PDF and HTML only.
+    - ``access_review``: ``review_id``; needs ``reports.generate`` through a global binding.
 
     A subject the actor cannot see is a 404; a bad value a 400 naming the field.
     """
     chosen = _formats(formats)
     if kind == ReportKind.RELEASE:
         return _release_report(actor=actor, release_id=release_id, formats=chosen)
+    if kind == ReportKind.ACCESS_REVIEW:
+        if not review_id:
+            raise ValidationFailed("review: required for an access review report.", errors={"review": ["Required."]})
+        review = reviews.review_get(actor=actor, review_id=review_id)
+        rbac.require(actor, GENERATE, audit_action="report.requested")
+        report = Report(
+            kind=kind,
+            title=f"Access review report: {review.title}"[:300],
+            subject=f"access_review:{review.public_id}",
+            access_review=review,
+            owner_team=None,
+        )
+        return _created(actor, report, chosen, related=review)
     if kind not in ReportKind.values:
         raise ValidationFailed(
             f"kind: {kind or 'nothing'} is not a report kind; choose from {', '.join(ReportKind.values)}.",
@@ -214,7 +229,7 @@ def report_completed(
     audit.record(
         action="report.generated",
         target=report,
-        related=report.release or report.model,
+        related=report.release or report.model or report.access_review,
         after={
             "files": {fmt: {"sha256": f["sha256"], "size": f["size"]} for fmt, f in files.items()},
             "checkpoint": {"tree_size": checkpoint_size, "root": checkpoint_root},
@@ -233,7 +248,11 @@ def report_failed(*, report_id: int, reason: str) -> None:
     report.finished_at = timezone.now()
     report.save(update_fields=["status", "error", "message", "finished_at"])
     audit.record(
-        action="report.failed", outcome="failed", target=report, related=report.release or report.model, reason=reason
+        action="report.failed",
+        outcome="failed",
+        target=report,
+        related=report.release or report.model or report.access_review,
+        reason=reason,
     )
 
 
@@ -253,7 +272,7 @@ def report_download_start(*, actor: Principal, report_id: Any, fmt: str) -> Down
         action="report.downloaded",
         actor=actor,
         target=report,
-        related=report.release or report.model,
+        related=report.release or report.model or report.access_review,
         after={"format": fmt, "sha256": stored["sha256"]},
         artifact_sha256=stored["sha256"],
     )

@@ -13,4 +13,10 @@ urlpatterns = [
     path("releases/<uuid:release_id>/report/", views.release_report, name="release_report"),
     path("models/<slug:name>/report/", views.model_report, name="model_report"),
     path("reports/period/", views.period_report, name="period_report"),
+    path("access-reviews/", views.review_list, name="review_list"),
+    path("access-reviews/start/", views.review_start, name="review_start"),
+    path("access-reviews/<uuid:review_id>/", views.review_detail, name="review_detail"),
+    path("access-reviews/<uuid:review_id>/items/<int:item_id>/", views.review_decide, name="review_decide"),
+    path("access-reviews/<uuid:review_id>/close/", views.review_close, name="review_close"),
+    path("access-reviews/<uuid:review_id>/report/", views.review_report, name="review_report"),
 ]

@@ -9,10 +9,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
 from apps.accounts.principals import principal_for_user
-from apps.core.errors import ValidationFailed
+from apps.core.errors import Conflict, ValidationFailed
 from apps.core.totals import BoundedPaginator
 
-from . import selectors, services
+from . import reviews, selectors, services
 from .choices import ReportFormat, ReportKind
 
 
@@ -106,3 +106,92 @@ def report_download(request, report_id, fmt: str):
         messages.error(request, exc.detail)
         return redirect("reports:report_detail", report_id=report_id)
     return _see_other(link.url)
+
+
+# --- access reviews
+
+
+@login_required
+@require_safe
+def review_list(request):
+    actor = principal_for_user(request.user)
+    return render(
+        request,
+        "reports/review_list.html",
+        {"reviews": reviews.review_list(actor=actor)[:100], "can_review": reviews.can_review(actor)},
+    )
+
+
+@login_required
+@require_POST
+def review_start(request):
+    try:
+        review = reviews.access_review_start(
+            actor=principal_for_user(request.user),
+            team_name=request.POST.get("team", "").strip(),
+            title=request.POST.get("title", "").strip(),
+        )
+    except ValidationFailed as exc:
+        messages.error(request, exc.detail)
+        return redirect("reports:review_list")
+    return redirect("reports:review_detail", review_id=review.public_id)
+
+
+@login_required
+@require_safe
+def review_detail(request, review_id):
+    actor = principal_for_user(request.user)
+    review = reviews.review_get(actor=actor, review_id=review_id)
+    items = list(review.items.all())
+    return render(
+        request,
+        "reports/review_detail.html",
+        {
+            "review": review,
+            "items": items,
+            "pending": sum(1 for i in items if i.decision == "pending"),
+            "can_review": reviews.can_review(actor) and review.status == "open",
+            "me": f"{actor.kind}:{actor.id}",
+            "can_report": selectors.can_generate(actor),
+        },
+    )
+
+
+@login_required
+@require_POST
+def review_decide(request, review_id, item_id: int):
+    try:
+        reviews.access_review_decide(
+            actor=principal_for_user(request.user),
+            review_id=review_id,
+            item_id=item_id,
+            decision=request.POST.get("decision", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except (ValidationFailed, Conflict) as exc:
+        messages.error(request, exc.detail)
+    return redirect("reports:review_detail", review_id=review_id)
+
+
+@login_required
+@require_POST
+def review_close(request, review_id):
+    try:
+        reviews.access_review_close(actor=principal_for_user(request.user), review_id=review_id)
+    except Conflict as exc:
+        messages.error(request, exc.detail)
+    return redirect("reports:review_detail", review_id=review_id)
+
+
+@login_required
+@require_POST
+def review_report(request, review_id):
+    """The review page's "Export report": its signed report and evidence pack."""
+    report = services.report_request(
+        actor=principal_for_user(request.user),
+        kind=ReportKind.ACCESS_REVIEW,
+        review_id=review_id,
+        formats=request.POST.getlist("formats") or None,
+    )
+    messages.success(request, "The report is being generated; this page shows its progress.")
+    return redirect("reports:report_detail", report_id=report.public_id)

@@ -30,10 +30,12 @@ from apps.core.errors import DomainError
 from tests.support.triad import (
     World,
     changes,
+    decided_review,
     fingerprint,
     finished_delivery,
     halted_deployment,
     last_event_id,
+    open_review,
     pending_facts_change,
     result_file,
     serving_deployment,
@@ -215,6 +217,26 @@ def _rolling_back(w: World):
 FIGURES = {"requests": 100, "errors": 0, "error_rate": 0.0, "p99_ms": 12.0, "restarts": 0}
 
 WRITERS: list[Writer] = [
+    # --- access reviews
+    writes(
+        "apps.reports.reviews.access_review_start",
+        "access_review.started",
+        lambda w: S("apps.reports.reviews").access_review_start(actor=_root(w), team_name=w.team.name),
+    ),
+    writes(
+        "apps.reports.reviews.access_review_decide",
+        "access_review.attested",
+        lambda w: S("apps.reports.reviews").access_review_decide(
+            actor=_root(w), review_id=w.given.public_id, item_id=w.given.items.get().pk, decision="attest"
+        ),
+        given=open_review,
+    ),
+    writes(
+        "apps.reports.reviews.access_review_close",
+        "access_review.closed",
+        lambda w: S("apps.reports.reviews").access_review_close(actor=_root(w), review_id=w.given.public_id),
+        given=decided_review,
+    ),
     # --- reports
     writes(
         f"{REP}.report_request",

@@ -13,7 +13,7 @@ from apps.accounts.principals import principal_for_user
 from apps.policies.models import PolicyPack
 from apps.releases import services as releases
 from apps.releases.models import Environment
-from apps.reports.models import Report
+from apps.reports.models import AccessReview, AccessReviewItem, Report
 from tests.factories.policies import compliant_version, explain_run
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +24,10 @@ NOT_PAGES = {
     "reports:release_report",
     "reports:model_report",
     "reports:period_report",
+    "reports:review_start",
+    "reports:review_decide",
+    "reports:review_close",
+    "reports:review_report",
     "accounts:logout",
     "accounts:token_revoke",
     "accounts:access_user_create",
@@ -141,8 +145,14 @@ def world(make_user, team):
         progress=40,
         files={"pdf": {"key": "reports/" + "0" * 32, "sha256": "0" * 64, "size": 1, "name": "r.pdf"}},
     )
+    review = AccessReview.objects.create(title="Q4", started_by_name="root")
+    AccessReviewItem.objects.create(
+        review=review, binding_id=1, subject="user x", subject_key="user:99", role="viewer", scope="everything"
+    )
     return {
         "admin": admin,
+        "reports:review_list": "/access-reviews/",
+        "reports:review_detail": f"/access-reviews/{review.public_id}/",
         "reports:report_list": "/reports/",
         "reports:report_detail": f"/reports/{report.public_id}/",
         "deployments:target_list": "/targets/",

@@ -25,6 +25,7 @@ from tests.support.triad import (
     Route,
     call,
     client_for,
+    decided_review,
     denied_write_left_only_its_denial,
     download_token,
     fingerprint,
@@ -33,6 +34,7 @@ from tests.support.triad import (
     is_problem,
     last_event_id,
     made_up,
+    open_review,
     pending_facts_change,
     report_signer,
     report_token,
@@ -63,6 +65,7 @@ HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
 DEPLOYMENT = lambda w: {"deployment_id": w.deployment.public_id}  # noqa: E731
 TARGET = lambda w: {"target_id": w.spare_target.public_id}  # noqa: E731
 DEPLOYMENT_ID = lambda w: str(w.deployment.public_id)  # noqa: E731
+REVIEW = lambda w: {"review_id": w.given.public_id}  # noqa: E731  (``given=open_review``)
 REPORT = lambda w: {"report_id": w.given.public_id}  # noqa: E731  (``given=stored_report``)
 SEALED = lambda w: seal_pending(blocking=True)  # noqa: E731  (proofs are over the sealed trail)
 DOWNLOAD_LINK = lambda w: {"token": download_token(w, "contributor")}  # noqa: E731  (``given=stored_dataset``)
@@ -938,6 +941,38 @@ TABLE: list[Route] = [
         note="the link names the release manager: anyone else is refused",
     ),
     row("api:report-certificate", "GET", "release_manager", "viewer", nobody=403, given=report_signer),
+    # --- access reviews
+    row("reports:review_list", "GET", OFFICER, "viewer", nobody=403),
+    row("reports:review_start", "POST", OFFICER, "viewer", nobody=403, ok=302),
+    row("reports:review_detail", "GET", OFFICER, "viewer", nobody=403, kwargs=REVIEW, given=open_review),
+    row(
+        "reports:review_decide",
+        "POST",
+        OFFICER,
+        "viewer",
+        nobody=403,
+        ok=302,
+        kwargs=lambda w: {"review_id": w.given.public_id, "item_id": w.given.items.get().pk},
+        body=lambda w: {"decision": "attest"},
+        given=open_review,
+    ),
+    row("reports:review_close", "POST", OFFICER, "viewer", nobody=403, ok=302, kwargs=REVIEW, given=decided_review),
+    row("reports:review_report", "POST", OFFICER, "viewer", nobody=403, ok=302, kwargs=REVIEW, given=open_review),
+    row("api:access-reviews", "GET", AUDITOR, "viewer", nobody=403),
+    row("api:access-reviews", "POST", OFFICER, "viewer", nobody=403, ok=201, body=lambda w: {"title": "Q1"}),
+    row("api:access-review-detail", "GET", AUDITOR, "viewer", nobody=403, kwargs=REVIEW, given=open_review),
+    row(
+        "api:access-review-decide",
+        "POST",
+        OFFICER,
+        AUDITOR,
+        nobody=403,
+        kwargs=lambda w: {"review_id": w.given.public_id, "item_id": w.given.items.get().pk},
+        body=lambda w: {"decision": "attest"},
+        given=open_review,
+        note="auditors read reviews; only reviewers decide",
+    ),
+    row("api:access-review-close", "POST", OFFICER, AUDITOR, nobody=403, kwargs=REVIEW, given=decided_review),
     row("api:audit-proof-consistency", "GET", AUDITOR, "viewer", nobody=403, query="?from=1", given=SEALED),
     row("api:audit-proof-inclusion", "GET", AUDITOR, "viewer", nobody=403, query="?seq=1", given=SEALED),
 ]

@@ -404,6 +404,27 @@ def stored_report(w: World):
     )
 
 
+def open_review(w: World, decided: bool = False):
+    """An open access review holding the world's member's viewer binding (decided already when ``decided``)."""
+    from apps.reports.models import AccessReview, AccessReviewItem
+
+    review = AccessReview.objects.create(title="Triad review", team=w.team, started_by_name="root")
+    AccessReviewItem.objects.create(
+        review=review,
+        binding_id=w.role_binding.pk,
+        subject="user triad-member",
+        subject_key=f"user:{w.member.pk}",
+        role="viewer",
+        scope=f"team {w.team.name}",
+        decision="attested" if decided else "pending",
+    )
+    return review
+
+
+def decided_review(w: World):
+    return open_review(w, decided=True)
+
+
 def report_token(w: World, role: str) -> str:
     """A download link's token for the stored report's PDF, issued to the person holding ``role``."""
     from apps.reports.services import report_download_start

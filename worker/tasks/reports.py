@@ -82,6 +82,11 @@ def _content(row: Report, reader: Principal):
     if row.kind == ReportKind.MODEL:
         content = overviews.model_content(reader=reader, model=row.model, since=row.since, until=row.until)
         return "reports/model_report.html", content, EventFilter(related=row.subject, since=row.since, until=row.until)
+    if row.kind == ReportKind.ACCESS_REVIEW:
+        review = row.access_review
+        content = overviews.access_review_content(review=review)
+        scope = EventFilter(target_type="access_review", target_id=str(review.public_id))
+        return "reports/access_review_report.html", content, scope
     content = overviews.period_content(reader=reader, team=row.owner_team, since=row.since, until=row.until)
     return "reports/period_report.html", content, EventFilter(since=row.since, until=row.until)
 
@@ -91,7 +96,7 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
     cp = checkpoints.checkpoint_write()
     if cp is None:
         raise JobFailed("the audit trail is empty: there is nothing to report on")
-    row = Report.objects.select_related("release", "model", "owner_team").get(pk=row.pk)
+    row = Report.objects.select_related("release", "model", "owner_team", "access_review").get(pk=row.pk)
     progress(15, "gathering the records")
     template, content, scope_filter = _content(row, reader)
     filters = resolve_subject(scope_filter)
@@ -125,6 +130,8 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
                 "subject": row.subject,
                 "title": row.title,
                 "related": scope_filter.related,
+                "target_type": scope_filter.target_type or None,
+                "target_id": scope_filter.target_id or None,
                 "since": _iso(row.since),
                 "until": _iso(row.until),
                 "report": str(row.public_id),

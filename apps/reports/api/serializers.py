@@ -12,8 +12,10 @@ class ReportCreateInput(serializers.Serializer):
     release = serializers.CharField(required=False, help_text="The release's id (kind `release`).")
     model = serializers.CharField(required=False, help_text="The model's name (kind `model`).")
     team = serializers.CharField(
-        required=False, help_text="A team's name (kind `period`; leave it out for every team, which needs a global role)."
+        required=False,
+        help_text="A team's name (kind `period`; leave it out for every team, which needs a global role).",
     )
+    review = serializers.CharField(required=False, help_text="The access review's id (kind `access_review`).")
     since = serializers.CharField(required=False, help_text="Start of the period (ISO 8601 date or time, inclusive).")
     until = serializers.CharField(
         required=False, help_text="End of the period (ISO 8601, exclusive; a bare date includes that day)."
@@ -80,3 +82,38 @@ class ReportOutput(serializers.Serializer):
                     }
                 )
         return out
+
+
+class AccessReviewStartInput(serializers.Serializer):
+    team = serializers.CharField(required=False, allow_blank=True, help_text="One team's grants; leave out for all.")
+    title = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class AccessReviewDecideInput(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["attest", "revoke"])
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="Required to revoke.")
+
+
+class AccessReviewItemOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    subject = serializers.CharField()
+    role = serializers.CharField()
+    scope = serializers.CharField()
+    granted_by = serializers.CharField()
+    granted_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    decision = serializers.CharField()
+    decided_by = serializers.CharField(source="decided_by_name")
+    decided_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField()
+
+
+class AccessReviewOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    title = serializers.CharField()
+    team = serializers.CharField(source="team.name", allow_null=True, default=None)
+    status = serializers.CharField()
+    started_by = serializers.CharField(source="started_by_name")
+    created_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    items = AccessReviewItemOutput(many=True, source="items.all")

@@ -13,8 +13,15 @@ from rest_framework.response import Response
 from apps.core.errors import NotFound
 from apps.registry.api.views import _LINK_RESPONSES, PROBLEM, _AnyMediaType, download_response, link_response
 
-from .. import certificate, downloads, selectors, services
-from .serializers import ReportCreateInput, ReportOutput
+from .. import certificate, downloads, reviews, selectors, services
+from .serializers import (
+    AccessReviewDecideInput,
+    AccessReviewItemOutput,
+    AccessReviewOutput,
+    AccessReviewStartInput,
+    ReportCreateInput,
+    ReportOutput,
+)
 
 _REPORT_ID = OpenApiParameter("report_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -47,6 +54,7 @@ class ReportListApi(GenericAPIView):
             release_id=data.validated_data.get("release"),
             model_name=data.validated_data.get("model", ""),
             team_name=data.validated_data.get("team", ""),
+            review_id=data.validated_data.get("review"),
             since=data.validated_data.get("since"),
             until=data.validated_data.get("until"),
             formats=data.validated_data.get("formats"),
@@ -120,3 +128,87 @@ class CertificateApi(GenericAPIView):
         response["Content-Disposition"] = 'attachment; filename="assay-report-signing.crt"'
         response["X-Certificate-SHA256"] = certificate.certificate_fingerprint()
         return response
+
+
+_REVIEW_ID = OpenApiParameter("review_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class AccessReviewListApi(GenericAPIView):
+    """Access reviews, newest first (reviewers, auditors, admins); POST starts one over every grant in scope."""
+
+    serializer_class = AccessReviewOutput
+
+    @extend_schema(operation_id="access_reviews_list", responses={200: AccessReviewOutput(many=True), 403: PROBLEM})
+    def get(self, request):
+        page = self.paginate_queryset(reviews.review_list(actor=request.principal).prefetch_related("items"))
+        return self.get_paginated_response(AccessReviewOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="access_reviews_create",
+        request=AccessReviewStartInput,
+        responses={201: AccessReviewOutput, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    )
+    def post(self, request):
+        data = AccessReviewStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = reviews.access_review_start(
+            actor=request.principal,
+            team_name=data.validated_data.get("team", ""),
+            title=data.validated_data.get("title", ""),
+        )
+        return Response(AccessReviewOutput(review).data, status=status.HTTP_201_CREATED)
+
+
+class AccessReviewDetailApi(GenericAPIView):
+    """One access review with every grant and its decision."""
+
+    serializer_class = AccessReviewOutput
+
+    @extend_schema(
+        operation_id="access_reviews_retrieve",
+        parameters=[_REVIEW_ID],
+        responses={200: AccessReviewOutput, 403: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, review_id):
+        return Response(AccessReviewOutput(reviews.review_get(actor=request.principal, review_id=review_id)).data)
+
+
+class AccessReviewDecideApi(GenericAPIView):
+    """Attest or revoke one grant (a reason is required to revoke; never your own grant). Audited."""
+
+    serializer_class = AccessReviewItemOutput
+
+    @extend_schema(
+        operation_id="access_reviews_decide",
+        parameters=[_REVIEW_ID, OpenApiParameter("item_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=AccessReviewDecideInput,
+        responses={200: AccessReviewItemOutput, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+    )
+    def post(self, request, review_id, item_id: int):
+        data = AccessReviewDecideInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = reviews.access_review_decide(
+            actor=request.principal,
+            review_id=review_id,
+            item_id=item_id,
+            decision=data.validated_data["decision"],
+            reason=data.validated_data.get("reason", ""),
+        )
+        return Response(AccessReviewItemOutput(item).data)
+
+
+class AccessReviewCloseApi(GenericAPIView):
+    """Close a review once every grant is attested or revoked (409 naming how many are pending). Audited."""
+
+    serializer_class = AccessReviewOutput
+
+    @extend_schema(
+        operation_id="access_reviews_close",
+        parameters=[_REVIEW_ID],
+        request=None,
+        responses={200: AccessReviewOutput, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM},
+    )
+    def post(self, request, review_id):
+        return Response(
+            AccessReviewOutput(reviews.access_review_close(actor=request.principal, review_id=review_id)).data
+        )
