@@ -289,6 +289,11 @@ ASSAY_AUDIT_SEAL_INTERVAL_SECONDS = env_int("ASSAY_AUDIT_SEAL_INTERVAL_SECONDS",
 # is offered for download; the embedded setup creates a self-signed pair, production installs its own.
 ASSAY_REPORT_SIGNING_KEY_FILE = env("ASSAY_REPORT_SIGNING_KEY_FILE", str(VAR_DIR / "keys" / "report-signing.pem"))
 ASSAY_REPORT_CERTIFICATE_FILE = env("ASSAY_REPORT_CERTIFICATE_FILE", str(VAR_DIR / "keys" / "report-signing.crt"))
+# Scheduled reports are also written here (file:///folder or s3://bucket/prefix; S3 Object Lock in compliance mode
+# where the bucket has it, kept ASSAY_REPORT_RETENTION_DAYS), and due schedules are looked for this often.
+ASSAY_REPORT_STORE_URL = env("ASSAY_REPORT_STORE_URL", (VAR_DIR / "report-store").as_uri())
+ASSAY_REPORT_RETENTION_DAYS = env_int("ASSAY_REPORT_RETENTION_DAYS", 7 * 365)
+ASSAY_REPORT_SCHEDULE_INTERVAL_SECONDS = env_int("ASSAY_REPORT_SCHEDULE_INTERVAL_SECONDS", 300)
 
 # Policies: evaluate the Rego packs on an OPA server (its Data API) instead of with regopy here.
 ASSAY_OPA_URL = env("ASSAY_OPA_URL", "")

@@ -23,6 +23,10 @@ def beat_schedule() -> dict:
             "task": "deployments.reconcile",
             "schedule": float(settings.ASSAY_DEPLOY_RECONCILE_SECONDS),
         },
+        "reports-schedules": {
+            "task": "reports.schedules",
+            "schedule": float(settings.ASSAY_REPORT_SCHEDULE_INTERVAL_SECONDS),
+        },
         "releases-expire": {
             "task": "releases.expire",
             "schedule": float(settings.ASSAY_RELEASE_EXPIRY_INTERVAL_SECONDS),

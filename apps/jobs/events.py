@@ -72,6 +72,7 @@ EVENTS: dict[str, str] = {
     "deployment.rolled_back": "a rollout was rolled back (by a person or on its own): the stable version serves",
     "deployment.failed": "a rollout failed: governance refused the apply, or the target refused it",
     "deployment.drift_detected": "a target runs something that does not match an approved, current release",
+    "report.generated": "a report and its files are ready (a scheduled one is in the report store too)",
 }
 
 

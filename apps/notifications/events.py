@@ -24,6 +24,7 @@ EVENT_TYPES = (
     "deployment.rolled_back",
     "deployment.failed",
     "deployment.drift_detected",
+    "report.generated",
 )
 
 

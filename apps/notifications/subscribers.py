@@ -27,6 +27,7 @@ WEBHOOK_TYPES = {
     "evidence_run.succeeded": "evidence.completed",
     "evidence_run.failed": "evidence.failed",
     "policy.changed": "policy.changed",
+    "report.generated": "report.generated",
     **{
         f"deployment.{name}": f"deployment.{name}"
         for name in (
@@ -42,7 +43,7 @@ WEBHOOK_TYPES = {
     },
 }
 # the ids a published payload carries for subscribers, which a webhook body does not repeat
-_INTERNAL = ("team_id", "release_id", "run_id", "version_id", "dataset_id", "deployment_id")
+_INTERNAL = ("team_id", "release_id", "run_id", "version_id", "dataset_id", "deployment_id", "report_id")
 
 
 def webhook_data(name: str, payload: dict) -> dict:
@@ -50,6 +51,8 @@ def webhook_data(name: str, payload: dict) -> dict:
     data = {key: value for key, value in payload.items() if key not in _INTERNAL}
     if name.startswith("evidence_run."):
         data["url"] = webhooks.dashboard_url(reverse("evidence:run_detail", args=[payload["run"]]))
+    if name == "report.generated":
+        data["url"] = webhooks.dashboard_url(reverse("reports:report_detail", args=[payload["report"]]))
     return data
 
 

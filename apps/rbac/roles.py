@@ -71,6 +71,8 @@ PERMISSIONS: dict[str, str] = {
     "reports.release": Scope.REPORTS,
     # generate a model's report or a period's (a team's, or every team's with a global binding)
     "reports.generate": Scope.REPORTS,
+    # schedule reports (compliance officers; auditors generate and read, they do not schedule)
+    "reports.schedule": Scope.REPORTS,
     "accounts.view": Scope.READ,
     "accounts.manage": Scope.ADMIN,
     # run the periodic access review: attest or revoke each role binding (compliance officers, admins)
@@ -114,6 +116,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "registry.approve_facts",
             "deployments.halt",
             "accounts.review",
+            "reports.schedule",
         }
     ),
     Role.RELEASE_MANAGER: frozenset(

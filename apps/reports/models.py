@@ -39,6 +39,7 @@ class Report(models.Model):
     access_review = models.ForeignKey(
         "AccessReview", null=True, blank=True, on_delete=models.PROTECT, related_name="reports"
     )
+    schedule = models.ForeignKey("ReportSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     since = models.DateTimeField(null=True, blank=True)
     until = models.DateTimeField(null=True, blank=True)
     formats = models.JSONField(default=list)
@@ -137,3 +138,38 @@ class AccessReviewItem(models.Model):
 
     def audit_ref(self) -> tuple[str, str, str]:
         return ("access_review_item", str(self.pk), f"{self.subject}: {self.role} on {self.scope}")
+
+
+class ReportSchedule(models.Model):
+    """A report generated every week or month for the period just ended (``apps.reports.schedules``), written to
+    the report store and announced by the ``report.generated`` webhook."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=32, choices=ReportKind.choices)
+    cadence = models.CharField(max_length=16)  # weekly, monthly
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    formats = models.JSONField(default=list)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(db_index=True)
+    created_by_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    RBAC_PATHS = {"team": "team_id", "model": "model_id"}
+
+    class Meta:
+        ordering = ["next_run_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.cadence} {self.kind} report"
+
+    def audit_ref(self) -> tuple[str, str, str]:
+        what = (
+            f"model {self.model.name}" if self.model_id else f"team {self.team.name}" if self.team_id else "every team"
+        )
+        return ("report_schedule", str(self.public_id), f"{self.cadence} {self.kind} report of {what}")
+
+    def rbac_scope(self) -> tuple[int | None, int | None]:
+        if self.model_id:
+            return (self.model.owner_team_id, self.model_id)
+        return (self.team_id, None)

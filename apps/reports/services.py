@@ -26,6 +26,7 @@ from apps.audit import services as audit
 from apps.audit.filters import parse_filters
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal
+from apps.jobs import events as named_events
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
 from apps.registry.downloads import DownloadLink
@@ -140,6 +141,8 @@ def report_request(
             if team is None:
                 raise NotFound(f"No team {team_name}.")
         rbac.require(actor, GENERATE, team, audit_action="report.requested")
+        if team is not None and formats in (None, "", []):
+            chosen = [ReportFormat.PDF.value]  # no evidence pack for one team's period: the default is the PDF
         if team is not None and ReportFormat.PACK in chosen:
             raise ValidationFailed(
                 "formats: an evidence pack covers every team's trail in the period; ask for one without a team.",
@@ -235,6 +238,21 @@ def report_completed(
             "checkpoint": {"tree_size": checkpoint_size, "root": checkpoint_root},
             "events": events,
         },
+    )
+    named_events.publish(
+        "report.generated",
+        payload={
+            "report": str(report.public_id),
+            "report_id": report.pk,
+            "team_id": report.owner_team_id,
+            "kind": report.kind,
+            "title": report.title,
+            "files": {
+                fmt: {"sha256": f["sha256"], "size": f["size"], "store": f.get("store")} for fmt, f in files.items()
+            },
+            "checkpoint": {"tree_size": checkpoint_size, "root": checkpoint_root},
+        },
+        target=report,
     )
     return report
 

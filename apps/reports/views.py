@@ -12,7 +12,7 @@ from apps.accounts.principals import principal_for_user
 from apps.core.errors import Conflict, ValidationFailed
 from apps.core.totals import BoundedPaginator
 
-from . import reviews, selectors, services
+from . import reviews, schedules, selectors, services
 from .choices import ReportFormat, ReportKind
 
 
@@ -31,8 +31,39 @@ def report_list(request):
     return render(
         request,
         "reports/report_list.html",
-        {"page": page, "reports": page.object_list, "can_generate": selectors.can_generate(actor)},
+        {
+            "page": page,
+            "reports": page.object_list,
+            "can_generate": selectors.can_generate(actor),
+            "schedules": schedules.schedule_list(actor=actor),
+            "can_schedule": schedules.can_schedule(actor),
+        },
     )
+
+
+@login_required
+@require_POST
+def schedule_create(request):
+    """The Reports page's schedule form."""
+    try:
+        schedules.schedule_create(
+            actor=principal_for_user(request.user),
+            kind=request.POST.get("kind", ""),
+            cadence=request.POST.get("cadence", ""),
+            team_name=request.POST.get("team", "").strip(),
+            model_name=request.POST.get("model", "").strip(),
+            formats=request.POST.getlist("formats") or None,
+        )
+    except ValidationFailed as exc:
+        messages.error(request, exc.detail)
+    return redirect("reports:report_list")
+
+
+@login_required
+@require_POST
+def schedule_delete(request, schedule_id):
+    schedules.schedule_delete(actor=principal_for_user(request.user), schedule_id=schedule_id)
+    return redirect("reports:report_list")
 
 
 @login_required

@@ -41,6 +41,7 @@ from tests.support.triad import (
     serving_deployment,
     stored_dataset,
     stored_report,
+    team_schedule,
 )
 
 pytestmark = pytest.mark.django_db
@@ -217,6 +218,24 @@ def _rolling_back(w: World):
 FIGURES = {"requests": 100, "errors": 0, "error_rate": 0.0, "p99_ms": 12.0, "restarts": 0}
 
 WRITERS: list[Writer] = [
+    # --- report schedules
+    writes(
+        "apps.reports.schedules.schedule_create",
+        "report_schedule.created",
+        lambda w: S("apps.reports.schedules").schedule_create(actor=_root(w), kind="period", cadence="weekly"),
+    ),
+    writes(
+        "apps.reports.schedules.schedule_delete",
+        "report_schedule.deleted",
+        lambda w: S("apps.reports.schedules").schedule_delete(actor=_root(w), schedule_id=w.given.public_id),
+        given=team_schedule,
+    ),
+    writes(
+        "apps.reports.schedules.schedules_run_due",
+        "report.requested",
+        lambda w: S("apps.reports.schedules").schedules_run_due(),
+        given=team_schedule,
+    ),
     # --- access reviews
     writes(
         "apps.reports.reviews.access_review_start",

@@ -25,6 +25,8 @@ NOT_PAGES = {
     "reports:model_report",
     "reports:period_report",
     "reports:review_start",
+    "reports:schedule_create",
+    "reports:schedule_delete",
     "reports:review_decide",
     "reports:review_close",
     "reports:review_report",

@@ -43,6 +43,7 @@ from tests.support.triad import (
     serving_deployment,
     stored_dataset,
     stored_report,
+    team_schedule,
 )
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +66,7 @@ HOOK = lambda w: {"webhook_id": w.webhook.public_id}  # noqa: E731
 DEPLOYMENT = lambda w: {"deployment_id": w.deployment.public_id}  # noqa: E731
 TARGET = lambda w: {"target_id": w.spare_target.public_id}  # noqa: E731
 DEPLOYMENT_ID = lambda w: str(w.deployment.public_id)  # noqa: E731
+SCHEDULE = lambda w: {"schedule_id": w.given.public_id}  # noqa: E731  (``given=team_schedule``)
 REVIEW = lambda w: {"review_id": w.given.public_id}  # noqa: E731  (``given=open_review``)
 REPORT = lambda w: {"report_id": w.given.public_id}  # noqa: E731  (``given=stored_report``)
 SEALED = lambda w: seal_pending(blocking=True)  # noqa: E731  (proofs are over the sealed trail)
@@ -941,6 +943,36 @@ TABLE: list[Route] = [
         note="the link names the release manager: anyone else is refused",
     ),
     row("api:report-certificate", "GET", "release_manager", "viewer", nobody=403, given=report_signer),
+    row(
+        "reports:schedule_create",
+        "POST",
+        OFFICER,
+        "viewer",
+        nobody=403,
+        ok=302,
+        body=lambda w: {"kind": "period", "cadence": "monthly"},
+    ),
+    row(
+        "reports:schedule_delete",
+        "POST",
+        "compliance_officer",
+        "viewer",
+        ok=302,
+        kwargs=SCHEDULE,
+        given=team_schedule,
+    ),
+    row("api:report-schedules", "GET", AUDITOR, "viewer", nobody=403),
+    row(
+        "api:report-schedules",
+        "POST",
+        OFFICER,
+        AUDITOR,
+        nobody=403,
+        ok=201,
+        body=lambda w: {"kind": "period", "cadence": "monthly"},
+        note="auditors generate and read reports; they do not schedule them",
+    ),
+    row("api:report-schedule", "DELETE", "compliance_officer", "viewer", ok=204, kwargs=SCHEDULE, given=team_schedule),
     # --- access reviews
     row("reports:review_list", "GET", OFFICER, "viewer", nobody=403),
     row("reports:review_start", "POST", OFFICER, "viewer", nobody=403, ok=302),

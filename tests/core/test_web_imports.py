@@ -1,6 +1,7 @@
 """The web process never imports the worker's libraries.
 
-Model runtimes, presidio and spaCy, fairlearn, shap, pyarrow and the AWS SDK belong to the
+Model runtimes, presidio and spaCy, fairlearn, shap, pyarrow, the AWS SDK and the report PDF engine
+(WeasyPrint, pyHanko) belong to the
 worker (``worker/``): the web process stays quick to start and small in memory, and a request
 can never run them. Not even regopy: policy packs are compiled and evaluated in sandboxed child
 processes (``apps.policies.sandbox``), so the web process that asks for a decision never loads it.
@@ -39,6 +40,8 @@ WORKER_LIBRARIES = (
     "lightgbm",
     "sklearn",
     "kubernetes",
+    "weasyprint",
+    "pyhanko",
 )
 
 LOAD_THE_WEB_PROCESS = """

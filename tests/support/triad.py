@@ -421,6 +421,17 @@ def open_review(w: World, decided: bool = False):
     return review
 
 
+def team_schedule(w: World):
+    """A monthly period report of the world's team, due now."""
+    from django.utils import timezone
+
+    from apps.reports.models import ReportSchedule
+
+    return ReportSchedule.objects.create(
+        kind="period", cadence="monthly", team=w.team, formats=["pdf"], next_run_at=timezone.now()
+    )
+
+
 def decided_review(w: World):
     return open_review(w, decided=True)
 

@@ -14,6 +14,7 @@ import io
 import logging
 from collections.abc import Callable
 
+from celery import shared_task
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -24,13 +25,14 @@ from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
 from apps.core.storage import get_storage
 from apps.jobs.models import Job
-from apps.reports import overviews, selectors, services
+from apps.reports import overviews, schedules, selectors, services
 from apps.reports.certificate import ReportSignerMissing, certificate_pem
 from apps.reports.choices import ReportKind
 from apps.reports.content import release_content
 from apps.reports.models import Report
 from worker.reports.pack import build_pack
 from worker.reports.pdf import render_pdf, sign_pdf
+from worker.reports.store import store_files
 from worker.runner import JobFailed, LeaseLost, handles
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,9 @@ logger = logging.getLogger(__name__)
 INTERNAL_ERROR = "internal error"
 
 
-def _store(data: bytes, name: str) -> dict:
+def _store(data: bytes, name: str, blobs: dict | None = None, fmt: str = "") -> dict:
+    if blobs is not None:
+        blobs[fmt] = data
     stored = get_storage().save(io.BytesIO(data), kind="reports")
     return {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": name}
 
@@ -49,6 +53,12 @@ def _iso(value) -> str | None:
 
 def _reader(job: Job) -> Principal:
     return Principal.from_dict(job.principal) if job.principal else Principal.system()
+
+
+@shared_task(name="reports.schedules")
+def run_schedules() -> int:
+    """Request the reports of every due schedule (``apps.reports.schedules``); safe to repeat."""
+    return len(schedules.schedules_run_due())
 
 
 @handles(services.REPORT_JOB)
@@ -113,15 +123,16 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
     }
     html = render_to_string(template, {**content.context, "report": info, "events": events})
     files: dict[str, dict] = {}
+    blobs: dict[str, bytes] = {}
     base = row.title.split(": ", 1)[-1].replace(" ", "-")
     if "html" in row.formats:
-        files["html"] = _store(html.encode(), selectors.filename(row, "html"))
+        files["html"] = _store(html.encode(), selectors.filename(row, "html"), blobs, "html")
     pdf = None
     if "pdf" in row.formats or "pack" in row.formats:
         progress(30, "rendering the PDF")
         pdf = sign_pdf(render_pdf(html), reason=f"Assay {row.get_kind_display().lower()}: {base}")
         if "pdf" in row.formats:
-            files["pdf"] = _store(pdf, selectors.filename(row, "pdf"))
+            files["pdf"] = _store(pdf, selectors.filename(row, "pdf"), blobs, "pdf")
     if "pack" in row.formats:
         progress(60, "building the evidence pack")
         pack = build_pack(
@@ -144,7 +155,12 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
             checkpoint=cp,
             progress=lambda percent, message: progress(60 + percent * 35 // 100, message),
         )
-        files["pack"] = _store(pack, selectors.filename(row, "pack"))
+        files["pack"] = _store(pack, selectors.filename(row, "pack"), blobs, "pack")
+    if row.schedule_id is not None:
+        progress(96, "writing to the report store")
+        kept = store_files(row, {fmt: (f["name"], blobs[fmt]) for fmt, f in files.items()})
+        for fmt, where in kept.items():
+            files[fmt].update(store=where["uri"], object_lock=where["object_lock"])
     progress(98, "recording the report")
     services.report_completed(
         report_id=row.pk, files=files, checkpoint_size=cp.seq, checkpoint_root=cp.root, events=events

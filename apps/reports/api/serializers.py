@@ -117,3 +117,22 @@ class AccessReviewOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
     items = AccessReviewItemOutput(many=True, source="items.all")
+
+
+class ScheduleInput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["period", "model"])
+    cadence = serializers.ChoiceField(choices=["weekly", "monthly"])
+    team = serializers.CharField(required=False, allow_blank=True, help_text="A period report's team; out: every team.")
+    model = serializers.CharField(required=False, allow_blank=True, help_text="A model report's model.")
+    formats = serializers.ListField(child=serializers.ChoiceField(choices=ReportFormat.choices), required=False)
+
+
+class ScheduleOutput(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    kind = serializers.CharField()
+    cadence = serializers.CharField()
+    team = serializers.CharField(source="team.name", allow_null=True, default=None)
+    model = serializers.CharField(source="model.name", allow_null=True, default=None)
+    formats = serializers.ListField(child=serializers.CharField())
+    next_run_at = serializers.DateTimeField()
+    created_by = serializers.CharField(source="created_by_name")

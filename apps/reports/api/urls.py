@@ -8,6 +8,8 @@ urlpatterns = [
     path("reports/files/<str:token>/", views.ReportFileApi.as_view(), name="report-file"),
     path("reports/<uuid:report_id>/", views.ReportDetailApi.as_view(), name="report-detail"),
     path("reports/<uuid:report_id>/download/<str:fmt>/", views.ReportDownloadApi.as_view(), name="report-download"),
+    path("report-schedules/", views.ScheduleListApi.as_view(), name="report-schedules"),
+    path("report-schedules/<uuid:schedule_id>/", views.ScheduleDetailApi.as_view(), name="report-schedule"),
     path("access-reviews/", views.AccessReviewListApi.as_view(), name="access-reviews"),
     path("access-reviews/<uuid:review_id>/", views.AccessReviewDetailApi.as_view(), name="access-review-detail"),
     path(

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from apps.core.errors import NotFound
 from apps.registry.api.views import _LINK_RESPONSES, PROBLEM, _AnyMediaType, download_response, link_response
 
-from .. import certificate, downloads, reviews, selectors, services
+from .. import certificate, downloads, reviews, schedules, selectors, services
 from .serializers import (
     AccessReviewDecideInput,
     AccessReviewItemOutput,
@@ -21,6 +21,8 @@ from .serializers import (
     AccessReviewStartInput,
     ReportCreateInput,
     ReportOutput,
+    ScheduleInput,
+    ScheduleOutput,
 )
 
 _REPORT_ID = OpenApiParameter("report_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -212,3 +214,48 @@ class AccessReviewCloseApi(GenericAPIView):
         return Response(
             AccessReviewOutput(reviews.access_review_close(actor=request.principal, review_id=review_id)).data
         )
+
+
+class ScheduleListApi(GenericAPIView):
+    """Scheduled reports in your scope; POST schedules a period or model report every week or month
+    (`reports.schedule`: compliance officers and admins)."""
+
+    serializer_class = ScheduleOutput
+
+    @extend_schema(operation_id="report_schedules_list", responses={200: ScheduleOutput(many=True), 403: PROBLEM})
+    def get(self, request):
+        page = self.paginate_queryset(schedules.schedule_list(actor=request.principal))
+        return self.get_paginated_response(ScheduleOutput(page, many=True).data)
+
+    @extend_schema(
+        operation_id="report_schedules_create",
+        request=ScheduleInput,
+        responses={201: ScheduleOutput, 400: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    )
+    def post(self, request):
+        data = ScheduleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        schedule = schedules.schedule_create(
+            actor=request.principal,
+            kind=data.validated_data["kind"],
+            cadence=data.validated_data["cadence"],
+            team_name=data.validated_data.get("team", ""),
+            model_name=data.validated_data.get("model", ""),
+            formats=data.validated_data.get("formats"),
+        )
+        return Response(ScheduleOutput(schedule).data, status=status.HTTP_201_CREATED)
+
+
+class ScheduleDetailApi(GenericAPIView):
+    """Stop a schedule (the reports it made stay)."""
+
+    serializer_class = None
+
+    @extend_schema(
+        operation_id="report_schedules_destroy",
+        parameters=[OpenApiParameter("schedule_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+        responses={204: None, 403: PROBLEM, 404: PROBLEM},
+    )
+    def delete(self, request, schedule_id):
+        schedules.schedule_delete(actor=request.principal, schedule_id=schedule_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
