@@ -19,7 +19,7 @@ from apps.audit.models import AuditEvent
 from apps.deployments.models import Deployment, DeploymentTarget
 from apps.registry.models import ModelVersion
 from apps.releases.models import Environment, ReleaseRequest
-from apps.reports.models import Report
+from apps.reports.models import AccessReview, Report, ReportSchedule
 from tests.worker.local_target_fixtures import kill_all
 
 
@@ -136,6 +136,10 @@ def test_the_demo_deploys_one_version_leaves_a_canary_waiting_and_shows_an_autom
     assert report.status == "succeeded", report.error
     assert set(report.files) == {"pdf", "html", "pack"} and report.requested_by_name == "carol"
     assert report.release.model.name == "fraud-detector" and report.events > 0
+    # with a monthly report scheduled and an access review of credit-risk under way
+    assert ReportSchedule.objects.get().cadence == "monthly"
+    review = AccessReview.objects.get()
+    assert review.items.filter(decision="attested").count() == 2 and review.items.filter(decision="pending").exists()
 
     # when it runs again (the worker stopped, so that nothing else writes meanwhile)
     worker.stop_all()

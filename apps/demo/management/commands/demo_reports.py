@@ -5,7 +5,9 @@
 The run command starts it after ``demo_deployments``: carol (compliance officer) asks for the
 report of fraud-detector v1's production release in every format (signed PDF, HTML page,
 evidence pack) and the command waits (up to ``--wait`` seconds) for the worker to generate it.
-The Reports page then lists it; ``scripts/verify_pack.py`` checks the downloaded pack.
+The Reports page then lists it; ``scripts/verify_pack.py`` checks the downloaded pack. She also
+schedules a monthly period report on every team, and starts an access review of team credit-risk's
+grants with two of them attested, the rest waiting for a reviewer (the Reports page links to it).
 Idempotent: once any report exists it does nothing.
 """
 
@@ -19,7 +21,7 @@ from apps.accounts.models import User
 from apps.accounts.principals import principal_for_user
 from apps.audit import context
 from apps.releases.models import ReleaseRequest
-from apps.reports import services
+from apps.reports import reviews, schedules, services
 from apps.reports.models import Report
 
 
@@ -46,6 +48,12 @@ class Command(BaseCommand):
         report = services.report_request(
             actor=carol, kind="release", release_id=release.public_id, formats=["pdf", "html", "pack"]
         )
+        schedules.schedule_create(actor=carol, kind="period", cadence="monthly", formats=["pdf", "pack"])
+        review = reviews.access_review_start(actor=carol, team_name="credit-risk", title="Access review, credit-risk")
+        for item in list(review.items.exclude(subject_key=f"user:{carol.id}"))[:2]:
+            reviews.access_review_decide(
+                actor=carol, review_id=review.public_id, item_id=item.pk, decision="attest", reason="still needed"
+            )
         deadline = time.monotonic() + options["wait"]
         while not report.is_finished and time.monotonic() < deadline:
             time.sleep(1)
