@@ -12,6 +12,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings as django_settings
@@ -180,9 +181,12 @@ def test_bad_requests_name_what_is_wrong_and_create_nothing(approved, officer, a
 
 def test_without_a_report_certificate_the_report_fails_saying_so(approved, officer, settings, keys):
     settings.ASSAY_REPORT_CERTIFICATE_FILE = str(keys / "missing.crt")
-    report = _generate(principal_for_user(officer), approved, formats=["pdf"])
+    report = _generate(principal_for_user(officer), approved, formats=["html", "pdf"])
     assert report.status == "failed"
     assert "missing.crt" in report.error and "BEGIN" not in report.error
+    # and the HTML page stored before the signing failed is not left behind
+    storage = Path(urlparse(settings.ASSAY_STORAGE_URL).path)
+    assert not list((storage / "reports").glob("*")) and report.files == {}
     assert AuditEvent.objects.filter(action="report.failed", target_id=str(report.public_id)).exists()
 
 

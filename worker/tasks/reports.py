@@ -40,11 +40,26 @@ logger = logging.getLogger(__name__)
 INTERNAL_ERROR = "internal error"
 
 
-def _store(data: bytes, name: str, blobs: dict | None = None, fmt: str = "") -> dict:
-    if blobs is not None:
-        blobs[fmt] = data
-    stored = get_storage().save(io.BytesIO(data), kind="reports")
-    return {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": name}
+class Files:
+    """The report's files as they are stored: their records, their bytes (for the report store), and a way to
+    remove them again when the report fails after storing some (nothing is left behind unreferenced)."""
+
+    def __init__(self) -> None:
+        self.meta: dict[str, dict] = {}
+        self.blobs: dict[str, bytes] = {}
+
+    def add(self, fmt: str, name: str, data: bytes) -> None:
+        stored = get_storage().save(io.BytesIO(data), kind="reports")
+        self.meta[fmt] = {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": name}
+        self.blobs[fmt] = data
+
+    def discard(self) -> None:
+        for stored in self.meta.values():
+            try:
+                get_storage().delete(stored["key"])
+            except Exception:  # the report is failed either way; a leftover object is logged, not raised
+                logger.warning("could not remove %s of a failed report", stored["key"])
+        self.meta.clear()
 
 
 def _iso(value) -> str | None:
@@ -71,14 +86,18 @@ def generate_report(job: Job, report: Callable[[int, str], None]) -> dict:
         report(percent, message)  # renews the job's lease
         services.report_progress(report_id=row.pk, percent=percent, message=message)
 
+    files = Files()
     try:
-        return _generate(row, _reader(job), progress)
+        return _generate(row, _reader(job), progress, files)
     except LeaseLost:
+        files.discard()
         raise
     except (checkpoints.CheckpointKeyMissing, ReportSignerMissing) as exc:
+        files.discard()
         services.report_failed(report_id=row.pk, reason=str(exc))
         return {"status": "failed", "reason": str(exc)}
     except Exception:
+        files.discard()
         logger.exception("report %s failed unexpectedly", row.public_id)
         services.report_failed(report_id=row.pk, reason=INTERNAL_ERROR)
         raise JobFailed(INTERNAL_ERROR)
@@ -101,7 +120,7 @@ def _content(row: Report, reader: Principal):
     return "reports/period_report.html", content, EventFilter(since=row.since, until=row.until)
 
 
-def _generate(row: Report, reader: Principal, progress) -> dict:
+def _generate(row: Report, reader: Principal, progress, stored: Files) -> dict:
     progress(5, "sealing the audit trail and signing a checkpoint")
     cp = checkpoints.checkpoint_write()
     if cp is None:
@@ -122,17 +141,15 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
         "checkpoint_root_hash": cp.root,
     }
     html = render_to_string(template, {**content.context, "report": info, "events": events})
-    files: dict[str, dict] = {}
-    blobs: dict[str, bytes] = {}
     base = row.title.split(": ", 1)[-1].replace(" ", "-")
     if "html" in row.formats:
-        files["html"] = _store(html.encode(), selectors.filename(row, "html"), blobs, "html")
+        stored.add("html", selectors.filename(row, "html"), html.encode())
     pdf = None
     if "pdf" in row.formats or "pack" in row.formats:
         progress(30, "rendering the PDF")
         pdf = sign_pdf(render_pdf(html), reason=f"Assay {row.get_kind_display().lower()}: {base}")
         if "pdf" in row.formats:
-            files["pdf"] = _store(pdf, selectors.filename(row, "pdf"), blobs, "pdf")
+            stored.add("pdf", selectors.filename(row, "pdf"), pdf)
     if "pack" in row.formats:
         progress(60, "building the evidence pack")
         pack = build_pack(
@@ -155,14 +172,14 @@ def _generate(row: Report, reader: Principal, progress) -> dict:
             checkpoint=cp,
             progress=lambda percent, message: progress(60 + percent * 35 // 100, message),
         )
-        files["pack"] = _store(pack, selectors.filename(row, "pack"), blobs, "pack")
+        stored.add("pack", selectors.filename(row, "pack"), pack)
     if row.schedule_id is not None:
         progress(96, "writing to the report store")
-        kept = store_files(row, {fmt: (f["name"], blobs[fmt]) for fmt, f in files.items()})
+        kept = store_files(row, {fmt: (f["name"], stored.blobs[fmt]) for fmt, f in stored.meta.items()})
         for fmt, where in kept.items():
-            files[fmt].update(store=where["uri"], object_lock=where["object_lock"])
+            stored.meta[fmt].update(store=where["uri"], object_lock=where["object_lock"])
     progress(98, "recording the report")
     services.report_completed(
-        report_id=row.pk, files=files, checkpoint_size=cp.seq, checkpoint_root=cp.root, events=events
+        report_id=row.pk, files=stored.meta, checkpoint_size=cp.seq, checkpoint_root=cp.root, events=events
     )
-    return {"report": str(row.public_id), "files": sorted(files), "events": events}
+    return {"report": str(row.public_id), "files": sorted(stored.meta), "events": events}
