@@ -8,6 +8,7 @@ WeasyPrint and pyHanko, storage, the download links, and ``scripts/verify_pack.p
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -106,6 +107,13 @@ def test_an_officer_exports_a_release_report_and_an_auditor_verifies_the_pack_of
     for pack in approved.decision["packs"]:
         assert pack["sha256"] in flat
     assert "rita" in text  # the approver
+    # and every page renders (poppler's pdftoppm, as a reader would display it)
+    assert shutil.which("pdftoppm"), "pdftoppm (poppler-utils): scripts/services/ensure.sh installs it"
+    (keys / "report.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "40", "-png", str(keys / "report.pdf"), str(keys / "page")], check=True, timeout=120
+    )
+    assert len(list(keys.glob("page*.png"))) == len(PdfReader(io.BytesIO(pdf)).pages) > 1
 
     # and the pack verifies with nothing but the published key and certificate
     pack = _download(client, report, "pack")
