@@ -42,6 +42,37 @@ def _person(user, account=None) -> str:
     return f"{full} ({user.username})" if full else user.username
 
 
+CHART_WIDTH, CHART_LABEL, CHART_ROW = 640, 230, 20
+
+
+def verdict_bars(verdicts: list[dict]) -> dict | None:
+    """SVG geometry for a bias report's verdicts: one bar per group and metric, and its threshold as a tick.
+
+    The scale runs to 1.5 times the largest threshold or the largest value, whichever is larger, so a
+    breach shows past its tick. None when nothing was measured.
+    """
+    rows = [v for v in verdicts if isinstance(v.get("measured"), int | float)]
+    if not rows:
+        return None
+    top = max(max(v["measured"] for v in rows), 1.5 * max(v["threshold"] for v in rows)) or 1.0
+    span = CHART_WIDTH - CHART_LABEL - 60
+    bars = []
+    for k, v in enumerate(rows):
+        width = max(1.0, round(span * v["measured"] / top, 1))
+        bars.append(
+            {
+                "y": k * CHART_ROW,
+                "label": f"{v['attribute']}: {v['metric'].replace('_', ' ')}",
+                "width": width,
+                "tick": round(CHART_LABEL + span * v["threshold"] / top, 1),
+                "text_x": CHART_LABEL + width + 6,
+                "value": f"{v['measured']:.3f}",
+                "fail": v["result"] != "pass",
+            }
+        )
+    return {"bars": bars, "height": len(bars) * CHART_ROW + 4, "width": CHART_WIDTH, "label_width": CHART_LABEL}
+
+
 def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
     """The release report's context and records, as ``reader`` may see them."""
     version = release.version
@@ -76,6 +107,7 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
             item["finished_at"] = run.finished_at
             if run.kind == "bias" and run.summary:
                 item["verdicts"] = verdicts.bias_verdicts(run.summary, release.model)
+                item["chart"] = verdict_bars(item["verdicts"])
             outcome = verdicts.run_outcome(run)
             item["outcome"] = outcome.text if outcome else ""
             item["summary"] = run.summary

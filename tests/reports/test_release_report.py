@@ -211,6 +211,9 @@ def test_the_dashboard_buttons_export_and_the_report_page_offers_the_files(appro
     assert b'id="download-pdf"' in page.content and b'id="download-html"' in page.content
     download = client.post(f"/reports/{report.public_id}/download/html/")
     assert download.status_code == 303
+    html = b"".join(client.get(download["Location"]).streaming_content).decode()
+    # the HTML page is the PDF's source: the bias verdicts drawn as an inline SVG chart beside their table
+    assert '<svg viewBox="0 0 640' in html and "Measured disparity per group" in html
     listing = client.get("/reports/")
     assert report.title.encode() in listing.content
 
