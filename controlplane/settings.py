@@ -489,6 +489,8 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "apps.registry.choices.VersionStatus",
         "DatasetStatusEnum": "apps.registry.choices.DatasetStatus",
         "TokenStatusEnum": ["active", "expired", "revoked"],
+        "AccessReviewDecisionEnum": ["attest", "revoke"],
+        "DecisionEnum": "apps.releases.choices.ApprovalDecision",  # its name before access reviews had a decision
         "RoleEnum": "apps.registry.choices.ColumnRole",  # a dataset column's role, kept apart from AccessRoleEnum
         "AccessRoleEnum": "apps.rbac.roles.Role",
         "EvidenceRunStatusEnum": "apps.evidence.choices.RunStatus",

@@ -131,7 +131,7 @@ def schedules_run_due(*, now: datetime | None = None) -> list[Report]:
     while True:
         with transaction.atomic():
             schedule = (
-                ReportSchedule.objects.select_for_update(skip_locked=True)
+                ReportSchedule.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("team", "model")
                 .filter(enabled=True, next_run_at__lte=now)
                 .order_by("next_run_at", "id")
