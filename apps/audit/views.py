@@ -74,6 +74,7 @@ def event_list(request):
             "filtered": not filters.is_empty(),
             "has_errors": bool(errors),
             "export_query": urlencode(filters.as_params()),
+            "export_params": sorted(filters.as_params().items()),
             "can_export": rbac.has_global(actor, "audit.export"),
         },
     )

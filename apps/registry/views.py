@@ -180,6 +180,7 @@ def version_detail(request, name: str, number: int):
             and rbac.allows(actor, "evidence.request", version),
             "can_explain": version.format != ArtifactFormat.PREDICTIONS_ONLY,
             "can_download": _can_download(actor, version),
+            "can_report": rbac.allows(actor, "audit.export"),
             "running": _running(actor, version),
             **_release_context(actor, version),
         },

@@ -6,6 +6,7 @@ class ReportKind(models.TextChoices):
     MODEL = "model", "Model report"
     PERIOD = "period", "Period report"
     ACCESS_REVIEW = "access_review", "Access review report"
+    TRAIL = "trail", "Audit trail extract"
 
 
 class ReportFormat(models.TextChoices):

@@ -42,6 +42,7 @@ class Report(models.Model):
     schedule = models.ForeignKey("ReportSchedule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     since = models.DateTimeField(null=True, blank=True)
     until = models.DateTimeField(null=True, blank=True)
+    filters = models.JSONField(default=dict, blank=True, help_text="An audit trail extract's filter, as parameters.")
     formats = models.JSONField(default=list)
     status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)

@@ -244,3 +244,12 @@ def access_review_content(*, review) -> Content:
         context={"review": facts, "items": items},
         records={"records/access-review.json": _json(facts), "records/access-review-items.json": _json(items)},
     )
+
+
+TRAIL_LISTED = 500  # an extract's PDF lists this many events; its pack holds them all
+
+
+def trail_content(*, events_qs) -> Content:
+    """The events a filter selects (up to the checkpoint), oldest first: the first ``TRAIL_LISTED`` listed."""
+    rows = [_event_row(e) for e in events_qs.order_by("seal__seq")[:TRAIL_LISTED]]
+    return Content(context={"trail": rows, "listed": len(rows)}, records={})

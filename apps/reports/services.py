@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Team
 from apps.audit import services as audit
-from apps.audit.filters import parse_filters
+from apps.audit.filters import parse_filters, resolve_subject
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.principals import Principal
 from apps.jobs import events as named_events
@@ -77,6 +77,7 @@ def report_request(
     model_name: str = "",
     team_name: str = "",
     review_id: Any = None,
+    filters: dict | None = None,
     since: Any = None,
     until: Any = None,
     formats: Any = None,
@@ -90,6 +91,8 @@ def report_request(
       team, or a global binding for every team. An evidence pack covers the whole installation's trail in the
       period, so a one-team period report comes as PDF and HTML only.
     - ``access_review``: ``review_id``; needs ``reports.generate`` through a global binding.
+    - ``trail``: ``filters``, the audit page's filter as parameters; needs ``audit.export`` (global). Its pack
+      holds every event the filter selects, with its proof.
 
     A subject the actor cannot see is a 404; a bad value a 400 naming the field.
     """
@@ -109,6 +112,8 @@ def report_request(
             owner_team=None,
         )
         return _created(actor, report, chosen, related=review)
+    if kind == ReportKind.TRAIL:
+        return _trail_extract(actor=actor, params=filters or {}, formats=chosen)
     if kind not in ReportKind.values:
         raise ValidationFailed(
             f"kind: {kind or 'nothing'} is not a report kind; choose from {', '.join(ReportKind.values)}.",
@@ -154,6 +159,26 @@ def report_request(
         )
     report.since, report.until = period.since, period.until
     return _created(actor, report, chosen, related=report.model)
+
+
+def _trail_extract(*, actor: Principal, params: dict, formats: list[str]) -> Report:
+    if not isinstance(params, dict):
+        raise ValidationFailed("filters: an object of audit filters.", errors={"filters": ["Not an object."]})
+    params = {k: str(v) for k, v in params.items() if v not in (None, "")}
+    parsed = parse_filters(params)
+    rbac.require(actor, "audit.export", audit_action="report.requested")
+    parsed = resolve_subject(parsed)  # an unknown subject is a 400, after the permission check
+    shown = parsed.as_params()
+    what = ", ".join(f"{k} {v}" for k, v in shown.items()) or "every event"
+    report = Report(
+        kind=ReportKind.TRAIL,
+        title=f"Audit trail extract: {what}"[:300],
+        subject=parsed.related,
+        since=parsed.since,
+        until=parsed.until,
+        filters=shown,
+    )
+    return _created(actor, report, formats, related=None)
 
 
 def _release_report(*, actor: Principal, release_id: Any, formats: list[str]) -> Report:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("releases/<uuid:release_id>/report/", views.release_report, name="release_report"),
     path("models/<slug:name>/report/", views.model_report, name="model_report"),
     path("reports/period/", views.period_report, name="period_report"),
+    path("reports/trail/", views.trail_report, name="trail_report"),
     path("reports/schedules/", views.schedule_create, name="schedule_create"),
     path("reports/schedules/<uuid:schedule_id>/delete/", views.schedule_delete, name="schedule_delete"),
     path("access-reviews/", views.review_list, name="review_list"),

@@ -129,6 +129,25 @@ def period_report(request):
 
 @login_required
 @require_POST
+def trail_report(request):
+    """The audit page's "Export evidence pack": the events its filter selects, as a signed PDF and a pack."""
+    params = {
+        k: request.POST.get(k, "")
+        for k in ("actor", "action", "outcome", "target_type", "target_id", "related", "since", "until")
+    }
+    try:
+        report = services.report_request(
+            actor=principal_for_user(request.user), kind=ReportKind.TRAIL, filters=params, formats=["pdf", "pack"]
+        )
+    except ValidationFailed as exc:
+        messages.error(request, exc.detail)
+        return redirect("audit:event_list")
+    messages.success(request, "The extract is being generated; this page shows its progress.")
+    return redirect("reports:report_detail", report_id=report.public_id)
+
+
+@login_required
+@require_POST
 def report_download(request, report_id, fmt: str):
     """Download a report's file: audited, then on to the signed link (the file)."""
     try:

@@ -310,6 +310,7 @@ ROUTES: dict[str, tuple[str, Fill]] = {
     "reports:period_report": (ONCE, lambda s: {}),
     "reports:review_list": (ONCE, lambda s: {}),
     "reports:schedule_create": (ONCE, lambda s: {}),
+    "reports:trail_report": (ONCE, lambda s: {}),
     "reports:schedule_delete": (ONCE, lambda s: {"schedule_id": "00000000-0000-4000-8000-000000000000"}),
     "api:report-schedules": (ONCE, lambda s: {}),
     "api:report-schedule": (ONCE, lambda s: {"schedule_id": "00000000-0000-4000-8000-000000000000"}),

@@ -26,6 +26,7 @@ NOT_PAGES = {
     "reports:period_report",
     "reports:review_start",
     "reports:schedule_create",
+    "reports:trail_report",
     "reports:schedule_delete",
     "reports:review_decide",
     "reports:review_close",

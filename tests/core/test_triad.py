@@ -944,6 +944,16 @@ TABLE: list[Route] = [
     ),
     row("api:report-certificate", "GET", "release_manager", "viewer", nobody=403, given=report_signer),
     row(
+        "reports:trail_report",
+        "POST",
+        AUDITOR,
+        "viewer",
+        nobody=403,
+        ok=302,
+        body=lambda w: {"action": "model.*"},
+        note="an audit trail extract needs audit.export, a global binding",
+    ),
+    row(
         "reports:schedule_create",
         "POST",
         OFFICER,

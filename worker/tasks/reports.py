@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from apps.audit import checkpoints
 from apps.audit.chain import format_time
-from apps.audit.filters import EventFilter, apply_filters, resolve_subject
+from apps.audit.filters import EventFilter, apply_filters, parse_filters, resolve_subject
 from apps.audit.models import AuditEvent
 from apps.core.principals import Principal
 from apps.core.storage import get_storage
@@ -103,7 +103,7 @@ def generate_report(job: Job, report: Callable[[int, str], None]) -> dict:
         raise JobFailed(INTERNAL_ERROR)
 
 
-def _content(row: Report, reader: Principal):
+def _content(row: Report, reader: Principal, head: int):
     """The report's template, its context and records, and the audit filter of its scope."""
     if row.kind == ReportKind.RELEASE:
         content = release_content(reader=reader, release=row.release)
@@ -111,6 +111,10 @@ def _content(row: Report, reader: Principal):
     if row.kind == ReportKind.MODEL:
         content = overviews.model_content(reader=reader, model=row.model, since=row.since, until=row.until)
         return "reports/model_report.html", content, EventFilter(related=row.subject, since=row.since, until=row.until)
+    if row.kind == ReportKind.TRAIL:
+        scope = resolve_subject(parse_filters(row.filters))
+        events = apply_filters(AuditEvent.objects.filter(seq__isnull=False, seq__lte=head), scope)
+        return "reports/trail_report.html", overviews.trail_content(events_qs=events), scope
     if row.kind == ReportKind.ACCESS_REVIEW:
         review = row.access_review
         content = overviews.access_review_content(review=review)
@@ -127,7 +131,7 @@ def _generate(row: Report, reader: Principal, progress, stored: Files) -> dict:
         raise JobFailed("the audit trail is empty: there is nothing to report on")
     row = Report.objects.select_related("release", "model", "owner_team", "access_review").get(pk=row.pk)
     progress(15, "gathering the records")
-    template, content, scope_filter = _content(row, reader)
+    template, content, scope_filter = _content(row, reader, cp.seq)
     filters = resolve_subject(scope_filter)
     events = apply_filters(AuditEvent.objects.filter(seq__isnull=False, seq__lte=cp.seq), filters).count()
     info = {
@@ -160,6 +164,9 @@ def _generate(row: Report, reader: Principal, progress, stored: Files) -> dict:
                 "related": scope_filter.related,
                 "target_type": scope_filter.target_type or None,
                 "target_id": scope_filter.target_id or None,
+                "action": scope_filter.action or None,
+                "outcome": scope_filter.outcome or None,
+                "actor": scope_filter.actor or None,
                 "since": _iso(row.since),
                 "until": _iso(row.until),
                 "report": str(row.public_id),

@@ -16,6 +16,12 @@ class ReportCreateInput(serializers.Serializer):
         help_text="A team's name (kind `period`; leave it out for every team, which needs a global role).",
     )
     review = serializers.CharField(required=False, help_text="The access review's id (kind `access_review`).")
+    filters = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        help_text="Kind `trail`: the audit trail's filters (`actor`, `action`, `outcome`, `target_type`, `target_id`, "
+        "`related`, `since`, `until`), as on `GET /api/v1/audit/events/`.",
+    )
     since = serializers.CharField(required=False, help_text="Start of the period (ISO 8601 date or time, inclusive).")
     until = serializers.CharField(
         required=False, help_text="End of the period (ISO 8601, exclusive; a bare date includes that day)."

@@ -57,6 +57,7 @@ class ReportListApi(GenericAPIView):
             model_name=data.validated_data.get("model", ""),
             team_name=data.validated_data.get("team", ""),
             review_id=data.validated_data.get("review"),
+            filters=data.validated_data.get("filters"),
             since=data.validated_data.get("since"),
             until=data.validated_data.get("until"),
             formats=data.validated_data.get("formats"),
