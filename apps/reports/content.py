@@ -29,11 +29,11 @@ class Content:
     records: dict[str, bytes] = field(default_factory=dict)
 
 
-def _json(value) -> bytes:
+def as_json(value) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
 
 
-def _person(user, account=None) -> str:
+def person_name(user, account=None) -> str:
     if account is not None:
         return f"service account {account.name}"
     if user is None:
@@ -81,7 +81,7 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
     rules = releases.release_rules(decision, approvals)
     approval_rows = [
         {
-            "approver": _person(a.approver, a.approver_service_account),
+            "approver": person_name(a.approver, a.approver_service_account),
             "decision": a.decision,
             "roles": a.roles,
             "comment": a.comment,
@@ -167,7 +167,7 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
         "emergency": release.emergency,
         "justification": release.justification,
         "change_reference": release.change_reference,
-        "requested_by": _person(release.requested_by, release.requested_by_service_account),
+        "requested_by": person_name(release.requested_by, release.requested_by_service_account),
         "requested_at": release.created_at,
         "evaluated_at": release.evaluated_at,
         "approved_at": release.approved_at,
@@ -182,7 +182,7 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
             "status": review.status,
             "opened_at": review.created_at,
             "closed_at": review.closed_at,
-            "closed_by": _person(review.closed_by),
+            "closed_by": person_name(review.closed_by),
             "findings": review.findings,
         }
         if review is not None
@@ -202,17 +202,17 @@ def release_content(*, reader: Principal, release: ReleaseRequest) -> Content:
         "deployments": deployment_rows,
     }
     records = {
-        "records/release.json": _json(release_row),
-        "records/version.json": _json(facts),
-        "records/policy/decision.json": _json(release.decision if isinstance(release.decision, dict) else {}),
-        "records/approvals.json": _json(approval_rows),
-        "records/policy/clause-matrix.json": _json(matrix),
-        "records/deployments.json": _json(deployment_rows),
+        "records/release.json": as_json(release_row),
+        "records/version.json": as_json(facts),
+        "records/policy/decision.json": as_json(release.decision if isinstance(release.decision, dict) else {}),
+        "records/approvals.json": as_json(approval_rows),
+        "records/policy/clause-matrix.json": as_json(matrix),
+        "records/deployments.json": as_json(deployment_rows),
     }
     if review_row is not None:
-        records["records/post-release-review.json"] = _json(review_row)
+        records["records/post-release-review.json"] = as_json(review_row)
     for item in evidence:
-        records[f"records/evidence/{item.get('kind', 'run')}-{item.get('run')}.json"] = _json(item)
+        records[f"records/evidence/{item.get('kind', 'run')}-{item.get('run')}.json"] = as_json(item)
     for p in packs:
         if p.get("source") is not None:
             records[f"records/policy/packs/{p['name']}-v{p.get('version')}.rego"] = p["source"].encode()

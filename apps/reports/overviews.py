@@ -25,7 +25,7 @@ from apps.releases import selectors as releases
 from apps.releases.models import ReleaseRequest
 
 from . import regulations
-from .content import Content, _json, _person
+from .content import Content, as_json, person_name
 
 DENIED_LISTED = 200  # a period report lists this many denied attempts and counts the rest
 
@@ -56,13 +56,17 @@ def _release_row(r: ReleaseRequest) -> dict:
         "production": r.environment.production,
         "status": r.status,
         "emergency": r.emergency,
-        "requested_by": _person(r.requested_by, r.requested_by_service_account),
+        "requested_by": person_name(r.requested_by, r.requested_by_service_account),
         "requested_at": r.created_at,
         "change_reference": r.change_reference,
         "allowed": decision.get("allow"),
         "blocking": [v.get("rule") for v in decision.get("violations", []) if v.get("severity") == "blocking"],
         "approvals": [
-            {"approver": _person(a.approver, a.approver_service_account), "decision": a.decision, "at": a.created_at}
+            {
+                "approver": person_name(a.approver, a.approver_service_account),
+                "decision": a.decision,
+                "at": a.created_at,
+            }
             for a in approvals
         ],
         "approved_at": r.approved_at,
@@ -130,7 +134,7 @@ def model_content(
             "format": v.format,
             "status": v.status,
             "created_at": v.created_at,
-            "created_by": _person(v.created_by, v.created_by_service_account),
+            "created_by": person_name(v.created_by, v.created_by_service_account),
             "training_datasets": [_dataset(d, visible) for d in v.training_datasets.all()],
             "evaluation_dataset": _dataset(v.evaluation_dataset, visible) if v.evaluation_dataset_id else None,
             "metrics": v.metrics,
@@ -143,16 +147,16 @@ def model_content(
     release_rows = [_release_row(r) for r in _in_period(_releases(reader).filter(model=model), since, until)]
     context = {"model": facts, "versions": version_rows, "releases": release_rows}
     records = {
-        "records/model.json": _json(facts),
-        "records/versions.json": _json(version_rows),
-        "records/releases.json": _json(release_rows),
+        "records/model.json": as_json(facts),
+        "records/versions.json": as_json(version_rows),
+        "records/releases.json": as_json(release_rows),
     }
     if model.risk_tier == "high":
         context["annex_iv"] = regulations.annex_iv(model=facts, versions=version_rows, releases=release_rows)
-        records["records/regulations/eu-ai-act-annex-iv.json"] = _json(context["annex_iv"])
+        records["records/regulations/eu-ai-act-annex-iv.json"] = as_json(context["annex_iv"])
     if regulations.processes_personal_data(facts):
         context["article_30"] = regulations.article_30(model=facts, versions=version_rows)
-        records["records/regulations/gdpr-article-30.json"] = _json(context["article_30"])
+        records["records/regulations/gdpr-article-30.json"] = as_json(context["article_30"])
     return Content(context=context, records=records)
 
 
@@ -189,12 +193,12 @@ def period_content(*, reader: Principal, team: Team | None, since: datetime | No
         context["denied_total"] = denied.count()
         context["denied"] = [_event_row(e) for e in denied[:DENIED_LISTED]]
     records = {
-        "records/releases.json": _json(rows),
-        "records/sox-change-log.json": _json(changes),
+        "records/releases.json": as_json(rows),
+        "records/sox-change-log.json": as_json(changes),
     }
     if team is None:
-        records["records/role-changes.json"] = _json(context["role_changes"])
-        records["records/denied-attempts.json"] = _json(context["denied"])
+        records["records/role-changes.json"] = as_json(context["role_changes"])
+        records["records/denied-attempts.json"] = as_json(context["denied"])
     return Content(context=context, records=records)
 
 
@@ -242,7 +246,7 @@ def access_review_content(*, review) -> Content:
     }
     return Content(
         context={"review": facts, "items": items},
-        records={"records/access-review.json": _json(facts), "records/access-review-items.json": _json(items)},
+        records={"records/access-review.json": as_json(facts), "records/access-review-items.json": as_json(items)},
     )
 
 
