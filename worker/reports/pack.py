@@ -20,6 +20,7 @@ import json
 import zipfile
 from collections.abc import Callable
 from datetime import UTC
+from typing import IO
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -57,7 +58,35 @@ def build_pack(
     checkpoint: Checkpoint | None = None,
     progress: Progress | None = None,
 ) -> bytes:
-    """The evidence pack for the events ``filters`` selects, as zip bytes.
+    """The evidence pack for the events ``filters`` selects, as zip bytes (``write_pack`` into memory)."""
+    buffer = io.BytesIO()
+    write_pack(
+        buffer,
+        scope=scope,
+        filters=filters,
+        files=files,
+        report_pdf=report_pdf,
+        certificate_pem=certificate_pem,
+        generated_by=generated_by,
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+    return buffer.getvalue()
+
+
+def write_pack(
+    out: IO[bytes],
+    *,
+    scope: dict,
+    filters: EventFilter,
+    files: dict[str, bytes],
+    report_pdf: bytes | None,
+    certificate_pem: bytes | None,
+    generated_by: str,
+    checkpoint: Checkpoint | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Write the evidence pack for the events ``filters`` selects into ``out`` (a file, for a large scope).
 
     ``scope`` is the caller's statement of what the pack covers (a JSON object, copied into the signed manifest).
     With ``checkpoint=None`` the trail is sealed and a fresh tree head signed and stored first
@@ -88,9 +117,8 @@ def build_pack(
 
     now = timezone.now().astimezone(UTC)
     generated_at, stamp = format_time(now), now.timetuple()[:6]
-    buffer = io.BytesIO()
     digests: dict[str, tuple[str, int]] = {}
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
 
         def put(name: str, data: bytes) -> None:
             zf.writestr(_info(name, stamp), data)
@@ -153,7 +181,6 @@ def build_pack(
         zf.writestr(_info(MANIFEST, stamp), manifest_bytes)
         zf.writestr(_info(SIGNATURE, stamp), _json({"key_id": key_id, "signature": signature}))
     report(100, f"pack written: {len(digests) + 2} files, {len(seqs)} events")
-    return buffer.getvalue()
 
 
 def check_member_names(files: dict[str, bytes]) -> None:

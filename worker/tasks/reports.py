@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 from collections.abc import Callable
+from typing import IO
 
 from celery import shared_task
 from django.template.loader import render_to_string
@@ -30,7 +32,7 @@ from apps.reports.certificate import ReportSignerMissing, certificate_pem
 from apps.reports.choices import ReportKind
 from apps.reports.content import release_content
 from apps.reports.models import Report
-from worker.reports.pack import build_pack
+from worker.reports.pack import write_pack
 from worker.reports.pdf import render_pdf, sign_pdf
 from worker.reports.store import store_files
 from worker.runner import JobFailed, LeaseLost, handles
@@ -38,20 +40,24 @@ from worker.runner import JobFailed, LeaseLost, handles
 logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error"
+PACK_IN_MEMORY = 32 * 1024 * 1024  # a pack larger than this is spooled to a temporary file while it is written
 
 
 class Files:
-    """The report's files as they are stored: their records, their bytes (for the report store), and a way to
-    remove them again when the report fails after storing some (nothing is left behind unreferenced)."""
+    """The report's files as they are stored: their records, their contents (bytes, or the spooled file a large
+    pack was written to) for the report store, and a way to remove them again when the report fails after
+    storing some (nothing is left behind that no report refers to)."""
 
     def __init__(self) -> None:
         self.meta: dict[str, dict] = {}
-        self.blobs: dict[str, bytes] = {}
+        self.contents: dict[str, bytes | IO[bytes]] = {}
 
-    def add(self, fmt: str, name: str, data: bytes) -> None:
-        stored = get_storage().save(io.BytesIO(data), kind="reports")
+    def add(self, fmt: str, name: str, data: bytes | IO[bytes]) -> None:
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
+        stream.seek(0)
+        stored = get_storage().save(stream, kind="reports")
         self.meta[fmt] = {"key": stored.key, "sha256": stored.sha256, "size": stored.size, "name": name}
-        self.blobs[fmt] = data
+        self.contents[fmt] = data
 
     def discard(self) -> None:
         for stored in self.meta.values():
@@ -60,6 +66,11 @@ class Files:
             except Exception:  # the report is failed either way; a leftover object is logged, not raised
                 logger.warning("could not remove %s of a failed report", stored["key"])
         self.meta.clear()
+
+    def close(self) -> None:
+        for content in self.contents.values():
+            if not isinstance(content, bytes):
+                content.close()
 
 
 def _iso(value) -> str | None:
@@ -101,6 +112,8 @@ def generate_report(job: Job, report: Callable[[int, str], None]) -> dict:
         logger.exception("report %s failed unexpectedly", row.public_id)
         services.report_failed(report_id=row.pk, reason=INTERNAL_ERROR)
         raise JobFailed(INTERNAL_ERROR)
+    finally:
+        files.close()
 
 
 def _content(row: Report, reader: Principal, head: int):
@@ -156,7 +169,10 @@ def _generate(row: Report, reader: Principal, progress, stored: Files) -> dict:
             stored.add("pdf", selectors.filename(row, "pdf"), pdf)
     if "pack" in row.formats:
         progress(60, "building the evidence pack")
-        pack = build_pack(
+        # a pack over a long period can be large: it is written to a file that stays in memory while small
+        pack = tempfile.SpooledTemporaryFile(max_size=PACK_IN_MEMORY)  # noqa: SIM115 - Files.close() closes it
+        write_pack(
+            pack,
             scope={
                 "kind": row.kind,
                 "subject": row.subject,
@@ -182,7 +198,7 @@ def _generate(row: Report, reader: Principal, progress, stored: Files) -> dict:
         stored.add("pack", selectors.filename(row, "pack"), pack)
     if row.schedule_id is not None:
         progress(96, "writing to the report store")
-        kept = store_files(row, {fmt: (f["name"], stored.blobs[fmt]) for fmt, f in stored.meta.items()})
+        kept = store_files(row, {fmt: (f["name"], stored.contents[fmt]) for fmt, f in stored.meta.items()})
         for fmt, where in kept.items():
             stored.meta[fmt].update(store=where["uri"], object_lock=where["object_lock"])
     progress(98, "recording the report")
