@@ -8,7 +8,9 @@ A subject is ``kind:key``:
 - ``release:<id>``: the request, its approvals, its deployments and their jobs;
 - ``deployment:<id>``: the deployment and its jobs;
 - ``person:<username>``: everything the person did, and every change made to their account;
-- ``token:<token id>``: everything done with the API token, and every change made to it.
+- ``token:<token id>``: everything done with the API token, and every change made to it;
+- ``team:<name>``: the team (its members, its role bindings), its service accounts, and everything about each of
+  its models and datasets (as ``model:`` finds, for every model the team owns).
 
 The audit app knows none of these objects. Each app that holds parts of a subject says which of its objects
 belong to it (``provide``, from its ``AppConfig.ready()``), in the apps' layer order, so a provider can build
@@ -27,8 +29,11 @@ from django.db.models import Q
 
 from apps.core.errors import ValidationFailed
 
-KINDS = ("model", "version", "release", "deployment", "person", "token")
-EXAMPLE = "model:credit-scoring, version:credit-scoring:3, release:<id>, deployment:<id>, person:alice, token:<id>"
+KINDS = ("model", "version", "release", "deployment", "person", "token", "team")
+EXAMPLE = (
+    "model:credit-scoring, version:credit-scoring:3, release:<id>, deployment:<id>, person:alice, token:<id>, "
+    "team:credit-risk"
+)
 
 # (kind, key, parts so far) -> adds (audit type, id) pairs to the parts
 Provider = Callable[[str, str, "Parts"], None]

@@ -17,5 +17,5 @@ def _deployments(kind: str, key: str, parts: related.Parts) -> None:
 
 
 def register() -> None:
-    for kind in ("model", "version", "release", "deployment"):
+    for kind in ("model", "version", "release", "deployment", "team"):
         related.provide(kind, _deployments)

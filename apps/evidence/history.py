@@ -12,8 +12,10 @@ from .models import EvidenceFile, EvidenceRun, FindingReview
 
 def _runs(kind: str, key: str, parts: related.Parts) -> None:
     on = Q(version_id__in=parts.ids("model_version"))
-    if kind == "model":
+    if kind in ("model", "team"):
         on |= Q(model_id__in=parts.ids("model"))
+    if kind == "team":  # the runs on the team's datasets too
+        on |= Q(dataset_id__in=parts.ids("dataset"))
     runs = list(EvidenceRun.objects.filter(on).values_list("pk", "public_id"))
     if not runs:
         return
@@ -26,3 +28,4 @@ def _runs(kind: str, key: str, parts: related.Parts) -> None:
 def register() -> None:
     related.provide("model", _runs)
     related.provide("version", _runs)
+    related.provide("team", _runs)

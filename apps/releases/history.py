@@ -23,5 +23,5 @@ def _releases(kind: str, key: str, parts: related.Parts) -> None:
 
 
 def register() -> None:
-    for kind in ("model", "version", "release"):
+    for kind in ("model", "version", "release", "team"):
         related.provide(kind, _releases)

@@ -27,7 +27,7 @@ from apps.jobs import services as jobs
 from apps.rbac import services as rbac
 from apps.registry.models import RegisteredModel
 
-from .choices import ReportFormat, ReportKind
+from .choices import ReportKind
 from .models import Report, ReportSchedule
 
 PERMISSION = "reports.schedule"
@@ -80,13 +80,6 @@ def schedule_create(
             team = Team.objects.filter(name=team_name).first()
             if team is None:
                 raise NotFound(f"No team {team_name}.")
-        if team is not None and formats in (None, "", []):
-            chosen = [ReportFormat.PDF.value]  # no evidence pack for one team's period: the default is the PDF
-        if team is not None and ReportFormat.PACK in chosen:
-            raise ValidationFailed(
-                "formats: an evidence pack covers every team's trail; schedule one without a team.",
-                errors={"formats": ["No evidence pack for one team's period."]},
-            )
         scope = team
     rbac.require(actor, PERMISSION, scope, audit_action="report_schedule.created")
     now = timezone.now()
@@ -154,7 +147,9 @@ def _run(schedule: ReportSchedule) -> Report:
     report = Report.objects.create(
         kind=schedule.kind,
         title=f"{schedule.get_kind_display()}: {what}, {since:%Y-%m-%d} to {until - timedelta(days=1):%Y-%m-%d}",
-        subject=f"model:{schedule.model.name}" if schedule.model_id else "",
+        subject=f"model:{schedule.model.name}"
+        if schedule.model_id
+        else (f"team:{schedule.team.name}" if schedule.team_id else ""),
         model=schedule.model,
         owner_team_id=schedule.model.owner_team_id if schedule.model_id else schedule.team_id,
         since=since,

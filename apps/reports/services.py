@@ -88,8 +88,8 @@ def report_request(
       auditors, and release managers in its scope).
     - ``model``: ``model_name``, optionally ``since``/``until``; needs ``reports.generate`` on the model.
     - ``period``: ``since`` and ``until``, and ``team_name`` for one team; needs ``reports.generate`` on the
-      team, or a global binding for every team. An evidence pack covers the whole installation's trail in the
-      period, so a one-team period report comes as PDF and HTML only.
+      team, or a global binding for every team. Its evidence pack holds the period's events about the team
+      (``related=team:<name>``), or every event of the period.
     - ``access_review``: ``review_id``; needs ``reports.generate`` through a global binding.
     - ``trail``: ``filters``, the audit page's filter as parameters; needs ``audit.export`` (global). Its pack
       holds every event the filter selects, with its proof.
@@ -146,13 +146,6 @@ def report_request(
             if team is None:
                 raise NotFound(f"No team {team_name}.")
         rbac.require(actor, GENERATE, team, audit_action="report.requested")
-        if team is not None and formats in (None, "", []):
-            chosen = [ReportFormat.PDF.value]  # no evidence pack for one team's period: the default is the PDF
-        if team is not None and ReportFormat.PACK in chosen:
-            raise ValidationFailed(
-                "formats: an evidence pack covers every team's trail in the period; ask for one without a team.",
-                errors={"formats": ["No evidence pack for one team's period."]},
-            )
         where = f"team {team.name}" if team else "every team"
         report = Report(
             kind=kind, title=f"Period report: {where}", subject=f"team:{team.name}" if team else "", owner_team=team

@@ -12,6 +12,7 @@ from django.test import Client
 from apps.audit import services as audit
 from apps.audit.chain import seal_pending
 from apps.audit.models import AuditEvent
+from apps.rbac import services as rbac
 from apps.registry.choices import RiskTier
 from tests.deployments.conftest import stored_version, who
 from tests.factories.registry import RegisteredModelFactory
@@ -167,3 +168,28 @@ def test_the_model_version_release_deployment_and_evidence_pages_link_to_their_h
         assert followed.status_code == 200 and "No events match" not in followed.content.decode(), path
         # someone who may not read the trail is not shown the link
         assert 'id="history-link"' not in officer_without_trail.get(path).content.decode(), path
+
+
+def test_a_teams_story_holds_its_models_members_and_bindings_and_nothing_of_another_team(
+    auditor_api, story, release, team, other_team, make_user, system
+):
+    from apps.accounts import services as accounts
+
+    # given: a member joins the team, a role is bound on it, and another team has a model of its own
+    member = make_user(username="newcomer")
+    with transaction.atomic():
+        accounts.team_member_add(actor=system, team=team, user=member)
+    binding = rbac.role_grant(actor=system, subject=member, role="viewer", team=team)
+    other = RegisteredModelFactory(name="marketing-mix", owner_team=other_team, data_categories=[])
+    with transaction.atomic():
+        audit.record(action="model.updated", target=other, actor=system, after={"x": 1})
+    # when an auditor asks for everything about the team
+    events = _events(auditor_api, related=f"team:{team.name}")
+    about = _about(events)
+    # then both of its models' stories are there, its member joining and the binding on it
+    assert ("release", str(release.public_id)) in about and ("release", str(story["fraud_release"].public_id)) in about
+    assert ("deployment", str(story["fraud_deployment"].public_id)) in about
+    assert {"team.member_added", "role_binding.created"} <= {e["action"] for e in events}
+    assert ("role_binding", str(binding.pk)) in about
+    # and nothing of the other team's model
+    assert ("model", str(other.pk)) not in about

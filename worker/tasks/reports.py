@@ -134,7 +134,9 @@ def _content(row: Report, reader: Principal, head: int):
         scope = EventFilter(target_type="access_review", target_id=str(review.public_id))
         return "reports/access_review_report.html", content, scope
     content = overviews.period_content(reader=reader, team=row.owner_team, since=row.since, until=row.until)
-    return "reports/period_report.html", content, EventFilter(since=row.since, until=row.until)
+    # one team's period: the events about the team (its models, datasets, members and bindings); else every event
+    related = f"team:{row.owner_team.name}" if row.owner_team_id else ""
+    return "reports/period_report.html", content, EventFilter(related=related, since=row.since, until=row.until)
 
 
 def _generate(row: Report, reader: Principal, progress, stored: Files) -> dict:

@@ -36,7 +36,8 @@ FILTER_PARAMETERS = [
         str,
         description="Everything about one subject: `model:<name>` (its versions, evidence, releases, approvals, "
         "deployments and their jobs), `version:<model>:<number>`, `release:<id>`, `deployment:<id>`, "
-        "`person:<username>` (what they did, and changes to their account), `token:<token id>`. "
+        "`person:<username>` (what they did, and changes to their account), `token:<token id>`, `team:<name>` (its "
+        "members, bindings, service accounts, models and datasets). "
         "An unknown subject is a 400.",
     ),
     OpenApiParameter("since", str, description="ISO 8601 date-time or date, inclusive; a date means its start."),
