@@ -153,6 +153,9 @@ class ReportSchedule(models.Model):
     formats = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)
     next_run_at = models.DateTimeField(db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )  # its reports read as this person may see (a report never shows more than its owner could)
     created_by_name = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

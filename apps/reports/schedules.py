@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Team
+from apps.accounts.principals import principal_for_user
 from apps.audit import services as audit
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.principals import Principal
@@ -90,6 +91,7 @@ def schedule_create(
         model=model,
         formats=chosen,
         next_run_at=next_start(cadence, period_start(cadence, now)),
+        created_by_id=actor.id if actor.kind == "user" else None,
         created_by_name=actor.name,
     )
     audit.record(
@@ -125,17 +127,35 @@ def schedules_run_due(*, now: datetime | None = None) -> list[Report]:
         with transaction.atomic():
             schedule = (
                 ReportSchedule.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("team", "model")
+                .select_related("team", "model", "created_by")
                 .filter(enabled=True, next_run_at__lte=now)
                 .order_by("next_run_at", "id")
                 .first()
             )
             if schedule is None:
                 return made
-            made.append(_run(schedule))
+            report = _run(schedule)
+            if report is not None:
+                made.append(report)
 
 
-def _run(schedule: ReportSchedule) -> Report:
+def _run(schedule: ReportSchedule) -> Report | None:
+    """The report of the period that just ended, read as the schedule's owner may see it.
+
+    A schedule whose owner is gone or deactivated stops (``report_schedule.disabled``): a report read with
+    nobody's access would hold nothing, and one read with everyone's would show more than anyone asked for.
+    """
+    owner = schedule.created_by
+    if owner is None or not owner.is_active:
+        schedule.enabled = False
+        schedule.save(update_fields=["enabled"])
+        audit.record(
+            action="report_schedule.disabled",
+            actor=Principal.system("schedule"),
+            target=schedule,
+            reason="its owner's account is gone or deactivated; a compliance officer schedules it again",
+        )
+        return None
     until = schedule.next_run_at
     since = previous_start(schedule.cadence, until)
     what = (
@@ -158,7 +178,8 @@ def _run(schedule: ReportSchedule) -> Report:
         requested_by_name=f"schedule {schedule.public_id}",
         schedule=schedule,
     )
-    report.job = jobs.job_enqueue(kind="reports.generate", target=report, params={"report_id": report.pk}, actor=system)
+    reader = principal_for_user(owner)
+    report.job = jobs.job_enqueue(kind="reports.generate", target=report, params={"report_id": report.pk}, actor=reader)
     report.save(update_fields=["job"])
     audit.record(
         action="report.requested",

@@ -20,12 +20,25 @@ import pytest
 
 from apps.accounts.principals import principal_for_user
 from apps.audit import checkpoints
+from apps.audit.models import AuditEvent
+from apps.core.principals import Principal
 from apps.notifications import services as notifications
 from apps.notifications.models import WebhookDelivery
 from apps.reports import schedules
 from apps.reports.certificate import load_report_signer
 from apps.reports.models import Report, ReportSchedule
 from tests.registry.fixtures import s3  # noqa: F401 - the S3 server of the storage tests
+from tests.releases.conftest import (  # noqa: F401 - fixtures shared with the release tests
+    author,
+    decided,
+    model,
+    production,
+    request_release,
+    requester,
+    reviewer,
+    staging,
+)
+from tests.reports.conftest import approved  # noqa: F401 - an approved release with real evidence
 from worker.runner import run_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -119,3 +132,23 @@ def test_on_s3_with_object_lock_the_report_cannot_be_deleted(officer, s3, settin
     with pytest.raises(Exception, match="AccessDenied|locked|retention|WORM"):
         s3.client.delete_object(Bucket=bucket, Key=key, VersionId=version)
     assert Report.objects.filter(schedule=schedule).count() == 1
+
+
+def test_a_scheduled_report_reads_as_its_owner_and_stops_when_the_owner_is_gone(officer, approved, make_user):
+    """The report is read as the person who scheduled it may see: never with nobody's access (an empty
+    report) nor everyone's. When that person is deactivated the schedule stops, and says so on the trail."""
+    from apps.reports import overviews
+
+    schedule = schedules.schedule_create(actor=principal_for_user(officer), kind="period", cadence="monthly")
+    [report] = schedules.schedules_run_due(now=schedule.next_run_at)
+    assert report.job.principal["name"] == "cleo"
+    reader = Principal.from_dict(report.job.principal)
+    content = overviews.period_content(reader=reader, team=None, since=report.since, until=report.until)
+    assert [r["id"] for r in content.context["releases"]] == [str(approved.public_id)]
+    # when the owner leaves
+    officer.is_active = False
+    officer.save(update_fields=["is_active"])
+    assert schedules.schedules_run_due(now=schedules.next_start("monthly", schedule.next_run_at)) == []
+    schedule.refresh_from_db()
+    assert schedule.enabled is False
+    assert AuditEvent.objects.filter(action="report_schedule.disabled", target_id=str(schedule.public_id)).exists()

@@ -428,7 +428,7 @@ def team_schedule(w: World):
     from apps.reports.models import ReportSchedule
 
     return ReportSchedule.objects.create(
-        kind="period", cadence="monthly", team=w.team, formats=["pdf"], next_run_at=timezone.now()
+        kind="period", cadence="monthly", team=w.team, formats=["pdf"], next_run_at=timezone.now(), created_by=w.admin
     )
 
 
