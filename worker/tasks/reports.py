@@ -107,6 +107,10 @@ def generate_report(job: Job, report: Callable[[int, str], None]) -> dict:
         files.discard()
         services.report_failed(report_id=row.pk, reason=str(exc))
         return {"status": "failed", "reason": str(exc)}
+    except JobFailed as exc:  # a reason meant for people (an empty trail)
+        files.discard()
+        services.report_failed(report_id=row.pk, reason=str(exc))
+        raise
     except Exception:
         files.discard()
         logger.exception("report %s failed unexpectedly", row.public_id)
