@@ -159,16 +159,8 @@ def check_downloadable(obj: ModelVersion | Dataset) -> None:
 
 def link_issue(*, actor: Principal, obj: ModelVersion | Dataset) -> DownloadLink:
     """Sign a link to the object's bytes for ``actor`` alone, valid for ``ASSAY_DOWNLOAD_LINK_SECONDS``."""
-    expires_at = timezone.now().replace(microsecond=0) + timedelta(seconds=settings.ASSAY_DOWNLOAD_LINK_SECONDS)
     kind = VERSION if isinstance(obj, ModelVersion) else DATASET
-    payload = {
-        "o": kind,
-        "i": obj.pk,
-        "p": [actor.kind, actor.id],
-        "h": obj.sha256,
-        "e": int(expires_at.timestamp()),
-    }
-    token = signing.dumps(payload, salt=_SALT, compress=True)
+    token, expires_at = sign_link({"o": kind, "i": obj.pk, "p": [actor.kind, actor.id], "h": obj.sha256}, salt=_SALT)
     return DownloadLink(
         url=reverse("api:registry-download", kwargs={"token": token}),
         expires_at=expires_at,
@@ -178,12 +170,33 @@ def link_issue(*, actor: Principal, obj: ModelVersion | Dataset) -> DownloadLink
     )
 
 
-def _read_link(token: str) -> dict:
+def sign_link(payload: dict, *, salt: str) -> tuple[str, datetime]:
+    """A signed, compressed token carrying ``payload`` and an expiry ``ASSAY_DOWNLOAD_LINK_SECONDS`` from now.
+
+    Shared by every download of the control plane (artifacts and datasets here, report files in
+    ``apps.reports``), each with its own ``salt`` so a token of one kind is never read as another's.
+    """
+    expires_at = timezone.now().replace(microsecond=0) + timedelta(seconds=settings.ASSAY_DOWNLOAD_LINK_SECONDS)
+    return signing.dumps({**payload, "e": int(expires_at.timestamp())}, salt=salt, compress=True), expires_at
+
+
+def open_link(token: str, *, salt: str) -> dict:
+    """The payload of a token ``sign_link`` made with ``salt``: ``LinkInvalid`` when altered or malformed,
+    ``LinkExpired`` past its expiry. The caller checks what the payload names."""
     try:
-        payload = signing.loads(token, salt=_SALT)
+        payload = signing.loads(token, salt=salt)
     except (signing.BadSignature, ValueError, TypeError):
         raise LinkInvalid("This download link is not valid: it was altered or is incomplete. Ask for a new one.")
-    if not isinstance(payload, dict) or payload.get("o") not in (VERSION, DATASET):
+    if not isinstance(payload, dict) or not isinstance(payload.get("e"), int):
+        raise LinkInvalid("This download link is not valid. Ask for a new one.")
+    if datetime.fromtimestamp(payload["e"], tz=UTC) <= timezone.now():
+        raise LinkExpired("This download link has expired (links are valid for a few minutes). Ask for a new one.")
+    return payload
+
+
+def _read_link(token: str) -> dict:
+    payload = open_link(token, salt=_SALT)
+    if payload.get("o") not in (VERSION, DATASET):
         raise LinkInvalid("This download link is not valid. Ask for a new one.")
     return payload
 
@@ -201,8 +214,6 @@ def download_open(*, actor: Principal, token: str) -> Download:
     The permission is checked again now, so a role revoked after the link was issued stops it.
     """
     payload = _read_link(token)
-    if datetime.fromtimestamp(payload["e"], tz=UTC) <= timezone.now():
-        raise LinkExpired("This download link has expired (links are valid for a few minutes). Ask for a new one.")
     obj = _target(payload)
     if obj is None:
         raise LinkInvalid("This download link names an object that no longer exists.")

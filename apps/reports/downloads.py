@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
-from django.core import signing
-from django.utils import timezone
 
 from apps.core.errors import Denied
 from apps.core.principals import Principal
 from apps.core.storage import get_storage
 from apps.rbac import services as rbac
-from apps.registry.downloads import LinkExpired, LinkInvalid, verified_chunks
+from apps.registry.downloads import LinkInvalid, open_link, verified_chunks
 
 from .choices import ReportFormat
 from .models import Report
@@ -45,14 +41,9 @@ class ReportDownload:
 
 def report_download_open(*, actor: Principal, token: str) -> ReportDownload:
     """Follow a download link: check it and the permission again, then stream the verified bytes (a read)."""
-    try:
-        payload = signing.loads(token, salt=SALT)
-    except (signing.BadSignature, ValueError, TypeError):
-        raise LinkInvalid("This download link is not valid: it was altered or is incomplete. Ask for a new one.")
-    if not isinstance(payload, dict) or payload.get("f") not in ReportFormat.values:
+    payload = open_link(token, salt=SALT)
+    if payload.get("f") not in ReportFormat.values:
         raise LinkInvalid("This download link is not valid. Ask for a new one.")
-    if datetime.fromtimestamp(payload["e"], tz=UTC) <= timezone.now():
-        raise LinkExpired("This download link has expired (links are valid for a few minutes). Ask for a new one.")
     report = Report.objects.select_related("release").filter(pk=payload["r"]).first()
     if report is None:
         raise LinkInvalid("This download link names a report that no longer exists.")

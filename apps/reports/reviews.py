@@ -126,12 +126,15 @@ def access_review_start(*, actor: Principal, team_name: str = "", title: str = "
     return review
 
 
-def _open_review(review_id: Any) -> AccessReview:
+def _public_id(review_id: Any) -> uuid.UUID:
     try:
-        public_id = uuid.UUID(str(review_id))
+        return uuid.UUID(str(review_id))
     except ValueError:
         raise NotFound("No such access review.") from None
-    review = AccessReview.objects.select_for_update().filter(public_id=public_id).first()
+
+
+def _open_review(review_id: Any) -> AccessReview:
+    review = AccessReview.objects.select_for_update().filter(public_id=_public_id(review_id)).first()
     if review is None:
         raise NotFound("No such access review.")
     if review.status != "open":
@@ -221,11 +224,7 @@ def review_list(*, actor: Principal):
 def review_get(*, actor: Principal, review_id: Any) -> AccessReview:
     if not can_read(actor):
         rbac.require(actor, PERMISSION, audit_action="access_review.denied")
-    try:
-        public_id = uuid.UUID(str(review_id))
-    except ValueError:
-        raise NotFound("No such access review.") from None
-    review = AccessReview.objects.select_related("team").filter(public_id=public_id).first()
+    review = AccessReview.objects.select_related("team").filter(public_id=_public_id(review_id)).first()
     if review is None:
         raise NotFound("No such access review.")
     return review

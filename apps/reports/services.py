@@ -12,11 +12,8 @@ records ``report.downloaded`` and signs a short-lived link for that principal al
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
-from django.core import signing
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -29,7 +26,7 @@ from apps.core.principals import Principal
 from apps.jobs import events as named_events
 from apps.jobs import services as jobs
 from apps.rbac import services as rbac
-from apps.registry.downloads import DownloadLink
+from apps.registry.downloads import DownloadLink, sign_link
 from apps.registry.models import RegisteredModel
 from apps.releases import selectors as releases
 
@@ -52,7 +49,7 @@ class ReportNotReady(Conflict):
     title = "Report not ready"
 
 
-def _formats(formats: Any) -> list[str]:
+def chosen_formats(formats: Any) -> list[str]:
     if formats in (None, "", []):
         return list(DEFAULT_FORMATS)
     if isinstance(formats, str):
@@ -96,7 +93,7 @@ def report_request(
 
     A subject the actor cannot see is a 404; a bad value a 400 naming the field.
     """
-    chosen = _formats(formats)
+    chosen = chosen_formats(formats)
     if kind == ReportKind.RELEASE:
         return _release_report(actor=actor, release_id=release_id, formats=chosen)
     if kind == ReportKind.ACCESS_REVIEW:
@@ -312,10 +309,8 @@ def report_download_start(*, actor: Principal, report_id: Any, fmt: str) -> Down
         after={"format": fmt, "sha256": stored["sha256"]},
         artifact_sha256=stored["sha256"],
     )
-    expires_at = timezone.now().replace(microsecond=0) + timedelta(seconds=settings.ASSAY_DOWNLOAD_LINK_SECONDS)
     payload = {"r": report.pk, "f": fmt, "p": [actor.kind, actor.id], "h": stored["sha256"]}
-    payload["e"] = int(expires_at.timestamp())
-    token = signing.dumps(payload, salt=SALT, compress=True)
+    token, expires_at = sign_link(payload, salt=SALT)
     return DownloadLink(
         url=reverse("api:report-file", kwargs={"token": token}),
         expires_at=expires_at,
