@@ -61,13 +61,13 @@ def schedule_create(
     *, actor: Principal, kind: str, cadence: str, team_name: str = "", model_name: str = "", formats: Any = None
 ) -> ReportSchedule:
     """Schedule a period or model report every week or month. Records ``report_schedule.created``."""
-    from .services import chosen_formats
+    from .services import _formats
 
     if kind not in (ReportKind.PERIOD, ReportKind.MODEL):
         raise ValidationFailed("kind: period or model.", errors={"kind": ["Only period and model reports repeat."]})
     if cadence not in CADENCES:
         raise ValidationFailed("cadence: weekly or monthly.", errors={"cadence": ["Choose weekly or monthly."]})
-    chosen = chosen_formats(formats)
+    chosen = _formats(formats)
     team = model = None
     if kind == ReportKind.MODEL:
         if not model_name:

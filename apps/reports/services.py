@@ -49,7 +49,7 @@ class ReportNotReady(Conflict):
     title = "Report not ready"
 
 
-def chosen_formats(formats: Any) -> list[str]:
+def _formats(formats: Any) -> list[str]:
     if formats in (None, "", []):
         return list(DEFAULT_FORMATS)
     if isinstance(formats, str):
@@ -93,7 +93,7 @@ def report_request(
 
     A subject the actor cannot see is a 404; a bad value a 400 naming the field.
     """
-    chosen = chosen_formats(formats)
+    chosen = _formats(formats)
     if kind == ReportKind.RELEASE:
         return _release_report(actor=actor, release_id=release_id, formats=chosen)
     if kind == ReportKind.ACCESS_REVIEW:
